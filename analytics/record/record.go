@@ -1,0 +1,138 @@
+// Package record defines the call record: one per ingress request and per
+// activity attempt, streamed through Kafka into ClickHouse.
+//
+// The JSON form is the wire format (documented in docs/ANALYTICS.md). It is
+// versioned by SchemaVersion; consumers accept every version they know and
+// send the rest to the dead-letter topic.
+package record
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// SchemaVersion is the version of the wire format written by this code.
+const SchemaVersion = 1
+
+// Kind is what was called.
+type Kind string
+
+// Kinds of call.
+const (
+	KindIngress  Kind = "ingress"
+	KindHTTP     Kind = "http"
+	KindModel    Kind = "model"
+	KindApproval Kind = "approval"
+	KindMCP      Kind = "mcp"
+)
+
+// Outcome is how a call ended.
+type Outcome string
+
+// Outcomes.
+const (
+	OutcomeOK        Outcome = "ok"
+	OutcomeError     Outcome = "error"
+	OutcomeTimeout   Outcome = "timeout"
+	OutcomeRejected  Outcome = "rejected"
+	OutcomeCancelled Outcome = "cancelled"
+)
+
+// MaxErrorMessage is the length error messages are truncated to.
+const MaxErrorMessage = 1024
+
+// Record is one call. Zero values mean "not applicable" (e.g. Tokens for an
+// HTTP call).
+type Record struct {
+	Schema int `json:"schema"`
+	// ID is a UUIDv7: unique, and time-ordered so inserts stay sorted.
+	ID string `json:"id"`
+	// TS is when the call started, in Unix milliseconds.
+	TS         int64   `json:"ts"`
+	Tenant     string  `json:"tenant"`
+	KeyID      string  `json:"key_id,omitempty"`
+	Kind       Kind    `json:"kind"`
+	Target     string  `json:"target"`
+	WorkflowID string  `json:"workflow_id,omitempty"`
+	RunID      string  `json:"run_id,omitempty"`
+	Definition string  `json:"definition,omitempty"`
+	Version    string  `json:"version,omitempty"`
+	StepID     string  `json:"step_id,omitempty"`
+	Attempt    int32   `json:"attempt,omitempty"`
+	StatusCode int32   `json:"status_code,omitempty"`
+	Outcome    Outcome `json:"outcome"`
+	LatencyMS  float64 `json:"latency_ms"`
+	ReqBytes   int64   `json:"request_bytes,omitempty"`
+	RespBytes  int64   `json:"response_bytes,omitempty"`
+	TokensIn   int64   `json:"tokens_in,omitempty"`
+	TokensOut  int64   `json:"tokens_out,omitempty"`
+	// CostUSD is the cost of the call in US dollars, when known.
+	CostUSD    float64           `json:"cost_usd,omitempty"`
+	ErrorClass string            `json:"error_class,omitempty"`
+	ErrorMsg   string            `json:"error_message,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// New returns a record of the given kind started at start, with a fresh id
+// and the current schema version.
+func New(kind Kind, start time.Time) Record {
+	return Record{
+		Schema: SchemaVersion,
+		ID:     NewID(),
+		TS:     start.UnixMilli(),
+		Kind:   kind,
+	}
+}
+
+// NewID returns a new UUIDv7 string.
+func NewID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only if the system's random source fails; fall back
+		// to a v4 id, still unique.
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// SetError fills the error fields, truncating the message.
+func (r *Record) SetError(class string, err error) {
+	if err == nil {
+		return
+	}
+	r.ErrorClass = class
+	r.ErrorMsg = Truncate(err.Error(), MaxErrorMessage)
+}
+
+// Truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// Validate reports the first reason the record cannot be stored.
+func (r *Record) Validate() error {
+	switch {
+	case r.Schema < 1 || r.Schema > SchemaVersion:
+		return fmt.Errorf("unsupported schema version %d", r.Schema)
+	case r.ID == "":
+		return fmt.Errorf("missing id")
+	case r.TS <= 0:
+		return fmt.Errorf("missing ts")
+	case r.Kind == "":
+		return fmt.Errorf("missing kind")
+	case r.Outcome == "":
+		return fmt.Errorf("missing outcome")
+	}
+	if _, err := uuid.Parse(r.ID); err != nil {
+		return fmt.Errorf("id %q: %w", r.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/gateflow/gateflow/workflows"
+)
+
+// envPrefix prefixes the environment variable of every flag: --temporal-host
+// is also GATEFLOW_TEMPORAL_HOST. A flag given on the command line wins.
+const envPrefix = "GATEFLOW_"
+
+// envName returns the environment variable bound to a flag.
+func envName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// applyEnv sets every flag of cmd not given on the command line from its
+// GATEFLOW_* variable, refusing bad values with the variable's name.
+func applyEnv(cmd *cobra.Command) error {
+	var errs []error
+	apply := func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		v, ok := os.LookupEnv(envName(f.Name))
+		if !ok {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			return
+		}
+		f.Changed = true
+	}
+	cmd.Flags().VisitAll(apply)
+	cmd.InheritedFlags().VisitAll(apply)
+	return errors.Join(errs...)
+}
+
+// logConfig selects the process logger.
+type logConfig struct {
+	Level  string
+	Format string
+}
+
+func (c *logConfig) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.Format, "log-format", "text", "log format: text or json")
+}
+
+func (c logConfig) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.Level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.Format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", c.Format)
+	}
+}
+
+// tlsConfig is the client TLS settings shared by every connection kind.
+type tlsConfig struct {
+	Enabled    bool
+	CAFile     string
+	CertFile   string
+	KeyFile    string
+	ServerName string
+}
+
+func (c *tlsConfig) bind(fs *pflag.FlagSet, prefix, what string) {
+	fs.BoolVar(&c.Enabled, prefix+"-tls", false, "use TLS to "+what)
+	fs.StringVar(&c.CAFile, prefix+"-tls-ca", "", "CA bundle (PEM) to verify "+what)
+	fs.StringVar(&c.CertFile, prefix+"-tls-cert", "", "client certificate (PEM) for "+what)
+	fs.StringVar(&c.KeyFile, prefix+"-tls-key", "", "client key (PEM) for "+what)
+	fs.StringVar(&c.ServerName, prefix+"-tls-server-name", "", "server name expected from "+what)
+}
+
+// build returns nil when TLS is off.
+func (c tlsConfig) build(prefix string) (*tls.Config, error) {
+	if !c.Enabled && c.CAFile == "" && c.CertFile == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.ServerName}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-tls-ca: %w", prefix, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--%s-tls-ca %s: no PEM certificate found", prefix, c.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return nil, fmt.Errorf("--%s-tls-cert and --%s-tls-key go together", prefix, prefix)
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--%s-tls-cert/key: %w", prefix, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// temporalConfig locates the Temporal frontend.
+type temporalConfig struct {
+	HostPort  string
+	Namespace string
+	TaskQueue string
+	APIKey    string
+	TLS       tlsConfig
+}
+
+func (c *temporalConfig) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.HostPort, "temporal-host", "127.0.0.1:7233", "Temporal frontend host:port")
+	fs.StringVar(&c.Namespace, "temporal-namespace", "default", "Temporal namespace")
+	fs.StringVar(&c.TaskQueue, "temporal-task-queue", workflows.DefaultTaskQueue, "task queue of orchestrations")
+	fs.StringVar(&c.APIKey, "temporal-api-key", "", "Temporal Cloud API key (prefer the env variable)")
+	c.TLS.bind(fs, "temporal", "Temporal")
+}
+
+func (c temporalConfig) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.HostPort); err != nil {
+		errs = append(errs, fmt.Errorf("--temporal-host %q: want host:port", c.HostPort))
+	}
+	if c.Namespace == "" {
+		errs = append(errs, errors.New("--temporal-namespace: must not be empty"))
+	}
+	if c.TaskQueue == "" {
+		errs = append(errs, errors.New("--temporal-task-queue: must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// dial connects to Temporal and checks that the namespace answers.
+func (c temporalConfig) dial(ctx context.Context, log *slog.Logger) (client.Client, error) {
+	tlsCfg, err := c.TLS.build("temporal")
+	if err != nil {
+		return nil, err
+	}
+	opts := client.Options{
+		HostPort:          c.HostPort,
+		Namespace:         c.Namespace,
+		Logger:            tlog.NewStructuredLogger(log.With("component", "temporal-client")),
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
+	}
+	if c.APIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
+	}
+	cl, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.HostPort, c.Namespace, err)
+	}
+	return cl, nil
+}
+
+// kafkaConfig locates the Kafka cluster and the call-record topics.
+type kafkaConfig struct {
+	Brokers       []string
+	Topic         string
+	DLQTopic      string
+	SASLMechanism string
+	SASLUser      string
+	SASLPassword  string
+	TLS           tlsConfig
+}
+
+func (c *kafkaConfig) bind(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&c.Brokers, "kafka-brokers", []string{"127.0.0.1:9092"}, "Kafka bootstrap brokers (comma separated)")
+	fs.StringVar(&c.Topic, "kafka-topic", "gateflow.calls", "topic of call records")
+	fs.StringVar(&c.DLQTopic, "kafka-dlq-topic", "gateflow.calls.dlq", "dead-letter topic for records that cannot be stored")
+	fs.StringVar(&c.SASLMechanism, "kafka-sasl-mechanism", "", "SASL mechanism: plain, scram-sha-256 or scram-sha-512 (empty: none)")
+	fs.StringVar(&c.SASLUser, "kafka-sasl-user", "", "SASL user")
+	fs.StringVar(&c.SASLPassword, "kafka-sasl-password", "", "SASL password (prefer the env variable)")
+	c.TLS.bind(fs, "kafka", "Kafka")
+}
+
+func (c kafkaConfig) validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("--kafka-brokers: at least one broker is needed"))
+	}
+	for _, b := range c.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			errs = append(errs, fmt.Errorf("--kafka-brokers %q: want host:port", b))
+		}
+	}
+	if c.Topic == "" {
+		errs = append(errs, errors.New("--kafka-topic: must not be empty"))
+	}
+	if c.DLQTopic == "" || c.DLQTopic == c.Topic {
+		errs = append(errs, errors.New("--kafka-dlq-topic: must be set and differ from --kafka-topic"))
+	}
+	if _, err := c.mechanism(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c kafkaConfig) mechanism() (sasl.Mechanism, error) {
+	switch strings.ToLower(c.SASLMechanism) {
+	case "":
+		return nil, nil
+	case "plain":
+		return plain.Mechanism{Username: c.SASLUser, Password: c.SASLPassword}, nil
+	case "scram-sha-256":
+		return scram.Mechanism(scram.SHA256, c.SASLUser, c.SASLPassword)
+	case "scram-sha-512":
+		return scram.Mechanism(scram.SHA512, c.SASLUser, c.SASLPassword)
+	default:
+		return nil, fmt.Errorf("--kafka-sasl-mechanism %q: want plain, scram-sha-256 or scram-sha-512", c.SASLMechanism)
+	}
+}
+
+// transport is used by writers and admin calls.
+func (c kafkaConfig) transport() (*kafka.Transport, error) {
+	mech, err := c.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := c.TLS.build("kafka")
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Transport{SASL: mech, TLS: tlsCfg, DialTimeout: 5 * time.Second, ClientID: "gateflow"}, nil
+}
+
+// dialer is used by readers (kafka-go readers take a Dialer, not a Transport).
+func (c kafkaConfig) dialer() (*kafka.Dialer, error) {
+	mech, err := c.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := c.TLS.build("kafka")
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Dialer{SASLMechanism: mech, TLS: tlsCfg, Timeout: 5 * time.Second, DualStack: true, ClientID: "gateflow"}, nil
+}
+
+// clickhouseConfig locates ClickHouse.
+type clickhouseConfig struct {
+	DSN string
+}
+
+func (c *clickhouseConfig) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.DSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/default", "ClickHouse DSN (clickhouse://user:pass@host:9000/db?secure=true)")
+}
+
+func (c clickhouseConfig) validate() error {
+	if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
+		return fmt.Errorf("--clickhouse-dsn: %w", err)
+	}
+	return nil
+}
+
+// open returns a pooled native-protocol connection; it does not check that
+// the server answers (callers Ping when they need to).
+func (c clickhouseConfig) open() (driver.Conn, error) {
+	opts, err := clickhouse.ParseDSN(c.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("--clickhouse-dsn: %w", err)
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open ClickHouse %v: %w", opts.Addr, err)
+	}
+	return conn, nil
+}
