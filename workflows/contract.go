@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
 
@@ -50,23 +51,13 @@ const (
 	MemoSubmittedBy = "submitted_by"
 )
 
-// RunMeta describes who started an orchestration and why. It is copied into
-// every call record the orchestration produces.
-type RunMeta struct {
-	Tenant      string            `json:"tenant"`
-	KeyID       string            `json:"key_id,omitempty"`
-	SubmittedBy string            `json:"submitted_by,omitempty"`
-	RequestID   string            `json:"request_id,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-}
-
 // OrchestrationInput starts the generic orchestration workflow. The
 // definition is copied in at start so that later edits or newly published
 // versions never change a running orchestration.
 type OrchestrationInput struct {
 	Definition definition.Definition `json:"definition"`
 	Input      json.RawMessage       `json:"input,omitempty"`
-	Meta       RunMeta               `json:"meta"`
+	Meta       activities.RunMeta    `json:"meta"`
 	// Carry is set only by continue-as-new: the state accumulated by earlier
 	// runs of the same orchestration.
 	Carry *Carry `json:"carry,omitempty"`
@@ -139,10 +130,7 @@ type StepStatus struct {
 }
 
 // Approvers names who may decide an approval step.
-type Approvers struct {
-	Roles []string `json:"roles,omitempty" yaml:"roles,omitempty"`
-	Users []string `json:"users,omitempty" yaml:"users,omitempty"`
-}
+type Approvers = definition.Approvers
 
 // PendingApproval is an approval step waiting for decisions.
 type PendingApproval struct {
