@@ -1,0 +1,310 @@
+package spool
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+func entry(i int) Entry {
+	return Entry{Key: fmt.Appendf(nil, "k%d", i%7), Value: fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", i%50))}
+}
+
+// drain reads and acknowledges everything, returning the values in order.
+func drain(t *testing.T, s *Spool, chunk int) []string {
+	t.Helper()
+	var out []string
+	for {
+		b, err := s.Peek(chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Entries) == 0 && b.count == 0 {
+			return out
+		}
+		for _, e := range b.Entries {
+			out = append(out, string(e.Key)+"|"+string(e.Value))
+		}
+		if err := s.Ack(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func want(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		e := entry(i)
+		out = append(out, string(e.Key)+"|"+string(e.Value))
+	}
+	return out
+}
+
+func open(t testing.TB, dir string, seg, max int64, drops *atomic.Int64) *Spool {
+	t.Helper()
+	s, err := Open(Options{Dir: dir, SegmentBytes: seg, MaxBytes: max, OnDrop: func(n int64, reason string) {
+		if drops != nil {
+			drops.Add(n)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestOrderAcrossSegmentsAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1024, 1<<20, nil)
+	for i := range 500 {
+		if err := s.Append(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Append(entry(500), entry(501), entry(502)); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 503 {
+		t.Fatalf("Len %d", s.Len())
+	}
+	// Read part, then restart: the rest comes back in order, once.
+	first := drain1(t, s, 100)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, 1024, 1<<20, nil)
+	defer s.Close()
+	if s.Len() != 403 {
+		t.Fatalf("Len after restart %d", s.Len())
+	}
+	got := append(first, drain(t, s, 37)...)
+	if !slices.Equal(got, want(0, 503)) {
+		t.Fatalf("order or content differ: got %d entries", len(got))
+	}
+	if s.Len() != 0 || s.Bytes() != 0 {
+		t.Fatalf("not empty: %d records %d bytes", s.Len(), s.Bytes())
+	}
+	// Appends after draining still work.
+	if err := s.Append(entry(1000)); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, s, 10); !slices.Equal(got, want(1000, 1001)) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+// drain1 acknowledges exactly n entries (n must be reachable).
+func drain1(t *testing.T, s *Spool, n int) []string {
+	t.Helper()
+	var out []string
+	for len(out) < n {
+		b, err := s.Peek(n - len(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range b.Entries {
+			out = append(out, string(e.Key)+"|"+string(e.Value))
+		}
+		if err := s.Ack(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func TestUnackedPeekIsReplayed(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20, 1<<30, nil)
+	for i := range 10 {
+		_ = s.Append(entry(i))
+	}
+	b, _ := s.Peek(5)
+	if len(b.Entries) != 5 {
+		t.Fatalf("peek %d", len(b.Entries))
+	}
+	// Not acknowledged (Kafka write failed): the same entries come again.
+	if got := drain(t, s, 100); !slices.Equal(got, want(0, 10)) {
+		t.Fatalf("got %v", got)
+	}
+	_ = s.Close()
+}
+
+func TestDropOldestWhenFull(t *testing.T) {
+	dir := t.TempDir()
+	var drops atomic.Int64
+	// ~60-110 byte frames, 2 KiB segments, 8 KiB bound.
+	s := open(t, dir, 2048, 8192, &drops)
+	defer s.Close()
+	const n = 2000
+	for i := range n {
+		if err := s.Append(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+		if s.Bytes() > 8192 {
+			t.Fatalf("bound exceeded: %d bytes", s.Bytes())
+		}
+	}
+	if drops.Load() == 0 {
+		t.Fatal("nothing dropped")
+	}
+	got := drain(t, s, 1000)
+	if int64(len(got))+drops.Load() != n {
+		t.Fatalf("kept %d + dropped %d != %d", len(got), drops.Load(), n)
+	}
+	// What is kept is the newest records, in order.
+	if !slices.Equal(got, want(n-len(got), n)) {
+		t.Fatalf("kept records are not the newest in order")
+	}
+}
+
+func TestDropWhileReading(t *testing.T) {
+	dir := t.TempDir()
+	var drops atomic.Int64
+	s := open(t, dir, 1024, 4096, &drops)
+	defer s.Close()
+	for i := range 30 {
+		_ = s.Append(entry(i))
+	}
+	b, _ := s.Peek(5)
+	// The segment being read is dropped before the ack.
+	for i := 30; i < 300; i++ {
+		_ = s.Append(entry(i))
+	}
+	if err := s.Ack(b); err != nil {
+		t.Fatal(err)
+	}
+	got := drain(t, s, 1000)
+	if int64(len(got))+drops.Load() != 300 {
+		t.Fatalf("kept %d + dropped %d != 300", len(got), drops.Load())
+	}
+}
+
+func TestPartialLastWriteIsTruncated(t *testing.T) {
+	for _, cut := range []int{1, 4, 7, 9, 20} {
+		t.Run(fmt.Sprint("cut", cut), func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir, 1<<20, 1<<30, nil)
+			for i := range 20 {
+				_ = s.Append(entry(i))
+			}
+			_ = s.Close()
+			// Simulate a crash in the middle of the last frame.
+			segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+			last := segs[len(segs)-1]
+			e := entry(19)
+			frame := int64(frameHeader + 1 + len(e.Key) + len(e.Value))
+			st, _ := os.Stat(last)
+			if err := os.Truncate(last, st.Size()-frame+int64(cut)); err != nil {
+				t.Fatal(err)
+			}
+			s = open(t, dir, 1<<20, 1<<30, nil)
+			defer s.Close()
+			if s.Len() != 19 {
+				t.Fatalf("Len %d, want 19", s.Len())
+			}
+			if got := drain(t, s, 100); !slices.Equal(got, want(0, 19)) {
+				t.Fatalf("got %d entries", len(got))
+			}
+			// Writing after the repair works and is read back.
+			_ = s.Append(entry(50))
+			if got := drain(t, s, 100); !slices.Equal(got, want(50, 51)) {
+				t.Fatalf("got %v", got)
+			}
+		})
+	}
+}
+
+func TestGarbageTailIsTruncated(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20, 1<<30, nil)
+	for i := range 5 {
+		_ = s.Append(entry(i))
+	}
+	_ = s.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	f, _ := os.OpenFile(segs[len(segs)-1], os.O_APPEND|os.O_WRONLY, 0)
+	// A header announcing 30 bytes with a wrong checksum, then the bytes.
+	_, _ = f.Write([]byte{0, 0, 0, 30, 1, 2, 3, 4})
+	_, _ = f.Write([]byte(strings.Repeat("z", 30)))
+	_ = f.Close()
+	s = open(t, dir, 1<<20, 1<<30, nil)
+	defer s.Close()
+	if got := drain(t, s, 100); !slices.Equal(got, want(0, 5)) {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestCorruptionAfterOpenSkipsSegment(t *testing.T) {
+	dir := t.TempDir()
+	var drops atomic.Int64
+	s := open(t, dir, 1<<20, 1<<30, &drops)
+	for i := range 10 {
+		_ = s.Append(entry(i))
+	}
+	_ = s.Close()
+	s = open(t, dir, 1<<20, 1<<30, &drops)
+	defer s.Close()
+	// Damage a byte of the 3rd frame's payload on disk after the scan.
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.log"))
+	f, _ := os.OpenFile(segs[0], os.O_RDWR, 0)
+	var off int64
+	for i := range 2 {
+		e := entry(i)
+		off += int64(frameHeader + 1 + len(e.Key) + len(e.Value))
+	}
+	_, _ = f.WriteAt([]byte{'#'}, off+frameHeader+3)
+	_ = f.Close()
+	got := drain(t, s, 100)
+	if !slices.Equal(got, want(0, 2)) || drops.Load() != 8 {
+		t.Fatalf("got %d entries, dropped %d", len(got), drops.Load())
+	}
+	if s.Len() != 0 {
+		t.Fatalf("Len %d", s.Len())
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	s := open(t, t.TempDir(), 1<<20, 1<<30, nil)
+	defer s.Close()
+	if err := s.Append(Entry{Value: make([]byte, MaxEntryBytes)}); err != ErrTooLarge {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLargeEntryBeyondReadWindow(t *testing.T) {
+	s := open(t, t.TempDir(), 64<<20, 1<<30, nil)
+	defer s.Close()
+	big := Entry{Key: []byte("k"), Value: []byte(strings.Repeat("v", 5<<20))}
+	_ = s.Append(entry(0), big, entry(1))
+	var sizes []int
+	for {
+		b, err := s.Peek(10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.count == 0 {
+			break
+		}
+		for _, e := range b.Entries {
+			sizes = append(sizes, len(e.Value))
+		}
+		_ = s.Ack(b)
+	}
+	if len(sizes) != 3 || sizes[1] != 5<<20 {
+		t.Fatalf("sizes %v", sizes)
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	s := open(b, b.TempDir(), 16<<20, 1<<30, nil)
+	defer s.Close()
+	e := Entry{Key: []byte("workflow-123"), Value: []byte(strings.Repeat("x", 400))}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.Append(e)
+	}
+}
