@@ -86,6 +86,10 @@ type HTTPCallOutput struct {
 	// Body is the decoded JSON body, or the body as a string when it is
 	// not JSON.
 	Body any `json:"body,omitempty"`
+	// Attempt is the activity attempt that produced this output. The
+	// workflow reads it for the status query and removes it from the step
+	// output.
+	Attempt int32 `json:"attempt,omitempty"`
 }
 
 // ModelCallInput is one model call in the unified format.
@@ -105,6 +109,10 @@ type ModelCallOutput struct {
 	Model        string         `json:"model"`
 	Usage        llm.Usage      `json:"usage"`
 	CostUSD      float64        `json:"cost_usd"`
+	// Attempt is the activity attempt that produced this output
+	// (activity.GetInfo(ctx).Attempt). The workflow reads it for the status
+	// query and removes it from the step output.
+	Attempt int32 `json:"attempt,omitempty"`
 }
 
 // MCPCallInput calls a tool of a registered MCP server.
@@ -123,6 +131,18 @@ type MCPCallOutput struct {
 	// Structured is the tool's structured result, when it returned one.
 	Structured any  `json:"structured,omitempty"`
 	IsError    bool `json:"is_error,omitempty"`
+	// Attempt is the activity attempt that produced this output
+	// (activity.GetInfo(ctx).Attempt). The workflow reads it for the status
+	// query and removes it from the step output.
+	Attempt int32 `json:"attempt,omitempty"`
+}
+
+// CallErrorDetails is attached as the details of the application errors
+// call activities return, so that the workflow can report the attempt that
+// failed (and the HTTP status, when there was one) without parsing messages.
+type CallErrorDetails struct {
+	Attempt    int32 `json:"attempt"`
+	StatusCode int   `json:"status_code,omitempty"`
 }
 
 // ApprovalRecord is one accepted approval decision (or a timeout), recorded

@@ -61,7 +61,16 @@ type OrchestrationInput struct {
 	// Carry is set only by continue-as-new: the state accumulated by earlier
 	// runs of the same orchestration.
 	Carry *Carry `json:"carry,omitempty"`
+	// ContinueAsNewAfter is the history length (events) past which the
+	// orchestration continues as new at its next safe point; zero means
+	// DefaultContinueAsNewAfter. Tests lower it.
+	ContinueAsNewAfter int `json:"continue_as_new_after,omitempty"`
 }
+
+// DefaultContinueAsNewAfter is the history length (events) after which an
+// orchestration continues as new, well below the server's own limits so
+// that draining in-flight work before the switch stays safe.
+const DefaultContinueAsNewAfter = 2000
 
 // Carry is the state an orchestration passes to its next run when it
 // continues as new. Its content is owned by the interpreter.

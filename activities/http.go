@@ -1,0 +1,480 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/gateflow/gateflow/analytics/record"
+)
+
+// Defaults of the HTTP activity.
+const (
+	DefaultHTTPTimeout      = 30 * time.Second
+	DefaultMaxResponseBytes = 10 << 20
+	// maxRedirects bounds redirects; each hop is checked like the first URL.
+	maxRedirects = 5
+	// errorBodySnippet is how much of an unexpected response body goes into
+	// the error message.
+	errorBodySnippet = 256
+)
+
+// HTTPOptions tunes the HTTP activity; zero values take the defaults.
+type HTTPOptions struct {
+	// Transport sends the requests; nil means a pooled transport suited to
+	// many concurrent calls to few hosts.
+	Transport http.RoundTripper
+	// MaxResponseBytes caps a response body; a larger one fails the call
+	// with ErrClassTooLarge (not retried).
+	MaxResponseBytes int64
+	// DefaultTimeout bounds one attempt when neither the step nor the
+	// service sets a timeout.
+	DefaultTimeout time.Duration
+	// HeartbeatInterval is how often a call in flight heartbeats; zero means
+	// half the activity's heartbeat timeout (at most 5 s). Heartbeats are
+	// only sent when the workflow set a heartbeat timeout.
+	HeartbeatInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// HTTPActivity calls registered microservices (and allowed URLs) for http
+// steps. Register its Call method under HTTPCallActivity.
+type HTTPActivity struct {
+	services Services
+	rec      Recorder
+	client   *http.Client
+	maxResp  int64
+	timeout  time.Duration
+	hbEvery  time.Duration
+	log      *slog.Logger
+}
+
+// NewHTTPActivity returns the HTTP activity resolving targets through
+// services and emitting one call record per attempt to rec.
+func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPActivity {
+	if rec == nil {
+		rec = NopRecorder{}
+	}
+	if opts.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 512
+		t.MaxIdleConnsPerHost = 128
+		t.IdleConnTimeout = 90 * time.Second
+		opts.Transport = t
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = DefaultHTTPTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &HTTPActivity{
+		services: services,
+		rec:      rec,
+		maxResp:  opts.MaxResponseBytes,
+		timeout:  opts.DefaultTimeout,
+		hbEvery:  opts.HeartbeatInterval,
+		log:      opts.Logger,
+	}
+	a.client = &http.Client{Transport: opts.Transport, CheckRedirect: a.checkRedirect}
+	return a
+}
+
+// redirectCheck carries what checkRedirect needs from the call.
+type redirectCheck struct {
+	tenant string
+	direct bool // the call named a URL, so every hop must be allowed
+}
+
+type redirectKey struct{}
+
+// checkRedirect refuses redirect loops and, for URL calls, hops to hosts
+// the tenant may not reach (a redirect must not bypass the allow-list).
+func (a *HTTPActivity) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	rc, _ := req.Context().Value(redirectKey{}).(redirectCheck)
+	if rc.direct {
+		if err := a.services.AllowURL(rc.tenant, req.URL.String()); err != nil {
+			return &notAllowedError{err: err}
+		}
+	}
+	return nil
+}
+
+type notAllowedError struct{ err error }
+
+func (e *notAllowedError) Error() string { return e.err.Error() }
+func (e *notAllowedError) Unwrap() error { return e.err }
+
+// callError is a classified failure of one attempt.
+type callError struct {
+	class     string
+	retryable bool
+	status    int
+	msg       string
+	cause     error
+}
+
+func (e *callError) Error() string { return e.msg }
+
+// Call performs one attempt of an http step: resolve the target, send the
+// request within the attempt's deadline, read at most the response cap,
+// check the status, and classify failures into the error classes of this
+// package as Temporal application errors. One call record per attempt.
+func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutput, error) {
+	start := time.Now()
+	var attempt int32 = 1
+	var hbTimeout time.Duration
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		attempt = info.Attempt
+		hbTimeout = info.HeartbeatTimeout
+	}
+	target := in.Service
+	rec := newCallRecord(ctx, record.KindHTTP, in.StepRef, target, start)
+	method := strings.ToUpper(in.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	if rec.Labels == nil {
+		rec.Labels = map[string]string{}
+	}
+	rec.Labels["method"] = method
+	rec.ReqBytes = int64(len(in.Body))
+
+	out, cerr := a.do(ctx, in, method, &rec, hbTimeout)
+	end := time.Now()
+	rec.LatencyMS = latencyMS(start, end)
+	if cerr == nil {
+		rec.Outcome = record.OutcomeOK
+		a.rec.Emit(rec)
+		out.Attempt = attempt
+		return out, nil
+	}
+	switch {
+	case cerr.class == "" && ctx.Err() != nil:
+		rec.Outcome = record.OutcomeCancelled
+	case cerr.class == ErrClassTimeout:
+		rec.Outcome = record.OutcomeTimeout
+	default:
+		rec.Outcome = record.OutcomeError
+	}
+	if cerr.status != 0 {
+		rec.StatusCode = int32(cerr.status)
+	}
+	class := cerr.class
+	if class == "" {
+		class = "cancelled"
+	}
+	rec.SetError(class, cerr)
+	a.rec.Emit(rec)
+	a.log.Debug("http call failed", "step", in.StepID, "target", rec.Target, "attempt", attempt,
+		"class", class, "status", cerr.status, "error", cerr.msg)
+	if cerr.class == "" {
+		// The activity was cancelled: report the context error so that
+		// Temporal records a cancellation, not a failure.
+		return HTTPCallOutput{}, ctx.Err()
+	}
+	return HTTPCallOutput{}, temporal.NewApplicationErrorWithOptions(cerr.msg, cerr.class, temporal.ApplicationErrorOptions{
+		NonRetryable: !cerr.retryable,
+		Cause:        cerr.cause,
+		Details:      []any{CallErrorDetails{Attempt: attempt, StatusCode: cerr.status}},
+	})
+}
+
+// do sends the request and reads the response; rec gets target, status and
+// sizes as they become known.
+func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, rec *record.Record, hbTimeout time.Duration) (HTTPCallOutput, *callError) {
+	tenant := in.Meta.Tenant
+	var (
+		rawURL  string
+		headers map[string]string
+		timeout = in.Timeout
+	)
+	if in.Service != "" {
+		ep, err := a.services.Resolve(tenant, in.Service)
+		if err != nil {
+			return HTTPCallOutput{}, &callError{class: ErrClassBadRequest, msg: fmt.Sprintf("service %q: %v", in.Service, err)}
+		}
+		rawURL = joinURL(ep.BaseURL, in.Path)
+		headers = ep.Headers
+		if timeout <= 0 {
+			timeout = ep.Timeout
+		}
+	} else {
+		rawURL = joinURL(in.URL, in.Path)
+	}
+	if timeout <= 0 {
+		timeout = a.timeout
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return HTTPCallOutput{}, &callError{class: ErrClassBadRequest, msg: fmt.Sprintf("invalid url %q: want an absolute http(s) URL", redactURL(rawURL))}
+	}
+	if in.Service == "" {
+		rec.Target = u.Host
+		if err := a.services.AllowURL(tenant, rawURL); err != nil {
+			return HTTPCallOutput{}, &callError{class: ErrClassNotAllowed, msg: fmt.Sprintf("url host %s: %v", u.Host, err)}
+		}
+	}
+	if len(in.Query) > 0 {
+		q := u.Query()
+		for k, v := range in.Query {
+			q.Set(k, v)
+		}
+		u.RawQuery = q.Encode()
+	}
+	what := fmt.Sprintf("%s %s%s", method, rec.Target, u.EscapedPath())
+
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	callCtx = context.WithValue(callCtx, redirectKey{}, redirectCheck{tenant: tenant, direct: in.Service == ""})
+	var body io.Reader
+	if len(in.Body) > 0 {
+		body = bytes.NewReader(in.Body)
+	}
+	req, err := http.NewRequestWithContext(callCtx, method, u.String(), body)
+	if err != nil {
+		return HTTPCallOutput{}, &callError{class: ErrClassBadRequest, msg: fmt.Sprintf("%s: build request: %v", what, err)}
+	}
+	// Service headers first (secret references resolved now, never
+	// logged), then the step's own headers, taken literally.
+	for _, k := range sortedKeys(headers) {
+		v, err := ResolveSecrets(headers[k])
+		if err != nil {
+			return HTTPCallOutput{}, &callError{class: ErrClassInternal, msg: fmt.Sprintf("service %q header %s: %v", in.Service, k, err)}
+		}
+		req.Header.Set(k, v)
+	}
+	for k, v := range in.Headers {
+		req.Header.Set(k, v)
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json, */*;q=0.5")
+	}
+
+	stopHB := a.heartbeat(ctx, hbTimeout)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		stopHB()
+		return HTTPCallOutput{}, classifyTransport(ctx, callCtx, what, timeout, err)
+	}
+	data, tooLarge, err := readCapped(resp.Body, a.maxResp)
+	_ = resp.Body.Close()
+	stopHB()
+	rec.StatusCode = int32(resp.StatusCode)
+	rec.RespBytes = int64(len(data))
+	if tooLarge {
+		return HTTPCallOutput{}, &callError{class: ErrClassTooLarge, status: resp.StatusCode,
+			msg: fmt.Sprintf("%s: response larger than %d bytes", what, a.maxResp)}
+	}
+	if err != nil {
+		return HTTPCallOutput{}, classifyTransport(ctx, callCtx, what+": read response", timeout, err)
+	}
+	if !statusOK(resp.StatusCode, in.SuccessStatuses) {
+		return HTTPCallOutput{}, classifyStatus(what, resp.StatusCode, data, in.NonRetryableStatuses)
+	}
+	return HTTPCallOutput{
+		Status:  resp.StatusCode,
+		Headers: flattenHeaders(resp.Header),
+		Body:    decodeBody(data),
+	}, nil
+}
+
+// heartbeat records heartbeats while a call is in flight so that a worker
+// that dies mid-call is noticed after the heartbeat timeout rather than
+// the whole attempt timeout, and so that cancellation reaches the call.
+func (a *HTTPActivity) heartbeat(ctx context.Context, hbTimeout time.Duration) (stop func()) {
+	every := a.hbEvery
+	if every <= 0 {
+		if hbTimeout <= 0 {
+			return func() {}
+		}
+		every = min(hbTimeout/2, 5*time.Second)
+	}
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// classifyTransport maps an error of the round trip to an error class:
+// the activity being cancelled (no class), a deadline (timeout), a refused
+// redirect (not_allowed), else a connection problem (retried).
+func classifyTransport(actCtx, callCtx context.Context, what string, timeout time.Duration, err error) *callError {
+	var na *notAllowedError
+	switch {
+	case errors.As(err, &na):
+		return &callError{class: ErrClassNotAllowed, msg: fmt.Sprintf("%s: redirect refused: %v", what, na.err)}
+	case errors.Is(actCtx.Err(), context.Canceled):
+		return &callError{msg: fmt.Sprintf("%s: cancelled", what)}
+	case errors.Is(callCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return &callError{class: ErrClassTimeout, retryable: true, msg: fmt.Sprintf("%s: no response within %s", what, timeout)}
+	default:
+		return &callError{class: ErrClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, unwrapURLError(err))}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose message repeats the
+// full URL (possibly with query secrets).
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// classifyStatus maps an unexpected status to an error class. Statuses the
+// step lists as non-retryable stop at once; so do 401/403 (auth). 429 and
+// 503/529 are retried as rate_limit/overloaded, everything else as status.
+func classifyStatus(what string, status int, body []byte, nonRetryable []int) *callError {
+	e := &callError{status: status, retryable: true,
+		msg: fmt.Sprintf("%s: status %d", what, status)}
+	if s := snippet(body); s != "" {
+		e.msg += ": " + s
+	}
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		e.class, e.retryable = ErrClassAuth, false
+	case http.StatusTooManyRequests:
+		e.class = ErrClassRateLimit
+	case http.StatusServiceUnavailable, 529:
+		e.class = ErrClassOverloaded
+	default:
+		e.class = ErrClassStatus
+	}
+	if slices.Contains(nonRetryable, status) {
+		e.retryable = false
+	}
+	return e
+}
+
+func statusOK(status int, success []int) bool {
+	if len(success) == 0 {
+		return status >= 200 && status < 300
+	}
+	return slices.Contains(success, status)
+}
+
+// readCapped reads at most limit bytes; tooLarge reports a longer body.
+func readCapped(r io.Reader, limit int64) (data []byte, tooLarge bool, err error) {
+	data, err = io.ReadAll(io.LimitReader(r, limit+1))
+	if int64(len(data)) > limit {
+		return data[:limit], true, nil
+	}
+	return data, false, err
+}
+
+// decodeBody returns the JSON value of data, or data as a string when it
+// is not JSON, or nil when empty.
+func decodeBody(data []byte) any {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(data, &v); err == nil {
+		return v
+	}
+	return string(data)
+}
+
+func flattenHeaders(h http.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) > 0 {
+			out[strings.ToLower(k)] = v[0]
+		}
+	}
+	return out
+}
+
+func snippet(body []byte) string {
+	s := strings.TrimSpace(string(body))
+	if len(s) > errorBodySnippet {
+		s = record.Truncate(s, errorBodySnippet) + "…"
+	}
+	return s
+}
+
+// joinURL appends path to base with exactly one slash between them.
+func joinURL(base, path string) string {
+	if path == "" {
+		return base
+	}
+	if base == "" {
+		return path
+	}
+	return strings.TrimRight(base, "/") + "/" + strings.TrimLeft(path, "/")
+}
+
+// redactURL drops the query and user info of a URL for messages.
+func redactURL(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if i := strings.Index(raw, "@"); i >= 0 {
+		if j := strings.Index(raw, "://"); j >= 0 && j < i {
+			raw = raw[:j+3] + raw[i+1:]
+		}
+	}
+	return raw
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
