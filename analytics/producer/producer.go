@@ -1,0 +1,533 @@
+// Package producer sends call records to Kafka without ever blocking or
+// failing the caller.
+//
+// Emit encodes the record and hands it to an in-memory queue (a few hundred
+// nanoseconds). One background goroutine drains the queue in batches and
+// writes them with a kafka-go Writer; the batch is whatever accumulated
+// while the previous write was in flight, so batches grow with load and the
+// Writer's BatchTimeout (a few ms) is the only added latency when idle.
+//
+// The producer keeps every message until Kafka acknowledged it (RequireAll):
+// the Writer is driven with synchronous WriteMessages calls from the
+// background goroutine rather than in kafka-go's Async mode, because Async
+// mode reports failures only through a callback and its Close cannot be
+// bounded by a deadline, so messages in flight at shutdown could neither be
+// spooled nor waited for.
+//
+// When a write fails (Kafka unreachable, or every retry failed) the batch
+// goes to the on-disk spool and the producer switches to spooling: new
+// batches are appended behind it so order is kept. A replay goroutine
+// retries the oldest spooled records with backoff; when the spool is empty
+// the producer switches back to writing directly. When the in-memory queue
+// is full, Emit appends to the spool itself. When the spool is full its
+// oldest segment is dropped, logged, and counted in
+// gateflow_producer_records_dropped_total{reason="spool_full"}.
+//
+// Close flushes the queue to Kafka or, past its deadline, to the spool:
+// nothing is lost on a graceful stop. A crash loses only records still in
+// memory (not yet written to Kafka nor spooled).
+//
+// Duplicates: a write whose outcome is unknown (deadline passed while the
+// broker was slow) is spooled and written again later, so Kafka can hold a
+// record twice; the sink's ReplacingMergeTree by record id collapses it in
+// raw queries (see docs/ANALYTICS.md).
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/spool"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultQueueSize     = 65536
+	DefaultBatchRecords  = 10000
+	DefaultBatchTimeout  = 5 * time.Millisecond
+	DefaultWriteTimeout  = 10 * time.Second
+	DefaultSyncInterval  = time.Second
+	DefaultReplayBackoff = 5 * time.Second
+)
+
+// Config configures a Producer.
+type Config struct {
+	// Transport carries TLS/SASL settings; nil uses kafka.DefaultTransport.
+	Transport *kafka.Transport
+	Brokers   []string
+	Topic     string
+	// SpoolDir is where records wait while Kafka is unreachable. Required.
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool (default 1 GiB); SpoolSegmentBytes is
+	// the segment size (default 16 MiB), the unit dropped when full.
+	SpoolMaxBytes     int64
+	SpoolSegmentBytes int64
+	// QueueSize is the in-memory queue, in records (default 65536).
+	QueueSize int
+	// BatchRecords caps one write (default 10000).
+	BatchRecords int
+	// BatchTimeout is the Writer's linger (default 5 ms).
+	BatchTimeout time.Duration
+	// WriteTimeout bounds one batch write including retries (default 10 s).
+	WriteTimeout time.Duration
+	// Compression codec (default lz4; see docs/BENCHMARKS.md for the
+	// measurement behind the choice). Use -1 for none.
+	Compression kafka.Compression
+	// SyncInterval is how often the spool is fsynced (default 1 s).
+	SyncInterval time.Duration
+	// ReplayBackoffMax caps the wait between replay attempts (default 5 s).
+	ReplayBackoffMax time.Duration
+	// Registerer receives the producer's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) defaults() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("producer: no Kafka brokers")
+	}
+	if c.Topic == "" {
+		return errors.New("producer: no topic")
+	}
+	if c.SpoolDir == "" {
+		return errors.New("producer: no spool directory")
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.BatchRecords <= 0 {
+		c.BatchRecords = DefaultBatchRecords
+	}
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = DefaultBatchTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Compression == 0 {
+		c.Compression = kafka.Lz4
+	}
+	if c.Compression < 0 {
+		c.Compression = 0
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = DefaultSyncInterval
+	}
+	if c.ReplayBackoffMax <= 0 {
+		c.ReplayBackoffMax = DefaultReplayBackoff
+	}
+	return nil
+}
+
+// Producer is safe for concurrent use.
+type Producer struct {
+	cfg    Config
+	log    *slog.Logger
+	writer *kafka.Writer
+	spool  *spool.Spool
+	m      metrics
+
+	queue chan item
+	// emitters counts Emit calls between their closing check and their
+	// queue send, so Close can wait for them before the final drain.
+	emitters atomic.Int64
+	closing  atomic.Bool
+
+	// mu orders spool appends against the switch back to direct writes.
+	mu       sync.Mutex
+	spooling bool
+
+	wake       chan struct{} // nudges the replayer
+	stopPump   chan struct{}
+	pumpDone   chan struct{}
+	replayStop context.CancelFunc
+	bgDone     sync.WaitGroup
+	pumpCtx    context.Context // deadline for the final drain
+	pumpCtxMu  sync.Mutex
+	errLogged  atomic.Int64 // unix seconds of the last write-failure log
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// New starts a producer. It does not contact Kafka: an unreachable cluster
+// only means records are spooled until it answers.
+func New(cfg Config, log *slog.Logger) (*Producer, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Producer{
+		cfg:      cfg,
+		log:      log,
+		queue:    make(chan item, cfg.QueueSize),
+		wake:     make(chan struct{}, 1),
+		stopPump: make(chan struct{}),
+		pumpDone: make(chan struct{}),
+	}
+	p.m = newMetrics()
+	sp, err := spool.Open(spool.Options{
+		Dir:          cfg.SpoolDir,
+		SegmentBytes: cfg.SpoolSegmentBytes,
+		MaxBytes:     cfg.SpoolMaxBytes,
+		Log:          log,
+		OnDrop: func(n int64, reason string) {
+			p.m.dropped.WithLabelValues(reason).Add(float64(n))
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	p.spool = sp
+	if cfg.Registerer != nil {
+		if err := p.m.register(cfg.Registerer, p); err != nil {
+			_ = sp.Close()
+			return nil, err
+		}
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		transport = kafka.DefaultTransport.(*kafka.Transport)
+	}
+	p.writer = &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.Topic,
+		Balancer:     &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll,
+		Compression:  cfg.Compression,
+		BatchTimeout: cfg.BatchTimeout,
+		// The producer batches itself; let one call's messages for a
+		// partition go out as one request (bounded by BatchBytes).
+		BatchSize:       cfg.BatchRecords,
+		BatchBytes:      1 << 20,
+		MaxAttempts:     3,
+		WriteBackoffMin: 50 * time.Millisecond,
+		WriteBackoffMax: 500 * time.Millisecond,
+		WriteTimeout:    cfg.WriteTimeout,
+		ReadTimeout:     cfg.WriteTimeout,
+		Transport:       transport,
+		// The topic is created by the deployment (or auto-created by the
+		// broker); the producer does not manage topics.
+		AllowAutoTopicCreation: true,
+	}
+	// Records left in the spool by a previous run are replayed first.
+	if sp.Len() > 0 {
+		p.spooling = true
+		log.Info("producer: replaying records spooled by a previous run", "records", sp.Len())
+	}
+	replayCtx, cancel := context.WithCancel(context.Background())
+	p.replayStop = cancel
+	p.bgDone.Add(2)
+	go p.pump()
+	go p.replay(replayCtx)
+	p.nudge()
+	return p, nil
+}
+
+// Emit queues r for Kafka. It never blocks on the network and never fails:
+// when the queue is full the record goes to the spool, and when even that
+// fails the loss is logged and counted. A missing schema version, id or
+// timestamp is filled in. r is encoded before Emit returns, so the caller
+// may reuse its Labels map.
+func (p *Producer) Emit(r record.Record) {
+	if r.Schema == 0 {
+		r.Schema = record.SchemaVersion
+	}
+	if r.ID == "" {
+		r.ID = record.NewID()
+	}
+	if r.TS == 0 {
+		r.TS = time.Now().UnixMilli()
+	}
+	// Key and value share one allocation.
+	key := r.Key()
+	buf := make([]byte, 0, 512+len(key))
+	buf = append(buf, key...)
+	buf = r.AppendJSON(buf)
+	it := item{buf: buf, klen: len(key)}
+	p.m.emitted.Inc()
+
+	p.emitters.Add(1)
+	if !p.closing.Load() {
+		select {
+		case p.queue <- it:
+			p.emitters.Add(-1)
+			return
+		default:
+		}
+	}
+	p.emitters.Add(-1)
+	// Queue full, or closing: spool directly.
+	p.toSpool([]kafka.Message{it.message()}, "queue full or closing")
+}
+
+// item is a queued record: key and JSON value in one buffer. It is smaller
+// than a kafka.Message, which keeps the queue's memory small.
+type item struct {
+	buf  []byte
+	klen int
+}
+
+func (it item) message() kafka.Message {
+	return kafka.Message{Key: it.buf[:it.klen:it.klen], Value: it.buf[it.klen:]}
+}
+
+// toSpool appends msgs to the spool and switches to spooling so that later
+// batches queue up behind them.
+func (p *Producer) toSpool(msgs []kafka.Message, why string) {
+	entries := make([]spool.Entry, len(msgs))
+	for i, m := range msgs {
+		entries[i] = spool.Entry{Key: m.Key, Value: m.Value}
+	}
+	p.mu.Lock()
+	err := p.spool.Append(entries...)
+	if err == nil {
+		p.spooling = true
+	}
+	p.mu.Unlock()
+	if err != nil {
+		reason := "spool_error"
+		if errors.Is(err, spool.ErrClosed) {
+			reason = "closed"
+		}
+		p.m.dropped.WithLabelValues(reason).Add(float64(len(msgs)))
+		p.log.Error("producer: records lost: cannot spool", "records", len(msgs), "reason", why, "err", err)
+		return
+	}
+	p.m.spooled.Add(float64(len(msgs)))
+	p.nudge()
+}
+
+func (p *Producer) nudge() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump drains the queue in batches until Close.
+func (p *Producer) pump() {
+	defer p.bgDone.Done()
+	defer close(p.pumpDone)
+	batch := make([]kafka.Message, 0, p.cfg.BatchRecords)
+	syncTick := time.NewTicker(p.cfg.SyncInterval)
+	defer syncTick.Stop()
+	for {
+		batch = batch[:0]
+		select {
+		case it := <-p.queue:
+			batch = append(batch, it.message())
+		case <-syncTick.C:
+			if err := p.spool.Sync(); err != nil {
+				p.log.Error("producer: spool fsync failed", "err", err)
+			}
+			continue
+		case <-p.stopPump:
+			p.finalDrain(batch)
+			return
+		}
+		batch = p.fill(batch)
+		p.deliver(context.Background(), batch)
+	}
+}
+
+// fill adds what is already queued, without waiting.
+func (p *Producer) fill(batch []kafka.Message) []kafka.Message {
+	for len(batch) < p.cfg.BatchRecords {
+		select {
+		case it := <-p.queue:
+			batch = append(batch, it.message())
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// finalDrain runs after every Emit has finished: it writes what is queued,
+// within the Close deadline, and spools the rest.
+func (p *Producer) finalDrain(batch []kafka.Message) {
+	p.pumpCtxMu.Lock()
+	ctx := p.pumpCtx
+	p.pumpCtxMu.Unlock()
+	for {
+		batch = p.fill(batch[:0])
+		if len(batch) == 0 {
+			return
+		}
+		p.deliver(ctx, batch)
+	}
+}
+
+// deliver writes a batch to Kafka, or spools it if the producer is
+// spooling or the write fails.
+func (p *Producer) deliver(ctx context.Context, batch []kafka.Message) {
+	p.mu.Lock()
+	if p.spooling || ctx.Err() != nil {
+		p.mu.Unlock()
+		p.toSpool(batch, "spooling")
+		return
+	}
+	p.mu.Unlock()
+
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	err := p.writer.WriteMessages(wctx, batch...)
+	cancel()
+	if err == nil {
+		p.m.sent.Add(float64(len(batch)))
+		return
+	}
+	var werrs kafka.WriteErrors
+	failed := batch
+	if errors.As(err, &werrs) && len(werrs) == len(batch) {
+		failed = failed[:0:0]
+		for i, e := range werrs {
+			if e != nil {
+				failed = append(failed, batch[i])
+			}
+		}
+		p.m.sent.Add(float64(len(batch) - len(failed)))
+	}
+	p.logWriteError(err, len(failed))
+	p.toSpool(failed, "write failed")
+}
+
+// logWriteError logs at most once every 10 s.
+func (p *Producer) logWriteError(err error, n int) {
+	now := time.Now().Unix()
+	last := p.errLogged.Load()
+	if now-last < 10 || !p.errLogged.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Warn("producer: Kafka write failed; spooling records until it answers",
+		"topic", p.cfg.Topic, "records", n, "err", err)
+}
+
+// replay sends spooled records, oldest first, while there are any.
+func (p *Producer) replay(ctx context.Context) {
+	defer p.bgDone.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		}
+		for ctx.Err() == nil {
+			n, err := p.replayOnce(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				p.logWriteError(err, 0)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, p.cfg.ReplayBackoffMax)
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
+
+// replayOnce sends one chunk of the spool; it returns 0 when the spool was
+// empty, in which case direct writes resume.
+func (p *Producer) replayOnce(ctx context.Context) (int, error) {
+	b, err := p.spool.Peek(p.cfg.BatchRecords)
+	if err != nil {
+		return 0, err
+	}
+	if len(b.Entries) == 0 {
+		if err := p.spool.Ack(b); err != nil { // a skipped damaged tail
+			return 0, err
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.spool.Len() > 0 {
+			return 1, nil // appended meanwhile: go on
+		}
+		if p.spooling {
+			p.spooling = false
+			p.log.Info("producer: spool replayed; writing to Kafka directly again")
+		}
+		return 0, nil
+	}
+	msgs := make([]kafka.Message, len(b.Entries))
+	for i, e := range b.Entries {
+		msgs[i] = kafka.Message{Key: e.Key, Value: e.Value}
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	err = p.writer.WriteMessages(wctx, msgs...)
+	cancel()
+	if err != nil {
+		// Partial success is written again (a duplicate the sink's
+		// ReplacingMergeTree collapses) to keep the spool simple.
+		return 0, fmt.Errorf("replay %d spooled records: %w", len(msgs), err)
+	}
+	if err := p.spool.Ack(b); err != nil {
+		return 0, err
+	}
+	p.m.replayed.Add(float64(len(msgs)))
+	return len(msgs), nil
+}
+
+// Close flushes queued records to Kafka, or to the spool once ctx is done,
+// stops the background work and closes the spool. Records emitted after
+// Close go to the spool while it is open, and are counted as dropped after.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
+	return p.closeErr
+}
+
+func (p *Producer) close(ctx context.Context) error {
+	p.closing.Store(true)
+	for p.emitters.Load() != 0 {
+		time.Sleep(10 * time.Microsecond)
+	}
+	p.pumpCtxMu.Lock()
+	p.pumpCtx = ctx
+	p.pumpCtxMu.Unlock()
+	close(p.stopPump)
+	<-p.pumpDone
+	p.replayStop()
+
+	// The Writer flushes nothing we still need (every write was
+	// synchronous); bound its Close anyway.
+	wdone := make(chan error, 1)
+	go func() { wdone <- p.writer.Close() }()
+	var errs []error
+	select {
+	case err := <-wdone:
+		if err != nil {
+			errs = append(errs, fmt.Errorf("close Kafka writer: %w", err))
+		}
+	case <-ctx.Done():
+	}
+	p.bgDone.Wait()
+	p.mu.Lock()
+	left := p.spool.Len()
+	err := p.spool.Close()
+	p.mu.Unlock()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if left > 0 {
+		p.log.Info("producer: records left in the spool for the next start", "records", left, "dir", p.cfg.SpoolDir)
+	}
+	return errors.Join(errs...)
+}
