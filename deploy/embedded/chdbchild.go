@@ -1,0 +1,218 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// CHDBChildArgs configures the ClickHouse child process that serves the
+// native and HTTP protocols from libchdb.
+type CHDBChildArgs struct {
+	// LibPath is the path of libchdb.so.
+	LibPath string
+	// DataDir is ClickHouse's --path: where databases live.
+	DataDir string
+	// TCPPort is the native-protocol port, HTTPPort the HTTP port; both
+	// listen on 127.0.0.1.
+	TCPPort  int
+	HTTPPort int
+}
+
+// Args renders a as the flags of the clickhouse-child subcommand (and of
+// the test binary re-executed by embeddedtest); ParseCHDBChildArgs reads them
+// back.
+func (a CHDBChildArgs) Args() []string {
+	return []string{
+		"--lib", a.LibPath,
+		"--path", a.DataDir,
+		"--tcp-port", strconv.Itoa(a.TCPPort),
+		"--http-port", strconv.Itoa(a.HTTPPort),
+	}
+}
+
+// BindFlags registers the child's flags on a standard flag set.
+func (a *CHDBChildArgs) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&a.LibPath, "lib", "", "path of libchdb.so")
+	fs.StringVar(&a.DataDir, "path", "", "ClickHouse data dir")
+	fs.IntVar(&a.TCPPort, "tcp-port", 9000, "native protocol port on 127.0.0.1")
+	fs.IntVar(&a.HTTPPort, "http-port", 8123, "HTTP port on 127.0.0.1")
+}
+
+// ParseCHDBChildArgs parses the flags written by Args.
+func ParseCHDBChildArgs(args []string) (CHDBChildArgs, error) {
+	var a CHDBChildArgs
+	fs := flag.NewFlagSet("clickhouse-child", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	a.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return a, err
+	}
+	return a, a.Validate()
+}
+
+// Validate reports missing or out-of-range values.
+func (a CHDBChildArgs) Validate() error {
+	var errs []error
+	if a.LibPath == "" {
+		errs = append(errs, errors.New("--lib: path of libchdb.so is required"))
+	}
+	if a.DataDir == "" {
+		errs = append(errs, errors.New("--path: data dir is required"))
+	}
+	for name, p := range map[string]int{"--tcp-port": a.TCPPort, "--http-port": a.HTTPPort} {
+		if p <= 0 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d: want 1..65535", name, p))
+		}
+	}
+	if a.TCPPort == a.HTTPPort {
+		errs = append(errs, errors.New("--tcp-port and --http-port must differ"))
+	}
+	return errors.Join(errs...)
+}
+
+// serveQuery makes clickhouse-local open the server listeners, then keeps the
+// query (and so the process) alive until the process is signalled.
+const serveQuery = "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; " +
+	"SELECT sleepEachRow(1) FROM system.numbers SETTINGS max_block_size=1 FORMAT Null"
+
+// serveQueryID names the serving query so that the child can cancel it,
+// which makes clickhouse-local shut down cleanly.
+const serveQueryID = "gateflow-serve"
+
+// cmdline returns the argv given to chdb_query_cmdline (clickhouse-local's
+// main).
+func (a CHDBChildArgs) cmdline() []string {
+	return []string{
+		"clickhouse",
+		"--path=" + a.DataDir,
+		"--listen_host=127.0.0.1",
+		"--tcp_port=" + strconv.Itoa(a.TCPPort),
+		"--http_port=" + strconv.Itoa(a.HTTPPort),
+		"--query_id=" + serveQueryID,
+		"--query", serveQuery,
+	}
+}
+
+// RunCHDBChild loads libchdb and serves ClickHouse until ctx is done, then
+// cancels the serving query so that ClickHouse shuts down cleanly (flushing
+// what it buffers), and returns. It must run in a process of its own:
+// ClickHouse never unloads. It returns an error if ClickHouse stops by
+// itself (bad data dir, port taken: the details are on stderr).
+func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(a.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create ClickHouse data dir: %w", err)
+	}
+	lib, err := purego.Dlopen(a.LibPath, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", a.LibPath, err)
+	}
+	var (
+		queryCmdline  func(argc int32, argv uintptr) uintptr
+		resultError   func(result uintptr) string
+		destroyResult func(result uintptr)
+	)
+	purego.RegisterLibFunc(&queryCmdline, lib, "chdb_query_cmdline")
+	purego.RegisterLibFunc(&resultError, lib, "chdb_result_error")
+	purego.RegisterLibFunc(&destroyResult, lib, "chdb_destroy_query_result")
+
+	cmdline := a.cmdline()
+	argv, free, err := cArgv(cmdline)
+	if err != nil {
+		return err
+	}
+	done := make(chan string, 1)
+	go func() {
+		res := queryCmdline(int32(len(cmdline)), argv)
+		msg := "no result"
+		if res != 0 {
+			msg = resultError(res)
+			destroyResult(res)
+		}
+		done <- msg
+	}()
+	select {
+	case msg := <-done:
+		free()
+		if msg == "" {
+			msg = "see its output above"
+		}
+		return fmt.Errorf("ClickHouse stopped serving: %s", msg)
+	case <-ctx.Done():
+	}
+	// Cancelling the serving query makes clickhouse-local shut down in
+	// order: tables are flushed and closed.
+	if err := childQuery(a.HTTPPort, "KILL QUERY WHERE query_id = '"+serveQueryID+"' ASYNC"); err != nil {
+		return fmt.Errorf("stop ClickHouse: %w", err)
+	}
+	select {
+	case <-done:
+		free()
+		return nil
+	case <-time.After(3 * time.Second):
+		// Committed parts are on disk; what remains is waiting for client
+		// connections, which ClickHouse itself abandons after 5 s.
+		return errors.New("ClickHouse still waiting for open client connections after 3s; exiting")
+	}
+}
+
+// childQuery runs q over the child's own HTTP port.
+func childQuery(httpPort int, q string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		"http://127.0.0.1:"+strconv.Itoa(httpPort)+"/", strings.NewReader(q))
+	if err != nil {
+		return err
+	}
+	// No keep-alive: ClickHouse's shutdown waits for open HTTP connections.
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%q: %s: %s", q, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// cArgv lays out args as a NULL-terminated char** in memory mapped outside
+// the Go heap, so that C may keep the pointers for as long as it likes.
+func cArgv(args []string) (argv uintptr, free func(), err error) {
+	ptrSize := int(unsafe.Sizeof(uintptr(0)))
+	size := (len(args) + 1) * ptrSize
+	for _, s := range args {
+		size += len(s) + 1
+	}
+	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return 0, nil, fmt.Errorf("mmap argv: %w", err)
+	}
+	base := uintptr(unsafe.Pointer(&mem[0]))
+	off := (len(args) + 1) * ptrSize
+	for i, s := range args {
+		copy(mem[off:], s)
+		mem[off+len(s)] = 0
+		*(*uintptr)(unsafe.Pointer(&mem[i*ptrSize])) = base + uintptr(off)
+		off += len(s) + 1
+	}
+	// The trailing NULL pointer is already zero (fresh anonymous mapping).
+	return base, func() { _ = syscall.Munmap(mem) }, nil
+}
