@@ -1,0 +1,37 @@
+# The two commands a newcomer needs:
+#   make run    start the whole system on embedded defaults (gateflow dev)
+#   make test   vet, lint, unit tests (-race) and integration tests on the real stack
+GO          ?= go
+STATICCHECK ?= staticcheck
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+LDFLAGS     := -X main.version=$(VERSION)
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: run build test vet lint unit integration fuzz clean
+
+run: build
+	./bin/gateflow dev
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gateflow ./cmd/gateflow
+
+test: vet lint unit integration
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+lint:
+	$(STATICCHECK) ./...
+	$(GO) run go.temporal.io/sdk/contrib/tools/workflowcheck ./workflows/...
+
+# Unit tests never import the Temporal server, so -race stays affordable.
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Integration tests use a real Temporal server, kfake and the ClickHouse child.
+integration:
+	$(GO) test -tags integration -count=1 -timeout 45m -p 2 ./...
+
+clean:
+	rm -rf bin
