@@ -167,3 +167,28 @@ func FreePorts(t testing.TB, n int) []int {
 	}
 	return ports
 }
+
+// StartKafka starts a one-broker kfake cluster on a free port with the given
+// topics (kept in memory) and closes it when the test ends. It returns the
+// bootstrap address.
+func StartKafka(t testing.TB, topics ...embedded.Topic) (addr string) {
+	t.Helper()
+	k, err := embedded.StartKafka(embedded.KafkaOptions{Topics: topics})
+	if err != nil {
+		t.Fatalf("start Kafka: %v", err)
+	}
+	t.Cleanup(k.Close)
+	return k.Addr()
+}
+
+// StartKafkaIn is StartKafka persisting to dataDir, to test restarts; the
+// caller may Close the broker early (Close is idempotent).
+func StartKafkaIn(t testing.TB, dataDir string, topics ...embedded.Topic) *embedded.Kafka {
+	t.Helper()
+	k, err := embedded.StartKafka(embedded.KafkaOptions{DataDir: dataDir, Topics: topics})
+	if err != nil {
+		t.Fatalf("start Kafka: %v", err)
+	}
+	t.Cleanup(k.Close)
+	return k
+}

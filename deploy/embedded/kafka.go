@@ -1,0 +1,132 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Topic is a topic created when the broker starts.
+type Topic struct {
+	Name string
+	// Partitions must be > 0.
+	Partitions int32
+	// Retention is the topic's retention.ms; 0 keeps records forever.
+	Retention time.Duration
+}
+
+// KafkaOptions configures StartKafka.
+type KafkaOptions struct {
+	// DataDir persists topics, records and group offsets across restarts;
+	// empty keeps everything in memory.
+	DataDir string
+	// Host to listen on; default 127.0.0.1.
+	Host string
+	// Port to listen on; 0 picks a free port.
+	Port int
+	// Topics are created at start if missing; existing ones are kept as they
+	// are (a partition count that differs is logged, not changed).
+	Topics []Topic
+	// SyncWrites fsyncs every produced batch (survives an OS crash, slower).
+	SyncWrites bool
+	// Logger receives lifecycle lines. Default: discard.
+	Logger *slog.Logger
+}
+
+// Kafka is a running single-broker kfake cluster.
+type Kafka struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// StartKafka starts a one-broker Kafka-protocol cluster (kfake) and creates
+// opts.Topics. kfake's defaults (3 brokers, 10 partitions, auto-created
+// topics) are overridden: one broker, explicit partitions, no
+// auto-creation, so that a typo in a topic name fails loudly.
+func StartKafka(opts KafkaOptions) (*Kafka, error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, t := range opts.Topics {
+		if t.Name == "" || t.Partitions <= 0 || t.Retention < 0 {
+			return nil, fmt.Errorf("kafka topic %+v: want a name, partitions > 0, retention >= 0", t)
+		}
+	}
+	host := opts.Host
+	kopts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(opts.Port),
+		kfake.DefaultNumPartitions(1),
+		kfake.ClusterID("gateflow-dev"),
+		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			// kfake listens on 127.0.0.1:port; honour Host.
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return net.Listen(network, net.JoinHostPort(host, port))
+		}),
+	}
+	if opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(opts.DataDir))
+	}
+	if opts.SyncWrites {
+		kopts = append(kopts, kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("start Kafka broker on %s: %w", net.JoinHostPort(host, strconv.Itoa(opts.Port)), err)
+	}
+	k := &Kafka{cluster: c}
+	addrs := c.ListenAddrs()
+	if len(addrs) != 1 {
+		c.Close()
+		return nil, fmt.Errorf("kafka: want 1 listener, got %v", addrs)
+	}
+	k.addr = addrs[0]
+	if err := k.ensureTopics(opts.Topics, opts.Logger); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *Kafka) ensureTopics(topics []Topic, log *slog.Logger) error {
+	var errs []error
+	for _, t := range topics {
+		if info := k.cluster.TopicInfo(t.Name); info != nil {
+			if n := len(k.cluster.PartitionInfos(t.Name)); n != int(t.Partitions) {
+				log.Warn("kafka topic exists with another partition count; keeping it",
+					"topic", t.Name, "partitions", n, "wanted", t.Partitions)
+			}
+			continue
+		}
+		var cfg map[string]string
+		if t.Retention > 0 {
+			cfg = map[string]string{"retention.ms": strconv.FormatInt(t.Retention.Milliseconds(), 10)}
+		}
+		if err := k.cluster.CreateTopic(t.Name, t.Partitions, cfg); err != nil {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", t.Name, err))
+			continue
+		}
+		log.Debug("kafka topic created", "topic", t.Name, "partitions", t.Partitions, "retention", t.Retention)
+	}
+	return errors.Join(errs...)
+}
+
+// Addr is the broker's host:port (the bootstrap address).
+func (k *Kafka) Addr() string { return k.addr }
+
+// Cluster exposes the kfake cluster for tests (ApplyRetention, TopicInfo...).
+func (k *Kafka) Cluster() *kfake.Cluster { return k.cluster }
+
+// Close stops the broker, persisting its state when it has a DataDir.
+func (k *Kafka) Close() { k.cluster.Close() }
