@@ -1,0 +1,218 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/gateflow/gateflow/workflows"
+)
+
+// List page sizes.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+	// maxCursor bounds the size of a decoded cursor (Temporal page tokens
+	// are small; anything larger is garbage).
+	maxCursor = 4096
+)
+
+// ListFilter selects orchestrations of the caller's tenant. Zero fields do
+// not filter.
+type ListFilter struct {
+	// State is one of running, succeeded, failed, cancelled, terminated,
+	// timed-out.
+	State         workflows.RunState
+	Definition    string
+	StartedAfter  time.Time
+	StartedBefore time.Time
+	// Limit is the page size, 1..MaxPageSize (DefaultPageSize when 0).
+	Limit int
+	// Cursor is the NextCursor of the previous page.
+	Cursor string
+}
+
+// Summary is one orchestration in a list.
+type Summary struct {
+	ID         string             `json:"id"`
+	RunID      string             `json:"run_id"`
+	Definition string             `json:"definition"`
+	Version    string             `json:"version"`
+	State      workflows.RunState `json:"state"`
+	StartedAt  time.Time          `json:"started_at"`
+	ClosedAt   *time.Time         `json:"closed_at,omitempty"`
+}
+
+// Page is one page of a list; NextCursor is empty on the last page.
+type Page struct {
+	Items      []Summary `json:"items"`
+	NextCursor string    `json:"next_cursor,omitempty"`
+}
+
+// executionStatus maps filterable API states to Temporal's visibility
+// values. "compensated" is not filterable: Temporal records it as
+// completed or failed.
+var executionStatus = map[workflows.RunState]string{
+	workflows.RunRunning:    "Running",
+	workflows.RunSucceeded:  "Completed",
+	workflows.RunFailed:     "Failed",
+	workflows.RunCancelled:  "Canceled",
+	workflows.RunTerminated: "Terminated",
+	workflows.RunTimedOut:   "TimedOut",
+}
+
+// FilterableStates lists the states List accepts, in documentation order.
+var FilterableStates = []workflows.RunState{
+	workflows.RunRunning, workflows.RunSucceeded, workflows.RunFailed,
+	workflows.RunCancelled, workflows.RunTerminated, workflows.RunTimedOut,
+}
+
+// CheckListFilter validates a filter; the ingress calls it before List so
+// that nothing invalid reaches Temporal, and List calls it again.
+func CheckListFilter(f ListFilter) error {
+	var ve problems
+	if f.State != "" {
+		if _, ok := executionStatus[f.State]; !ok {
+			ve.add("status", "must be one of running, succeeded, failed, cancelled, terminated, timed-out")
+		}
+	}
+	if f.Definition != "" && !ValidName(f.Definition) {
+		ve.add("definition", "must be a definition name")
+	}
+	if f.Limit < 0 || f.Limit > MaxPageSize {
+		ve.add("limit", fmt.Sprintf("must be between 1 and %d", MaxPageSize))
+	}
+	if !f.StartedAfter.IsZero() && !f.StartedBefore.IsZero() && !f.StartedAfter.Before(f.StartedBefore) {
+		ve.add("started_before", "must be after started_after")
+	}
+	if f.Cursor != "" {
+		if _, err := decodeCursor(f.Cursor); err != nil {
+			ve.add("cursor", "is not a cursor returned by this API")
+		}
+	}
+	return ve.err("query")
+}
+
+// List returns one page of the caller's orchestrations, newest first, from
+// Temporal visibility. The query is always restricted to the caller's
+// tenant; user values are validated and quoted, never spliced raw.
+func (o *Orchestrator) List(ctx context.Context, caller Caller, f ListFilter) (Page, error) {
+	if err := checkCaller(caller); err != nil {
+		return Page{}, err
+	}
+	if err := CheckListFilter(f); err != nil {
+		return Page{}, err
+	}
+	token, _ := decodeCursor(f.Cursor)
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultPageSize
+	}
+	resp, err := o.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize:      int32(limit),
+		NextPageToken: token,
+		Query:         o.visibilityQuery(caller.Tenant, f),
+	})
+	if err != nil {
+		return Page{}, temporalError(err, "list workflows")
+	}
+	page := Page{Items: make([]Summary, 0, len(resp.Executions))}
+	for _, ex := range resp.Executions {
+		if s, ok := o.summary(caller.Tenant, ex); ok {
+			page.Items = append(page.Items, s)
+		}
+	}
+	if len(resp.NextPageToken) > 0 {
+		page.NextCursor = base64.RawURLEncoding.EncodeToString(resp.NextPageToken)
+	}
+	return page, nil
+}
+
+// visibilityQuery builds the visibility query of a validated filter. Every
+// value is either from a closed set or matches a strict pattern without
+// quotes, and is quoted anyway.
+func (o *Orchestrator) visibilityQuery(tenant string, f ListFilter) string {
+	q := []string{
+		fmt.Sprintf("WorkflowType = %s", quote(workflows.OrchestrationWorkflow)),
+		fmt.Sprintf("%s = %s", workflows.SearchAttrTenant, quote(tenant)),
+	}
+	if f.State != "" {
+		q = append(q, "ExecutionStatus = "+quote(executionStatus[f.State]))
+	}
+	if f.Definition != "" {
+		q = append(q, fmt.Sprintf("%s = %s", workflows.SearchAttrDefinition, quote(f.Definition)))
+	}
+	if !f.StartedAfter.IsZero() {
+		q = append(q, "StartTime >= "+quote(f.StartedAfter.UTC().Format(time.RFC3339Nano)))
+	}
+	if !f.StartedBefore.IsZero() {
+		q = append(q, "StartTime < "+quote(f.StartedBefore.UTC().Format(time.RFC3339Nano)))
+	}
+	return strings.Join(q, " AND ")
+}
+
+func quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "") + "'"
+}
+
+func (o *Orchestrator) summary(tenant string, ex *workflowpb.WorkflowExecutionInfo) (Summary, bool) {
+	id, ok := APIID(tenant, ex.GetExecution().GetWorkflowId())
+	if !ok {
+		return Summary{}, false
+	}
+	fields := ex.GetSearchAttributes().GetIndexedFields()
+	if keyword(fields[workflows.SearchAttrTenant]) != tenant {
+		return Summary{}, false
+	}
+	s := Summary{
+		ID:         id,
+		RunID:      ex.GetExecution().GetRunId(),
+		Definition: keyword(fields[workflows.SearchAttrDefinition]),
+		Version:    keyword(fields[workflows.SearchAttrVersion]),
+		State:      runState(ex.GetStatus()),
+		StartedAt:  ex.GetStartTime().AsTime(),
+	}
+	if ex.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && ex.GetCloseTime() != nil {
+		t := ex.GetCloseTime().AsTime()
+		s.ClosedAt = &t
+	}
+	return s, true
+}
+
+func keyword(p *commonpb.Payload) string {
+	if p == nil {
+		return ""
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		// A keyword search attribute may come back as a one-element list.
+		var l []string
+		if converter.GetDefaultDataConverter().FromPayload(p, &l) == nil && len(l) == 1 {
+			return l[0]
+		}
+		return ""
+	}
+	return s
+}
+
+func decodeCursor(c string) ([]byte, error) {
+	if c == "" {
+		return nil, nil
+	}
+	if len(c) > maxCursor {
+		return nil, fmt.Errorf("cursor too long")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) == 0 {
+		return nil, fmt.Errorf("bad cursor")
+	}
+	return b, nil
+}
