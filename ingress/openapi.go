@@ -302,5 +302,3 @@ func builtinSchemas() map[string]any {
 		}, "status", "checks"),
 	}
 }
-
-

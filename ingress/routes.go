@@ -50,7 +50,7 @@ func (s *Server) builtinGroups() []builtinGroup {
 				"definition (`definition` object, where the tenant allows it). `input` is validated against the definition's " +
 				"input schema. With an `Idempotency-Key` header the same key and body return the existing workflow (200), " +
 				"never a second start; the same key with another body is 409.",
-			Params: []api.Param{{Name: "Idempotency-Key", In: "header", Description: "1-255 visible ASCII characters; makes the submission idempotent per tenant.", Schema: str()}},
+			Params:  []api.Param{{Name: "Idempotency-Key", In: "header", Description: "1-255 visible ASCII characters; makes the submission idempotent per tenant.", Schema: str()}},
 			Request: &api.Content{Required: true, Schema: api.Ref("StartRequest")},
 			Responses: map[int]api.Response{
 				201: {Description: "Started.", Schema: api.Ref("StartResponse"), Headers: map[string]string{"Location": "The status URL."}},
