@@ -15,6 +15,42 @@ type Config struct {
 	// Aliases map a name to an ordered list of "provider/model" targets; the
 	// second and later targets are fallbacks.
 	Aliases map[string][]string `yaml:"aliases,omitempty" json:"aliases,omitempty"`
+	// Retry bounds the gateway's own retries (the model activity leaves
+	// retries to Temporal and only falls back across alias targets).
+	Retry RetryPolicy `yaml:"retry,omitempty" json:"retry,omitempty"`
+	// Budget tunes how per-tenant token budgets are enforced.
+	Budget BudgetPolicy `yaml:"budget,omitempty" json:"budget,omitempty"`
+}
+
+// RetryPolicy is how the gateway retries a call whose targets all failed
+// with a retryable error (rate limit, overloaded, 5xx, timeout, connection).
+// Durations are Go duration strings; zero values take the defaults shown.
+type RetryPolicy struct {
+	// MaxAttempts is the number of rounds over the targets (default 3; 1
+	// disables retries, fallbacks still happen).
+	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
+	// InitialBackoff is the wait before the second round (default "500ms"),
+	// doubled each round up to MaxBackoff (default "8s"), with jitter.
+	InitialBackoff string `yaml:"initial_backoff,omitempty" json:"initial_backoff,omitempty"`
+	MaxBackoff     string `yaml:"max_backoff,omitempty" json:"max_backoff,omitempty"`
+	// MaxRetryAfter caps how long a provider's Retry-After is honoured
+	// (default "30s"); a longer one ends the retries and the error carries
+	// the provider's delay back to the caller.
+	MaxRetryAfter string `yaml:"max_retry_after,omitempty" json:"max_retry_after,omitempty"`
+}
+
+// BudgetPolicy tunes token budget enforcement (see Budgets).
+type BudgetPolicy struct {
+	// CacheTTL is how long a tenant's spend read from analytics is reused
+	// (default "10s").
+	CacheTTL string `yaml:"cache_ttl,omitempty" json:"cache_ttl,omitempty"`
+	// IngestLag is how long a call record may take to reach the analytics
+	// rollups (default "60s"); local spend younger than that is added to
+	// the analytics figure.
+	IngestLag string `yaml:"ingest_lag,omitempty" json:"ingest_lag,omitempty"`
+	// MaxStale is how long the last known spend is used when analytics
+	// cannot be read (default "5m"); after that budgeted calls are refused.
+	MaxStale string `yaml:"max_stale,omitempty" json:"max_stale,omitempty"`
 }
 
 // Provider is one model provider endpoint.
@@ -31,6 +67,19 @@ type Provider struct {
 	// Timeout is a Go duration string such as "60s".
 	Timeout string           `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	Models  map[string]Model `yaml:"models" json:"models"`
+	// StreamIdleTimeout bounds the silence between two stream events once a
+	// stream has started (default: the timeout).
+	StreamIdleTimeout string `yaml:"stream_idle_timeout,omitempty" json:"stream_idle_timeout,omitempty"`
+	// Headers are sent with every request (e.g. OpenAI-Organization,
+	// anthropic-beta). Never put credentials here: they are not redacted.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// APIVersion is the anthropic-version header for kind "anthropic"
+	// (default "2023-06-01").
+	APIVersion string `yaml:"api_version,omitempty" json:"api_version,omitempty"`
+	// RequestIDHeader carries the gateway's stable request id to the
+	// provider (default "X-Client-Request-Id" for kind "openai", none for
+	// the others, which document no such header).
+	RequestIDHeader string `yaml:"request_id_header,omitempty" json:"request_id_header,omitempty"`
 }
 
 // Model describes one model of a provider.
@@ -41,6 +90,14 @@ type Model struct {
 	// ContextTokens is the context window; requests estimated above it are
 	// refused before they are sent.
 	ContextTokens int `yaml:"context_tokens,omitempty" json:"context_tokens,omitempty"`
+	// Name is the provider's id of the model when it differs from the key
+	// (e.g. key "sonnet", name "claude-sonnet-4-5").
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// Timeout of one attempt, overriding the provider's.
+	Timeout string `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MaxOutputTokens is sent when a request sets no max_tokens and the
+	// provider requires one (Anthropic); default 4096.
+	MaxOutputTokens int `yaml:"max_output_tokens,omitempty" json:"max_output_tokens,omitempty"`
 }
 
 // Has reports whether name is an alias or a known "provider/model".

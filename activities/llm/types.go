@@ -127,4 +127,53 @@ type Usage struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	TotalTokens      int64 `json:"total_tokens"`
+	// CostUSD is what the call cost at the registry's prices, set by the
+	// gateway (an extension field; OpenAI SDKs ignore it).
+	CostUSD float64 `json:"cost_usd,omitempty"`
 }
+
+// ChatChunk is one event of a streamed chat completion, shaped like
+// OpenAI's "chat.completion.chunk" so that it can be written to clients as
+// an SSE `data:` line unchanged. The last chunk of a gateway stream has no
+// choices and carries Usage.
+type ChatChunk struct {
+	ID      string        `json:"id"`
+	Object  string        `json:"object"` // "chat.completion.chunk"
+	Created int64         `json:"created"`
+	Model   string        `json:"model"`
+	Choices []ChunkChoice `json:"choices"`
+	Usage   *Usage        `json:"usage,omitempty"`
+}
+
+// ChunkChoice is the delta of one completion alternative.
+type ChunkChoice struct {
+	Index int   `json:"index"`
+	Delta Delta `json:"delta"`
+	// FinishReason is null until the choice's last chunk.
+	FinishReason *string `json:"finish_reason"`
+}
+
+// Delta is what a chunk adds to the message: the role (first chunk), a
+// piece of content, or pieces of tool calls (keyed by ToolCall.Index; the
+// first piece of a call carries its id and name, later pieces append to
+// its arguments).
+type Delta struct {
+	Role      string     `json:"role,omitempty"`
+	Content   *string    `json:"content,omitempty"`
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+}
+
+// Object names of the unified format.
+const (
+	ObjectChatCompletion      = "chat.completion"
+	ObjectChatCompletionChunk = "chat.completion.chunk"
+)
+
+// Finish reasons of the unified format; provider stop reasons are mapped
+// onto these.
+const (
+	FinishStop          = "stop"
+	FinishLength        = "length"
+	FinishToolCalls     = "tool_calls"
+	FinishContentFilter = "content_filter"
+)

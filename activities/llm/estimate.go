@@ -1,0 +1,162 @@
+package llm
+
+import (
+	"encoding/json"
+)
+
+// Token estimates. The gateway never tokenizes (tokenizers differ per
+// provider and cost more than the call overhead we aim for); it counts the
+// UTF-8 bytes of everything the model reads (message text, tool call
+// arguments, tool declarations) and derives two bounds:
+//
+//   - a lower bound, bytes/6, used to refuse a request before sending it
+//     when even that bound plus the requested completion exceeds the
+//     model's context window. Common BPE tokenizers average about 4 bytes
+//     per token on English and fewer on code or non-Latin scripts, so a
+//     request refused here would have been refused by the provider too;
+//     anything closer to the limit is left to the provider to judge.
+//   - an upper estimate, bytes/3 plus per-message overhead and a flat
+//     allowance per image, used for budget reservations and when a provider
+//     reports no usage. Over-reserving only delays concurrent calls near the
+//     limit; settlement uses the provider's real counts.
+const (
+	lowerBytesPerToken = 6
+	upperBytesPerToken = 3
+	tokensPerMessage   = 4
+	tokensPerImage     = 1600
+	// defaultCompletionReserve is reserved against the budget for the
+	// completion when a request sets no max_tokens.
+	defaultCompletionReserve = 1024
+)
+
+// promptSize measures what a request asks the model to read.
+type promptSize struct {
+	textBytes int64
+	messages  int64
+	images    int64
+}
+
+func measurePrompt(req *ChatRequest) promptSize {
+	var s promptSize
+	for i := range req.Messages {
+		m := &req.Messages[i]
+		s.messages++
+		parts, err := parseContent(m.Content)
+		if err != nil {
+			s.textBytes += int64(len(m.Content))
+		}
+		for _, p := range parts {
+			switch p.Type {
+			case "text":
+				s.textBytes += int64(len(p.Text))
+			case "image_url":
+				s.images++
+			default:
+				s.textBytes += int64(len(p.raw))
+			}
+		}
+		s.textBytes += int64(len(m.Name))
+		for _, tc := range m.ToolCalls {
+			s.textBytes += int64(len(tc.Function.Name) + len(tc.Function.Arguments))
+		}
+	}
+	for _, t := range req.Tools {
+		s.textBytes += int64(len(t.Function.Name) + len(t.Function.Description) + len(t.Function.Parameters))
+	}
+	return s
+}
+
+// lower is a lower bound on the prompt's tokens.
+func (s promptSize) lower() int64 { return s.textBytes / lowerBytesPerToken }
+
+// upper is a generous estimate of the prompt's tokens.
+func (s promptSize) upper() int64 {
+	return (s.textBytes+upperBytesPerToken-1)/upperBytesPerToken + s.messages*tokensPerMessage + 3 + s.images*tokensPerImage
+}
+
+// requestedMaxTokens is the completion bound the request asks for, 0 when
+// none.
+func requestedMaxTokens(req *ChatRequest) int {
+	switch {
+	case req.MaxCompletionTokens != nil && *req.MaxCompletionTokens > 0:
+		return *req.MaxCompletionTokens
+	case req.MaxTokens != nil && *req.MaxTokens > 0:
+		return *req.MaxTokens
+	}
+	return 0
+}
+
+// contentPart is one part of a message's content.
+type contentPart struct {
+	Type     string
+	Text     string
+	ImageURL string
+	raw      json.RawMessage
+}
+
+// parseContent reads a message content: a JSON string (one text part), an
+// array of parts ({"type":"text","text":...} or
+// {"type":"image_url","image_url":{"url":...}}), or nothing.
+func parseContent(raw json.RawMessage) ([]contentPart, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return []contentPart{{Type: "text", Text: s}}, nil
+	}
+	var wire []struct {
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		ImageURL *struct {
+			URL string `json:"url"`
+		} `json:"image_url"`
+	}
+	if err := json.Unmarshal(raw, &wire); err != nil {
+		return nil, err
+	}
+	var rawParts []json.RawMessage
+	if err := json.Unmarshal(raw, &rawParts); err != nil {
+		return nil, err
+	}
+	out := make([]contentPart, len(wire))
+	for i, w := range wire {
+		out[i] = contentPart{Type: w.Type, Text: w.Text, raw: rawParts[i]}
+		if w.ImageURL != nil {
+			out[i].ImageURL = w.ImageURL.URL
+		}
+	}
+	return out, nil
+}
+
+// contentText is the text of a content: the string, or the text parts
+// joined.
+func contentText(raw json.RawMessage) string {
+	parts, err := parseContent(raw)
+	if err != nil {
+		return ""
+	}
+	if len(parts) == 1 {
+		return parts[0].Text
+	}
+	n := 0
+	for _, p := range parts {
+		n += len(p.Text)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		if p.Type == "text" {
+			b = append(b, p.Text...)
+		}
+	}
+	return string(b)
+}
+
+// cost is the price of usage at the model's prices (US dollars per million
+// tokens).
+func cost(m Model, u Usage) float64 {
+	return (float64(u.PromptTokens)*m.InputPerMTok + float64(u.CompletionTokens)*m.OutputPerMTok) / 1e6
+}

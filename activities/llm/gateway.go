@@ -1,0 +1,683 @@
+package llm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gateflow/gateflow/analytics/record"
+)
+
+// Size caps on what the gateway reads from a provider.
+const (
+	maxResponseBody = 32 << 20
+	maxErrorBody    = 64 << 10
+)
+
+// errAttemptTimeout is the cancel cause of an attempt whose own deadline
+// passed (as opposed to the caller's context ending).
+var errAttemptTimeout = errors.New("attempt deadline passed")
+
+// Recorder takes call records; the analytics producer implements it.
+// activities.Recorder has the same method, so one value serves both.
+type Recorder interface {
+	Emit(record.Record)
+}
+
+// BudgetChecker admits a call against the tenant's token budget. Reserve
+// either refuses with a *BudgetError (or an *Error when the budget cannot
+// be read) or holds tokens until the returned Settle is called with the
+// tokens the call really used. Budgets implements it.
+type BudgetChecker interface {
+	Reserve(ctx context.Context, tenant string, tokens int64) (Settle, error)
+}
+
+// Settle ends a reservation with the tokens actually used (prompt +
+// completion, across all attempts). It must be called exactly once.
+type Settle func(usedTokens int64)
+
+// Deps are what a Gateway uses; nil fields take the defaults below. In
+// production pass one shared HTTP client (NewHTTPClient) and the analytics
+// recorder.
+type Deps struct {
+	// HTTP sends every provider request; nil means NewHTTPClient().
+	HTTP *http.Client
+	// Clock defaults to SystemClock.
+	Clock Clock
+	// Budget nil means no budgets are enforced.
+	Budget BudgetChecker
+	// Recorder nil drops records.
+	Recorder Recorder
+	// Log nil discards logs. Logs never hold credentials or prompts.
+	Log *slog.Logger
+	// LookupEnv and ReadFile read credentials; nil means os.LookupEnv and
+	// os.ReadFile.
+	LookupEnv func(string) (string, bool)
+	ReadFile  func(string) ([]byte, error)
+}
+
+// CallOptions say who a call is for (copied into call records and used for
+// the budget) and how to run it.
+type CallOptions struct {
+	Tenant     string
+	KeyID      string
+	WorkflowID string
+	RunID      string
+	Definition string
+	Version    string
+	StepID     string
+	// Attempt is the caller's attempt number (the Temporal activity
+	// attempt); zero lets the gateway number its own attempts from 1.
+	Attempt int32
+	// RequestID is sent to providers that take a client request id (see
+	// Provider.RequestIDHeader) and written to records as the label
+	// "request_id"; empty means a fresh id per call.
+	RequestID string
+	Labels    map[string]string
+	// Timeout of one attempt, overriding the model's; zero keeps it.
+	Timeout time.Duration
+	// NoRetry disables the gateway's retry rounds (the model activity sets
+	// it: Temporal retries). Fallbacks across alias targets still happen.
+	NoRetry bool
+}
+
+// Gateway routes unified chat requests to providers: it resolves a model or
+// alias, enforces budgets, checks context windows, falls back and retries,
+// accounts tokens and cost, and emits one call record per attempt. It is
+// safe for concurrent use.
+type Gateway struct {
+	targets map[string]*target
+	aliases map[string][]*target
+	names   []string
+	retry   retryPolicy
+	http    *http.Client
+	clock   Clock
+	budget  BudgetChecker
+	rec     Recorder
+	log     *slog.Logger
+}
+
+// NewGateway builds a gateway over a validated configuration.
+func NewGateway(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("models config: %w", err)
+	}
+	if deps.HTTP == nil {
+		deps.HTTP = NewHTTPClient()
+	}
+	if deps.Clock == nil {
+		deps.Clock = SystemClock{}
+	}
+	if deps.Recorder == nil {
+		deps.Recorder = nopRecorder{}
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	targets, aliases := compile(cfg, &deps)
+	return &Gateway{
+		targets: targets,
+		aliases: aliases,
+		names:   cfg.Names(),
+		retry:   cfg.Retry.parse(),
+		http:    deps.HTTP,
+		clock:   deps.Clock,
+		budget:  deps.Budget,
+		rec:     deps.Recorder,
+		log:     deps.Log,
+	}, nil
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) Emit(record.Record) {}
+
+// Has reports whether model is an alias or a configured "provider/model".
+func (g *Gateway) Has(model string) bool {
+	_, err := g.resolve(model)
+	return err == nil
+}
+
+// Models lists every alias and "provider/model", sorted.
+func (g *Gateway) Models() []string { return append([]string(nil), g.names...) }
+
+// Targets returns the "provider/model" targets a name routes to, in
+// fallback order.
+func (g *Gateway) Targets(model string) ([]string, error) {
+	ts, err := g.resolve(model)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.name
+	}
+	return out, nil
+}
+
+func (g *Gateway) resolve(model string) ([]*target, error) {
+	if ts, ok := g.aliases[model]; ok {
+		return ts, nil
+	}
+	if t, ok := g.targets[model]; ok {
+		return []*target{t}, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+}
+
+// Chat runs a non-streaming chat completion. The response's Model is the
+// "provider/model" that answered and its Usage carries the cost.
+func (g *Gateway) Chat(ctx context.Context, req *ChatRequest, opts CallOptions) (*ChatResponse, error) {
+	c, err := g.begin(ctx, req, &opts, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.settleOnce()
+	for round := 0; ; round++ {
+		for i, t := range c.targets {
+			if c.excluded[i] {
+				continue
+			}
+			resp, err := g.attemptChat(ctx, c, i, t)
+			if err == nil {
+				return resp, nil
+			}
+			if stop := c.failed(ctx, i, err); stop {
+				return nil, c.finalError(ctx)
+			}
+		}
+		if err := g.waitRound(ctx, c, round); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// ChatStream starts a streaming chat completion. Fallbacks and retries
+// happen until the first chunk has arrived (a provider that fails before
+// sending anything is replaced); after that, errors end the stream. The
+// caller must Close the stream.
+func (g *Gateway) ChatStream(ctx context.Context, req *ChatRequest, opts CallOptions) (*Stream, error) {
+	c, err := g.begin(ctx, req, &opts, true)
+	if err != nil {
+		return nil, err
+	}
+	for round := 0; ; round++ {
+		for i, t := range c.targets {
+			if c.excluded[i] {
+				continue
+			}
+			s, err := g.openStream(ctx, c, i, t)
+			if err == nil {
+				return s, nil
+			}
+			if stop := c.failed(ctx, i, err); stop {
+				c.settleOnce()
+				return nil, c.finalError(ctx)
+			}
+		}
+		if err := g.waitRound(ctx, c, round); err != nil {
+			c.settleOnce()
+			return nil, err
+		}
+	}
+}
+
+// call is the state of one Chat or ChatStream across its attempts.
+type call struct {
+	g         *Gateway
+	req       *ChatRequest
+	opts      *CallOptions
+	model     string
+	targets   []*target
+	size      promptSize
+	stream    bool
+	requestID string
+
+	settle   Settle
+	settled  bool
+	used     int64
+	attempts int32
+
+	excluded  []bool
+	lastErr   []*Error // last error per target
+	last      error
+	retryable *Error
+	summary   []string
+}
+
+func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions, stream bool) (*call, error) {
+	if req == nil {
+		return nil, badRequest("no request")
+	}
+	targets, err := g.resolve(req.Model)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Messages) == 0 {
+		return nil, badRequest("messages must not be empty")
+	}
+	c := &call{
+		g:         g,
+		req:       req,
+		opts:      opts,
+		model:     req.Model,
+		targets:   targets,
+		size:      measurePrompt(req),
+		stream:    stream,
+		requestID: opts.RequestID,
+		excluded:  make([]bool, len(targets)),
+		lastErr:   make([]*Error, len(targets)),
+	}
+	if c.requestID == "" {
+		c.requestID = record.NewID()
+	}
+	if g.budget != nil && opts.Tenant != "" {
+		completion := int64(requestedMaxTokens(req))
+		if completion == 0 {
+			completion = defaultCompletionReserve
+		}
+		settle, err := g.budget.Reserve(ctx, opts.Tenant, c.size.upper()+completion)
+		if err != nil {
+			r := c.newRecord(req.Model, g.clock.Now())
+			r.Outcome = record.OutcomeRejected
+			r.SetError(ClassOf(err), err)
+			g.rec.Emit(r)
+			return nil, err
+		}
+		c.settle = settle
+	}
+	return c, nil
+}
+
+func (c *call) settleOnce() {
+	if c.settled {
+		return
+	}
+	c.settled = true
+	if c.settle != nil {
+		c.settle(c.used)
+	}
+}
+
+// failed takes note of a failed attempt on target i and reports whether
+// the call must stop now.
+func (c *call) failed(ctx context.Context, i int, err error) (stop bool) {
+	c.last = err
+	if ctx.Err() != nil {
+		return true
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return true
+	}
+	c.lastErr[i] = e
+	c.summary = append(c.summary, e.Target+": "+e.Class+statusSuffix(e.Status))
+	if e.Retryable() {
+		c.retryable = e
+	} else {
+		c.excluded[i] = true
+	}
+	c.g.log.Debug("model attempt failed", "model", c.model, "target", e.Target, "class", e.Class, "status", e.Status)
+	return !fallbackClass(e.Class)
+}
+
+func statusSuffix(status int) string {
+	if status == 0 {
+		return ""
+	}
+	return " (" + strconv.Itoa(status) + ")"
+}
+
+// finalError is what the caller gets when no attempt succeeded: the
+// caller's own context error, else the last retryable error (so that a
+// retry of the whole call may succeed), else the last error; with a
+// summary of every attempt when there were several.
+func (c *call) finalError(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("model %q: %w", c.model, err)
+	}
+	err := c.last
+	if c.retryable != nil {
+		err = c.retryable
+	}
+	if len(c.summary) > 1 {
+		return fmt.Errorf("model %q: all %d attempts failed (%s): %w", c.model, len(c.summary), strings.Join(c.summary, "; "), err)
+	}
+	return err
+}
+
+// waitRound decides whether another round over the targets is allowed and
+// waits before it: exponential backoff with jitter, at least the smallest
+// Retry-After among the targets still in play, never more than
+// MaxRetryAfter nor past the caller's deadline.
+func (g *Gateway) waitRound(ctx context.Context, c *call, round int) error {
+	if c.opts.NoRetry || round+1 >= g.retry.maxAttempts {
+		return c.finalError(ctx)
+	}
+	minRA := time.Duration(-1)
+	for i := range c.targets {
+		if c.excluded[i] {
+			continue
+		}
+		ra := time.Duration(0)
+		if e := c.lastErr[i]; e != nil {
+			ra = e.RetryAfter
+		}
+		if minRA < 0 || ra < minRA {
+			minRA = ra
+		}
+	}
+	if minRA < 0 {
+		return c.finalError(ctx) // every target refused for good
+	}
+	if minRA > g.retry.maxRetryAfter {
+		return c.finalError(ctx)
+	}
+	backoff := g.retry.initialBackoff << round
+	if backoff > g.retry.maxBackoff || backoff <= 0 {
+		backoff = g.retry.maxBackoff
+	}
+	wait := backoff/2 + rand.N(backoff/2+1)
+	if minRA > wait {
+		wait = minRA
+	}
+	if dl, ok := ctx.Deadline(); ok && g.clock.Now().Add(wait).After(dl) {
+		return c.finalError(ctx)
+	}
+	if err := g.clock.Sleep(ctx, wait); err != nil {
+		return c.finalError(ctx)
+	}
+	return nil
+}
+
+// timeout is the deadline of one attempt on t.
+func (c *call) timeout(t *target) time.Duration {
+	if c.opts.Timeout > 0 {
+		return c.opts.Timeout
+	}
+	return t.timeout
+}
+
+// checkContext refuses a target whose context window cannot hold even the
+// lower bound of the prompt plus the requested completion.
+func (c *call) checkContext(t *target) *Error {
+	limit := int64(t.model.ContextTokens)
+	if limit <= 0 {
+		return nil
+	}
+	lower := c.size.lower()
+	want := int64(requestedMaxTokens(c.req))
+	if lower+want <= limit {
+		return nil
+	}
+	return &Error{Class: ClassContext, Target: t.name, Message: fmt.Sprintf(
+		"prompt of at least %d tokens (estimated) plus %d completion tokens exceeds the context window of %d tokens", lower, want, limit)}
+}
+
+// newRecord starts the call record of an attempt on target.
+func (c *call) newRecord(target string, start time.Time) record.Record {
+	o := c.opts
+	r := record.New(record.KindModel, start)
+	r.Tenant = o.Tenant
+	r.KeyID = o.KeyID
+	r.Target = target
+	r.WorkflowID = o.WorkflowID
+	r.RunID = o.RunID
+	r.Definition = o.Definition
+	r.Version = o.Version
+	r.StepID = o.StepID
+	r.Attempt = o.Attempt
+	if r.Attempt == 0 {
+		r.Attempt = c.attempts
+	}
+	labels := make(map[string]string, len(o.Labels)+3)
+	for k, v := range o.Labels {
+		labels[k] = v
+	}
+	labels["request_id"] = c.requestID
+	if target != c.model {
+		labels["model"] = c.model
+	}
+	if c.stream {
+		labels["stream"] = "true"
+	}
+	r.Labels = labels
+	return r
+}
+
+// finishRecord fills the outcome of an attempt and emits it.
+func (c *call) finishRecord(r *record.Record, start time.Time, err error) {
+	r.LatencyMS = float64(c.g.clock.Now().Sub(start).Microseconds()) / 1000
+	switch {
+	case err == nil:
+		r.Outcome = record.OutcomeOK
+	case errors.Is(err, context.Canceled):
+		r.Outcome = record.OutcomeCancelled
+	default:
+		class := ClassOf(err)
+		r.Outcome = record.OutcomeError
+		switch class {
+		case ClassTimeout:
+			r.Outcome = record.OutcomeTimeout
+		case ClassBudget:
+			r.Outcome = record.OutcomeRejected
+		}
+		r.SetError(class, err)
+	}
+	c.g.rec.Emit(*r)
+}
+
+// rejectRecord emits the record of an attempt refused before sending.
+func (c *call) rejectRecord(r *record.Record, start time.Time, err error) {
+	r.LatencyMS = float64(c.g.clock.Now().Sub(start).Microseconds()) / 1000
+	r.Outcome = record.OutcomeRejected
+	r.SetError(ClassOf(err), err)
+	c.g.rec.Emit(*r)
+}
+
+// prepared is an attempt's request, ready to send.
+type prepared struct {
+	req   *http.Request
+	key   string
+	bytes int64
+}
+
+// prepare builds the HTTP request of an attempt on t. The returned error is
+// an *Error with Target set.
+func (g *Gateway) prepare(ctx context.Context, c *call, t *target) (*prepared, error) {
+	key, err := t.prov.cred.get()
+	if err != nil {
+		return nil, &Error{Class: ClassAuth, Target: t.name, Message: "credential: " + err.Error()}
+	}
+	body, err := t.prov.adapter.encodeRequest(t, c.req, c.stream)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Class: ClassBadRequest, Message: err.Error()}
+		}
+		e.Target = t.name
+		return nil, e
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.prov.adapter.endpoint(t, c.stream), bytes.NewReader(body))
+	if err != nil {
+		return nil, &Error{Class: ClassBadRequest, Target: t.name, Message: "build request: " + err.Error()}
+	}
+	h := hreq.Header
+	for k, v := range t.prov.headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "gateflow")
+	if t.prov.reqIDHeader != "" {
+		h.Set(t.prov.reqIDHeader, c.requestID)
+	}
+	t.prov.adapter.setHeaders(h, t, key)
+	if c.stream {
+		h.Set("Accept", "text/event-stream")
+	}
+	return &prepared{req: hreq, key: key, bytes: int64(len(body))}, nil
+}
+
+// send performs the request and turns every failure into an *Error.
+func (g *Gateway) send(ctx, actx context.Context, p *prepared, t *target, r *record.Record) (*http.Response, error) {
+	resp, err := g.http.Do(p.req)
+	if err != nil {
+		return nil, g.transportError(ctx, actx, t, err)
+	}
+	r.StatusCode = int32(resp.StatusCode)
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	body, _ := readCapped(resp.Body, maxErrorBody)
+	resp.Body.Close()
+	r.RespBytes = int64(len(body))
+	e := t.prov.adapter.decodeError(resp.StatusCode, resp.Header, body)
+	e.Target = t.name
+	e.Message = redact(record.Truncate(e.Message, record.MaxErrorMessage), p.key)
+	if ra := parseRetryAfter(resp.Header, g.clock.Now()); ra > e.RetryAfter {
+		e.RetryAfter = ra
+	}
+	return nil, e
+}
+
+// transportError classifies a failure to send or read.
+func (g *Gateway) transportError(ctx, actx context.Context, t *target, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", t.name, ctx.Err())
+	}
+	if context.Cause(actx) == errAttemptTimeout || errors.Is(err, errAttemptTimeout) {
+		return &Error{Class: ClassTimeout, Target: t.name, Message: "no answer within the attempt timeout", Err: ErrTimeout}
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		e.Target = t.name
+		return e
+	}
+	return &Error{Class: ClassConnection, Target: t.name, Message: err.Error(), Err: err}
+}
+
+// attemptChat makes one non-streaming attempt on target i.
+func (g *Gateway) attemptChat(ctx context.Context, c *call, i int, t *target) (*ChatResponse, error) {
+	c.attempts++
+	start := g.clock.Now()
+	r := c.newRecord(t.name, start)
+	if e := c.checkContext(t); e != nil {
+		c.rejectRecord(&r, start, e)
+		return nil, e
+	}
+	resp, err := g.doChat(ctx, c, t, &r)
+	if err != nil {
+		c.finishRecord(&r, start, err)
+		return nil, err
+	}
+	r.TokensIn = resp.Usage.PromptTokens
+	r.TokensOut = resp.Usage.CompletionTokens
+	r.CostUSD = resp.Usage.CostUSD
+	c.used += resp.Usage.PromptTokens + resp.Usage.CompletionTokens
+	c.finishRecord(&r, start, nil)
+	return resp, nil
+}
+
+func (g *Gateway) doChat(ctx context.Context, c *call, t *target, r *record.Record) (*ChatResponse, error) {
+	actx, cancel := context.WithTimeoutCause(ctx, c.timeout(t), errAttemptTimeout)
+	defer cancel()
+	p, err := g.prepare(actx, c, t)
+	if err != nil {
+		return nil, err
+	}
+	r.ReqBytes = p.bytes
+	resp, err := g.send(ctx, actx, p, t, r)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := readCapped(resp.Body, maxResponseBody)
+	r.RespBytes = int64(len(body))
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			return nil, &Error{Class: ClassTooLarge, Target: t.name, Status: resp.StatusCode, Message: err.Error()}
+		}
+		return nil, g.transportError(ctx, actx, t, err)
+	}
+	out, err := t.prov.adapter.decodeResponse(t, body)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Class: ClassServer, Message: err.Error()}
+		}
+		e.Target = t.name
+		e.Status = resp.StatusCode
+		e.Message = redact(e.Message, p.key)
+		return nil, e
+	}
+	g.finishResponse(c, t, out, r)
+	return out, nil
+}
+
+// finishResponse normalizes a unified response: names, ids, usage (an
+// estimate when the provider gave none) and cost.
+func (g *Gateway) finishResponse(c *call, t *target, out *ChatResponse, r *record.Record) {
+	out.Model = t.name
+	out.Object = ObjectChatCompletion
+	if out.Created == 0 {
+		out.Created = g.clock.Now().Unix()
+	}
+	if out.ID == "" {
+		out.ID = "chatcmpl-" + r.ID
+	}
+	for i := range out.Choices {
+		if out.Choices[i].Message.Role == "" {
+			out.Choices[i].Message.Role = "assistant"
+		}
+	}
+	if out.Usage.PromptTokens == 0 && out.Usage.CompletionTokens == 0 {
+		var completion int64
+		for _, ch := range out.Choices {
+			completion += int64(len(contentText(ch.Message.Content)))
+			for _, tc := range ch.Message.ToolCalls {
+				completion += int64(len(tc.Function.Name) + len(tc.Function.Arguments))
+			}
+		}
+		out.Usage = Usage{PromptTokens: c.size.upper(), CompletionTokens: (completion + upperBytesPerToken - 1) / upperBytesPerToken}
+		r.Labels["usage"] = "estimated"
+	}
+	if out.Usage.TotalTokens == 0 {
+		out.Usage.TotalTokens = out.Usage.PromptTokens + out.Usage.CompletionTokens
+	}
+	out.Usage.CostUSD = cost(t.model, out.Usage)
+}
+
+var errBodyTooLarge = errors.New("provider answer above the size cap")
+
+// bufPool recycles response read buffers.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readCapped reads at most limit bytes of r; more is errBodyTooLarge. The
+// returned slice is a fresh copy.
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bufPool.Put(buf)
+		}
+	}()
+	n, err := buf.ReadFrom(io.LimitReader(r, limit+1))
+	out := bytes.Clone(buf.Bytes())
+	if err != nil {
+		return out, err
+	}
+	if n > limit {
+		return out[:limit], fmt.Errorf("%w (%d bytes)", errBodyTooLarge, limit)
+	}
+	return out, nil
+}
