@@ -207,3 +207,19 @@ const (
 	ErrTypeDuplicateVote   = "DuplicateVote"   // 409
 	ErrTypeInvalidDecision = "InvalidDecision" // 400
 )
+
+// Application error types an orchestration fails with (the workflow's
+// failure), so that callers can tell why without parsing messages.
+const (
+	// ErrTypeStepFailed: a step failed (after its retries); the message
+	// names the step ("step fanout[2].charge: ...").
+	ErrTypeStepFailed = "StepFailed"
+	// ErrTypeApprovalRejected: an approval step was rejected (by a vote or
+	// its timeout).
+	ErrTypeApprovalRejected = "ApprovalRejected"
+	// ErrTypeOrchestrationTimedOut: the definition's timeout passed.
+	ErrTypeOrchestrationTimedOut = "OrchestrationTimedOut"
+	// ErrTypeInvalidOrchestration: the workflow input cannot run (bad
+	// input JSON, corrupt continue-as-new state).
+	ErrTypeInvalidOrchestration = "InvalidOrchestration"
+)
