@@ -346,6 +346,8 @@ type ExprInfo struct {
 	DynamicSteps bool
 	// UsesItem is true when item or index appears (only valid in a foreach).
 	UsesItem bool
+	// Vars lists the vars named as vars.<name> or vars["<name>"], sorted.
+	Vars []string
 }
 
 // CompileExpr checks that a bare expression compiles (syntax, known names,
@@ -419,19 +421,25 @@ func walkTemplateExprs(v any, depth int, fn func(src string) error) error {
 func mergeInfo(a, b ExprInfo) ExprInfo {
 	a.DynamicSteps = a.DynamicSteps || b.DynamicSteps
 	a.UsesItem = a.UsesItem || b.UsesItem
-	if len(b.Steps) > 0 {
-		seen := make(map[string]bool, len(a.Steps)+len(b.Steps))
-		var merged []string
-		for _, s := range append(append([]string(nil), a.Steps...), b.Steps...) {
-			if !seen[s] {
-				seen[s] = true
-				merged = append(merged, s)
-			}
-		}
-		sortStrings(merged)
-		a.Steps = merged
-	}
+	a.Steps = mergeSorted(a.Steps, b.Steps)
+	a.Vars = mergeSorted(a.Vars, b.Vars)
 	return a
+}
+
+func mergeSorted(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	seen := make(map[string]bool, len(a)+len(b))
+	var merged []string
+	for _, s := range append(append([]string(nil), a...), b...) {
+		if !seen[s] {
+			seen[s] = true
+			merged = append(merged, s)
+		}
+	}
+	sortStrings(merged)
+	return merged
 }
 
 // exprCache holds compiled programs by source. Compilation is pure, so a
@@ -527,10 +535,11 @@ func compileError(src string, err error) error {
 // analyzer checks the sandbox rules on the user's syntax tree and collects
 // step references.
 type analyzer struct {
-	src     string
-	err     *ExprError
-	steps   map[string]bool
-	item    bool
+	src   string
+	err   *ExprError
+	steps map[string]bool
+	vars  map[string]bool
+	item  bool
 	// stepsUses counts identifier nodes "steps"; stepsMembers counts those
 	// consumed by a literal member access. A difference means steps was used
 	// as a whole or indexed dynamically.
@@ -553,7 +562,7 @@ func (a *analyzer) Visit(node *ast.Node) {
 	case *ast.IdentifierNode:
 		switch {
 		case n.Value == "$env":
-			a.fail(n, "$env is not available; use input, steps, vars, item or index")
+			a.fail(n, "$env is not available (use input, steps, vars, item or index)")
 		case strings.HasPrefix(n.Value, "__"):
 			a.fail(n, "names starting with __ are reserved")
 		case n.Value == EnvSteps:
@@ -562,6 +571,14 @@ func (a *analyzer) Visit(node *ast.Node) {
 			a.item = true
 		}
 	case *ast.MemberNode:
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == EnvVars {
+			if s, ok := n.Property.(*ast.StringNode); ok {
+				if a.vars == nil {
+					a.vars = map[string]bool{}
+				}
+				a.vars[s.Value] = true
+			}
+		}
 		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == EnvSteps {
 			if s, ok := n.Property.(*ast.StringNode); ok {
 				a.stepsMembers++
@@ -591,6 +608,10 @@ func (a *analyzer) info() ExprInfo {
 		info.Steps = append(info.Steps, s)
 	}
 	sortStrings(info.Steps)
+	for s := range a.vars {
+		info.Vars = append(info.Vars, s)
+	}
+	sortStrings(info.Vars)
 	return info
 }
 
