@@ -144,6 +144,8 @@ type Producer struct {
 	// mu orders spool appends against the switch back to direct writes.
 	mu       sync.Mutex
 	spooling bool
+	// replayFailing is set while replay attempts fail.
+	replayFailing bool
 
 	wake       chan struct{} // nudges the replayer
 	stopPump   chan struct{}
@@ -424,6 +426,9 @@ func (p *Producer) replay(ctx context.Context) {
 		}
 		for ctx.Err() == nil {
 			n, err := p.replayOnce(ctx)
+			p.mu.Lock()
+			p.replayFailing = err != nil
+			p.mu.Unlock()
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -486,8 +491,29 @@ func (p *Producer) replayOnce(ctx context.Context) (int, error) {
 	return len(msgs), nil
 }
 
-// Close flushes queued records to Kafka, or to the spool once ctx is done,
-// stops the background work and closes the spool. Records emitted after
+// drainSpool waits, until ctx is done, for the replayer to empty the spool;
+// it gives up as soon as a replay attempt fails (Kafka unreachable).
+func (p *Producer) drainSpool(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		n, failing := p.spool.Len(), p.replayFailing
+		p.mu.Unlock()
+		if n == 0 || failing || ctx.Err() != nil {
+			return
+		}
+		p.nudge()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Close flushes queued records to Kafka, or to the spool once ctx is done;
+// while ctx allows and Kafka answers it also replays the spool, so a
+// graceful stop leaves records on disk only when Kafka is unreachable. It
+// then stops the background work and closes the spool. Records emitted after
 // Close go to the spool while it is open, and are counted as dropped after.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
@@ -504,6 +530,7 @@ func (p *Producer) close(ctx context.Context) error {
 	p.pumpCtxMu.Unlock()
 	close(p.stopPump)
 	<-p.pumpDone
+	p.drainSpool(ctx)
 	p.replayStop()
 
 	// The Writer flushes nothing we still need (every write was

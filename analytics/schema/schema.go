@@ -1,0 +1,203 @@
+// Package schema holds the ClickHouse schema of the call records as
+// versioned SQL migrations (migrations/NNNN_name.sql, embedded) and applies
+// them. Every statement is idempotent (IF NOT EXISTS), each applied version
+// is recorded in the schema_migrations table, and several sinks starting at
+// once may all run Migrate.
+package schema
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Table names, for code that queries them.
+const (
+	TableCalls        = "calls"
+	TableKafkaOffsets = "calls_kafka_offsets"
+	TableCalls1m      = "calls_1m"
+	TableApprovals1m  = "approvals_1m"
+	TableMigrations   = "schema_migrations"
+)
+
+// DefaultTTLDays is how long raw call records are kept.
+const DefaultTTLDays = 90
+
+// Migration is one versioned SQL file.
+type Migration struct {
+	Version    int
+	Name       string
+	Statements []string
+}
+
+// Migrations returns the embedded migrations in version order.
+func Migrations() ([]Migration, error) {
+	ents, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var out []Migration
+	for _, e := range ents {
+		name := e.Name()
+		num, rest, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("migration %s: want NNNN_name.sql", name)
+		}
+		b, err := migrationFS.ReadFile(path.Join("migrations", name))
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
+		}
+		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(rest, ".sql"), Statements: SplitStatements(string(b))})
+	}
+	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("two migrations with version %d", out[i].Version)
+		}
+	}
+	return out, nil
+}
+
+// SplitStatements cuts a SQL file into statements at semicolons that end a
+// line, dropping "--" comment lines. Migration files keep semicolons out of
+// string literals and line ends.
+func SplitStatements(sql string) []string {
+	var out []string
+	var cur strings.Builder
+	for line := range strings.SplitSeq(sql, "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
+			continue
+		}
+		if strings.HasSuffix(trimmed, ";") {
+			cur.WriteString(strings.TrimSuffix(trimmed, ";"))
+			if s := strings.TrimSpace(cur.String()); s != "" {
+				out = append(out, s)
+			}
+			cur.Reset()
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Options tune Migrate.
+type Options struct {
+	// TTLDays is how long raw records are kept; 0 means DefaultTTLDays,
+	// a negative value keeps them forever.
+	TTLDays int
+}
+
+// Migrate applies the migrations not yet recorded, in order, then makes the
+// raw table's TTL match opts.TTLDays.
+func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
+	migs, err := Migrations()
+	if err != nil {
+		return err
+	}
+	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+TableMigrations+` (
+    version    UInt32,
+    name       String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree ORDER BY version`); err != nil {
+		return fmt.Errorf("create %s: %w", TableMigrations, err)
+	}
+	applied, err := Applied(ctx, conn)
+	if err != nil {
+		return err
+	}
+	for _, m := range migs {
+		if slices.Contains(applied, m.Version) {
+			continue
+		}
+		for i, stmt := range m.Statements {
+			if err := conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
+			}
+		}
+		if err := conn.Exec(ctx, `INSERT INTO `+TableMigrations+` (version, name) VALUES (?, ?)`, uint32(m.Version), m.Name); err != nil {
+			return fmt.Errorf("record migration %04d: %w", m.Version, err)
+		}
+	}
+	return SetTTL(ctx, conn, opts.TTLDays)
+}
+
+// Applied returns the recorded migration versions.
+func Applied(ctx context.Context, conn driver.Conn) ([]int, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT version FROM `+TableMigrations+` ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", TableMigrations, err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read %s: %w", TableMigrations, err)
+		}
+		out = append(out, int(v))
+	}
+	return out, rows.Err()
+}
+
+var ttlDaysRE = regexp.MustCompile(`TTL toDateTime\(ts\) \+ toIntervalDay\((\d+)\)`)
+
+// TTLDays reads the raw table's current TTL in days (-1: none).
+func TTLDays(ctx context.Context, conn driver.Conn) (int, error) {
+	var create string
+	if err := conn.QueryRow(ctx, `SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = ?`,
+		TableCalls).Scan(&create); err != nil {
+		return 0, fmt.Errorf("read %s definition: %w", TableCalls, err)
+	}
+	m := ttlDaysRE.FindStringSubmatch(create)
+	if m == nil {
+		return -1, nil
+	}
+	return strconv.Atoi(m[1])
+}
+
+// SetTTL changes the raw table's TTL when it differs from days (0: the
+// default, negative: none). ClickHouse applies a changed TTL to existing
+// parts in the background (a mutation).
+func SetTTL(ctx context.Context, conn driver.Conn, days int) error {
+	if days == 0 {
+		days = DefaultTTLDays
+	}
+	if days < 0 {
+		days = -1
+	}
+	cur, err := TTLDays(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if cur == days {
+		return nil
+	}
+	stmt := `ALTER TABLE ` + TableCalls + ` REMOVE TTL`
+	if days > 0 {
+		// days is an int: formatting it is not an injection risk, and DDL
+		// takes no query parameters here.
+		stmt = `ALTER TABLE ` + TableCalls + ` MODIFY TTL toDateTime(ts) + toIntervalDay(` + strconv.Itoa(days) + `)`
+	}
+	if err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("set raw TTL to %d days: %w", days, err)
+	}
+	return nil
+}

@@ -1,0 +1,46 @@
+package sink
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	consumed, inserted, skipped, deadLettered, committed prometheus.Counter
+	insertErrors, retries, commitErrors, rebalances      prometheus.Counter
+	lag                                                  prometheus.Gauge
+	insertSeconds                                        prometheus.Histogram
+}
+
+func newMetrics() metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "gateflow", Subsystem: "sink", Name: name, Help: help})
+	}
+	return metrics{
+		consumed:     c("messages_consumed_total", "Messages fetched from Kafka."),
+		inserted:     c("records_inserted_total", "Call records inserted into ClickHouse."),
+		skipped:      c("messages_skipped_total", "Redelivered messages skipped because ClickHouse already holds them."),
+		deadLettered: c("messages_dead_lettered_total", "Messages sent to the dead-letter topic."),
+		committed:    c("messages_committed_total", "Messages whose offsets were committed."),
+		insertErrors: c("insert_errors_total", "Failed ClickHouse inserts (each is retried)."),
+		retries:      c("retries_total", "Retries of ClickHouse or Kafka operations."),
+		commitErrors: c("commit_errors_total", "Failed offset commits (the batch is redelivered and skipped)."),
+		rebalances:   c("batches_dropped_on_rebalance_total", "Uncommitted batches dropped because the consumer group rebalanced."),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "gateflow", Subsystem: "sink", Name: "lag_messages",
+			Help: "Messages behind the end of the assigned partitions, as last seen."}),
+		insertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "gateflow", Subsystem: "sink",
+			Name: "insert_seconds", Help: "Time to store one batch, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
+	}
+}
+
+func (m metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.consumed, m.inserted, m.skipped, m.deadLettered, m.committed,
+		m.insertErrors, m.retries, m.commitErrors, m.rebalances, m.lag, m.insertSeconds} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("sink: register metrics: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,609 @@
+// Package sink moves call records from Kafka into ClickHouse.
+//
+// Several sinks share the topic's partitions through a consumer group. Each
+// collects messages into a batch (BatchRows or BatchInterval, whichever
+// comes first), inserts it with one clickhouse-go batch (explicit column
+// list), and only then commits the offsets: delivery is at least once.
+//
+// Exact counts despite redelivery: every raw row carries its Kafka topic,
+// partition and offset, and a materialized view keeps the highest stored
+// offset per partition (calls_kafka_offsets). Before inserting, the sink
+// drops every message whose offset is at or below that mark; the mark is
+// read from ClickHouse when a partition is new to this sink, when its
+// offsets jump (another sink had it), and before every retry of a failed
+// insert (whose outcome is unknown). A redelivered message therefore never
+// reaches the raw table nor the rollup views. Batches of a consumer-group
+// generation that ended (rebalance) are dropped uninserted and come back
+// through the new assignment. See docs/ANALYTICS.md for the remaining
+// windows.
+//
+// A message that is not a valid record goes to the dead-letter topic with
+// the reason in the "gateflow-error" header, and its offset is committed
+// with the batch: it never blocks the partition.
+//
+// ClickHouse down: the batch is retried with exponential backoff (the
+// reader is not read meanwhile, so consumption stops) until it is accepted
+// or the sink is stopped; nothing is committed before that.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/schema"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultGroupID       = "gateflow-sink"
+	DefaultBatchRows     = 50000
+	DefaultBatchInterval = time.Second
+	DefaultRetryMin      = 200 * time.Millisecond
+	DefaultRetryMax      = 10 * time.Second
+)
+
+// HeaderError is the dead-letter message header carrying the reason.
+const HeaderError = "gateflow-error"
+
+// Config configures a Sink.
+type Config struct {
+	// Dialer is used by the consumer-group reader; Transport by the
+	// dead-letter writer. Nil means plain TCP.
+	Dialer    *kafka.Dialer
+	Transport *kafka.Transport
+	Brokers   []string
+	Topic     string
+	DLQTopic  string
+	GroupID   string
+	// BatchRows and BatchInterval bound a batch (default 50000 rows, 1 s).
+	BatchRows     int
+	BatchInterval time.Duration
+	// TTLDays of raw records (0: default 90; negative: forever).
+	TTLDays int
+	// RetryMin/RetryMax bound the backoff between ClickHouse attempts.
+	RetryMin, RetryMax time.Duration
+	// Registerer receives the sink's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) defaults() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("sink: no Kafka brokers")
+	}
+	if c.Topic == "" || c.DLQTopic == "" || c.Topic == c.DLQTopic {
+		return errors.New("sink: topic and a different dead-letter topic are required")
+	}
+	if c.GroupID == "" {
+		c.GroupID = DefaultGroupID
+	}
+	if c.BatchRows <= 0 {
+		c.BatchRows = DefaultBatchRows
+	}
+	if c.BatchInterval <= 0 {
+		c.BatchInterval = DefaultBatchInterval
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = DefaultRetryMin
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.Dialer == nil {
+		c.Dialer = &kafka.Dialer{Timeout: 5 * time.Second, DualStack: true}
+	}
+	if c.Transport == nil {
+		c.Transport = kafka.DefaultTransport.(*kafka.Transport)
+	}
+	return nil
+}
+
+// Sink is one member of the sink consumer group.
+type Sink struct {
+	cfg  Config
+	conn driver.Conn
+	log  *slog.Logger
+	m    metrics
+
+	// stored is the highest offset known stored in ClickHouse per
+	// partition; last is the last offset fetched per partition in the
+	// current generation (-1 after a refresh is due).
+	stored map[int]int64
+	last   map[int]int64
+	stale  map[int]bool
+	gen    int64
+
+	readerStats func() kafka.ReaderStats
+}
+
+// New returns a sink; Run starts it.
+func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Sink, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if conn == nil {
+		return nil, errors.New("sink: no ClickHouse connection")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{cfg: cfg, conn: conn, log: log, m: newMetrics(),
+		stored: map[int]int64{}, last: map[int]int64{}, stale: map[int]bool{}}
+	if cfg.Registerer != nil {
+		if err := s.m.register(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// pending is one fetched message and what to do with it.
+type pending struct {
+	msg    kafka.Message
+	rec    record.Record
+	reason string // non-empty: dead-letter it
+}
+
+// Run applies the schema migrations (waiting for ClickHouse if needed), then
+// consumes until ctx is cancelled. It returns nil on cancellation; the batch
+// being collected is dropped uncommitted (it is redelivered).
+func (s *Sink) Run(ctx context.Context) error {
+	if err := s.retry(ctx, "apply schema migrations", func(ctx context.Context) error {
+		return schema.Migrate(ctx, s.conn, schema.Options{TTLDays: s.cfg.TTLDays})
+	}); err != nil {
+		return nilIfCancelled(ctx, err)
+	}
+	reader := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        s.cfg.Brokers,
+		GroupID:        s.cfg.GroupID,
+		Topic:          s.cfg.Topic,
+		Dialer:         s.cfg.Dialer,
+		StartOffset:    kafka.FirstOffset,
+		SessionTimeout: 6 * time.Second, // kfake's minimum; a dead sink's partitions move in ~6 s
+		// Heartbeats every 1 s so a rebalance reaches this member quickly.
+		HeartbeatInterval: time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		MinBytes:          1,
+		MaxBytes:          4 << 20,
+		// kafka-go uses MaxWait as the read deadline of a fetch response;
+		// a short one turns a slow (busy) broker into read errors and
+		// refetches.
+		MaxWait:        time.Second,
+		QueueCapacity:  10000,
+		CommitInterval: 0, // synchronous commits
+		ReadBackoffMin: 100 * time.Millisecond,
+		ReadBackoffMax: 2 * time.Second,
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			s.log.Debug("kafka reader: " + fmt.Sprintf(f, a...))
+		}),
+	})
+	s.readerStats = reader.Stats
+	dlq := &kafka.Writer{
+		Addr:                   kafka.TCP(s.cfg.Brokers...),
+		Topic:                  s.cfg.DLQTopic,
+		Balancer:               &kafka.Hash{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           5 * time.Millisecond,
+		Transport:              s.cfg.Transport,
+		AllowAutoTopicCreation: true,
+	}
+	defer func() {
+		if err := reader.Close(); err != nil {
+			s.log.Warn("sink: close Kafka reader", "err", err)
+		}
+		if err := dlq.Close(); err != nil {
+			s.log.Warn("sink: close dead-letter writer", "err", err)
+		}
+	}()
+	s.log.Info("sink: consuming", "topic", s.cfg.Topic, "group", s.cfg.GroupID,
+		"batch_rows", s.cfg.BatchRows, "batch_interval", s.cfg.BatchInterval)
+	for {
+		batch, err := s.collect(ctx, reader)
+		if err != nil {
+			return nilIfCancelled(ctx, err)
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := s.flush(ctx, reader, dlq, batch); err != nil {
+			return nilIfCancelled(ctx, err)
+		}
+	}
+}
+
+func nilIfCancelled(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// generation returns how many group generations this reader has joined.
+func (s *Sink) generation() int64 {
+	st := s.readerStats()
+	s.gen += st.Rebalances // Stats resets its counters on every call
+	s.m.lag.Set(float64(st.Lag))
+	return s.gen
+}
+
+// collect fetches messages until BatchRows or BatchInterval after the first.
+func (s *Sink) collect(ctx context.Context, reader *kafka.Reader) ([]pending, error) {
+	var batch []pending
+	var deadline time.Time
+	for len(batch) < s.cfg.BatchRows {
+		fctx := ctx
+		var cancel context.CancelFunc = func() {}
+		if !deadline.IsZero() {
+			fctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		msg, err := reader.FetchMessage(fctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				break
+			}
+			return nil, fmt.Errorf("fetch from %s: %w", s.cfg.Topic, err)
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(s.cfg.BatchInterval)
+			s.generation() // absorb rebalances before this batch
+		}
+		s.m.consumed.Inc()
+		// A partition seen for the first time, or whose offsets do not
+		// follow on, may have been consumed by another sink: re-read its
+		// stored mark before inserting.
+		if last, ok := s.last[msg.Partition]; !ok || msg.Offset != last+1 {
+			s.stale[msg.Partition] = true
+		}
+		s.last[msg.Partition] = msg.Offset
+		p := pending{msg: msg}
+		rec, err := record.Decode(msg.Value)
+		if err != nil {
+			p.reason = err.Error()
+		} else {
+			p.rec = rec
+		}
+		batch = append(batch, p)
+	}
+	return batch, nil
+}
+
+// flush stores a batch and commits it, retrying ClickHouse until it
+// accepts, the generation ends, or ctx is cancelled.
+func (s *Sink) flush(ctx context.Context, reader *kafka.Reader, dlq *kafka.Writer, batch []pending) error {
+	gen := s.gen
+	start := time.Now()
+	attempt := 0
+	var rows, dead []pending
+	err := s.retry(ctx, "store call records", func(ctx context.Context) error {
+		attempt++
+		if s.generation() != gen {
+			return errRebalanced
+		}
+		if attempt > 1 {
+			// The previous insert may have been applied after all.
+			for _, p := range batch {
+				s.stale[p.msg.Partition] = true
+			}
+		}
+		if err := s.refreshStale(ctx, batch); err != nil {
+			return err
+		}
+		rows, dead = s.filter(batch)
+		return s.insert(ctx, rows)
+	})
+	if errors.Is(err, errRebalanced) {
+		s.log.Info("sink: consumer group rebalanced; dropping the uncommitted batch (it is redelivered)", "messages", len(batch))
+		s.m.rebalances.Inc()
+		clear(s.last)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		s.m.inserted.Add(float64(len(rows)))
+		s.m.insertSeconds.Observe(time.Since(start).Seconds())
+	}
+	if len(dead) > 0 {
+		if err := s.retry(ctx, "write dead letters", func(ctx context.Context) error {
+			return s.deadLetter(ctx, dlq, dead)
+		}); err != nil {
+			return err
+		}
+	}
+	skipped := len(batch) - len(rows) - len(dead)
+	s.m.skipped.Add(float64(skipped))
+	s.log.Debug("sink: batch stored", "messages", len(batch), "inserted", len(rows),
+		"dead_lettered", len(dead), "skipped_as_stored", skipped, "took", time.Since(start))
+	return s.commit(ctx, reader, batch)
+}
+
+var errRebalanced = errors.New("consumer group rebalanced")
+
+// refreshStale reads the stored offset mark of stale partitions.
+func (s *Sink) refreshStale(ctx context.Context, batch []pending) error {
+	if len(s.stale) == 0 {
+		return nil
+	}
+	parts := slices.Sorted(maps.Keys(s.stale))
+	p32 := make([]int32, len(parts))
+	for i, p := range parts {
+		p32[i] = int32(p)
+	}
+	marks, err := StoredOffsets(ctx, s.conn, s.cfg.Topic, p32)
+	if err != nil {
+		return err
+	}
+	// A topic deleted and created again restarts its offsets: a stored
+	// mark at or above the partition's end means the mark is from the old
+	// topic and must be ignored, or every new record would be skipped.
+	hwm := map[int]int64{}
+	for _, p := range batch {
+		hwm[p.msg.Partition] = max(hwm[p.msg.Partition], p.msg.HighWaterMark)
+	}
+	for _, p := range parts {
+		mark, ok := marks[int32(p)]
+		if !ok {
+			mark = -1
+		}
+		if h, seen := hwm[p]; seen && h > 0 && mark >= h {
+			s.log.Warn("sink: stored offset is beyond the partition's end; was the topic recreated? ignoring the stored mark",
+				"topic", s.cfg.Topic, "partition", p, "stored", mark, "high_watermark", h)
+			mark = -1
+		}
+		s.stored[p] = mark
+	}
+	clear(s.stale)
+	return nil
+}
+
+// StoredOffsets returns the highest stored offset of each given partition
+// of topic that has any rows.
+func StoredOffsets(ctx context.Context, conn driver.Conn, topic string, partitions []int32) (map[int32]int64, error) {
+	rows, err := conn.Query(ctx, `SELECT partition, max(max_offset) FROM `+schema.TableKafkaOffsets+
+		` WHERE topic = ? AND partition IN ? GROUP BY partition`, topic, partitions)
+	if err != nil {
+		return nil, fmt.Errorf("read stored offsets: %w", err)
+	}
+	defer rows.Close()
+	out := map[int32]int64{}
+	for rows.Next() {
+		var p int32
+		var o int64
+		if err := rows.Scan(&p, &o); err != nil {
+			return nil, fmt.Errorf("read stored offsets: %w", err)
+		}
+		out[p] = o
+	}
+	return out, rows.Err()
+}
+
+// filter splits the messages not yet stored into rows and dead letters.
+func (s *Sink) filter(batch []pending) (rows, dead []pending) {
+	rows = make([]pending, 0, len(batch))
+	for _, p := range batch {
+		if mark, ok := s.stored[p.msg.Partition]; ok && p.msg.Offset <= mark {
+			continue
+		}
+		if p.reason != "" {
+			dead = append(dead, p)
+			continue
+		}
+		rows = append(rows, p)
+	}
+	return rows, dead
+}
+
+// insertColumns is the explicit column list of the raw insert.
+var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
+	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms",
+	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "error_class",
+	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset"}
+
+// InsertSQL is the raw insert statement, shared with the benchmark that
+// compares the pipeline with a bare insert.
+var InsertSQL = "INSERT INTO " + schema.TableCalls + " (" + strings.Join(insertColumns, ", ") + ")"
+
+// insert writes rows in one batch and, once accepted, raises the stored
+// marks.
+func (s *Sink) insert(ctx context.Context, rows []pending) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	recs := make([]Row, len(rows))
+	for i, p := range rows {
+		recs[i] = Row{Record: p.rec, Topic: p.msg.Topic, Partition: int32(p.msg.Partition), Offset: p.msg.Offset}
+	}
+	if err := InsertRows(ctx, s.conn, recs); err != nil {
+		s.m.insertErrors.Inc()
+		return err
+	}
+	for _, p := range rows {
+		if p.msg.Offset > s.stored[p.msg.Partition] {
+			s.stored[p.msg.Partition] = p.msg.Offset
+		}
+	}
+	return nil
+}
+
+// Row is a record with where it came from in Kafka.
+type Row struct {
+	record.Record
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// InsertRows inserts rows into the raw table with one batch, column by
+// column. It is exported for the benchmark that compares the pipeline with
+// a bare clickhouse-go insert of the same rows.
+func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
+	n := len(rows)
+	var (
+		id                                                  = make([]string, n)
+		ts                                                  = make([]time.Time, n)
+		tenant, keyID, kind, target, wf, run, def, ver, stp = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		attempt, status                                     = make([]int32, n), make([]int32, n)
+		outcome, errClass, errMsg, topic                    = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		latency, cost                                       = make([]float64, n), make([]float64, n)
+		reqB, respB, tokIn, tokOut, offset                  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		labels                                              = make([]map[string]string, n)
+		schemaV                                             = make([]uint8, n)
+		partition                                           = make([]int32, n)
+	)
+	for i := range rows {
+		r := &rows[i]
+		id[i], ts[i] = r.ID, time.UnixMilli(r.TS).UTC()
+		tenant[i], keyID[i], kind[i], target[i] = r.Tenant, r.KeyID, string(r.Kind), r.Target
+		wf[i], run[i], def[i], ver[i], stp[i] = r.WorkflowID, r.RunID, r.Definition, r.Version, r.StepID
+		attempt[i], status[i], outcome[i] = r.Attempt, r.StatusCode, string(r.Outcome)
+		latency[i], reqB[i], respB[i] = r.LatencyMS, r.ReqBytes, r.RespBytes
+		tokIn[i], tokOut[i], cost[i] = r.TokensIn, r.TokensOut, r.CostUSD
+		errClass[i], errMsg[i] = r.ErrorClass, r.ErrorMsg
+		labels[i] = r.Labels
+		if labels[i] == nil {
+			labels[i] = map[string]string{}
+		}
+		schemaV[i] = uint8(r.Schema)
+		topic[i], partition[i], offset[i] = r.Topic, r.Partition, r.Offset
+	}
+	batch, err := conn.PrepareBatch(ctx, InsertSQL)
+	if err != nil {
+		return fmt.Errorf("prepare insert: %w", err)
+	}
+	defer batch.Close()
+	cols := []any{id, ts, tenant, keyID, kind, target, wf, run, def, ver, stp, attempt, status, outcome,
+		latency, reqB, respB, tokIn, tokOut, cost, errClass, errMsg, labels, schemaV, topic, partition, offset}
+	for i, c := range cols {
+		if err := batch.Column(i).Append(c); err != nil {
+			return fmt.Errorf("insert column %s: %w", insertColumns[i], err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert %d rows: %w", n, err)
+	}
+	return nil
+}
+
+// deadLetter writes undecodable messages to the dead-letter topic with the
+// reason and origin in headers.
+func (s *Sink) deadLetter(ctx context.Context, dlq *kafka.Writer, dead []pending) error {
+	msgs := make([]kafka.Message, len(dead))
+	for i, p := range dead {
+		msgs[i] = kafka.Message{
+			Key:   p.msg.Key,
+			Value: p.msg.Value,
+			Headers: []kafka.Header{
+				{Key: HeaderError, Value: []byte(record.Truncate(p.reason, 1024))},
+				{Key: "gateflow-origin", Value: fmt.Appendf(nil, "%s/%d/%d", p.msg.Topic, p.msg.Partition, p.msg.Offset)},
+			},
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := dlq.WriteMessages(wctx, msgs...); err != nil {
+		return fmt.Errorf("write %d messages to %s: %w", len(msgs), s.cfg.DLQTopic, err)
+	}
+	s.m.deadLettered.Add(float64(len(msgs)))
+	for _, p := range dead {
+		s.log.Warn("sink: record sent to the dead-letter topic", "topic", s.cfg.DLQTopic,
+			"partition", p.msg.Partition, "offset", p.msg.Offset, "reason", p.reason)
+	}
+	return nil
+}
+
+// commit commits the last message of every partition in the batch. A
+// failed commit is not fatal: the messages come again and are skipped as
+// already stored.
+func (s *Sink) commit(ctx context.Context, reader *kafka.Reader, batch []pending) error {
+	lastOf := map[int]kafka.Message{}
+	for _, p := range batch {
+		if m, ok := lastOf[p.msg.Partition]; !ok || p.msg.Offset > m.Offset {
+			lastOf[p.msg.Partition] = p.msg
+		}
+	}
+	msgs := slices.Collect(maps.Values(lastOf))
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := reader.CommitMessages(cctx, msgs...); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.m.commitErrors.Inc()
+		s.log.Warn("sink: offset commit failed; the batch will be redelivered and skipped", "err", err)
+		return nil
+	}
+	s.m.committed.Add(float64(len(batch)))
+	return nil
+}
+
+// retry runs fn until it succeeds, returns errRebalanced, or ctx ends,
+// backing off exponentially between attempts.
+func (s *Sink) retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	backoff := s.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				s.log.Info("sink: recovered", "op", what, "attempts", attempt)
+			}
+			return nil
+		}
+		if errors.Is(err, errRebalanced) || ctx.Err() != nil {
+			return err
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			s.log.Warn("sink: retrying", "op", what, "attempt", attempt, "backoff", backoff, "err", err)
+		}
+		s.m.retries.Inc()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, s.cfg.RetryMax)
+	}
+}
+
+// Check reports whether Kafka and ClickHouse answer, by name, for readiness
+// probes. A nil error means reachable.
+func Check(ctx context.Context, dialer *kafka.Dialer, brokers []string, conn driver.Conn) map[string]error {
+	out := map[string]error{"clickhouse": nil, "kafka": nil}
+	if err := conn.Ping(ctx); err != nil {
+		out["clickhouse"] = err
+	}
+	if dialer == nil {
+		dialer = &kafka.Dialer{Timeout: 5 * time.Second}
+	}
+	var kerr error
+	for _, b := range brokers {
+		c, err := dialer.DialContext(ctx, "tcp", b)
+		if err == nil {
+			_, err = c.Brokers()
+			_ = c.Close()
+		}
+		if err == nil {
+			kerr = nil
+			break
+		}
+		kerr = err
+	}
+	out["kafka"] = kerr
+	return out
+}
