@@ -27,14 +27,14 @@ import (
 )
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	fake *fakeOrch
 	rec  *recorder
 	reg  *prometheus.Registry
 }
 
-func newHarness(t *testing.T, mod func(*Deps, *Config)) *harness {
+func newHarness(t testing.TB, mod func(*Deps, *Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, fake: newFake(t), rec: &recorder{}, reg: prometheus.NewRegistry()}
 	deps := Deps{Orchestrator: h.fake, Keys: testStore(t), Recorder: h.rec, Metrics: h.reg, Log: slog.New(slog.DiscardHandler)}
@@ -74,7 +74,7 @@ func (h *harness) do(key, method, path, body string, hdr ...string) *httptest.Re
 
 // apiErr decodes the error shape, failing the test when the body does not
 // have it exactly.
-func apiErr(t *testing.T, w *httptest.ResponseRecorder) api.Error {
+func apiErr(t testing.TB, w *httptest.ResponseRecorder) api.Error {
 	t.Helper()
 	var raw map[string]map[string]json.RawMessage
 	if err := json.Unmarshal(w.Body.Bytes(), &raw); err != nil {

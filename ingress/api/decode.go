@@ -152,6 +152,7 @@ func CheckDepth(b []byte, max int) error {
 var (
 	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	rawMessage      = reflect.TypeFor[json.RawMessage]()
 )
 
 // checkValue compares a generically decoded value with the Go type it will
@@ -161,7 +162,15 @@ func checkValue(v any, t reflect.Type, path string, out *[]Detail) {
 		return // null leaves a field unchanged
 	}
 	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || t.Implements(jsonUnmarshaler) {
-		return // the type decides (json.RawMessage, time.Time, ...)
+		// The type decides (time.Time, ...); try it alone to locate a
+		// failure. json.RawMessage accepts everything.
+		if t != rawMessage && t.Kind() != reflect.Interface {
+			b, _ := json.Marshal(v)
+			if err := json.Unmarshal(b, reflect.New(t).Interface()); err != nil {
+				add(out, path, "is invalid: "+strings.TrimPrefix(err.Error(), "json: "))
+			}
+		}
+		return
 	}
 	if reflect.PointerTo(t).Implements(textUnmarshaler) {
 		if _, ok := v.(string); !ok {

@@ -1,0 +1,156 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/orchestrator"
+)
+
+type inner struct {
+	N     int               `json:"n"`
+	F     float64           `json:"f,omitempty"`
+	Tags  []string          `json:"tags,omitempty"`
+	M     map[string]string `json:"m,omitempty"`
+	Raw   json.RawMessage   `json:"raw,omitempty"`
+	Any   any               `json:"any,omitempty"`
+	When  time.Time         `json:"when,omitzero"`
+	Small int8              `json:"small,omitempty"`
+	U     uint              `json:"u,omitempty"`
+	B     bool              `json:"b,omitempty"`
+}
+
+type Embedded struct {
+	E string `json:"e"`
+}
+
+type outer struct {
+	Embedded
+	Name   string   `json:"name"`
+	In     *inner   `json:"in,omitempty"`
+	List   []inner  `json:"list,omitempty"`
+	Hidden string   `json:"-"`
+	Arr    [2]int   `json:"arr,omitempty"`
+	Bytes  []byte   `json:"bytes,omitempty"`
+	Ptrs   []*inner `json:"ptrs,omitempty"`
+}
+
+func TestDecodeJSON(t *testing.T) {
+	cases := []struct {
+		body  string
+		code  string
+		paths string
+	}{
+		{`{"name":"x","e":"y","in":{"n":1,"raw":{"z":[1]},"any":[1,"a"],"when":"2025-01-01T00:00:00Z"}}`, "", ""},
+		{`{"name":"x","in":null}`, "", ""},
+		{`{"nmae":"x"}`, "invalid_request", "nmae"},
+		{`{"Name":"x"}`, "invalid_request", "Name"},
+		{`{"Hidden":"x"}`, "invalid_request", "Hidden"},
+		{`{"name":1,"in":{"n":"1","tags":"a","m":{"k":2},"small":300,"u":-1,"b":"true","f":"x"}}`, "invalid_request",
+			"in.b,in.f,in.m.k,in.n,in.small,in.tags,in.u,name"},
+		{`{"list":[{"n":1},{"bad":1}],"ptrs":[null,{"n":1.5}]}`, "invalid_request", "list[1].bad,ptrs[1].n"},
+		{`{"arr":[1,2,3]}`, "invalid_request", "arr"},
+		{`{"bytes":[1]}`, "invalid_request", "bytes"},
+		{`{"in":{"when":"not a time"}}`, "invalid_request", "in.when"},
+		{`"x"`, "invalid_request", ""},
+		{`{"name":"x"`, "invalid_json", ""},
+		{`{"name":"x"}}`, "invalid_json", ""},
+		{`   `, "invalid_json", ""},
+		{`{"in":{"any":[[[[[[[[[[1]]]]]]]]]]}}`, "invalid_json", ""},
+	}
+	for _, c := range cases {
+		var out outer
+		err := DecodeJSON([]byte(c.body), &out, 8, "")
+		if c.code == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.body, err)
+			}
+			continue
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Status != 400 || e.Code != c.code {
+			t.Errorf("%s: %v", c.body, err)
+			continue
+		}
+		if c.paths != "" {
+			var got []string
+			for _, d := range e.Details {
+				got = append(got, d.Path)
+			}
+			if strings.Join(got, ",") != c.paths {
+				t.Errorf("%s: paths %q, want %q", c.body, strings.Join(got, ","), c.paths)
+			}
+		}
+	}
+	var out outer
+	if err := DecodeJSON([]byte(`{"nope":1}`), &out, 0, "definition"); err == nil || FromError(err).Details[0].Path != "definition.nope" {
+		t.Errorf("prefix: %v", err)
+	}
+}
+
+func TestCheckDepth(t *testing.T) {
+	if err := CheckDepth([]byte(`{"a":"[[[[[[[[[[[[","b":"\"{{{{"}`), 2); err != nil {
+		t.Errorf("brackets in strings counted: %v", err)
+	}
+	if err := CheckDepth([]byte(`[[[]]]`), 2); err == nil {
+		t.Error("depth 3 accepted with max 2")
+	}
+}
+
+func TestFromError(t *testing.T) {
+	cases := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{Errorf(418, "teapot", "short and stout"), 418, "teapot"},
+		{&definition.ValidationError{Subject: "input", Problems: []definition.Problem{{Path: "amount", Message: "must be >= 0"}}}, 422, "validation_failed"},
+		{fmt.Errorf("wrapped: %w", &orchestrator.Error{Kind: orchestrator.ErrConflict, Code: "duplicate_vote", Message: "x"}), 409, "duplicate_vote"},
+		{fmt.Errorf("x: %w", orchestrator.ErrNotFound), 404, "not_found"},
+		{fmt.Errorf("x: %w", orchestrator.ErrForbidden), 403, "forbidden"},
+		{fmt.Errorf("x: %w", orchestrator.ErrInvalid), 400, "invalid_request"},
+		{fmt.Errorf("x: %w", orchestrator.ErrUnavailable), 503, "unavailable"},
+		{&http.MaxBytesError{Limit: 10}, 413, "payload_too_large"},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), 504, "timeout"},
+		{context.Canceled, StatusClientClosed, "client_closed_request"},
+		{errors.New("db password is hunter2"), 500, "internal"},
+	}
+	for _, c := range cases {
+		e := FromError(c.err)
+		if e.Status != c.status || e.Code != c.code || e.Details == nil {
+			t.Errorf("%v: %+v", c.err, e)
+		}
+		if strings.Contains(e.Message, "hunter2") {
+			t.Error("internal message leaked")
+		}
+	}
+	e := FromError(&definition.ValidationError{Subject: "input", Problems: []definition.Problem{{Path: "amount", Message: "must be >= 0"}}})
+	if len(e.Details) != 1 || e.Details[0].Path != "amount" {
+		t.Errorf("details %+v", e.Details)
+	}
+	w := httptest.NewRecorder()
+	WriteError(w, httptest.NewRequest("GET", "/", nil), Errorf(409, "conflict", "x"))
+	if w.Code != 409 || !strings.Contains(w.Body.String(), `"details":[]`) {
+		t.Errorf("WriteError: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestRouteCheck(t *testing.T) {
+	h := http.NotFoundHandler()
+	for _, r := range []Route{{Method: "get", Path: "/x", Handler: h}, {Method: "GET", Path: "x", Handler: h}, {Method: "GET", Path: "/x"}, {Method: "GET", Path: "/x/:id", Handler: h}} {
+		if r.Check() == nil {
+			t.Errorf("%+v accepted", r)
+		}
+	}
+	if got := PathParams("/v1/a/{name}/b/{v}"); strings.Join(got, ",") != "name,v" {
+		t.Errorf("params %v", got)
+	}
+}

@@ -1,0 +1,189 @@
+package auth
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestTokenFormat(t *testing.T) {
+	tok, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, secret := ParseToken(tok)
+	if !strings.HasPrefix(tok, "gf_"+id+"_") || len(id) != 12 || len(secret) < 40 || strings.Contains(secret, "_") {
+		t.Errorf("token %q parsed as %q %q", tok, id, secret)
+	}
+	// A hand-made token gets a derived id and is its own secret.
+	id2, secret2 := ParseToken("my-own-dev-key-0123456789")
+	if !strings.HasPrefix(id2, "h") || secret2 != "my-own-dev-key-0123456789" {
+		t.Errorf("hand-made: %q %q", id2, secret2)
+	}
+	// A gf_ token with a bad id falls back too, without panicking.
+	for _, s := range []string{"gf_", "gf__", "gf_ABC_secretsecretsecret", "gf_abcd_short"} {
+		if id, _ := ParseToken(s); !strings.HasPrefix(id, "h") {
+			t.Errorf("%q: id %q", s, id)
+		}
+	}
+}
+
+func TestStoreAuthenticate(t *testing.T) {
+	tok, _ := NewToken()
+	k := EntryFor(tok, "acme", []string{"submitter", "finance"}, "alice")
+	disabledTok, _ := NewToken()
+	d := EntryFor(disabledTok, "acme", []string{"admin"}, "")
+	d.Disabled = true
+	st, err := NewStore("", k, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := st.Authenticate(tok)
+	if err != nil || p.Tenant != "acme" || p.User != "alice" || p.KeyID != k.ID {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if !p.Has(RoleSubmitter) || p.Has(RoleApprover) || !p.HasAny(nil) || !p.HasAny([]Role{RoleAnalyst, RoleSubmitter}) {
+		t.Errorf("roles of %+v", p)
+	}
+	if (Principal{Roles: []string{"admin"}}).Has(RoleApprover) != true {
+		t.Error("admin must hold every role")
+	}
+	id, secret := ParseToken(tok)
+	for _, bad := range []string{"", disabledTok, "gf_" + id + "_" + secret + "x", "gf_000000000000_" + secret, strings.Repeat("a", 600)} {
+		if _, err := st.Authenticate(bad); err == nil {
+			t.Errorf("%q authenticated", bad)
+		}
+	}
+}
+
+func TestKeysFileAndReload(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys.yaml")
+	st, err := NewStore(path) // missing file: empty
+	if err != nil || st.Len() != 0 {
+		t.Fatalf("missing file: %v %d", err, st.Len())
+	}
+	tok, _ := NewToken()
+	if err := AddKey(path, EntryFor(tok, "acme", []string{"approver"}, "bob")); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", fi.Mode())
+	}
+	b, _ := os.ReadFile(path)
+	if strings.Contains(string(b), tok) || strings.Contains(string(b), strings.SplitN(tok, "_", 3)[2]) {
+		t.Fatal("the keys file holds the secret")
+	}
+	if _, err := st.Authenticate(tok); err == nil {
+		t.Fatal("key known before reload")
+	}
+	if err := st.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := st.Authenticate(tok); err != nil || p.User != "bob" {
+		t.Fatalf("after reload: %+v %v", p, err)
+	}
+	// An invalid file keeps the old keys.
+	for _, bad := range []string{"keys: [{id: x}]", "keys:\n  - id: abcd\n    hash: sha256:00\n", "nope: 1", "keys: [", "keys:\n  - id: abcd1234\n    hash: " + HashSecret("s") + "\n    tenant: acme\n    roles: [submitter]\n    extra: 1\n"} {
+		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Reload(); err == nil {
+			t.Errorf("invalid file %q accepted", bad)
+		}
+		if _, err := st.Authenticate(tok); err != nil {
+			t.Errorf("old keys lost after invalid reload of %q", bad)
+		}
+	}
+	// Duplicate ids are refused.
+	k := EntryFor(tok, "acme", []string{"approver"}, "")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddKey(path, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddKey(path, k); err == nil {
+		t.Error("duplicate id accepted")
+	}
+}
+
+func TestConcurrentReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	tok, _ := NewToken()
+	if err := AddKey(path, EntryFor(tok, "acme", []string{"approver"}, "")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				if _, err := st.Authenticate(tok); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for j := 0; j < 20; j++ {
+		if err := st.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+func TestEnsureDevKey(t *testing.T) {
+	dir := t.TempDir()
+	key, created, err := EnsureDevKey(dir, "")
+	if err != nil || !created || !strings.HasPrefix(key, "gf_") {
+		t.Fatalf("%q %v %v", key, created, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, DevKeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("dev-key file: %v %v", fi, err)
+	}
+	again, created, err := EnsureDevKey(dir, "")
+	if err != nil || created || again != key {
+		t.Errorf("second call: %q %v %v", again, created, err)
+	}
+	env, created, err := EnsureDevKey(t.TempDir(), "chosen-by-hand-0123456789")
+	if err != nil || created || env != "chosen-by-hand-0123456789" {
+		t.Errorf("env: %q %v %v", env, created, err)
+	}
+	if _, _, err := EnsureDevKey(dir, "short"); err == nil {
+		t.Error("short env key accepted")
+	}
+	st, err := NewStore("", DevKey(key), DevKey(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{key, env} {
+		p, err := st.Authenticate(k)
+		if err != nil || p.Tenant != DevTenant || !p.Has(RoleAdmin) || p.User != DevUser {
+			t.Errorf("dev key %q: %+v %v", k, p, err)
+		}
+	}
+	if got, err := ReadKeyFile(filepath.Join(dir, DevKeyFile)); err != nil || got != key {
+		t.Errorf("ReadKeyFile %q %v", got, err)
+	}
+}
+
+func BenchmarkAuthenticate(b *testing.B) {
+	tok, _ := NewToken()
+	st, _ := NewStore("", EntryFor(tok, "acme", []string{"submitter"}, ""))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := st.Authenticate(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

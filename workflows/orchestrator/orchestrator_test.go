@@ -1,0 +1,220 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/gateflow/gateflow/workflows"
+	"github.com/gateflow/gateflow/workflows/definition"
+)
+
+func TestIDs(t *testing.T) {
+	a, b := IdempotentID("acme", "k1"), IdempotentID("acme", "k1")
+	if a != b || a == IdempotentID("other", "k1") || a == IdempotentID("acme", "k2") || !ValidID(a) {
+		t.Errorf("idempotent ids %q %q", a, b)
+	}
+	if id := NewID(); !ValidID(id) {
+		t.Errorf("new id %q", id)
+	}
+	if wid := WorkflowID("acme", "x"); wid != "acme/x" {
+		t.Errorf("%q", wid)
+	}
+	if id, ok := APIID("acme", "acme/x"); !ok || id != "x" {
+		t.Error("APIID")
+	}
+	for _, wid := range []string{"other/x", "acme/", "acmex", "acm/x"} {
+		if _, ok := APIID("acme", wid); ok {
+			t.Errorf("APIID(%q) accepted", wid)
+		}
+	}
+	for _, bad := range []string{"", "a/b", "../x", "x y", strings.Repeat("a", 129), "-x"} {
+		if ValidID(bad) {
+			t.Errorf("ValidID(%q)", bad)
+		}
+	}
+}
+
+func TestBodyHash(t *testing.T) {
+	h1, _ := BodyHash(StartRequest{Definition: "d", Input: json.RawMessage(`{"a":1,"b":{"c":[1,2.50]}}`)})
+	h2, _ := BodyHash(StartRequest{Definition: "d", Input: json.RawMessage(` { "b" : {"c":[1,2.50]}, "a":1 } `)})
+	h3, _ := BodyHash(StartRequest{Definition: "d", Input: json.RawMessage(`{"a":1,"b":{"c":[1,2.5]}}`)})
+	h4, _ := BodyHash(StartRequest{Definition: "d", Version: "2", Input: json.RawMessage(`{"a":1,"b":{"c":[1,2.50]}}`)})
+	// The key is not part of the body.
+	h5, _ := BodyHash(StartRequest{Definition: "d", IdempotencyKey: "k", Input: json.RawMessage(`{"a":1,"b":{"c":[1,2.50]}}`)})
+	if h1 != h2 || h1 != h5 {
+		t.Error("same body, different hash")
+	}
+	if h1 == h3 || h1 == h4 {
+		t.Error("different bodies, same hash")
+	}
+	if _, err := BodyHash(StartRequest{Definition: "d", Input: json.RawMessage(`{`)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad input: %v", err)
+	}
+}
+
+func TestVisibilityQuery(t *testing.T) {
+	o := &Orchestrator{}
+	q := o.visibilityQuery("acme", ListFilter{
+		State: workflows.RunFailed, Definition: "order",
+		StartedAfter:  time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		StartedBefore: time.Date(2025, 2, 1, 0, 0, 0, 0, time.FixedZone("x", 3600)),
+	})
+	want := "WorkflowType = 'gateflow.Orchestration' AND GateflowTenant = 'acme' AND ExecutionStatus = 'Failed' AND " +
+		"GateflowDefinition = 'order' AND StartTime >= '2025-01-01T00:00:00Z' AND StartTime < '2025-01-31T23:00:00Z'"
+	if q != want {
+		t.Errorf("query\n got %s\nwant %s", q, want)
+	}
+	if q := o.visibilityQuery("acme", ListFilter{}); q != "WorkflowType = 'gateflow.Orchestration' AND GateflowTenant = 'acme'" {
+		t.Errorf("bare %s", q)
+	}
+	if quote("a'b") != "'ab'" {
+		t.Error("quote")
+	}
+}
+
+func TestCheckListFilter(t *testing.T) {
+	ok := []ListFilter{{}, {State: workflows.RunRunning, Definition: "a.b-c_d", Limit: 100, Cursor: "AQID"}}
+	for _, f := range ok {
+		if err := CheckListFilter(f); err != nil {
+			t.Errorf("%+v: %v", f, err)
+		}
+	}
+	now := time.Now()
+	bad := []ListFilter{
+		{State: "compensated"}, {State: "x' OR 1=1"}, {Definition: "a' OR '1'='1"}, {Limit: -1}, {Limit: 101},
+		{Cursor: "!!"}, {Cursor: strings.Repeat("A", 5000)}, {StartedAfter: now, StartedBefore: now},
+	}
+	for _, f := range bad {
+		err := CheckListFilter(f)
+		var oe *Error
+		if !errors.As(err, &oe) || !errors.Is(err, ErrInvalid) || len(oe.Details) == 0 {
+			t.Errorf("%+v: %v", f, err)
+		}
+	}
+}
+
+func TestMayDecide(t *testing.T) {
+	p := workflows.PendingApproval{StepID: "s", Approvers: workflows.Approvers{Roles: []string{"finance"}, Users: []string{"bob"}},
+		Votes: []workflows.Vote{{By: workflows.Identity{KeyID: "k9", User: "carol"}}}}
+	cases := []struct {
+		c    Caller
+		want bool
+	}{
+		{Caller{KeyID: "k1", Roles: []string{"finance"}}, true},
+		{Caller{KeyID: "k1", User: "bob", Roles: []string{"approver"}}, true},
+		{Caller{KeyID: "k1", User: "alice", Roles: []string{"approver"}}, false},
+		{Caller{KeyID: "k9", Roles: []string{"finance"}}, false},
+		{Caller{KeyID: "k2", User: "carol", Roles: []string{"finance"}}, false},
+		{Caller{KeyID: "k1", Roles: []string{"admin"}}, false},
+	}
+	for _, c := range cases {
+		if got := MayDecide(c.c, p); got != c.want {
+			t.Errorf("%+v: %v", c.c, got)
+		}
+	}
+}
+
+func TestDecideErrorMapping(t *testing.T) {
+	cases := []struct {
+		typ  string
+		kind error
+		code string
+	}{
+		{workflows.ErrTypeUnknownStep, ErrNotFound, "step_not_found"},
+		{workflows.ErrTypeStepNotWaiting, ErrConflict, "step_not_waiting"},
+		{workflows.ErrTypeDuplicateVote, ErrConflict, "duplicate_vote"},
+		{workflows.ErrTypeNotApprover, ErrForbidden, "not_approver"},
+		{workflows.ErrTypeInvalidDecision, ErrInvalid, "invalid_decision"},
+	}
+	for _, c := range cases {
+		err := decideError(fmt.Errorf("update: %w", temporal.NewApplicationError("msg", c.typ)), "w", "s")
+		var oe *Error
+		if !errors.As(err, &oe) || !errors.Is(err, c.kind) || oe.Code != c.code || oe.Message != "msg" {
+			t.Errorf("%s: %v", c.typ, err)
+		}
+	}
+	if err := decideError(serviceerror.NewNotFound("gone"), "w", "s"); !errors.Is(err, ErrConflict) {
+		t.Errorf("closed: %v", err)
+	}
+	if err := temporalError(serviceerror.NewUnavailable("down"), "x"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("unavailable: %v", err)
+	}
+	if err := temporalError(serviceerror.NewNotFound("x"), "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("not found: %v", err)
+	}
+	if err := temporalError(context.DeadlineExceeded, "x"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("deadline: %v", err)
+	}
+}
+
+func TestCheckDecideRequest(t *testing.T) {
+	if err := CheckDecideRequest(DecideRequest{StepID: "fanout[3].approve", Decision: "approve"}); err != nil {
+		t.Error(err)
+	}
+	for _, r := range []DecideRequest{
+		{StepID: "s", Decision: "yes"}, {StepID: "", Decision: "approve"}, {StepID: "a/b", Decision: "reject"},
+		{StepID: "s", Decision: "reject", Comment: strings.Repeat("x", MaxComment+1)}, {StepID: "s", Decision: "reject", Comment: "\xff"},
+	} {
+		if err := CheckDecideRequest(r); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+.40v: %v", r, err)
+		}
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	if !versionLess("9", "10") || versionLess("10", "9") || !versionLess("a", "b") || !versionLess("1.10", "1.9") {
+		t.Error("versionLess")
+	}
+}
+
+// fakeDefs is a Definitions for Start's resolve path.
+type fakeDefs struct{}
+
+func (fakeDefs) Get(_ context.Context, _, name, version string) (definition.Definition, error) {
+	if name == "order" {
+		return definition.Definition{Name: "order", Version: "1"}, nil
+	}
+	return definition.Definition{}, fmt.Errorf("store: %w", ErrNotFound)
+}
+func (fakeDefs) List(context.Context, string) ([]DefinitionInfo, error)         { return nil, nil }
+func (fakeDefs) Publish(context.Context, string, definition.Definition) error { return nil }
+
+type allowAll bool
+
+func (a allowAll) AllowInline(string) bool { return bool(a) }
+
+func TestResolve(t *testing.T) {
+	o := &Orchestrator{opts: Options{Definitions: fakeDefs{}, ValidateDefinition: func(d *definition.Definition) error {
+		if len(d.Steps) == 0 {
+			return &definition.ValidationError{Problems: []definition.Problem{{Path: "steps", Message: "empty"}}}
+		}
+		return nil
+	}}}
+	c := Caller{Tenant: "acme", KeyID: "k"}
+	if d, err := o.resolve(context.Background(), c, StartRequest{Definition: "order"}); err != nil || d.Version != "1" {
+		t.Errorf("%+v %v", d, err)
+	}
+	if _, err := o.resolve(context.Background(), c, StartRequest{Definition: "nope"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing: %v", err)
+	}
+	inline := &definition.Definition{Steps: []definition.Step{{ID: "a", Kind: "wait"}}}
+	if _, err := o.resolve(context.Background(), c, StartRequest{Inline: inline}); !errors.Is(err, ErrForbidden) {
+		t.Errorf("inline not allowed: %v", err)
+	}
+	o.opts.Policies = allowAll(true)
+	if d, err := o.resolve(context.Background(), c, StartRequest{Inline: inline}); err != nil || d.Name != "inline" {
+		t.Errorf("inline: %+v %v", d, err)
+	}
+	var ve *definition.ValidationError
+	if _, err := o.resolve(context.Background(), c, StartRequest{Inline: &definition.Definition{}}); !errors.As(err, &ve) || ve.Subject != "definition" {
+		t.Errorf("invalid inline: %v", err)
+	}
+}
