@@ -184,7 +184,7 @@ func (fakeDefs) Get(_ context.Context, _, name, version string) (definition.Defi
 	}
 	return definition.Definition{}, fmt.Errorf("store: %w", ErrNotFound)
 }
-func (fakeDefs) List(context.Context, string) ([]DefinitionInfo, error)         { return nil, nil }
+func (fakeDefs) List(context.Context, string) ([]DefinitionInfo, error)       { return nil, nil }
 func (fakeDefs) Publish(context.Context, string, definition.Definition) error { return nil }
 
 type allowAll bool
