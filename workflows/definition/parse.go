@@ -497,3 +497,11 @@ func editDistance(a, b string) int {
 	}
 	return rows[len(a)][len(b)]
 }
+
+// DecodeDocument reads a YAML or JSON document into generic values
+// (map[string]any, []any, string, float64, bool, nil) with the same limits
+// Parse applies: size, value count (YAML aliases counted at every use) and
+// depth. The registry uses it for gateflow.yaml.
+func DecodeDocument(data []byte) (any, error) {
+	return decodeTree(data)
+}

@@ -887,3 +887,35 @@ func walkStep(s *Step, path string, fn func(string, *Step) bool) bool {
 	}
 	return walkSteps(s.Default, path+".default", fn)
 }
+
+// Problems checks a retry policy used outside a definition (a service's
+// default policy) with the rules Validate applies, reporting paths under
+// path.
+func (r *RetryPolicy) Problems(path string) []Problem {
+	v := validator{ve: &ValidationError{}, def: &Definition{}}
+	v.retry(path, r)
+	return v.ve.Problems
+}
+
+// DurationProblems checks a duration written in configuration: valid Go
+// syntax, positive, at most max (0 = no upper bound).
+func DurationProblems(path string, d Duration, max time.Duration) []Problem {
+	if max <= 0 {
+		max = time.Duration(1<<63 - 1)
+	}
+	v := validator{ve: &ValidationError{}, def: &Definition{}}
+	v.duration(path, d, max)
+	return v.ve.Problems
+}
+
+// CheckHTTPURL reports why raw is not an absolute http(s) URL without
+// credentials, or nil.
+func CheckHTTPURL(raw string) error {
+	if strings.Contains(raw, "${{") {
+		return errors.New("must not hold expressions")
+	}
+	return checkStepURL(raw)
+}
+
+// ValidHeaderName reports whether name is a valid HTTP header name.
+func ValidHeaderName(name string) bool { return headerNamePattern.MatchString(name) }

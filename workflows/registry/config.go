@@ -1,0 +1,423 @@
+// Package registry loads Gateflow's configuration directory (services,
+// tenants, models, MCP servers and definitions), keeps it as an immutable
+// snapshot that SIGHUP reloads with validation, and stores definitions
+// published through the API in a Temporal entity workflow per tenant, so
+// that every ingress replica sees them.
+//
+// Config directory layout:
+//
+//	gateflow.yaml          services, tenants, models, mcp_servers
+//	definitions/*.yaml     one definition per file (.yaml, .yml or .json)
+//	prompts/*.yaml         loaded by an Extension (prompt APIs)
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/workflows/definition"
+)
+
+// Config is gateflow.yaml.
+type Config struct {
+	// Services are the microservices http steps call, by name.
+	Services map[string]Service `json:"services,omitempty"`
+	// Tenants configure permissions and limits per tenant. The entry "*",
+	// when present, is the default for tenants not listed (else
+	// DefaultTenant applies).
+	Tenants map[string]Tenant `json:"tenants,omitempty"`
+	// Models is the model registry (providers, aliases, prices).
+	Models llm.Config `json:"models,omitempty"`
+	// MCPServers are the external MCP servers mcp steps call, by name.
+	MCPServers map[string]MCPServer `json:"mcp_servers,omitempty"`
+}
+
+// Service is a registered microservice.
+type Service struct {
+	// Name is the key under services (filled in by Load).
+	Name string `json:"-"`
+	// Description is shown in catalogues.
+	Description string `json:"description,omitempty"`
+	// BaseURL is an absolute http(s) URL; a step's path is appended.
+	BaseURL string `json:"base_url"`
+	// Headers are sent with every call. Values may hold secret references,
+	// ${env:NAME} or ${file:/path}, resolved at call time and never logged.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Timeout is the default timeout of one attempt (a step's timeout wins).
+	Timeout definition.Duration `json:"timeout,omitempty"`
+	// Retry is the default retry policy (a step's retry wins).
+	Retry *definition.RetryPolicy `json:"retry,omitempty"`
+	// MaxResponseBytes caps a response body; 0 means the activity's default.
+	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
+}
+
+// RateLimit is a token bucket: RPS requests per second, at most Burst at
+// once. RPS 0 means unlimited.
+type RateLimit struct {
+	RPS   float64 `json:"rps,omitempty"`
+	Burst int     `json:"burst,omitempty"`
+}
+
+// TokenBudget bounds the model tokens (prompt + completion) a tenant may
+// use per UTC day and month; 0 means unlimited.
+type TokenBudget struct {
+	Daily   int64 `json:"daily,omitempty"`
+	Monthly int64 `json:"monthly,omitempty"`
+}
+
+// Tenant is the configuration of one tenant.
+type Tenant struct {
+	// Name is the key under tenants (filled in by Load).
+	Name string `json:"-"`
+	// AllowInlineDefinitions lets the tenant submit definitions inline
+	// with a start request instead of by name.
+	AllowInlineDefinitions bool `json:"allow_inline_definitions,omitempty"`
+	// AllowURLs lets http steps call a url instead of a registered service,
+	// when the URL's host matches AllowedHosts.
+	AllowURLs bool `json:"allow_urls,omitempty"`
+	// AllowedHosts are "host", "host:port" or "*.domain" patterns.
+	AllowedHosts []string `json:"allowed_hosts,omitempty"`
+	// AllowLoopback additionally allows loopback hosts (localhost,
+	// 127.0.0.0/8, ::1) on any port: for the dev tenant. Loopback,
+	// link-local and unspecified addresses are refused otherwise, even
+	// when listed.
+	AllowLoopback bool `json:"allow_loopback,omitempty"`
+	// RateLimit applies to all the tenant's requests together; KeyRateLimit
+	// to each API key of the tenant.
+	RateLimit    RateLimit `json:"rate_limit,omitempty"`
+	KeyRateLimit RateLimit `json:"key_rate_limit,omitempty"`
+	// TokenBudget bounds model usage.
+	TokenBudget TokenBudget `json:"token_budget,omitempty"`
+	// MaxPublishedDefinitions bounds the versions the tenant may publish
+	// through the API; 0 means DefaultMaxPublished.
+	MaxPublishedDefinitions int `json:"max_published_definitions,omitempty"`
+}
+
+// MCPServer is an external MCP server reachable over streamable HTTP.
+type MCPServer struct {
+	// Name is the key under mcp_servers (filled in by Load).
+	Name string `json:"-"`
+	// Description is shown in catalogues.
+	Description string `json:"description,omitempty"`
+	// URL is the server's streamable HTTP endpoint.
+	URL string `json:"url"`
+	// Headers are sent with every request; values may hold secret
+	// references like service headers.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Timeout is the default timeout of one tool call.
+	Timeout definition.Duration `json:"timeout,omitempty"`
+}
+
+// DefaultMaxPublished is the default bound of API-published versions per
+// tenant.
+const DefaultMaxPublished = 500
+
+// DefaultTenant returns the configuration a tenant missing from
+// gateflow.yaml gets when there is no "*" entry: no inline definitions, no
+// URLs, 50 requests/s (burst 100) per tenant and 20/s (burst 40) per key,
+// unlimited tokens.
+func DefaultTenant(name string) Tenant {
+	return Tenant{
+		Name:                    name,
+		RateLimit:               RateLimit{RPS: 50, Burst: 100},
+		KeyRateLimit:            RateLimit{RPS: 20, Burst: 40},
+		MaxPublishedDefinitions: DefaultMaxPublished,
+	}
+}
+
+// MaxPublished is the bound of API-published versions for the tenant.
+func (t Tenant) MaxPublished() int {
+	if t.MaxPublishedDefinitions <= 0 {
+		return DefaultMaxPublished
+	}
+	return t.MaxPublishedDefinitions
+}
+
+// decodeConfig reads gateflow.yaml: unknown fields are reported with their
+// paths, like in definitions.
+func decodeConfig(data []byte) (Config, []definition.Problem) {
+	var cfg Config
+	tree, err := definition.DecodeDocument(data)
+	if err != nil {
+		return cfg, []definition.Problem{{Message: err.Error()}}
+	}
+	if tree == nil {
+		return cfg, nil // an empty file is an empty config
+	}
+	var problems []definition.Problem
+	checkFields(tree, reflect.TypeFor[Config](), "", &problems)
+	if len(problems) > 0 {
+		return cfg, problems
+	}
+	raw, err := json.Marshal(tree)
+	if err == nil {
+		err = json.Unmarshal(raw, &cfg)
+	}
+	if err != nil {
+		var te *json.UnmarshalTypeError
+		if ok := asTypeError(err, &te); ok {
+			return cfg, []definition.Problem{{Path: te.Field, Message: fmt.Sprintf("must be %s, not %s", kindName(te.Type), te.Value)}}
+		}
+		return cfg, []definition.Problem{{Message: err.Error()}}
+	}
+	return cfg, nil
+}
+
+func asTypeError(err error, te **json.UnmarshalTypeError) bool {
+	t, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*te = t
+	}
+	return ok
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32:
+		return "a number"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice:
+		return "a list"
+	}
+	return t.String()
+}
+
+// checkFields reports keys of tree that are not JSON fields of t.
+func checkFields(tree any, t reflect.Type, path string, problems *[]definition.Problem) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := tree.(map[string]any)
+		if !ok {
+			return // type errors are reported by the decoder
+		}
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name, _, _ = strings.Cut(f.Tag.Get("yaml"), ",")
+			}
+			if !f.IsExported() || name == "-" || name == "" {
+				continue
+			}
+			fields[name] = f.Type
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				*problems = append(*problems, definition.Problem{Path: joinPath(path, k), Message: "unknown field"})
+				continue
+			}
+			checkFields(m[k], ft, joinPath(path, k), problems)
+		}
+	case reflect.Map:
+		m, ok := tree.(map[string]any)
+		if !ok {
+			return
+		}
+		for k, v := range m {
+			checkFields(v, t.Elem(), joinPath(path, k), problems)
+		}
+	case reflect.Slice:
+		l, ok := tree.([]any)
+		if !ok {
+			return
+		}
+		for i, v := range l {
+			checkFields(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), problems)
+		}
+	}
+}
+
+var identKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+func joinPath(path, key string) string {
+	if !identKey.MatchString(key) {
+		return path + "[" + strconv.Quote(key) + "]"
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// validate checks the configuration and fills in names.
+func (c *Config) validate() []definition.Problem {
+	var ps []definition.Problem
+	add := func(path, format string, args ...any) {
+		ps = append(ps, definition.Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+	}
+	for _, name := range sortedKeys(c.Services) {
+		s := c.Services[name]
+		s.Name = name
+		p := joinPath("services", name)
+		if !definition.NamePattern.MatchString(name) {
+			add(p, "service names are letters, digits, '.', '_' or '-'")
+		}
+		if s.BaseURL == "" {
+			add(p+".base_url", "required")
+		} else if err := definition.CheckHTTPURL(s.BaseURL); err != nil {
+			add(p+".base_url", "%v", err)
+		}
+		ps = append(ps, headerProblems(p+".headers", s.Headers)...)
+		ps = append(ps, definition.DurationProblems(p+".timeout", s.Timeout, 24*time.Hour)...)
+		if s.Retry != nil {
+			ps = append(ps, s.Retry.Problems(p+".retry")...)
+		}
+		if s.MaxResponseBytes < 0 {
+			add(p+".max_response_bytes", "must not be negative")
+		}
+		c.Services[name] = s
+	}
+	for _, name := range sortedKeys(c.Tenants) {
+		t := c.Tenants[name]
+		t.Name = name
+		p := joinPath("tenants", name)
+		if name != "*" && !definition.NamePattern.MatchString(name) {
+			add(p, "tenant names are letters, digits, '.', '_' or '-'")
+		}
+		for i, h := range t.AllowedHosts {
+			if err := checkHostPattern(h); err != nil {
+				add(fmt.Sprintf("%s.allowed_hosts[%d]", p, i), "%v", err)
+			}
+		}
+		for field, rl := range map[string]RateLimit{"rate_limit": t.RateLimit, "key_rate_limit": t.KeyRateLimit} {
+			if rl.RPS < 0 {
+				add(p+"."+field+".rps", "must not be negative")
+			}
+			if rl.Burst < 0 {
+				add(p+"."+field+".burst", "must not be negative")
+			}
+		}
+		if t.TokenBudget.Daily < 0 {
+			add(p+".token_budget.daily", "must not be negative")
+		}
+		if t.TokenBudget.Monthly < 0 {
+			add(p+".token_budget.monthly", "must not be negative")
+		}
+		if t.MaxPublishedDefinitions < 0 {
+			add(p+".max_published_definitions", "must not be negative")
+		}
+		c.Tenants[name] = t
+	}
+	if err := c.Models.Validate(); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			add("models", "%s", line)
+		}
+	}
+	for _, name := range sortedKeys(c.MCPServers) {
+		m := c.MCPServers[name]
+		m.Name = name
+		p := joinPath("mcp_servers", name)
+		if !definition.NamePattern.MatchString(name) {
+			add(p, "MCP server names are letters, digits, '.', '_' or '-'")
+		}
+		if m.URL == "" {
+			add(p+".url", "required")
+		} else if err := definition.CheckHTTPURL(m.URL); err != nil {
+			add(p+".url", "%v", err)
+		}
+		ps = append(ps, headerProblems(p+".headers", m.Headers)...)
+		ps = append(ps, definition.DurationProblems(p+".timeout", m.Timeout, 24*time.Hour)...)
+		c.MCPServers[name] = m
+	}
+	return ps
+}
+
+func headerProblems(path string, h map[string]string) []definition.Problem {
+	var ps []definition.Problem
+	for _, k := range sortedKeys(h) {
+		p := joinPath(path, k)
+		if !definition.ValidHeaderName(k) {
+			ps = append(ps, definition.Problem{Path: p, Message: "not a valid header name"})
+		}
+		if err := checkSecretRefs(h[k]); err != nil {
+			ps = append(ps, definition.Problem{Path: p, Message: err.Error()})
+		}
+	}
+	return ps
+}
+
+// checkSecretRefs checks the syntax of ${env:NAME} and ${file:/path}
+// references (their values are only read at call time).
+func checkSecretRefs(v string) error {
+	rest := v
+	for {
+		i := strings.Index(rest, "${")
+		if i < 0 {
+			return nil
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return fmt.Errorf("unterminated secret reference (want ${env:NAME} or ${file:/path})")
+		}
+		ref := rest[i+2 : i+j]
+		kind, arg, ok := strings.Cut(ref, ":")
+		switch {
+		case ok && kind == "env" && arg != "":
+		case ok && kind == "file" && strings.HasPrefix(arg, "/"):
+		default:
+			return fmt.Errorf("bad secret reference ${%s} (want ${env:NAME} or ${file:/absolute/path})", ref)
+		}
+		rest = rest[i+j+1:]
+	}
+}
+
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// checkHostPattern accepts "host", "host:port", "*.domain" and IP
+// literals (IPv6 in brackets when a port is given).
+func checkHostPattern(p string) error {
+	host, port := p, ""
+	if h, pt, err := net.SplitHostPort(p); err == nil {
+		host, port = h, pt
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("bad port in %q", p)
+		}
+	}
+	if net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return nil
+	}
+	host = strings.TrimPrefix(host, "*.")
+	if host == "" {
+		return fmt.Errorf("empty host")
+	}
+	for _, label := range strings.Split(host, ".") {
+		if !hostLabel.MatchString(label) {
+			return fmt.Errorf("%q is not a host name, host:port or *.domain", p)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
