@@ -79,7 +79,7 @@ func (f *fakeOrch) Start(ctx context.Context, c orchestrator.Caller, req orchest
 		f.t.Errorf("Start: invalid definition name %q", req.Definition)
 	case req.Inline != nil && (req.Definition != "" || req.Version != ""):
 		f.t.Errorf("Start: inline definition with name/version")
-	case req.Version != "" && !orchestrator.ValidName(req.Version):
+	case req.Version != "" && !orchestrator.ValidVersion(req.Version):
 		f.t.Errorf("Start: invalid version %q", req.Version)
 	}
 	if len(req.Input) > 0 {

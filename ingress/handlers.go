@@ -83,7 +83,7 @@ func DecodeStart(body []byte, maxDepth int) (orchestrator.StartRequest, error) {
 		if err := json.Unmarshal(def, &req.Definition); err != nil || !orchestrator.ValidName(req.Definition) {
 			bad("definition", "must be a definition name (letters, digits, '.', '_', '-')")
 		}
-		if b.Version != "" && !orchestrator.ValidName(b.Version) {
+		if b.Version != "" && !orchestrator.ValidVersion(b.Version) {
 			bad("version", "must be a version (letters, digits, '.', '_', '-')")
 		}
 	case def[0] == '{':
@@ -372,7 +372,7 @@ func (s *Server) listDefinitions(c echo.Context) error {
 
 func (s *Server) getDefinition(c echo.Context) error {
 	name, version := c.Param("name"), c.Param("version")
-	if !orchestrator.ValidName(name) || !orchestrator.ValidName(version) {
+	if !orchestrator.ValidName(name) || !orchestrator.ValidVersion(version) {
 		return api.Errorf(http.StatusNotFound, "definition_not_found", "definition %s@%s not found", name, version)
 	}
 	def, err := s.deps.Orchestrator.GetDefinition(c.Request().Context(), caller(c), name, version)
@@ -425,5 +425,8 @@ func (s *Server) putDefinition(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set("Location", "/v1/definitions/"+url.PathEscape(name)+"/versions/"+url.PathEscape(version))
+	if info.Existing {
+		return c.JSON(http.StatusOK, info) // the same content was already published
+	}
 	return c.JSON(http.StatusCreated, info)
 }

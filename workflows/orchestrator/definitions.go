@@ -23,7 +23,7 @@ func (o *Orchestrator) ListDefinitions(ctx context.Context, caller Caller) ([]De
 		if list[i].Name != list[j].Name {
 			return list[i].Name < list[j].Name
 		}
-		return versionLess(list[i].Version, list[j].Version)
+		return definition.CompareVersions(list[i].Version, list[j].Version) < 0
 	})
 	if list == nil {
 		list = []DefinitionInfo{}
@@ -39,7 +39,7 @@ func (o *Orchestrator) GetDefinition(ctx context.Context, caller Caller, name, v
 	if version == "latest" {
 		version = ""
 	}
-	if !ValidName(name) || (version != "" && !ValidName(version)) {
+	if !ValidName(name) || (version != "" && !ValidVersion(version)) {
 		return definition.Definition{}, newError(ErrNotFound, "definition_not_found", "definition %s@%s not found", name, version)
 	}
 	def, err := o.opts.Definitions.Get(ctx, caller.Tenant, name, version)
@@ -64,7 +64,7 @@ func (o *Orchestrator) PublishDefinition(ctx context.Context, caller Caller, nam
 	if !ValidName(name) {
 		p.add("name", "must be a definition name")
 	}
-	if !ValidName(version) || version == "latest" {
+	if !ValidVersion(version) || version == "latest" {
 		p.add("version", "must be a version (not \"latest\")")
 	}
 	if def.Name != "" && def.Name != name {
@@ -80,36 +80,17 @@ func (o *Orchestrator) PublishDefinition(ctx context.Context, caller Caller, nam
 	if err := o.opts.ValidateDefinition(&def); err != nil {
 		return DefinitionInfo{}, validationOr(err, "definition "+def.Ref(), "validate definition")
 	}
-	if err := o.opts.Definitions.Publish(ctx, caller.Tenant, def); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return DefinitionInfo{}, newError(ErrConflict, "version_exists", "definition %s is already published; publish a new version", def.Ref())
+	info, err := o.opts.Definitions.Publish(ctx, caller.Tenant, def, caller.SubmittedBy())
+	if err != nil {
+		var ve *definition.ValidationError
+		var oe *Error
+		switch {
+		case errors.As(err, &ve), errors.As(err, &oe):
+			return DefinitionInfo{}, err
+		case errors.Is(err, ErrConflict):
+			return DefinitionInfo{}, newError(ErrConflict, "version_exists", "definition %s is already published with another content; publish a new version", def.Ref())
 		}
-		return DefinitionInfo{}, fmt.Errorf("publish %s: %w", def.Ref(), err)
+		return DefinitionInfo{}, temporalError(err, "publish "+def.Ref())
 	}
-	return DefinitionInfo{Name: name, Version: version, Description: def.Description, Source: "api"}, nil
-}
-
-// versionLess orders versions numerically when both are numbers, else as
-// strings, so that "10" sorts after "9".
-func versionLess(a, b string) bool {
-	na, oka := number(a)
-	nb, okb := number(b)
-	if oka && okb {
-		return na < nb
-	}
-	return a < b
-}
-
-func number(s string) (int, bool) {
-	if s == "" || len(s) > 9 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
+	return info, nil
 }

@@ -118,9 +118,10 @@ type Definitions interface {
 	Get(ctx context.Context, tenant, name, version string) (definition.Definition, error)
 	// List returns every version visible to tenant.
 	List(ctx context.Context, tenant string) ([]DefinitionInfo, error)
-	// Publish stores a new, already validated version; it wraps ErrConflict
-	// when name@version already exists with another content.
-	Publish(ctx context.Context, tenant string, def definition.Definition) error
+	// Publish stores a new version; it returns a *definition.ValidationError
+	// for an invalid one and wraps ErrConflict when name@version exists with
+	// another content (the same content again is not an error: Existing).
+	Publish(ctx context.Context, tenant string, def definition.Definition, by string) (DefinitionInfo, error)
 }
 
 // DefinitionInfo describes one published version.
@@ -130,6 +131,10 @@ type DefinitionInfo struct {
 	Description string     `json:"description,omitempty"`
 	Source      string     `json:"source,omitempty"` // "file" or "api"
 	PublishedAt *time.Time `json:"published_at,omitempty"`
+	PublishedBy string     `json:"published_by,omitempty"`
+	// Existing is true when a publish found the same content already
+	// published (an idempotent retry).
+	Existing bool `json:"existing,omitempty"`
 }
 
 // Policies answers per-tenant permissions.
@@ -154,8 +159,12 @@ type Options struct {
 	// ValidateInput checks an input against a definition's input schema
 	// (definition.ValidateInput). Required.
 	ValidateInput func(def *definition.Definition, input json.RawMessage) error
-	// QueryTimeout bounds one status query (default 10s).
+	// QueryTimeout bounds one status query of a running workflow (default 10s).
 	QueryTimeout time.Duration
+	// ClosedQueryTimeout bounds the status query of a closed workflow,
+	// answered by a worker replaying its history (default 3s); past it the
+	// status comes from Temporal's record of the run, without steps.
+	ClosedQueryTimeout time.Duration
 	// ApprovalScanLimit bounds how many running workflows PendingApprovals
 	// inspects (default 1000).
 	ApprovalScanLimit int
@@ -194,6 +203,9 @@ func New(opts Options) (*Orchestrator, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = 10 * time.Second
 	}
+	if opts.ClosedQueryTimeout <= 0 {
+		opts.ClosedQueryTimeout = 3 * time.Second
+	}
 	if opts.ApprovalScanLimit <= 0 {
 		opts.ApprovalScanLimit = 1000
 	}
@@ -225,8 +237,8 @@ var (
 	// idRe is the API form of a workflow id. It cannot contain "/", so it can
 	// never name a workflow of another tenant.
 	idRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-	// nameRe matches definition names and versions, and step ids.
-	nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	// stepRe matches step ids as the status query shows them
+	// ("fanout[3].charge").
 	stepRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._\[\]-]{0,255}$`)
 )
 
@@ -236,8 +248,11 @@ func ValidTenant(s string) bool { return tenantRe.MatchString(s) }
 // ValidID reports whether s is an acceptable API workflow id.
 func ValidID(s string) bool { return idRe.MatchString(s) }
 
-// ValidName reports whether s is an acceptable definition name or version.
-func ValidName(s string) bool { return nameRe.MatchString(s) }
+// ValidName reports whether s is an acceptable definition name.
+func ValidName(s string) bool { return definition.NamePattern.MatchString(s) }
+
+// ValidVersion reports whether s is an acceptable definition version.
+func ValidVersion(s string) bool { return definition.VersionPattern.MatchString(s) }
 
 // ValidStepID reports whether s is an acceptable step id in a URL.
 func ValidStepID(s string) bool { return stepRe.MatchString(s) }

@@ -169,11 +169,6 @@ func TestCheckDecideRequest(t *testing.T) {
 	}
 }
 
-func TestVersionLess(t *testing.T) {
-	if !versionLess("9", "10") || versionLess("10", "9") || !versionLess("a", "b") || !versionLess("1.10", "1.9") {
-		t.Error("versionLess")
-	}
-}
 
 // fakeDefs is a Definitions for Start's resolve path.
 type fakeDefs struct{}
@@ -185,7 +180,9 @@ func (fakeDefs) Get(_ context.Context, _, name, version string) (definition.Defi
 	return definition.Definition{}, fmt.Errorf("store: %w", ErrNotFound)
 }
 func (fakeDefs) List(context.Context, string) ([]DefinitionInfo, error)       { return nil, nil }
-func (fakeDefs) Publish(context.Context, string, definition.Definition) error { return nil }
+func (fakeDefs) Publish(context.Context, string, definition.Definition, string) (DefinitionInfo, error) {
+	return DefinitionInfo{}, nil
+}
 
 type allowAll bool
 

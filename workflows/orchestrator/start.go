@@ -172,7 +172,7 @@ func (o *Orchestrator) resolve(ctx context.Context, caller Caller, req StartRequ
 	if !ValidName(req.Definition) {
 		return definition.Definition{}, problems{{Path: "definition", Message: "must be a definition name"}}.err("request")
 	}
-	if req.Version != "" && !ValidName(req.Version) {
+	if req.Version != "" && !ValidVersion(req.Version) {
 		return definition.Definition{}, problems{{Path: "version", Message: "must be a version"}}.err("request")
 	}
 	def, err := o.opts.Definitions.Get(ctx, caller.Tenant, req.Definition, req.Version)

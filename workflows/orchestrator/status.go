@@ -83,25 +83,34 @@ func (o *Orchestrator) query(ctx context.Context, id string, desc *client.Workfl
 	return o.fill(Status{ID: id, RunID: desc.WorkflowExecution.RunID, Status: st}, desc), nil
 }
 
-// closed builds the status of a closed run from its description and result.
+// closed builds the status of a closed run. The status query still
+// answers after the close (a worker replays the history), with every step;
+// when no worker answers within ClosedQueryTimeout, the status is built
+// from Temporal's record of the run: state, times, result or failure.
 func (o *Orchestrator) closed(ctx context.Context, id string, desc *client.WorkflowExecutionDescription) (Status, error) {
-	st := Status{ID: id, RunID: desc.WorkflowExecution.RunID}
+	wid := WorkflowID(o.tenantOf(desc), id)
+	runID := desc.WorkflowExecution.RunID
+	qctx, cancel := context.WithTimeout(ctx, o.opts.ClosedQueryTimeout)
+	v, err := o.c.QueryWorkflow(qctx, wid, runID, workflows.StatusQuery)
+	cancel()
+	if err == nil {
+		var st workflows.Status
+		if err := v.Get(&st); err == nil && st.State != "" && st.State != workflows.RunRunning {
+			return o.fill(Status{ID: id, RunID: runID, Status: st}, desc), nil
+		}
+	} else if ctx.Err() != nil {
+		return Status{}, temporalError(ctx.Err(), "query workflow "+id)
+	} else {
+		o.log.Debug("status of closed workflow from its record", "workflow", id, "err", err)
+	}
+
+	st := Status{ID: id, RunID: runID}
 	st.State = runState(desc.Status)
-	run := o.c.GetWorkflow(ctx, WorkflowID(o.tenantOf(desc), id), desc.WorkflowExecution.RunID)
 	var raw json.RawMessage
-	err := run.Get(ctx, &raw)
+	err = o.c.GetWorkflow(ctx, wid, runID).Get(ctx, &raw)
 	switch {
 	case err == nil:
-		// The interpreter may return its final Status (steps included) or
-		// just the output value; accept both.
-		var final workflows.Status
-		if json.Unmarshal(raw, &final) == nil && final.State != "" && final.Steps != nil {
-			st.Status = final
-			st.State = runState(desc.Status)
-			if final.State == workflows.RunCompensated {
-				st.State = final.State
-			}
-		} else if len(raw) > 0 && string(raw) != "null" {
+		if len(raw) > 0 && string(raw) != "null" {
 			st.Output = raw
 		}
 	case ctx.Err() != nil:
