@@ -169,7 +169,6 @@ func TestCheckDecideRequest(t *testing.T) {
 	}
 }
 
-
 // fakeDefs is a Definitions for Start's resolve path.
 type fakeDefs struct{}
 
@@ -179,7 +178,7 @@ func (fakeDefs) Get(_ context.Context, _, name, version string) (definition.Defi
 	}
 	return definition.Definition{}, fmt.Errorf("store: %w", ErrNotFound)
 }
-func (fakeDefs) List(context.Context, string) ([]DefinitionInfo, error)       { return nil, nil }
+func (fakeDefs) List(context.Context, string) ([]DefinitionInfo, error) { return nil, nil }
 func (fakeDefs) Publish(context.Context, string, definition.Definition, string) (DefinitionInfo, error) {
 	return DefinitionInfo{}, nil
 }
