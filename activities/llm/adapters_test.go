@@ -544,3 +544,33 @@ func reflectEqual(a, b any) bool {
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
 }
+
+func TestSamplingOptionsTranslate(t *testing.T) {
+	seed, pen, no := int64(7), 0.5, false
+	req := &ChatRequest{
+		Messages:          []Message{TextMessage("user", "x")},
+		Tools:             []Tool{{Type: "function", Function: FunctionDecl{Name: "f"}}},
+		Seed:              &seed,
+		PresencePenalty:   &pen,
+		FrequencyPenalty:  &pen,
+		ParallelToolCalls: &no,
+	}
+	tgt := &target{upstream: "m", maxOutput: 100, prov: &provider{}}
+	b, err := geminiAdapter{}.encodeRequest(tgt, req, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertJSONEqual(t, jsonPath(t, b, "generationConfig"), []byte(`{"seed":7,"presencePenalty":0.5,"frequencyPenalty":0.5}`))
+	b, err = anthropicAdapter{}.encodeRequest(tgt, req, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertJSONEqual(t, jsonPath(t, b, "tool_choice"), []byte(`{"type":"auto","disable_parallel_tool_use":true}`))
+	b, err = openaiAdapter{}.encodeRequest(tgt, req, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"seed":7`) || !strings.Contains(string(b), `"parallel_tool_calls":false`) {
+		t.Errorf("openai body %s", b)
+	}
+}

@@ -51,18 +51,31 @@ func TestConfigYAML(t *testing.T) {
 	if !gw.Has("local/meta-llama/Llama-3.1-8B") {
 		t.Error("model names with a slash")
 	}
-	tg := gw.targets["anthropic/sonnet"]
+	tg := gw.routes.Load().targets["anthropic/sonnet"]
 	if tg.upstream != "claude-sonnet-4-5" || tg.maxOutput != 8192 || tg.prov.baseURL != "https://api.anthropic.com" || tg.timeout != DefaultTimeout {
 		t.Errorf("target %+v", tg)
 	}
-	if l := gw.targets["local/meta-llama/Llama-3.1-8B"]; l.timeout.String() != "5m0s" || l.idleTimeout.String() != "30s" {
+	if l := gw.routes.Load().targets["local/meta-llama/Llama-3.1-8B"]; l.timeout.String() != "5m0s" || l.idleTimeout.String() != "30s" {
 		t.Errorf("local target %+v", l)
 	}
-	if gw.retry.maxAttempts != 2 || gw.retry.maxRetryAfter.String() != "10s" {
-		t.Errorf("retry %+v", gw.retry)
+	if gw.routes.Load().retry.maxAttempts != 2 || gw.routes.Load().retry.maxRetryAfter.String() != "10s" {
+		t.Errorf("retry %+v", gw.routes.Load().retry)
 	}
 	if got := gw.Models(); len(got) != 4 || got[0] != "anthropic/sonnet" {
 		t.Errorf("models %v", got)
+	}
+	// Reload swaps the table; an invalid config is refused.
+	if err := gw.Reload(Config{Providers: map[string]Provider{"x": {Kind: "nope"}}}); err == nil {
+		t.Error("invalid reload accepted")
+	}
+	if !gw.Has("smart") {
+		t.Error("refused reload changed the routes")
+	}
+	if err := gw.Reload(oneProvider(KindOpenAI, "", map[string]Model{"m": {}})); err != nil {
+		t.Fatal(err)
+	}
+	if gw.Has("smart") || !gw.Has("p/m") {
+		t.Error("reload not applied")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gateflow/gateflow/analytics/record"
@@ -95,15 +96,13 @@ type CallOptions struct {
 // accounts tokens and cost, and emits one call record per attempt. It is
 // safe for concurrent use.
 type Gateway struct {
-	targets map[string]*target
-	aliases map[string][]*target
-	names   []string
-	retry   retryPolicy
-	http    *http.Client
-	clock   Clock
-	budget  BudgetChecker
-	rec     Recorder
-	log     *slog.Logger
+	routes atomic.Pointer[routes]
+	deps   Deps
+	http   *http.Client
+	clock  Clock
+	budget BudgetChecker
+	rec    Recorder
+	log    *slog.Logger
 }
 
 // NewGateway builds a gateway over a validated configuration.
@@ -123,18 +122,40 @@ func NewGateway(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	targets, aliases := compile(cfg, &deps)
-	return &Gateway{
-		targets: targets,
-		aliases: aliases,
-		names:   cfg.Names(),
-		retry:   cfg.Retry.parse(),
-		http:    deps.HTTP,
-		clock:   deps.Clock,
-		budget:  deps.Budget,
-		rec:     deps.Recorder,
-		log:     deps.Log,
-	}, nil
+	g := &Gateway{
+		deps:   deps,
+		http:   deps.HTTP,
+		clock:  deps.Clock,
+		budget: deps.Budget,
+		rec:    deps.Recorder,
+		log:    deps.Log,
+	}
+	g.routes.Store(newRoutes(cfg, &g.deps))
+	return g, nil
+}
+
+// routes is one configuration's routing table; Reload swaps it whole.
+type routes struct {
+	targets map[string]*target
+	aliases map[string][]*target
+	names   []string
+	retry   retryPolicy
+}
+
+func newRoutes(cfg Config, deps *Deps) *routes {
+	targets, aliases := compile(cfg, deps)
+	return &routes{targets: targets, aliases: aliases, names: cfg.Names(), retry: cfg.Retry.parse()}
+}
+
+// Reload replaces the configuration (after a registry reload). Calls in
+// flight finish on the configuration they started with; an invalid
+// configuration is refused and the current one stays.
+func (g *Gateway) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("models config: %w", err)
+	}
+	g.routes.Store(newRoutes(cfg, &g.deps))
+	return nil
 }
 
 type nopRecorder struct{}
@@ -143,17 +164,17 @@ func (nopRecorder) Emit(record.Record) {}
 
 // Has reports whether model is an alias or a configured "provider/model".
 func (g *Gateway) Has(model string) bool {
-	_, err := g.resolve(model)
+	_, err := g.routes.Load().resolve(model)
 	return err == nil
 }
 
 // Models lists every alias and "provider/model", sorted.
-func (g *Gateway) Models() []string { return append([]string(nil), g.names...) }
+func (g *Gateway) Models() []string { return append([]string(nil), g.routes.Load().names...) }
 
 // Targets returns the "provider/model" targets a name routes to, in
 // fallback order.
 func (g *Gateway) Targets(model string) ([]string, error) {
-	ts, err := g.resolve(model)
+	ts, err := g.routes.Load().resolve(model)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +185,11 @@ func (g *Gateway) Targets(model string) ([]string, error) {
 	return out, nil
 }
 
-func (g *Gateway) resolve(model string) ([]*target, error) {
-	if ts, ok := g.aliases[model]; ok {
+func (rt *routes) resolve(model string) ([]*target, error) {
+	if ts, ok := rt.aliases[model]; ok {
 		return ts, nil
 	}
-	if t, ok := g.targets[model]; ok {
+	if t, ok := rt.targets[model]; ok {
 		return []*target{t}, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
@@ -238,6 +259,7 @@ type call struct {
 	opts      *CallOptions
 	model     string
 	targets   []*target
+	retry     retryPolicy
 	size      promptSize
 	stream    bool
 	requestID string
@@ -258,7 +280,8 @@ func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions
 	if req == nil {
 		return nil, badRequest("no request")
 	}
-	targets, err := g.resolve(req.Model)
+	rt := g.routes.Load()
+	targets, err := rt.resolve(req.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +294,7 @@ func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions
 		opts:      opts,
 		model:     req.Model,
 		targets:   targets,
+		retry:     rt.retry,
 		size:      measurePrompt(req),
 		stream:    stream,
 		requestID: opts.RequestID,
@@ -360,7 +384,7 @@ func (c *call) finalError(ctx context.Context) error {
 // Retry-After among the targets still in play, never more than
 // MaxRetryAfter nor past the caller's deadline.
 func (g *Gateway) waitRound(ctx context.Context, c *call, round int) error {
-	if c.opts.NoRetry || round+1 >= g.retry.maxAttempts {
+	if c.opts.NoRetry || round+1 >= c.retry.maxAttempts {
 		return c.finalError(ctx)
 	}
 	minRA := time.Duration(-1)
@@ -379,12 +403,12 @@ func (g *Gateway) waitRound(ctx context.Context, c *call, round int) error {
 	if minRA < 0 {
 		return c.finalError(ctx) // every target refused for good
 	}
-	if minRA > g.retry.maxRetryAfter {
+	if minRA > c.retry.maxRetryAfter {
 		return c.finalError(ctx)
 	}
-	backoff := g.retry.initialBackoff << round
-	if backoff > g.retry.maxBackoff || backoff <= 0 {
-		backoff = g.retry.maxBackoff
+	backoff := c.retry.initialBackoff << round
+	if backoff > c.retry.maxBackoff || backoff <= 0 {
+		backoff = c.retry.maxBackoff
 	}
 	wait := backoff/2 + rand.N(backoff/2+1)
 	if minRA > wait {

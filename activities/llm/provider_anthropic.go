@@ -63,8 +63,9 @@ type anthropicTool struct {
 }
 
 type anthropicToolChoice struct {
-	Type string `json:"type"` // auto, any, tool, none
-	Name string `json:"name,omitempty"`
+	Type                   string `json:"type"` // auto, any, tool, none
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
 }
 
 type anthropicMetadata struct {
@@ -203,6 +204,14 @@ func (anthropicAdapter) encodeRequest(t *target, req *ChatRequest, stream bool) 
 		out.ToolChoice = &anthropicToolChoice{Type: "any"}
 	case "function":
 		out.ToolChoice = &anthropicToolChoice{Type: "tool", Name: tc.name}
+	}
+	if p := req.ParallelToolCalls; p != nil && !*p && len(out.Tools) > 0 {
+		if out.ToolChoice == nil {
+			out.ToolChoice = &anthropicToolChoice{Type: "auto"}
+		}
+		if out.ToolChoice.Type != "none" {
+			out.ToolChoice.DisableParallelToolUse = true
+		}
 	}
 	return json.Marshal(&out)
 }

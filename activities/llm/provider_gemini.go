@@ -102,6 +102,9 @@ type geminiGenConfig struct {
 	StopSequences      []string        `json:"stopSequences,omitempty"`
 	ResponseMimeType   string          `json:"responseMimeType,omitempty"`
 	ResponseJSONSchema json.RawMessage `json:"responseJsonSchema,omitempty"`
+	Seed               *int64          `json:"seed,omitempty"`
+	PresencePenalty    *float64        `json:"presencePenalty,omitempty"`
+	FrequencyPenalty   *float64        `json:"frequencyPenalty,omitempty"`
 }
 
 type geminiResponse struct {
@@ -253,16 +256,20 @@ func (geminiAdapter) encodeRequest(t *target, req *ChatRequest, _ bool) ([]byte,
 		out.ToolConfig = &geminiToolConfig{FunctionCallingConfig: geminiFunctionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{tc.name}}}
 	}
 	gc := geminiGenConfig{
-		Temperature:     req.Temperature,
-		TopP:            req.TopP,
-		MaxOutputTokens: requestedMaxTokens(req),
-		StopSequences:   req.Stop,
+		Temperature:      req.Temperature,
+		TopP:             req.TopP,
+		MaxOutputTokens:  requestedMaxTokens(req),
+		StopSequences:    req.Stop,
+		Seed:             req.Seed,
+		PresencePenalty:  req.PresencePenalty,
+		FrequencyPenalty: req.FrequencyPenalty,
 	}
 	if rf := req.ResponseFormat; rf != nil && (rf.Type == "json_object" || rf.Type == "json_schema") {
 		gc.ResponseMimeType = "application/json"
 		gc.ResponseJSONSchema = jsonSchemaOf(rf)
 	}
-	if gc.Temperature != nil || gc.TopP != nil || gc.MaxOutputTokens > 0 || len(gc.StopSequences) > 0 || gc.ResponseMimeType != "" {
+	if gc.Temperature != nil || gc.TopP != nil || gc.MaxOutputTokens > 0 || len(gc.StopSequences) > 0 || gc.ResponseMimeType != "" ||
+		gc.Seed != nil || gc.PresencePenalty != nil || gc.FrequencyPenalty != nil {
 		out.GenerationConfig = &gc
 	}
 	return json.Marshal(&out)

@@ -39,7 +39,7 @@ type sseReader struct {
 }
 
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 16<<10), max: maxSSEEvent}
+	return &sseReader{r: bufio.NewReaderSize(r, 4<<10), max: maxSSEEvent}
 }
 
 // next returns the next event with data, or io.EOF at the end of the

@@ -108,6 +108,7 @@ func (g *Gateway) openStream(ctx context.Context, c *call, i int, t *target) (*S
 	if len(s.pending) == 0 {
 		s.dec = eofDecoder{}
 	}
+	timer.Stop() // re-armed by Recv while it waits on the provider
 	s.opened = true
 	return s, nil
 }
@@ -148,9 +149,13 @@ func (s *Stream) Recv() (*ChatChunk, error) {
 		s.pending[0] = nil
 		s.pending = s.pending[1:]
 	} else {
+		// The idle timer runs only while waiting on the provider, not
+		// while the caller handles a chunk (a slow client is not a stalled
+		// provider).
 		s.timer.Reset(s.t.idleTimeout)
 		var err error
 		c, err = s.dec.next()
+		s.timer.Stop()
 		if err == io.EOF {
 			if s.usageSent {
 				s.finish(nil)

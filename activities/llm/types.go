@@ -22,6 +22,14 @@ type ChatRequest struct {
 	Stream              bool            `json:"stream,omitempty"`
 	StreamOptions       *StreamOptions  `json:"stream_options,omitempty"`
 	User                string          `json:"user,omitempty"`
+	// Sampling and tool options OpenAI clients commonly send; passed to
+	// OpenAI-compatible servers as is and translated where the provider
+	// has an equivalent (Gemini: seed and penalties; Anthropic:
+	// parallel_tool_calls false disables parallel tool use).
+	Seed              *int64   `json:"seed,omitempty"`
+	PresencePenalty   *float64 `json:"presence_penalty,omitempty"`
+	FrequencyPenalty  *float64 `json:"frequency_penalty,omitempty"`
+	ParallelToolCalls *bool    `json:"parallel_tool_calls,omitempty"`
 }
 
 // Message is one chat message. Content is a string or, for multi-part

@@ -1,0 +1,337 @@
+package llm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Gateway overhead per model call against calling the same local provider
+// server directly with net/http, in the same run:
+//
+//	go test -run XXX -bench . -benchmem ./activities/llm/
+//
+// "direct" marshals the request, POSTs it and decodes the answer, as a
+// bare client would; "gateway" does Chat through routing, estimates,
+// budget, adapter translation, cost and a call record. The difference is
+// the gateway's overhead. p50/p99 are per-call latencies.
+
+// benchProvider keeps no request copies (the fake's log would grow).
+func benchProvider(b *testing.B) string {
+	plain := fixture(b, "openai/chat_response.json")
+	stream := fixture(b, "openai/chat_stream.sse")
+	srv := newFakeProvider(b, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") == "text/event-stream" {
+			writeSSE(w, stream)
+			return
+		}
+		writeJSON(w, 200, plain)
+	})
+	// Drop the captured requests as they come.
+	orig := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		orig.ServeHTTP(w, r)
+		srv.mu.Lock()
+		srv.reqs = srv.reqs[:0]
+		srv.mu.Unlock()
+	})
+	return srv.URL
+}
+
+func benchRequest() *ChatRequest {
+	temp := 0.2
+	return &ChatRequest{
+		Model: "p/m",
+		Messages: []Message{
+			TextMessage("system", "You are a concise assistant that answers in one sentence."),
+			TextMessage("user", "Summarize the following ticket: the customer cannot log in since the last update, error 403 on /api/session. "+strings.Repeat("Details follow. ", 20)),
+		},
+		Temperature: &temp,
+	}
+}
+
+func benchGateway(b *testing.B, url string, withBudget bool) *Gateway {
+	var budget BudgetChecker
+	if withBudget {
+		budget = NewBudgets(&fakeSpend{}, LimitFunc(func(string) (int64, int64) { return 1 << 40, 0 }), SystemClock{}, BudgetPolicy{})
+	}
+	gw, err := NewGateway(oneProvider(KindOpenAI, url, map[string]Model{"m": {InputPerMTok: 0.15, OutputPerMTok: 0.6, ContextTokens: 128000}}), Deps{
+		HTTP:      NewHTTPClient(),
+		Budget:    budget,
+		Recorder:  nopRecorder{},
+		LookupEnv: func(string) (string, bool) { return testKey, true },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return gw
+}
+
+// latencies collects per-iteration durations and reports p50/p99.
+type latencies []time.Duration
+
+func (l latencies) report(b *testing.B, prefix string) {
+	if len(l) == 0 {
+		return
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	b.ReportMetric(float64(l[len(l)/2].Nanoseconds()), prefix+"p50-ns")
+	b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds()), prefix+"p99-ns")
+}
+
+func BenchmarkChat(b *testing.B) {
+	url := benchProvider(b)
+	req := benchRequest()
+	b.Run("direct", func(b *testing.B) {
+		client := NewHTTPClient()
+		lat := make(latencies, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			r := *req
+			r.Model = "m"
+			body, err := json.Marshal(&r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
+			hreq.Header.Set("Content-Type", "application/json")
+			hreq.Header.Set("Authorization", "Bearer "+testKey)
+			resp, err := client.Do(hreq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out ChatResponse
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || len(out.Choices) == 0 {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		b.StopTimer()
+		lat.report(b, "")
+	})
+	for _, variant := range []struct {
+		name   string
+		budget bool
+	}{{"gateway", false}, {"gateway+budget", true}} {
+		b.Run(variant.name, func(b *testing.B) {
+			gw := benchGateway(b, url, variant.budget)
+			lat := make(latencies, 0, b.N)
+			opts := CallOptions{Tenant: "acme", StepID: "s"}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				resp, err := gw.Chat(context.Background(), req, opts)
+				if err != nil || len(resp.Choices) == 0 {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			lat.report(b, "")
+		})
+	}
+}
+
+// BenchmarkStreamTTFT measures time to the first content chunk of a
+// stream (reported as ttft-p50-ns / ttft-p99-ns); each iteration then
+// reads the stream to its end so that connections are reused.
+func BenchmarkStreamTTFT(b *testing.B) {
+	url := benchProvider(b)
+	req := benchRequest()
+	b.Run("direct", func(b *testing.B) {
+		client := NewHTTPClient()
+		lat := make(latencies, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			r := *req
+			r.Model = "m"
+			r.Stream = true
+			r.StreamOptions = &StreamOptions{IncludeUsage: true}
+			body, _ := json.Marshal(&r)
+			hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
+			hreq.Header.Set("Content-Type", "application/json")
+			hreq.Header.Set("Accept", "text/event-stream")
+			hreq.Header.Set("Authorization", "Bearer "+testKey)
+			resp, err := client.Do(hreq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			first := true
+			for sc.Scan() {
+				line := sc.Bytes()
+				if !bytes.HasPrefix(line, []byte("data: ")) || bytes.Equal(line, []byte("data: [DONE]")) {
+					continue
+				}
+				var c ChatChunk
+				if err := json.Unmarshal(line[6:], &c); err != nil {
+					b.Fatal(err)
+				}
+				if first && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
+					lat = append(lat, time.Since(start))
+					first = false
+				}
+			}
+			resp.Body.Close()
+		}
+		b.StopTimer()
+		lat.report(b, "ttft-")
+	})
+	b.Run("gateway", func(b *testing.B) {
+		gw := benchGateway(b, url, false)
+		lat := make(latencies, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			s, err := gw.ChatStream(context.Background(), req, CallOptions{Tenant: "acme"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			first := true
+			for {
+				c, err := s.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				if first && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
+					lat = append(lat, time.Since(start))
+					first = false
+				}
+			}
+			s.Close()
+		}
+		b.StopTimer()
+		lat.report(b, "ttft-")
+	})
+}
+
+// cannedTransport answers every request in memory with a fixed body, so
+// that the in-memory benchmarks measure CPU cost only, without loopback
+// networking noise (this machine's cores are shared).
+type cannedTransport struct {
+	plain, stream []byte
+}
+
+func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	body, ct := c.plain, "application/json"
+	if r.Header.Get("Accept") == "text/event-stream" {
+		body, ct = c.stream, "text/event-stream"
+	}
+	return &http.Response{
+		StatusCode: 200,
+		Header:     http.Header{"Content-Type": {ct}},
+		Body:       io.NopCloser(bytes.NewReader(body)),
+		Request:    r,
+	}, nil
+}
+
+// BenchmarkChatInMemory is BenchmarkChat over an in-memory transport: the
+// gateway's own CPU cost per call against a bare client's.
+func BenchmarkChatInMemory(b *testing.B) {
+	rt := cannedTransport{plain: fixture(b, "openai/chat_response.json"), stream: fixture(b, "openai/chat_stream.sse")}
+	client := &http.Client{Transport: rt}
+	req := benchRequest()
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			r := *req
+			r.Model = "m"
+			body, _ := json.Marshal(&r)
+			hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://provider.invalid/v1/chat/completions", bytes.NewReader(body))
+			hreq.Header.Set("Content-Type", "application/json")
+			hreq.Header.Set("Authorization", "Bearer "+testKey)
+			resp, err := client.Do(hreq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out ChatResponse
+			err = json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("gateway", func(b *testing.B) {
+		gw, err := NewGateway(oneProvider(KindOpenAI, "http://provider.invalid/v1", map[string]Model{"m": {InputPerMTok: 1, OutputPerMTok: 1, ContextTokens: 128000}}), Deps{
+			HTTP: client, Recorder: nopRecorder{}, LookupEnv: func(string) (string, bool) { return testKey, true },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := gw.Chat(context.Background(), req, CallOptions{Tenant: "acme"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("gateway-stream", func(b *testing.B) {
+		gw, err := NewGateway(oneProvider(KindOpenAI, "http://provider.invalid/v1", map[string]Model{"m": {}}), Deps{
+			HTTP: client, Recorder: nopRecorder{}, LookupEnv: func(string) (string, bool) { return testKey, true },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			s, err := gw.ChatStream(context.Background(), req, CallOptions{Tenant: "acme"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Recv(); err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}
+	})
+	b.Run("direct-stream", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			r := *req
+			r.Model = "m"
+			r.Stream = true
+			body, _ := json.Marshal(&r)
+			hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://provider.invalid/v1/chat/completions", bytes.NewReader(body))
+			hreq.Header.Set("Accept", "text/event-stream")
+			resp, err := client.Do(hreq)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				if line := sc.Bytes(); bytes.HasPrefix(line, []byte("data: {")) {
+					var c ChatChunk
+					if err := json.Unmarshal(line[6:], &c); err != nil {
+						b.Fatal(err)
+					}
+					break
+				}
+			}
+			resp.Body.Close()
+		}
+	})
+}
