@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -55,11 +56,13 @@ type HTTPOptions struct {
 type HTTPActivity struct {
 	services Services
 	rec      Recorder
-	client   *http.Client
-	maxResp  int64
-	timeout  time.Duration
-	hbEvery  time.Duration
-	log      *slog.Logger
+	// serviceClient calls registered services; urlClient calls URLs.
+	serviceClient *http.Client
+	urlClient     *http.Client
+	maxResp       int64
+	timeout       time.Duration
+	hbEvery       time.Duration
+	log           *slog.Logger
 }
 
 // NewHTTPActivity returns the HTTP activity resolving targets through
@@ -68,12 +71,16 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	if rec == nil {
 		rec = NopRecorder{}
 	}
+	a := &HTTPActivity{services: services}
+	serviceTransport, urlTransport := opts.Transport, opts.Transport
 	if opts.Transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 512
-		t.MaxIdleConnsPerHost = 128
-		t.IdleConnTimeout = 90 * time.Second
-		opts.Transport = t
+		serviceTransport = newTransport(nil)
+		// Calls to URLs get their own connection pool, whose dialer refuses
+		// non-public addresses the tenant did not allow: a name on the
+		// allow-list must not lead into the private network (DNS
+		// rebinding), and a pooled connection opened for a registered
+		// service must not be reused for a URL call.
+		urlTransport = newTransport(a.checkDial)
 	}
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = DefaultMaxResponseBytes
@@ -84,16 +91,60 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &HTTPActivity{
-		services: services,
-		rec:      rec,
-		maxResp:  opts.MaxResponseBytes,
-		timeout:  opts.DefaultTimeout,
-		hbEvery:  opts.HeartbeatInterval,
-		log:      opts.Logger,
-	}
-	a.client = &http.Client{Transport: opts.Transport, CheckRedirect: a.checkRedirect}
+	a.rec = rec
+	a.maxResp = opts.MaxResponseBytes
+	a.timeout = opts.DefaultTimeout
+	a.hbEvery = opts.HeartbeatInterval
+	a.log = opts.Logger
+	a.serviceClient = &http.Client{Transport: serviceTransport, CheckRedirect: a.checkRedirect}
+	a.urlClient = &http.Client{Transport: urlTransport, CheckRedirect: a.checkRedirect}
 	return a
+}
+
+// newTransport returns a pooled transport suited to many concurrent calls
+// to few hosts; control, when set, vets every address dialled.
+func newTransport(control func(ctx context.Context, network, address string) error) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if control != nil {
+		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			d := *dialer
+			d.ControlContext = func(ctx context.Context, network, address string, _ syscall.RawConn) error {
+				return control(ctx, network, address)
+			}
+			return d.DialContext(ctx, network, addr)
+		}
+	} else {
+		t.DialContext = dialer.DialContext
+	}
+	return t
+}
+
+// checkDial refuses, for URL calls, a connection to a non-public address
+// (loopback, private, link-local, unspecified) unless the tenant may call
+// that address itself (the dev tenant's loopback).
+func (a *HTTPActivity) checkDial(ctx context.Context, _, address string) error {
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || isPublicIP(ip) {
+		return nil
+	}
+	rc, _ := ctx.Value(redirectKey{}).(redirectCheck)
+	if a.services.AllowURL(rc.tenant, "http://"+net.JoinHostPort(host, port)+"/") == nil {
+		return nil
+	}
+	return &notAllowedError{err: fmt.Errorf("address %s is not public and not allowed for the tenant", host)}
+}
+
+func isPublicIP(ip net.IP) bool {
+	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast())
 }
 
 // redirectCheck carries what checkRedirect needs from the call.
@@ -208,6 +259,8 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		rawURL  string
 		headers map[string]string
 		timeout = in.Timeout
+		maxResp = a.maxResp
+		client  = a.urlClient
 	)
 	if in.Service != "" {
 		ep, err := a.services.Resolve(tenant, in.Service)
@@ -219,6 +272,10 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		if timeout <= 0 {
 			timeout = ep.Timeout
 		}
+		if ep.MaxResponseBytes > 0 {
+			maxResp = ep.MaxResponseBytes
+		}
+		client = a.serviceClient
 	} else {
 		rawURL = joinURL(in.URL, in.Path)
 	}
@@ -275,19 +332,19 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 	}
 
 	stopHB := a.heartbeat(ctx, hbTimeout)
-	resp, err := a.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		stopHB()
 		return HTTPCallOutput{}, classifyTransport(ctx, callCtx, what, timeout, err)
 	}
-	data, tooLarge, err := readCapped(resp.Body, a.maxResp)
+	data, tooLarge, err := readCapped(resp.Body, maxResp)
 	_ = resp.Body.Close()
 	stopHB()
 	rec.StatusCode = int32(resp.StatusCode)
 	rec.RespBytes = int64(len(data))
 	if tooLarge {
 		return HTTPCallOutput{}, &callError{class: ErrClassTooLarge, status: resp.StatusCode,
-			msg: fmt.Sprintf("%s: response larger than %d bytes", what, a.maxResp)}
+			msg: fmt.Sprintf("%s: response larger than %d bytes", what, maxResp)}
 	}
 	if err != nil {
 		return HTTPCallOutput{}, classifyTransport(ctx, callCtx, what+": read response", timeout, err)

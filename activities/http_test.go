@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -82,13 +84,15 @@ func newHTTPFixture(t *testing.T, handler http.HandlerFunc, opts activities.HTTP
 	f := &httpFixture{recs: &records{}, srv: srv}
 	f.svc = fakeServices{
 		services: map[string]activities.Endpoint{
-			"billing": {Name: "billing", BaseURL: srv.URL + "/api/", Headers: map[string]string{"Authorization": "Bearer ${env:GATEFLOW_TEST_TOKEN}"}},
+			"billing":  {Name: "billing", BaseURL: srv.URL + "/api/", Headers: map[string]string{"Authorization": "Bearer ${env:GATEFLOW_TEST_TOKEN}"}},
 			"nosecret": {Name: "nosecret", BaseURL: srv.URL, Headers: map[string]string{"X-Key": "${env:GATEFLOW_TEST_UNSET_VARIABLE}"}},
+			"tiny":     {Name: "tiny", BaseURL: srv.URL, MaxResponseBytes: 8},
 		},
-		allowed: map[string]bool{u.Host: true},
+		allowed: map[string]bool{u.Host: true, "localhost:" + u.Port(): true},
 	}
 	a := activities.NewHTTPActivity(f.svc, f.recs, opts)
 	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	f.env = ts.NewTestActivityEnvironment()
 	f.env.RegisterActivityWithOptions(a.Call, activity.RegisterOptions{Name: activities.HTTPCallActivity})
 	return f
@@ -249,6 +253,8 @@ func TestHTTPCallErrors(t *testing.T) {
 		{"host not allowed", activities.HTTPCallInput{URL: "http://198.51.100.7/x"}, activities.ErrClassNotAllowed, true, 0, record.OutcomeError},
 		{"redirect not allowed", activities.HTTPCallInput{URL: f.srv.URL + "/redirect"}, activities.ErrClassNotAllowed, true, 0, record.OutcomeError},
 		{"bad url", activities.HTTPCallInput{URL: "ftp://example.com/x"}, activities.ErrClassBadRequest, true, 0, record.OutcomeError},
+		{"per-service cap", activities.HTTPCallInput{Service: "tiny", Path: "/big"}, activities.ErrClassTooLarge, true, 200, record.OutcomeError},
+		{"name resolving to a refused address", activities.HTTPCallInput{URL: "http://localhost:" + portOf(f.srv.URL) + "/x"}, activities.ErrClassNotAllowed, true, 0, record.OutcomeError},
 		{"missing secret", activities.HTTPCallInput{Service: "nosecret"}, activities.ErrClassInternal, true, 0, record.OutcomeError},
 		{"connection refused", activities.HTTPCallInput{URL: closedURL(t)}, activities.ErrClassConnection, false, 0, record.OutcomeError},
 	}
@@ -257,6 +263,12 @@ func TestHTTPCallErrors(t *testing.T) {
 			before := len(f.recs.all())
 			if tc.name == "connection refused" {
 				f.svc.allowed[strings.TrimPrefix(tc.in.URL, "http://")] = true
+			}
+			if tc.name == "name resolving to a refused address" {
+				// localhost is allowed by name, its address is not.
+				ip := strings.TrimPrefix(f.srv.URL, "http://")
+				delete(f.svc.allowed, ip)
+				defer func() { f.svc.allowed[ip] = true }()
 			}
 			_, err := f.call(tc.in)
 			if err == nil {
@@ -283,6 +295,11 @@ func TestHTTPCallErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func portOf(raw string) string {
+	u, _ := url.Parse(raw)
+	return u.Port()
 }
 
 // closedURL returns a loopback URL where nothing listens.

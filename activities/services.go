@@ -28,6 +28,9 @@ type Endpoint struct {
 	// Timeout is the default timeout of one attempt; zero means the
 	// activity's default.
 	Timeout time.Duration
+	// MaxResponseBytes caps a response body from this service; zero means
+	// the activity's default.
+	MaxResponseBytes int64
 }
 
 // Services resolves the targets of http steps. The worker wires it to the

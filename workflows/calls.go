@@ -31,8 +31,9 @@ const (
 	// StartToClose, so the activity can report the timeout itself (with
 	// its call record) before Temporal abandons it.
 	callGrace = 5 * time.Second
-	// httpHeartbeatTimeout lets a worker that dies during a long http call
-	// be noticed quickly; the HTTP activity heartbeats at half of it.
+	// httpHeartbeatTimeout lets a worker that dies during a long http or
+	// model call be noticed quickly; those activities heartbeat at half of
+	// it. (MCP calls get none: their activity does not promise heartbeats.)
 	httpHeartbeatTimeout = 10 * time.Second
 )
 
@@ -165,7 +166,7 @@ func (r *run) callModel(ctx workflow.Context, sc *scope, st *definition.Step, id
 		req.ResponseFormat = &llm.ResponseFormat{Type: "json_object"}
 	}
 	in := activities.ModelCallInput{StepRef: r.ref(id), Request: req, Timeout: st.Timeout.Std()}
-	opts := callOptions(st, id, DefaultModelStartToClose, false)
+	opts := callOptions(st, id, DefaultModelStartToClose, true)
 	actx := workflow.WithActivityOptions(ctx, opts)
 	var raw json.RawMessage
 	err := workflow.ExecuteActivity(actx, activities.ModelCallActivity, in).Get(actx, &raw)

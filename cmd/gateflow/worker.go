@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/worker"
+	"github.com/gateflow/gateflow/workflows/registry"
+)
+
+// workerConfig configures `gateflow worker`: the Temporal worker running
+// orchestrations and their activities.
+type workerConfig struct {
+	Temporal temporalConfig
+	Kafka    kafkaConfig
+	// ConfigDir holds gateflow.yaml (services, tenants, models) and
+	// definitions/*.yaml; reloaded on SIGHUP.
+	ConfigDir string
+	// SpoolDir is where call records wait while Kafka is unreachable.
+	SpoolDir string
+	// MaxConcurrentActivities bounds the calls in flight in this process.
+	MaxConcurrentActivities int
+	// MaxResponseBytes caps an HTTP response body (per service override in
+	// gateflow.yaml).
+	MaxResponseBytes int64
+	// HTTPTimeout bounds one HTTP attempt when neither step nor service
+	// sets a timeout.
+	HTTPTimeout time.Duration
+	// StopTimeout lets running activities finish on shutdown.
+	StopTimeout time.Duration
+}
+
+func (c *workerConfig) bind(fs *pflag.FlagSet) {
+	c.Temporal.bind(fs)
+	c.Kafka.bind(fs)
+	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP")
+	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/worker", "directory where call records wait while Kafka is unreachable")
+	fs.IntVar(&c.MaxConcurrentActivities, "max-concurrent-activities", worker.DefaultMaxConcurrentActivities, "calls (HTTP, model, MCP) in flight at once in this worker")
+	fs.Int64Var(&c.MaxResponseBytes, "max-response-bytes", activities.DefaultMaxResponseBytes, "largest HTTP response body accepted from a service")
+	fs.DurationVar(&c.HTTPTimeout, "http-timeout", activities.DefaultHTTPTimeout, "timeout of one HTTP attempt when neither the step nor the service sets one")
+	fs.DurationVar(&c.StopTimeout, "stop-timeout", worker.DefaultStopTimeout, "how long running activities may finish on shutdown")
+}
+
+func (c workerConfig) validate() error {
+	errs := []error{c.Temporal.validate(), c.Kafka.validate()}
+	if c.ConfigDir == "" {
+		errs = append(errs, errors.New("--config-dir: must not be empty"))
+	}
+	if c.SpoolDir == "" {
+		errs = append(errs, errors.New("--spool-dir: must not be empty"))
+	}
+	if c.MaxConcurrentActivities < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-activities %d: must be at least 1", c.MaxConcurrentActivities))
+	}
+	if c.MaxResponseBytes < 1 {
+		errs = append(errs, fmt.Errorf("--max-response-bytes %d: must be at least 1", c.MaxResponseBytes))
+	}
+	if c.HTTPTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--http-timeout %s: must be positive", c.HTTPTimeout))
+	}
+	if c.StopTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--stop-timeout %s: must not be negative", c.StopTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func newWorkerCmd() *cobra.Command {
+	var cfg workerConfig
+	var logCfg logConfig
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the Temporal worker: orchestrations and their HTTP, model and MCP calls",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			log, err := logCfg.logger()
+			if err != nil {
+				return err
+			}
+			return runWorker(cmd.Context(), cfg, log)
+		},
+	}
+	cfg.bind(cmd.Flags())
+	logCfg.bind(cmd.Flags())
+	return cmd
+}
+
+// runWorker runs the worker until ctx is cancelled, then stops it cleanly:
+// running activities get StopTimeout, queued call records go to Kafka (or
+// the spool).
+func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
+	reg, err := registry.New(cfg.ConfigDir)
+	if err != nil {
+		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go reg.WatchSIGHUP(watchCtx, log.With("component", "registry"))
+
+	transport, err := cfg.Kafka.transport()
+	if err != nil {
+		return err
+	}
+	prod, err := producer.New(producer.Config{
+		Transport: transport,
+		Brokers:   cfg.Kafka.Brokers,
+		Topic:     cfg.Kafka.Topic,
+		SpoolDir:  cfg.SpoolDir,
+	}, log.With("component", "producer"))
+	if err != nil {
+		return fmt.Errorf("call record producer: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := prod.Close(closeCtx); err != nil {
+			log.Error("closing the call record producer", "err", err)
+		}
+	}()
+
+	c, err := cfg.Temporal.dial(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
+		// Not fatal: orchestrations run without them, only listing by
+		// tenant/definition needs them (and an operator may lack the right).
+		log.Warn("search attributes not registered", "err", err)
+	}
+
+	// TODO(lead): share the gateway (and its budgets backed by the
+	// ClickHouse spend reader) with the ingress when both run in one
+	// process, and Reload it when the registry reloads.
+	gw, err := llm.NewGateway(reg.Current().Models(), llm.Deps{Recorder: prod, Log: log.With("component", "models")})
+	if err != nil {
+		return err
+	}
+	model := activities.NewModelActivity(gw, activities.ModelOptions{})
+
+	w, err := worker.New(c, worker.Options{
+		TaskQueue:               cfg.Temporal.TaskQueue,
+		MaxConcurrentActivities: cfg.MaxConcurrentActivities,
+		StopTimeout:             cfg.StopTimeout,
+		HTTP: activities.HTTPOptions{
+			MaxResponseBytes: cfg.MaxResponseBytes,
+			DefaultTimeout:   cfg.HTTPTimeout,
+		},
+		Logger: log.With("component", "worker"),
+	}, worker.Deps{
+		Services: reg,
+		Recorder: prod,
+		Model:    model.Call,
+		// TODO(lead): MCP: the MCP activity (models helper) once it exists.
+		Register: []func(sdkworker.Registry){
+			func(r sdkworker.Registry) { registry.RegisterWorkflows(r, reg) },
+		},
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("worker running", "temporal", cfg.Temporal.HostPort, "namespace", cfg.Temporal.Namespace,
+		"task_queue", cfg.Temporal.TaskQueue, "config_dir", cfg.ConfigDir)
+	return w.Run(ctx)
+}

@@ -1,0 +1,171 @@
+//go:build integration
+
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gateflow/gateflow/worker"
+	"github.com/gateflow/gateflow/workflows"
+)
+
+// benchInFlight is how many orchestrations the load generator keeps
+// running at once.
+const benchInFlight = 50
+
+// BenchmarkOrchestrations compares, on one server in one run, a
+// definition with one http step run by the interpreter against the same
+// work written as a plain Temporal workflow and activity. It reports
+// orchestrations/s and the latency from the start call to the first step
+// reaching the service (p50, p99).
+//
+//	go test -tags integration -run '^$' -bench Orchestrations -benchtime 400x -count 3 ./worker/
+func BenchmarkOrchestrations(b *testing.B) {
+	ts := newServer(b)
+	c := ts.GetDefaultClient()
+	var arrivals sync.Map // id -> time.Time
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now()
+		var body struct {
+			ID string `json:"id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		arrivals.LoadOrStore(body.ID, now)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"ok": true, "id": %q}`, body.ID)
+	}))
+	defer svc.Close()
+
+	plain := &plainHTTP{url: svc.URL + "/work", client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
+	startWorker(b, c, "bench", worker.Deps{
+		Services: staticServices{"svc": svc.URL},
+		Register: []func(sdkworker.Registry){func(r sdkworker.Registry) {
+			r.RegisterWorkflowWithOptions(handWritten, workflow.RegisterOptions{Name: "bench.HandWritten"})
+			r.RegisterActivityWithOptions(plain.Call, activity.RegisterOptions{Name: "bench.PlainHTTP"})
+		}},
+	})
+	def := mustDef(b, `{"name": "bench", "version": "1", "steps": [
+		{"id": "work", "kind": "http", "service": "svc", "method": "POST", "path": "/work", "body": {"id": "${{ input.id }}"}}
+	], "output": "${{ steps.work.output.body }}"}`)
+
+	var seq atomic.Int64
+	starters := map[string]func(ctx context.Context, id string) (client.WorkflowRun, error){
+		"handwritten": func(ctx context.Context, id string) (client.WorkflowRun, error) {
+			return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "bench"}, "bench.HandWritten", id)
+		},
+		"interpreter": func(ctx context.Context, id string) (client.WorkflowRun, error) {
+			in := orchestration(def, fmt.Sprintf(`{"id": %q}`, id))
+			return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "bench"}, workflows.OrchestrationWorkflow, in)
+		},
+	}
+	load := func(b *testing.B, mode string, n int) (elapsed time.Duration, lat []time.Duration) {
+		startFn := starters[mode]
+		sem := make(chan struct{}, benchInFlight)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		begin := time.Now()
+		for range n {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				id := fmt.Sprintf("%s-%d", mode, seq.Add(1))
+				t0 := time.Now()
+				run, err := startFn(context.Background(), id)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if err := run.Get(context.Background(), nil); err != nil {
+					b.Error(err)
+					return
+				}
+				if at, ok := arrivals.Load(id); ok {
+					mu.Lock()
+					lat = append(lat, at.(time.Time).Sub(t0))
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return time.Since(begin), lat
+	}
+	// Warm both paths (connections, caches) before measuring.
+	load(b, "handwritten", 50)
+	load(b, "interpreter", 50)
+	for _, mode := range []string{"handwritten", "interpreter"} {
+		b.Run(mode, func(b *testing.B) {
+			b.ResetTimer()
+			elapsed, lat := load(b, mode, b.N)
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "orch/s")
+			if len(lat) > 0 {
+				b.ReportMetric(ms(lat[len(lat)/2]), "p50_first_step_ms")
+				b.ReportMetric(ms(lat[min(len(lat)-1, len(lat)*99/100)]), "p99_first_step_ms")
+			}
+		})
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// handWritten is the bare alternative: one activity making the same call.
+func handWritten(ctx workflow.Context, id string) (map[string]any, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 3, InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
+	})
+	var out map[string]any
+	err := workflow.ExecuteActivity(ctx, "bench.PlainHTTP", id).Get(ctx, &out)
+	return out, err
+}
+
+// plainHTTP posts {"id": id} and returns the decoded answer.
+type plainHTTP struct {
+	url    string
+	client *http.Client
+}
+
+func (p *plainHTTP) Call(ctx context.Context, id string) (map[string]any, error) {
+	body, _ := json.Marshal(map[string]string{"id": id})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var out map[string]any
+	err = json.Unmarshal(data, &out)
+	return out, err
+}
