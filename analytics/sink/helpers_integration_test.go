@@ -251,14 +251,17 @@ func queryUint(t testing.TB, conn driver.Conn, q string, args ...any) uint64 {
 	return v
 }
 
-// waitRaw waits until the raw table holds want distinct records.
+// waitRaw waits until the raw table holds want distinct records and the
+// rollup counts as many calls (an insert's rows can be visible in the raw
+// table a moment before its materialized-view rows).
 func waitRaw(t testing.TB, conn driver.Conn, want uint64, timeout time.Duration) {
 	t.Helper()
 	waitFor(t, timeout, fmt.Sprintf("%d records in ClickHouse", want), func() (bool, string) {
-		var n uint64
-		if err := conn.QueryRow(context.Background(), "SELECT uniqExact(id) FROM calls").Scan(&n); err != nil {
+		var n, r uint64
+		if err := conn.QueryRow(context.Background(),
+			"SELECT (SELECT uniqExact(id) FROM calls), (SELECT sum(calls) FROM calls_1m)").Scan(&n, &r); err != nil {
 			return false, err.Error()
 		}
-		return n >= want, fmt.Sprintf("%d distinct records", n)
+		return n >= want && r >= want, fmt.Sprintf("%d distinct records, %d in the rollup", n, r)
 	})
 }

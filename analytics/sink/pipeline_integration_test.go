@@ -4,7 +4,6 @@ package sink_test
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -92,10 +91,14 @@ func checkExact(t *testing.T, conn driver.Conn, e expected) {
 }
 
 func generate(seed uint64, n int) []record.Record {
+	return newGen(seed).Generate(n)
+}
+
+func newGen(seed uint64) *callgen.Generator {
 	// Recent timestamps: rows older than the raw TTL (90 days) are
 	// dropped by ClickHouse on insert.
 	start := time.Now().UTC().Add(-7 * time.Hour).Truncate(time.Hour)
-	return callgen.New(seed, start, 6*time.Hour).Generate(n)
+	return callgen.New(seed, start, 6*time.Hour)
 }
 
 // TestEndToEnd: 100k records from the producer through kfake and two sinks
@@ -119,5 +122,3 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("100k records emitted and queryable in %s", time.Since(start).Round(time.Millisecond))
 	checkExact(t, conn, expect(recs))
 }
-
-var _ = fmt.Sprint

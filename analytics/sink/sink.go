@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -123,7 +124,8 @@ type Sink struct {
 	stale  map[int]bool
 	gen    int64
 
-	readerStats func() kafka.ReaderStats
+	readerStats  func() kafka.ReaderStats
+	lastFetchLog time.Time
 }
 
 // New returns a sink; Run starts it.
@@ -255,7 +257,22 @@ func (s *Sink) collect(ctx context.Context, reader *kafka.Reader) ([]pending, er
 			if errors.Is(err, context.DeadlineExceeded) {
 				break
 			}
-			return nil, fmt.Errorf("fetch from %s: %w", s.cfg.Topic, err)
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("fetch from %s: reader closed", s.cfg.Topic)
+			}
+			// The group could not be joined (broker down): the reader
+			// keeps trying by itself. Store what we have, or wait.
+			s.m.fetchErrors.Inc()
+			s.logFetchError(err)
+			if len(batch) > 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(s.cfg.BatchInterval)
@@ -279,6 +296,15 @@ func (s *Sink) collect(ctx context.Context, reader *kafka.Reader) ([]pending, er
 		batch = append(batch, p)
 	}
 	return batch, nil
+}
+
+// logFetchError logs Kafka trouble at most every 10 s.
+func (s *Sink) logFetchError(err error) {
+	if time.Since(s.lastFetchLog) < 10*time.Second {
+		return
+	}
+	s.lastFetchLog = time.Now()
+	s.log.Warn("sink: cannot read from Kafka; retrying", "topic", s.cfg.Topic, "err", err)
 }
 
 // flush stores a batch and commits it, retrying ClickHouse until it
