@@ -1,0 +1,366 @@
+//go:build integration
+
+package query_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/gateflow/gateflow/analytics/callgen"
+	"github.com/gateflow/gateflow/analytics/query"
+	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/schema"
+	"github.com/gateflow/gateflow/analytics/sink"
+	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
+)
+
+func TestMain(m *testing.M) { embeddedtest.Main(m) }
+
+// agg is computed in the test, independently of ClickHouse.
+type agg struct {
+	calls, errors, timeouts uint64
+	tin, tout               int64
+	cost, sum, max          float64
+	lat                     []float64
+}
+
+func (a *agg) add(r record.Record) {
+	a.calls++
+	if r.Outcome != record.OutcomeOK {
+		a.errors++
+	}
+	if r.Outcome == record.OutcomeTimeout {
+		a.timeouts++
+	}
+	a.tin += r.TokensIn
+	a.tout += r.TokensOut
+	a.cost += r.CostUSD
+	a.sum += r.LatencyMS
+	a.max = max(a.max, r.LatencyMS)
+	a.lat = append(a.lat, r.LatencyMS)
+}
+
+// quantile is ClickHouse's `quantiles` on fewer than 8192 values: linear
+// interpolation at level*(n-1) of the sorted values.
+func quantile(vals []float64, level float64) float64 {
+	s := slices.Clone(vals)
+	sort.Float64s(s)
+	idx := level * float64(len(s)-1)
+	lo := int(idx)
+	if lo+1 >= len(s) {
+		return s[lo]
+	}
+	return s[lo]*(float64(lo+1)-idx) + s[lo+1]*(idx-float64(lo))
+}
+
+func near(a, b, rel float64) bool {
+	return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b))+1e-9
+}
+
+// checkStats compares ClickHouse's Stats with the test's aggregate. Counts
+// and token sums must be exact; float sums to 1e-9; percentiles exactly
+// (ClickHouse keeps every value below 8192 per group) or, above, within
+// 10% (reservoir sampling).
+func checkStats(t *testing.T, what string, got query.Stats, want *agg) {
+	t.Helper()
+	if got.Calls != want.calls || got.Errors != want.errors || got.Timeouts != want.timeouts ||
+		got.TokensIn != want.tin || got.TokensOut != want.tout {
+		t.Errorf("%s: counts %d/%d/%d tokens %d/%d, want %d/%d/%d tokens %d/%d", what,
+			got.Calls, got.Errors, got.Timeouts, got.TokensIn, got.TokensOut,
+			want.calls, want.errors, want.timeouts, want.tin, want.tout)
+		return
+	}
+	if !near(got.CostUSD, want.cost, 1e-9) || !near(got.AvgMS, want.sum/float64(want.calls), 1e-9) || got.MaxMS != want.max {
+		t.Errorf("%s: cost %v avg %v max %v, want %v %v %v", what, got.CostUSD, got.AvgMS, got.MaxMS,
+			want.cost, want.sum/float64(want.calls), want.max)
+	}
+	if !near(got.ErrorRate, float64(want.errors)/float64(want.calls), 1e-12) {
+		t.Errorf("%s: error rate %v", what, got.ErrorRate)
+	}
+	tol := 1e-9
+	if len(want.lat) > 8192 {
+		tol = 0.10
+	}
+	for i, l := range []float64{0.5, 0.95, 0.99} {
+		g := []float64{got.P50MS, got.P95MS, got.P99MS}[i]
+		if w := quantile(want.lat, l); !near(g, w, tol) {
+			t.Errorf("%s: p%v = %v, want %v (n=%d)", what, l*100, g, w, len(want.lat))
+		}
+	}
+}
+
+type fixture struct {
+	q     *query.Querier
+	conn  driver.Conn
+	recs  []record.Record
+	start time.Time
+}
+
+const tenant = "acme"
+
+func setup(t *testing.T) fixture {
+	dsn, _ := embeddedtest.StartClickHouse(t)
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx := context.Background()
+	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Add(-8 * time.Hour).Truncate(time.Hour)
+	recs := callgen.New(42, start, 6*time.Hour).Generate(30_000)
+	rows := make([]sink.Row, len(recs))
+	for i, r := range recs {
+		rows[i] = sink.Row{Record: r, Topic: "t", Partition: int32(i % 3), Offset: int64(i)}
+	}
+	for chunk := range slices.Chunk(rows, 10_000) {
+		if err := sink.InsertRows(ctx, conn, chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fixture{q: query.New(conn), conn: conn, recs: recs, start: start}
+}
+
+// each returns the tenant's records in [from, to) that pass keep.
+func (fx fixture) each(from, to time.Time, keep func(record.Record) bool) []record.Record {
+	var out []record.Record
+	for _, r := range fx.recs {
+		ts := time.UnixMilli(r.TS)
+		if r.Tenant == tenant && !ts.Before(from) && ts.Before(to) && (keep == nil || keep(r)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestQueriesMatchIndependentComputation(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	from, to := fx.start, fx.start.Add(6*time.Hour)
+	f := query.Filter{Tenant: tenant, From: from, To: to}
+
+	t.Run("trend per hour", func(t *testing.T) {
+		pts, err := fx.q.Trend(ctx, query.TrendRequest{Filter: f, Interval: query.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[time.Time]*agg{}
+		for _, r := range fx.each(from, to, nil) {
+			h := time.UnixMilli(r.TS).UTC().Truncate(time.Hour)
+			if want[h] == nil {
+				want[h] = &agg{}
+			}
+			want[h].add(r)
+		}
+		if len(pts) != len(want) {
+			t.Fatalf("%d points, want %d", len(pts), len(want))
+		}
+		for _, p := range pts {
+			checkStats(t, p.Time.String(), p.Stats, want[p.Time])
+		}
+	})
+
+	t.Run("trend per minute by model, one model", func(t *testing.T) {
+		model := "openai/gpt-4o"
+		ff := f
+		ff.Target = model
+		pts, err := fx.q.Trend(ctx, query.TrendRequest{Filter: ff, Interval: query.Minute, GroupBy: query.ByModel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[time.Time]*agg{}
+		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Kind == record.KindModel && r.Target == model }) {
+			m := time.UnixMilli(r.TS).UTC().Truncate(time.Minute)
+			if want[m] == nil {
+				want[m] = &agg{}
+			}
+			want[m].add(r)
+		}
+		if len(pts) != len(want) {
+			t.Fatalf("%d points, want %d", len(pts), len(want))
+		}
+		for _, p := range pts {
+			if p.Group != model {
+				t.Fatalf("group %q", p.Group)
+			}
+			checkStats(t, p.Time.String(), p.Stats, want[p.Time])
+		}
+	})
+
+	groupBy := func(recs []record.Record, key func(record.Record) string) map[string]*agg {
+		out := map[string]*agg{}
+		for _, r := range recs {
+			k := key(r)
+			if out[k] == nil {
+				out[k] = &agg{}
+			}
+			out[k].add(r)
+		}
+		return out
+	}
+
+	topCases := []struct {
+		by     query.Dimension
+		metric query.Metric
+		keep   func(record.Record) bool
+		key    func(record.Record) string
+		value  func(*agg) float64
+	}{
+		{query.ByService, query.ByErrors, func(r record.Record) bool { return r.Kind == record.KindHTTP },
+			func(r record.Record) string { return r.Target }, func(a *agg) float64 { return float64(a.errors) }},
+		{query.ByModel, query.ByCost, func(r record.Record) bool { return r.Kind == record.KindModel },
+			func(r record.Record) string { return r.Target }, func(a *agg) float64 { return a.cost }},
+		{query.ByDefinition, query.ByTokens, func(r record.Record) bool { return r.Definition != "" },
+			func(r record.Record) string { return r.Definition }, func(a *agg) float64 { return float64(a.tin + a.tout) }},
+		{query.ByTarget, query.ByLatency, nil,
+			func(r record.Record) string { return r.Target }, func(a *agg) float64 { return quantile(a.lat, 0.95) }},
+		{query.ByKind, query.ByErrorRate, nil,
+			func(r record.Record) string { return string(r.Kind) }, func(a *agg) float64 { return float64(a.errors) / float64(a.calls) }},
+	}
+	for _, c := range topCases {
+		t.Run(fmt.Sprintf("top %s by %s", c.by, c.metric), func(t *testing.T) {
+			items, err := fx.q.Top(ctx, query.TopRequest{Filter: f, By: c.by, Metric: c.metric, Limit: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := groupBy(fx.each(from, to, c.keep), c.key)
+			keys := make([]string, 0, len(want))
+			for k := range want {
+				keys = append(keys, k)
+			}
+			sort.Slice(keys, func(i, j int) bool {
+				vi, vj := c.value(want[keys[i]]), c.value(want[keys[j]])
+				if vi != vj {
+					return vi > vj
+				}
+				return keys[i] < keys[j]
+			})
+			if len(keys) > 3 {
+				keys = keys[:3]
+			}
+			if len(items) != len(keys) {
+				t.Fatalf("%d items, want %d", len(items), len(keys))
+			}
+			for i, it := range items {
+				if it.Group != keys[i] {
+					t.Errorf("rank %d: %s, want %s", i+1, it.Group, keys[i])
+					continue
+				}
+				checkStats(t, it.Group, it.Stats, want[it.Group])
+			}
+		})
+	}
+
+	t.Run("slowest steps of triage", func(t *testing.T) {
+		ff := f
+		ff.Definition = "triage"
+		items, err := fx.q.SlowestSteps(ctx, ff, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := groupBy(fx.each(from, to, func(r record.Record) bool { return r.Definition == "triage" && r.StepID != "" }),
+			func(r record.Record) string { return r.StepID })
+		if len(items) != len(want) {
+			t.Fatalf("%d steps, want %d", len(items), len(want))
+		}
+		for i, it := range items {
+			checkStats(t, it.Group, it.Stats, want[it.Group])
+			if i > 0 && it.P95MS > items[i-1].P95MS {
+				t.Errorf("not sorted by p95: %v after %v", it.P95MS, items[i-1].P95MS)
+			}
+		}
+	})
+
+	t.Run("approval turnaround by role", func(t *testing.T) {
+		got, err := fx.q.ApprovalTurnaround(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]*agg{}
+		decisions := map[string]map[string]uint64{}
+		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Kind == record.KindApproval }) {
+			for _, role := range strings.Split(r.Labels[record.LabelRoles], ",") {
+				if want[role] == nil {
+					want[role] = &agg{}
+					decisions[role] = map[string]uint64{}
+				}
+				want[role].add(r)
+				decisions[role][r.Labels[record.LabelDecision]]++
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d roles, want %d", len(got), len(want))
+		}
+		for _, a := range got {
+			w := want[a.Role]
+			if a.Decisions != w.calls || a.Approved != decisions[a.Role]["approve"] ||
+				a.Rejected != decisions[a.Role]["reject"] || a.TimedOut != decisions[a.Role]["timeout"] {
+				t.Errorf("%s: %+v, want %d decisions %v", a.Role, a, w.calls, decisions[a.Role])
+			}
+			checkStats(t, "role "+a.Role, query.Stats{Calls: a.Decisions, Errors: w.errors, Timeouts: w.timeouts,
+				ErrorRate: float64(w.errors) / float64(w.calls), CostUSD: w.cost, AvgMS: a.AvgMS, MaxMS: a.MaxMS,
+				P50MS: a.P50MS, P95MS: a.P95MS, P99MS: a.P99MS}, w)
+		}
+	})
+
+	t.Run("period over period by kind", func(t *testing.T) {
+		mid := from.Add(3 * time.Hour)
+		got, err := fx.q.Compare(ctx, query.CompareRequest{Filter: query.Filter{Tenant: tenant, From: mid, To: to}, By: query.ByKind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := func(r record.Record) string { return string(r.Kind) }
+		cur := groupBy(fx.each(mid, to, nil), key)
+		prev := groupBy(fx.each(from, mid, nil), key)
+		if len(got) != len(cur) {
+			t.Fatalf("%d groups, want %d", len(got), len(cur))
+		}
+		for _, c := range got {
+			checkStats(t, "current "+c.Group, c.Current, cur[c.Group])
+			checkStats(t, "previous "+c.Group, c.Previous, prev[c.Group])
+			w := (float64(cur[c.Group].calls) - float64(prev[c.Group].calls)) / float64(prev[c.Group].calls)
+			if c.Calls == nil || !near(*c.Calls, w, 1e-12) {
+				t.Errorf("%s: calls change %v, want %v", c.Group, c.Calls, w)
+			}
+		}
+	})
+
+	t.Run("tokens since", func(t *testing.T) {
+		for _, since := range []time.Time{from, from.Add(95*time.Minute + 17*time.Second + 250*time.Millisecond)} {
+			got, err := fx.q.TokensSince(ctx, tenant, since)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want int64
+			for _, r := range fx.each(since, to.Add(time.Hour), nil) {
+				want += r.TokensIn + r.TokensOut
+			}
+			if got != want {
+				t.Errorf("since %s: %d tokens, want %d", since, got, want)
+			}
+		}
+	})
+
+	t.Run("other tenants are invisible", func(t *testing.T) {
+		items, err := fx.q.Top(ctx, query.TopRequest{Filter: query.Filter{Tenant: "nobody", From: from, To: to},
+			By: query.ByKind, Metric: query.ByCalls, Limit: 10})
+		if err != nil || len(items) != 0 {
+			t.Fatalf("got %v, %v", items, err)
+		}
+	})
+}
