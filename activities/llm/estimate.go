@@ -41,6 +41,15 @@ func measurePrompt(req *ChatRequest) promptSize {
 	for i := range req.Messages {
 		m := &req.Messages[i]
 		s.messages++
+		if n, ok := jsonStringLen(m.Content); ok {
+			// The common case, a plain string: measured without decoding.
+			s.textBytes += int64(n)
+			s.textBytes += int64(len(m.Name))
+			for _, tc := range m.ToolCalls {
+				s.textBytes += int64(len(tc.Function.Name) + len(tc.Function.Arguments))
+			}
+			continue
+		}
 		parts, err := parseContent(m.Content)
 		if err != nil {
 			s.textBytes += int64(len(m.Content))
@@ -159,4 +168,70 @@ func contentText(raw json.RawMessage) string {
 // tokens).
 func cost(m Model, u Usage) float64 {
 	return (float64(u.PromptTokens)*m.InputPerMTok + float64(u.CompletionTokens)*m.OutputPerMTok) / 1e6
+}
+
+// jsonStringLen returns the UTF-8 length of the string a JSON string
+// literal decodes to, without decoding it; ok is false when raw is not a
+// well-formed string literal (the caller then decodes it the slow way).
+func jsonStringLen(raw []byte) (n int, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return 0, false
+	}
+	body := raw[1 : len(raw)-1]
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case c == '"':
+			return 0, false
+		case c != '\\':
+			n++
+			continue
+		}
+		i++
+		if i >= len(body) {
+			return 0, false
+		}
+		if body[i] != 'u' {
+			n++
+			continue
+		}
+		if i+5 > len(body) {
+			return 0, false
+		}
+		r, ok := hex4(body[i+1 : i+5])
+		if !ok {
+			return 0, false
+		}
+		i += 4
+		switch {
+		case r < 0x80:
+			n++
+		case r < 0x800:
+			n += 2
+		case r >= 0xD800 && r < 0xDC00:
+			n += 2 // high surrogate: with its low half, a 4-byte rune
+		case r >= 0xDC00 && r < 0xE000:
+			n += 2
+		default:
+			n += 3
+		}
+	}
+	return n, true
+}
+
+func hex4(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }

@@ -101,3 +101,20 @@ func FuzzEncodeRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzJSONStringLen(f *testing.F) {
+	for _, s := range []string{"", "hello", "é", "日本", "😀", "a\nb\"c\\", "<&>", "\u2028", "\x00\x1f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		raw, _ := json.Marshal(s)
+		n, ok := jsonStringLen(raw)
+		var back string
+		_ = json.Unmarshal(raw, &back)
+		if !ok || n != len(back) {
+			t.Fatalf("jsonStringLen(%s) = %d, %v; want %d", raw, n, ok, len(back))
+		}
+		// Arbitrary bytes never panic.
+		jsonStringLen([]byte(s))
+	})
+}
