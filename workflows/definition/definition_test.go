@@ -6,12 +6,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 type fakeCatalog struct{}
 
 func (fakeCatalog) HasService(n string) bool {
-	return n == "inventory" || n == "payments" || n == "echo"
+	return n == "inventory" || n == "payments" || n == "echo" || n == "shipping"
 }
 func (fakeCatalog) HasModel(n string) bool     { return n == "default" || n == "local/llama" }
 func (fakeCatalog) HasMCPServer(n string) bool { return n == "catalog" }
@@ -47,6 +49,10 @@ func TestValidateProblems(t *testing.T) {
 		{"empty", "", []string{"empty document"}},
 		{"two documents", head + "steps: []\n---\nname: x\n", []string{"more than one YAML document"}},
 		{"duplicate key", head + "name: u\nsteps: []", []string{"defined twice"}},
+		{"duplicate key json", `{"name": "t", "version": "1", "name": "u", "steps": []}`, []string{"defined twice"}},
+		{"bad json", `{"name": "t",`, []string{"syntax"}},
+		{"trailing json", `{"name": "t"} x`, []string{"syntax"}},
+		{"deep json", strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100), []string{"nested deeper than 64"}},
 		{"name version steps", "name: 'a b'\nversion: ''\nsteps: []", []string{
 			"name: must be 1-100", "steps: at least one step is required", "version: required"}},
 		{"unknown field and typo", head + `steps: [{id: a, kidn: wait, kind: wait, duration: 1s}]
@@ -396,6 +402,27 @@ func BenchmarkDecodeOnly(b *testing.B) {
 				raw, _ := json.Marshal(tree)
 				var d Definition
 				if err := json.Unmarshal(raw, &d); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseValidateCold is Parse+Validate of a definition never seen
+// before: the compiled-expression and schema caches are emptied each time.
+func BenchmarkParseValidateCold(b *testing.B) {
+	for _, f := range exampleFiles(b) {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(strings.TrimPrefix(f, examplesDir+"/"), func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				exprCache = newLRU[string, *program](exprCacheSize)
+				schemaCache = newLRU[[32]byte, *jsonschema.Schema](1024)
+				if _, err := Load(data, fakeCatalog{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -13,8 +13,11 @@ import (
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/checker/nature"
+	"github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 )
@@ -471,7 +474,7 @@ func compileEnv() types.Map {
 	}
 }
 
-func exprOptions(withGuards bool) []expr.Option {
+func exprOptions() []expr.Option {
 	opts := []expr.Option{
 		expr.Env(compileEnv()),
 		expr.MaxNodes(MaxExprNodes),
@@ -479,13 +482,31 @@ func exprOptions(withGuards bool) []expr.Option {
 		expr.DisableBuiltin("now"),
 		expr.DisableBuiltin("timezone"),
 	}
-	opts = append(opts, safeFunctions()...)
-	if withGuards {
-		opts = append(opts, expr.Patch(guardPatcher{}))
-	} else {
-		opts = append(opts, expr.Patch(modPatcher{}))
+	return append(opts, safeFunctions()...)
+}
+
+// baseConfig is the compiler configuration shared by every compilation:
+// building it (builtins and functions tables) costs more than compiling a
+// small expression, so it is built once and only read afterwards.
+var baseConfig = sync.OnceValue(func() *conf.Config {
+	c := conf.CreateNew()
+	for _, o := range exprOptions() {
+		o(c)
 	}
-	return opts
+	for name := range c.Disabled {
+		delete(c.Builtins, name)
+	}
+	return c
+})
+
+// newConfig returns a configuration for one compilation: the shared tables
+// and the given visitors, with its own (mutable) type cache.
+func newConfig(visitors ...ast.Visitor) *conf.Config {
+	c := *baseConfig()
+	c.NtCache = nature.Cache{}
+	c.Visitors = visitors
+	c.WithEnv(compileEnv())
+	return &c
 }
 
 func compileUncached(src string) (*program, error) {
@@ -497,27 +518,30 @@ func compileUncached(src string) (*program, error) {
 	}
 	// First pass: parse and type-check the expression as written, so that
 	// type errors in literals are reported at compile time (the guard
-	// patches below make operands dynamic) and the sandbox rules can be
-	// checked on the user's own syntax tree.
+	// patches below make operands dynamic) and the sandbox rules are
+	// checked on the user's own syntax tree (the analyzer is the first
+	// visitor, so it sees the tree before any patch).
 	a := analyzer{src: src}
-	cfg := conf.CreateNew()
-	// The analyzer is the first visitor, so it sees the tree as written.
-	expr.Patch(&a)(cfg)
-	for _, o := range exprOptions(false) {
-		o(cfg)
-	}
-	for name := range cfg.Disabled {
-		delete(cfg.Builtins, name)
-	}
-	_, err := checker.ParseCheck(src, cfg)
+	_, err := checker.ParseCheck(src, newConfig(&a, modPatcher{}))
 	if a.err != nil {
 		return nil, a.err
 	}
 	if err != nil {
 		return nil, compileError(src, err)
 	}
-	// Second pass: the program that runs, with cost guards patched in.
-	prog, err := expr.Compile(src, exprOptions(true)...)
+	// Second pass: the program that runs, with cost guards patched in (the
+	// steps of expr.Compile).
+	cfg := newConfig(guardPatcher{})
+	tree, err := checker.ParseCheck(src, cfg)
+	if err != nil {
+		return nil, compileError(src, err)
+	}
+	if cfg.Optimize {
+		if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+			return nil, compileError(src, err)
+		}
+	}
+	prog, err := compiler.Compile(tree, cfg)
 	if err != nil {
 		return nil, compileError(src, err)
 	}
