@@ -286,6 +286,11 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 // RateLimit-* headers.
 func (s *Server) rateLimit(c echo.Context, p auth.Principal) error {
 	keyLimit := s.cfg.KeyLimit
+	if s.deps.KeyLimits != nil {
+		if l, ok := s.deps.KeyLimits(p.Tenant); ok {
+			keyLimit = l
+		}
+	}
 	if p.RPS > 0 {
 		keyLimit = ratelimit.Limit{RPS: p.RPS, Burst: p.Burst}
 	}

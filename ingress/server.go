@@ -74,6 +74,9 @@ type Deps struct {
 	// TenantLimits returns a tenant's own rate limit (from the registry's
 	// tenant settings); ok=false uses Config.TenantLimit.
 	TenantLimits func(tenant string) (limit ratelimit.Limit, ok bool)
+	// KeyLimits returns the per-key rate limit of a tenant's keys; ok=false
+	// uses Config.KeyLimit. A key's own rps/burst in the keys file wins.
+	KeyLimits func(tenant string) (limit ratelimit.Limit, ok bool)
 	// Recorder receives call records; nil records nothing.
 	Recorder Recorder
 	// Metrics is the registry the server registers its metrics in and

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
+
+	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/ingress"
+	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/ratelimit"
+	"github.com/gateflow/gateflow/worker"
+	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/orchestrator"
+	"github.com/gateflow/gateflow/workflows/registry"
+)
+
+// defaultKeysFile is where API key hashes live unless --keys-file says
+// otherwise (beside gateflow.yaml in the default config dir).
+const defaultKeysFile = "config/keys.yaml"
+
+// ingressConfig configures `gateflow ingress`: the REST API server.
+type ingressConfig struct {
+	Temporal   temporalConfig
+	Kafka      kafkaConfig
+	ClickHouse clickhouseConfig
+	// Listen is the HTTP listen address.
+	Listen string
+	// KeysFile holds the API key hashes; reloaded on SIGHUP.
+	KeysFile string
+	// ConfigDir holds gateflow.yaml (tenants with their rate limits and
+	// permissions) and definitions/*.yaml; reloaded on SIGHUP.
+	ConfigDir string
+	// SpoolDir is where call records wait while Kafka is unreachable.
+	SpoolDir string
+	// Limits and timeouts of the HTTP server.
+	MaxBodyBytes    int64
+	MaxJSONDepth    int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
+	RequestTimeout  time.Duration
+	ShutdownTimeout time.Duration
+
+	// Set by code, not flags (gateflow dev):
+	// ExtraKeys are accepted besides the keys file (the dev key).
+	ExtraKeys []auth.Key
+	// Groups are more route groups to mount (analytics, chat completions,
+	// prompt APIs, MCP).
+	Groups []api.Group
+	// Metrics is the registry served at /metrics; nil makes one.
+	Metrics *prometheus.Registry
+	// Ready are more readiness checks.
+	Ready []ingress.ReadyCheck
+	// OnListen is called with the bound address once the server listens.
+	OnListen func(addr string)
+}
+
+func (c *ingressConfig) bind(fs *pflag.FlagSet) {
+	d := ingress.DefaultConfig()
+	c.Temporal.bind(fs)
+	c.Kafka.bind(fs)
+	c.ClickHouse.bind(fs)
+	fs.StringVar(&c.Listen, "listen", d.Addr, "HTTP listen address of the API")
+	fs.StringVar(&c.KeysFile, "keys-file", defaultKeysFile, "API keys file (hashes only; `gateflow keys create` adds keys); reloaded on SIGHUP")
+	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP")
+	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/ingress", "directory where call records wait while Kafka is unreachable")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest request body accepted (413 beyond)")
+	fs.IntVar(&c.MaxJSONDepth, "max-json-depth", d.MaxJSONDepth, "deepest JSON nesting accepted in request bodies")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "timeout to read a whole request")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", d.WriteTimeout, "timeout to write a response (not for event streams)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline of the work behind one request (not for event streams)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
+}
+
+func (c ingressConfig) validate() error {
+	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate()}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("--listen %q: want host:port", c.Listen))
+	}
+	if c.ConfigDir == "" {
+		errs = append(errs, errors.New("--config-dir: must not be empty"))
+	}
+	if c.SpoolDir == "" {
+		errs = append(errs, errors.New("--spool-dir: must not be empty"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.MaxJSONDepth < 2 || c.MaxJSONDepth > 1000 {
+		errs = append(errs, fmt.Errorf("--max-json-depth %d: must be between 2 and 1000", c.MaxJSONDepth))
+	}
+	for name, d := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "write-timeout": c.WriteTimeout,
+		"idle-timeout": c.IdleTimeout, "request-timeout": c.RequestTimeout, "shutdown-timeout": c.ShutdownTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("--%s %s: must be positive", name, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func newIngressCmd() *cobra.Command {
+	var cfg ingressConfig
+	var logCfg logConfig
+	cmd := &cobra.Command{
+		Use:   "ingress",
+		Short: "Run the REST API: submit orchestrations, decide approvals, read status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			log, err := logCfg.logger()
+			if err != nil {
+				return err
+			}
+			return runIngress(cmd.Context(), cfg, log)
+		},
+	}
+	cfg.bind(cmd.Flags())
+	logCfg.bind(cmd.Flags())
+	return cmd
+}
+
+// runIngress serves the API until ctx is cancelled, then shuts down
+// gracefully: event streams end, in-flight requests finish (up to
+// ShutdownTimeout), queued call records go to Kafka (or the spool).
+func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error {
+	keys, err := auth.NewStore(cfg.KeysFile, cfg.ExtraKeys...)
+	if err != nil {
+		return err
+	}
+	if keys.Len() == 0 {
+		log.Warn("no API keys: every request will be refused; add one with `gateflow keys create`", "keys_file", cfg.KeysFile)
+	}
+	reg, err := registry.New(cfg.ConfigDir)
+	if err != nil {
+		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
+	}
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	go reg.WatchSIGHUP(bgCtx, log.With("component", "registry"))
+	go reloadKeysOnSIGHUP(bgCtx, keys, cfg.KeysFile, log.With("component", "keys"))
+
+	metrics := cfg.Metrics
+	if metrics == nil {
+		metrics = prometheus.NewRegistry()
+	}
+	transport, err := cfg.Kafka.transport()
+	if err != nil {
+		return err
+	}
+	prod, err := producer.New(producer.Config{
+		Transport:  transport,
+		Brokers:    cfg.Kafka.Brokers,
+		Topic:      cfg.Kafka.Topic,
+		SpoolDir:   cfg.SpoolDir,
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"process": "ingress"}, metrics),
+	}, log.With("component", "producer"))
+	if err != nil {
+		return fmt.Errorf("call record producer: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := prod.Close(closeCtx); err != nil {
+			log.Error("closing the call record producer", "err", err)
+		}
+	}()
+
+	c, err := cfg.Temporal.dial(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
+		// Starting orchestrations needs them; an operator may have to
+		// register them (the worker tries too).
+		log.Warn("search attributes not registered", "err", err)
+	}
+	ch, err := cfg.ClickHouse.open()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+
+	orch, err := newOrchestrator(c, reg, cfg.Temporal.TaskQueue, log)
+	if err != nil {
+		return err
+	}
+	ready := append([]ingress.ReadyCheck{
+		{Name: "temporal", Check: func(ctx context.Context) error {
+			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}},
+		{Name: "kafka", Check: func(ctx context.Context) error {
+			kc := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: transport}
+			_, err := kc.Metadata(ctx, &kafka.MetadataRequest{}) // no topics: never auto-creates one
+			return err
+		}},
+		{Name: "clickhouse", Check: func(ctx context.Context) error { return ch.Ping(ctx) }},
+	}, cfg.Ready...)
+
+	srv, err := ingress.New(ingress.Deps{
+		Orchestrator: orch,
+		Keys:         keys,
+		TenantLimits: func(t string) (ratelimit.Limit, bool) {
+			l := reg.Current().Tenant(t).RateLimit
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+		},
+		KeyLimits: func(t string) (ratelimit.Limit, bool) {
+			l := reg.Current().Tenant(t).KeyRateLimit
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+		},
+		Recorder: prod,
+		Metrics:  metrics,
+		Ready:    ready,
+		Log:      log.With("component", "ingress"),
+	}, ingress.Config{
+		Addr:            cfg.Listen,
+		ReadTimeout:     cfg.ReadTimeout,
+		WriteTimeout:    cfg.WriteTimeout,
+		IdleTimeout:     cfg.IdleTimeout,
+		RequestTimeout:  cfg.RequestTimeout,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		MaxJSONDepth:    cfg.MaxJSONDepth,
+	})
+	if err != nil {
+		return err
+	}
+	for _, g := range cfg.Groups {
+		if err := srv.Mount(g); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("ingress: listen on %s: %w (is another gateflow running? choose another --listen)", cfg.Listen, err)
+	}
+	if cfg.OnListen != nil {
+		cfg.OnListen(ln.Addr().String())
+	}
+	return srv.Serve(ctx, ln)
+}
+
+// newOrchestrator wires the orchestrator to Temporal and the registry:
+// definitions from the config dir and the tenant registry workflows,
+// inline definitions where the tenant allows them, validation against the
+// registry's services, models and MCP servers.
+func newOrchestrator(c client.Client, reg *registry.Registry, taskQueue string, log *slog.Logger) (*orchestrator.Orchestrator, error) {
+	store := registry.NewStore(c, reg, log.With("component", "definitions"), registry.WithTaskQueue(taskQueue))
+	return orchestrator.New(orchestrator.Options{
+		Client:             c,
+		TaskQueue:          taskQueue,
+		Definitions:        orchestrator.RegistryDefinitions(store),
+		Policies:           reg,
+		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
+		Log:                log.With("component", "orchestrator"),
+	})
+}
+
+// reloadKeysOnSIGHUP reloads the keys file on every SIGHUP until ctx ends;
+// an invalid file keeps the previous keys.
+func reloadKeysOnSIGHUP(ctx context.Context, keys *auth.Store, path string, log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if err := keys.Reload(); err != nil {
+				log.Error("keys reload failed; keeping the previous keys", "file", path, "err", err)
+				continue
+			}
+			log.Info("keys reloaded", "file", path, "keys", keys.Len())
+		}
+	}
+}
+
+// devIngressKeys returns the dev tenant's admin key entry for `gateflow
+// dev`: GATEFLOW_DEV_KEY when set, else the key in <dataDir>/dev-key, else
+// a new one written there (0600) and printed once to out.
+func devIngressKeys(dataDir string, out io.Writer) ([]auth.Key, string, error) {
+	key, created, err := auth.EnsureDevKey(dataDir, os.Getenv("GATEFLOW_DEV_KEY"))
+	if err != nil {
+		return nil, "", err
+	}
+	if created {
+		fmt.Fprintf(out, "dev API key (tenant %q, all roles), saved in %s:\n  %s\n",
+			auth.DevTenant, filepath.Join(dataDir, auth.DevKeyFile), key)
+	}
+	return []auth.Key{auth.DevKey(key)}, key, nil
+}
+
+func newKeysCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Manage API keys (stored as hashes in the keys file)",
+	}
+	var keysFile, tenant, user, note string
+	var roles []string
+	var rps float64
+	var burst int
+	create := &cobra.Command{
+		Use:   "create --tenant T --roles R[,R...] [--user U]",
+		Short: "Create an API key: prints it once and stores only its hash",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tenant == "" || len(roles) == 0 {
+				return errors.New("--tenant and --roles are required")
+			}
+			for _, r := range roles {
+				if !slices.Contains(auth.BuiltinRoles, auth.Role(r)) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "note: %q is not a built-in role (submitter, approver, analyst, admin); approval steps may name it\n", r)
+				}
+			}
+			token, err := auth.NewToken()
+			if err != nil {
+				return err
+			}
+			k := auth.EntryFor(token, tenant, roles, user)
+			k.Created = time.Now().UTC().Truncate(time.Second)
+			k.Note, k.RPS, k.Burst = note, rps, burst
+			if err := auth.AddKey(keysFile, k); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "key %s added to %s (tenant %s, roles %s); send SIGHUP to a running ingress to load it.\n"+
+				"It is shown only now:\n", k.ID, keysFile, tenant, strings.Join(roles, ","))
+			fmt.Fprintln(cmd.OutOrStdout(), token)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&keysFile, "keys-file", defaultKeysFile, "keys file to add the key's hash to (created with mode 0600)")
+	create.Flags().StringVar(&tenant, "tenant", "", "tenant of the key")
+	create.Flags().StringSliceVar(&roles, "roles", nil, "roles: submitter, approver, analyst, admin (or custom ones named by approval steps)")
+	create.Flags().StringVar(&user, "user", "", "user name, used by approval steps that name users")
+	create.Flags().StringVar(&note, "note", "", "free text for operators")
+	create.Flags().Float64Var(&rps, "rps", 0, "per-key rate limit (requests/s) overriding the tenant's; 0 keeps the tenant's")
+	create.Flags().IntVar(&burst, "burst", 0, "per-key burst with --rps")
+
+	var listFile string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the keys of the keys file (ids, tenants, roles; never secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := auth.ReadFile(listFile)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTENANT\tROLES\tUSER\tCREATED\tDISABLED")
+			for _, k := range f.Keys {
+				created := ""
+				if !k.Created.IsZero() {
+					created = k.Created.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", k.ID, k.Tenant, strings.Join(k.Roles, ","), k.User, created, k.Disabled)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&listFile, "keys-file", defaultKeysFile, "keys file")
+	cmd.AddCommand(create, list)
+	return cmd
+}
