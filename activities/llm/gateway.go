@@ -192,7 +192,7 @@ func (rt *routes) resolve(model string) ([]*target, error) {
 	if t, ok := rt.targets[model]; ok {
 		return []*target{t}, nil
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	return nil, &Error{Class: ClassBadRequest, Message: fmt.Sprintf("unknown model %q (not an alias nor a configured provider/model)", model), Err: ErrUnknownModel}
 }
 
 // Chat runs a non-streaming chat completion. The response's Model is the

@@ -199,7 +199,7 @@ func TestContextWindowCheck(t *testing.T) {
 func TestUnknownModel(t *testing.T) {
 	env := newTestGateway(t, oneProvider(KindOpenAI, "http://127.0.0.1:1", map[string]Model{"m": {}}), nil)
 	_, err := env.gw.Chat(context.Background(), userRequest("p/nope", "hi"), CallOptions{})
-	if !errors.Is(err, ErrUnknownModel) || ClassOf(err) != ClassBadRequest {
+	if !errors.Is(err, ErrUnknownModel) || !errors.Is(err, ErrBadRequest) || ClassOf(err) != ClassBadRequest {
 		t.Errorf("err %v", err)
 	}
 	if env.gw.Has("p/nope") || !env.gw.Has("p/m") {
