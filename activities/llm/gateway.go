@@ -311,8 +311,13 @@ func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions
 		}
 		settle, err := g.budget.Reserve(ctx, opts.Tenant, c.size.upper()+completion)
 		if err != nil {
+			// Refused before any attempt: one record for the call, its
+			// target the requested name.
 			r := c.newRecord(req.Model, g.clock.Now())
-			r.Outcome = record.OutcomeRejected
+			r.Outcome = record.OutcomeError
+			if errors.Is(err, ErrBudgetExceeded) {
+				r.Outcome = record.OutcomeRejected
+			}
 			r.SetError(ClassOf(err), err)
 			g.rec.Emit(r)
 			return nil, err
