@@ -222,16 +222,21 @@ func (o Options) prepareDB() (*config.SQL, error) {
 			for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
 				_ = os.Remove(p)
 			}
+			// No journal and no fsync per statement while the file is private;
+			// one fsync before it is renamed into place.
 			setup := &config.SQL{PluginName: sqliteplugin.PluginName, DatabaseName: tmp,
-				ConnectAttributes: map[string]string{"mode": "rwc"}}
+				ConnectAttributes: map[string]string{"mode": "rwc", "journal_mode": "memory", "synchronous": "off"}}
 			if err := sqliteschema.SetupSchema(setup); err != nil {
 				return nil, fmt.Errorf("create Temporal schema in %s: %w", tmp, err)
+			}
+			if err := fsyncFile(tmp); err != nil {
+				return nil, fmt.Errorf("create Temporal schema: %w", err)
 			}
 			if err := os.Rename(tmp, o.DBPath); err != nil {
 				return nil, fmt.Errorf("install Temporal database: %w", err)
 			}
 		} else if err != nil {
-			return nil, fmt.Errorf("Temporal database %s: %w", o.DBPath, err)
+			return nil, fmt.Errorf("temporal database %s: %w", o.DBPath, err)
 		}
 	}
 	// In memory, the sqlite plugin creates the schema itself.
@@ -244,6 +249,18 @@ func (o Options) prepareDB() (*config.SQL, error) {
 		return nil, fmt.Errorf("create namespace %s: %w", o.Namespace, err)
 	}
 	return cfg, nil
+}
+
+func fsyncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 const clusterName = "active"
@@ -324,7 +341,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("Temporal frontend %s not ready after %s: %w", s.FrontendAddr(), s.opts.ReadyTimeout, lastErr)
+			return fmt.Errorf("temporal frontend %s not ready after %s: %w", s.FrontendAddr(), s.opts.ReadyTimeout, lastErr)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -340,7 +357,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("Temporal namespace %s not ready after %s: %w", s.opts.Namespace, s.opts.ReadyTimeout, lastErr)
+			return fmt.Errorf("temporal namespace %s not ready after %s: %w", s.opts.Namespace, s.opts.ReadyTimeout, lastErr)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -4,9 +4,12 @@ package temporalserver_test
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,12 +68,18 @@ func freePort(t *testing.T) int {
 
 func start(t *testing.T, db string, port int) *temporalserver.Server {
 	t.Helper()
+	return startUI(t, db, port, 0)
+}
+
+func startUI(t *testing.T, db string, port, uiPort int) *temporalserver.Server {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	begin := time.Now()
 	s, err := temporalserver.Start(ctx, temporalserver.Options{
 		DBPath:           db,
 		FrontendPort:     port,
+		UIPort:           uiPort,
 		SearchAttributes: map[string]enumspb.IndexedValueType{tenantAttr.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD},
 	})
 	if err != nil {
@@ -163,5 +172,33 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestTemporalWebUI(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uiPort := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := startUI(t, "", freePort(t), uiPort)
+	defer s.Stop()
+	if s.UIURL() == "" {
+		t.Fatal("no UI URL")
+	}
+	for _, path := range []string{"/", "/api/v1/namespaces"} {
+		resp, err := http.Get(s.UIURL() + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s: %.200s", path, resp.Status, body)
+		}
+		if path != "/" && !strings.Contains(string(body), `"default"`) {
+			t.Errorf("GET %s: no default namespace in %.300s", path, body)
+		}
 	}
 }
