@@ -31,8 +31,10 @@ import (
 
 // sinkConfig configures `gateflow sink`: Kafka -> ClickHouse.
 type sinkConfig struct {
-	Kafka         kafkaConfig
-	ClickHouse    clickhouseConfig
+	Kafka      kafkaConfig
+	ClickHouse clickhouseConfig
+	// Zero values of the fields below mean their defaults, so `gateflow
+	// dev` may fill only Kafka and ClickHouse.
 	GroupID       string
 	BatchRows     int
 	BatchInterval time.Duration
@@ -47,7 +49,7 @@ func (c *sinkConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.GroupID, "sink-group", sink.DefaultGroupID, "Kafka consumer group shared by the sinks")
 	fs.IntVar(&c.BatchRows, "batch-rows", sink.DefaultBatchRows, "rows per ClickHouse insert (upper bound)")
 	fs.DurationVar(&c.BatchInterval, "batch-interval", sink.DefaultBatchInterval, "longest wait before inserting a partial batch")
-	fs.IntVar(&c.TTLDays, "raw-ttl-days", schema.DefaultTTLDays, "days raw call records are kept (rollups are kept); 0 or less keeps them forever")
+	fs.IntVar(&c.TTLDays, "raw-ttl-days", schema.DefaultTTLDays, "days raw call records are kept (rollups are kept); negative: forever, 0: the default")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9464", "address of /healthz, /readyz and /metrics (empty: disabled)")
 }
 
@@ -124,7 +126,7 @@ func runSink(ctx context.Context, cfg sinkConfig, log *slog.Logger) error {
 		GroupID:       cfg.GroupID,
 		BatchRows:     cfg.BatchRows,
 		BatchInterval: cfg.BatchInterval,
-		TTLDays:       ttlDays(cfg.TTLDays),
+		TTLDays:       cfg.TTLDays, // 0: default (90), negative: forever
 		Registerer:    reg,
 	}, conn, log.With("component", "sink"))
 	if err != nil {
@@ -138,15 +140,6 @@ func runSink(ctx context.Context, cfg sinkConfig, log *slog.Logger) error {
 		defer stop()
 	}
 	return s.Run(ctx)
-}
-
-// ttlDays maps the flag (0 or less: forever) to sink.Config (negative:
-// forever, 0: default).
-func ttlDays(flag int) int {
-	if flag <= 0 {
-		return -1
-	}
-	return flag
 }
 
 // serveSinkHTTP serves the sink's probes and metrics on a small listener of
