@@ -117,7 +117,7 @@ type RegistryInput struct {
 // sorted by encoding/json), used to tell an idempotent republish from a
 // conflicting one.
 func Digest(d *definition.Definition) (string, error) {
-	raw, err := json.Marshal(d)
+	raw, err := jsonMarshal(d)
 	if err != nil {
 		return "", err
 	}
@@ -170,7 +170,7 @@ func (s *entityState) find(name, version string) int {
 func (e *Entity) Run(ctx workflow.Context, in RegistryInput) error {
 	st := &entityState{tenant: in.Tenant}
 	if len(in.State) > 0 {
-		pubs, err := decodeState(in.State)
+		pubs, err := gunzipState(in.State)
 		if err != nil {
 			return temporal.NewNonRetryableApplicationError("registry state is unreadable", "BadState", err)
 		}
@@ -203,7 +203,7 @@ func (e *Entity) Run(ctx workflow.Context, in RegistryInput) error {
 			return st.publish(ctx, req)
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req PublishRequest) error {
-			return e.validate(st, req)
+			return e.validateAgainstConfig(st, req)
 		}},
 	)
 	if err != nil {
@@ -218,7 +218,7 @@ func (e *Entity) Run(ctx workflow.Context, in RegistryInput) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
-	state, err := encodeState(st.published)
+	state, err := gzipState(st.published)
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (st *entityState) publish(ctx workflow.Context, req PublishRequest) (Entry,
 }
 
 func approxSize(d *definition.Definition) int {
-	raw, err := json.Marshal(d)
+	raw, err := jsonMarshal(d)
 	if err != nil {
 		return 0
 	}
