@@ -180,3 +180,77 @@ func TestStoreAcrossContinueAsNew(t *testing.T) {
 		t.Fatal("the registry workflow did not continue as new")
 	}
 }
+
+// BenchmarkStore compares the Store with the bare Temporal calls it makes,
+// on the same server in the same run: reading a published version (cached
+// by the Store, a query without it), resolving "latest", and publishing
+// (validation + update-with-start vs a bare update).
+func BenchmarkStore(b *testing.B) {
+	reg, err := New(examplesDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := temporaltest.NewServer()
+	defer ts.Stop()
+	const queue = "registry-bench"
+	ts.NewWorker(queue, func(w worker.Registry) { RegisterWorkflows(w, reg) })
+	c := ts.GetDefaultClient()
+	ctx := context.Background()
+	s := NewStore(c, reg, slog.New(slog.DiscardHandler), WithTaskQueue(queue))
+	if _, err := s.Publish(ctx, "bench", testDef("orders", "1", "echo"), "b"); err != nil {
+		b.Fatal(err)
+	}
+
+	b.Run("Get/store-cached", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Get(ctx, "bench", "orders", "1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Get/raw-query", func(b *testing.B) {
+		for b.Loop() {
+			v, err := c.QueryWorkflow(ctx, RegistryWorkflowID("bench"), "", GetQuery, GetRequest{Name: "orders", Version: "1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var p Published
+			if err := v.Get(&p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Latest/store-ttl", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Get(ctx, "bench", "orders", ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	n := 0
+	b.Run("Publish/store", func(b *testing.B) {
+		for b.Loop() {
+			n++
+			if _, err := s.Publish(ctx, "bench", testDef("p", "s"+strconv.Itoa(n), "echo"), "b"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Publish/raw-update", func(b *testing.B) {
+		for b.Loop() {
+			n++
+			h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+				WorkflowID: RegistryWorkflowID("bench"), UpdateName: PublishUpdate,
+				Args:         []any{PublishRequest{Definition: testDef("p", "r"+strconv.Itoa(n), "echo")}},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var e Entry
+			if err := h.Get(ctx, &e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
