@@ -289,6 +289,7 @@ var testKeys = map[string]struct {
 	"analyst":   {"gf_a00000000003_analystsecretanalystsecret0000", "acme", []string{"analyst"}, ""},
 	"admin":     {"gf_a00000000004_adminsecretadminsecretadmin000", "acme", []string{"admin"}, "root"},
 	"other":     {"gf_b00000000001_othersecretothersecretother000", "other", []string{"admin"}, ""},
+	"tiny":      {"gf_c00000000001_tinysecrettinysecrettinysecret0", "tiny", []string{"submitter"}, ""},
 }
 
 func testStore(t testing.TB) *auth.Store {

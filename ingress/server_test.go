@@ -132,8 +132,8 @@ func TestRoutesRolesAndAuth(t *testing.T) {
 		{"POST", "/v1/workflows", `{"definition":"order"}`, []string{"submitter", "admin"}, 201},
 	}
 	for _, c := range cases {
-		for key := range testKeys {
-			if key == "other" {
+		for key, k := range testKeys {
+			if k.tenant != "acme" {
 				continue
 			}
 			w := h.do(key, c.method, c.path, c.body)

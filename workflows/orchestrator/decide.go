@@ -165,11 +165,16 @@ type Approvals struct {
 	Scanned int `json:"scanned"`
 }
 
-// MayDecide reports whether the caller is among the approvers of p and has
-// not voted on it yet. It mirrors the workflow's validator so that the list
-// only shows what the caller can actually decide.
+// MayDecide reports whether the caller is among the approvers of p (an
+// approval without roles or users admits anyone) and has not voted on it
+// yet. It mirrors the workflow's validator (a voter is its user when the
+// key has one, else its key) so that the list only shows what the caller
+// can actually decide.
 func MayDecide(c Caller, p workflows.PendingApproval) bool {
-	allowed := c.User != "" && slices.Contains(p.Approvers.Users, c.User)
+	allowed := len(p.Approvers.Roles) == 0 && len(p.Approvers.Users) == 0
+	if c.User != "" && slices.Contains(p.Approvers.Users, c.User) {
+		allowed = true
+	}
 	for _, r := range c.Roles {
 		if slices.Contains(p.Approvers.Roles, r) {
 			allowed = true
@@ -178,12 +183,20 @@ func MayDecide(c Caller, p workflows.PendingApproval) bool {
 	if !allowed {
 		return false
 	}
+	me := voter(c.User, c.KeyID)
 	for _, v := range p.Votes {
-		if v.By.KeyID == c.KeyID || (c.User != "" && v.By.User == c.User) {
+		if voter(v.By.User, v.By.KeyID) == me {
 			return false
 		}
 	}
 	return true
+}
+
+func voter(user, keyID string) string {
+	if user != "" {
+		return "user:" + user
+	}
+	return "key:" + keyID
 }
 
 // PendingApprovals lists the approval steps, across the running workflows of

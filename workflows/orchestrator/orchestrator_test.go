@@ -111,7 +111,7 @@ func TestMayDecide(t *testing.T) {
 		{Caller{KeyID: "k1", Roles: []string{"finance"}}, true},
 		{Caller{KeyID: "k1", User: "bob", Roles: []string{"approver"}}, true},
 		{Caller{KeyID: "k1", User: "alice", Roles: []string{"approver"}}, false},
-		{Caller{KeyID: "k9", Roles: []string{"finance"}}, false},
+		{Caller{KeyID: "k9", User: "dave", Roles: []string{"finance"}}, true},
 		{Caller{KeyID: "k2", User: "carol", Roles: []string{"finance"}}, false},
 		{Caller{KeyID: "k1", Roles: []string{"admin"}}, false},
 	}
@@ -119,6 +119,13 @@ func TestMayDecide(t *testing.T) {
 		if got := MayDecide(c.c, p); got != c.want {
 			t.Errorf("%+v: %v", c.c, got)
 		}
+	}
+	p.Votes = []workflows.Vote{{By: workflows.Identity{KeyID: "k9"}}}
+	if MayDecide(Caller{KeyID: "k9", Roles: []string{"finance"}}, p) {
+		t.Error("a key without user voted twice")
+	}
+	if !MayDecide(Caller{KeyID: "k1"}, workflows.PendingApproval{}) {
+		t.Error("an approval without approvers admits anyone")
 	}
 }
 
