@@ -3,6 +3,7 @@ package workflows
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -98,7 +99,7 @@ func (r *run) continueAsNew(ctx workflow.Context, fr *foreachResume) (json.RawMe
 		Vars:      r.vars,
 		Next:      r.next,
 		Results:   r.root.results,
-		Status:    r.status.st,
+		Status:    carriedStatus(r.status.st),
 		Comps:     r.comps,
 		Foreach:   fr,
 		StartedOK: r.started,
@@ -111,6 +112,20 @@ func (r *run) continueAsNew(ctx workflow.Context, fr *foreachResume) (json.RawMe
 	next.Carry = &Carry{State: b}
 	r.log.Info("continuing as new", "run", state.Runs, "next_step", r.next, "history", workflow.GetInfo(ctx).GetCurrentHistoryLength())
 	return nil, workflow.NewContinueAsNewError(ctx, OrchestrationWorkflow, next)
+}
+
+// carriedStatus is the status passed to the next run. The outputs of
+// foreach item steps are dropped (the foreach's results carry them), so
+// that the state of a long loop stays far below Temporal's payload limit.
+func carriedStatus(st Status) Status {
+	st.Steps = append([]StepStatus(nil), st.Steps...)
+	for i := range st.Steps {
+		if strings.Contains(st.Steps[i].ID, "[") {
+			st.Steps[i].Output = nil
+			st.Steps[i].OutputTruncated = false
+		}
+	}
+	return st
 }
 
 // restore loads the state of the previous run.

@@ -191,7 +191,9 @@ func TestContinueAsNewForeach(t *testing.T) {
 			undos++
 		}
 	}
-	if items != n || undos != n || paths[len(paths)-1] != "/undo/first" || paths[len(paths)-2] != "/undo/item/0" {
+	// Items complete in any order (4 at once); their undos all come before
+	// the undo of the step before the loop.
+	if items != n || undos != n || paths[len(paths)-1] != "/undo/first" || !strings.HasPrefix(paths[len(paths)-2], "/undo/item/") {
 		t.Errorf("%d items, %d undos, calls end with %v", items, undos, paths[len(paths)-3:])
 	}
 	for _, c := range f.calls {
