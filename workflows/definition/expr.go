@@ -293,7 +293,9 @@ func eval(src string, env Env, b *budget) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	run := make(map[string]any, len(env)+1)
+	// The program sees the caller's environment plus the budget; the
+	// caller's map is never modified (it may be shared).
+	run := envPool.Get().(map[string]any)
 	for k, v := range env {
 		run[k] = v
 	}
@@ -301,9 +303,11 @@ func eval(src string, env Env, b *budget) (any, error) {
 	machine := vmPool.Get().(*vm.VM)
 	machine.MemoryBudget = ExprMemoryBudget
 	out, err := machine.Run(p.program, run)
-	// Drop references to the environment before pooling the VM.
+	// Drop references to the environment before pooling.
 	machine.Stack, machine.Scopes, machine.Variables = nil, nil, nil
 	vmPool.Put(machine)
+	clear(run)
+	envPool.Put(run)
 	if err != nil {
 		return nil, runtimeError(src, err)
 	}
@@ -313,7 +317,10 @@ func eval(src string, env Env, b *budget) (any, error) {
 	return normalize(out, 0), nil
 }
 
-var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+var (
+	vmPool  = sync.Pool{New: func() any { return new(vm.VM) }}
+	envPool = sync.Pool{New: func() any { return make(map[string]any, 8) }}
+)
 
 func runtimeError(src string, err error) error {
 	var fe *file.Error
