@@ -38,23 +38,27 @@ func (b *budget) charge(n int64) error {
 
 // chargeDeep charges the full size of v. The walk stops as soon as the
 // budget is spent, so it costs at most the remaining budget even for values
-// that share sub-values (whose logical size can be exponential).
+// that share sub-values (whose logical size can be exponential). The
+// outcome does not depend on map iteration order: the budget is a sum, and
+// too-deep values and non-finite numbers are noted without stopping.
 func (b *budget) chargeDeep(v any) error {
 	w := sizeWalker{left: b.left}
-	if !w.walk(v, 0) {
+	w.walk(v, 0)
+	switch {
+	case w.left < 0 || w.tooDeep:
 		b.left = -1
-		if w.err != nil {
-			return w.err
-		}
 		return errBudget
+	case w.nonFinite:
+		return errNonFinite
 	}
 	b.left = w.left
 	return nil
 }
 
 type sizeWalker struct {
-	left int64
-	err  error
+	left      int64
+	tooDeep   bool
+	nonFinite bool
 }
 
 func (w *sizeWalker) take(n int64) bool {
@@ -62,17 +66,18 @@ func (w *sizeWalker) take(n int64) bool {
 	return w.left >= 0
 }
 
+// walk returns false once the budget is spent.
 func (w *sizeWalker) walk(v any, depth int) bool {
 	if depth > MaxValueDepth {
-		return false
+		w.tooDeep = true
+		return w.take(1)
 	}
 	switch x := v.(type) {
 	case nil, bool, int, int64, time.Time, time.Duration:
 		return w.take(1)
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			w.err = errNonFinite
-			return false
+			w.nonFinite = true
 		}
 		return w.take(1)
 	case string:
@@ -136,8 +141,7 @@ func (w *sizeWalker) walk(v any, depth int) bool {
 	case reflect.Float32:
 		f := rv.Float()
 		if math.IsNaN(f) || math.IsInf(f, 0) {
-			w.err = errNonFinite
-			return false
+			w.nonFinite = true
 		}
 	}
 	return w.take(1)
@@ -470,7 +474,13 @@ func sortedMap(args []any) ([]any, []any, error) {
 		text, _ := FormatValue(k)
 		entries = append(entries, kv{key: k, text: text, value: it.Value().Interface()})
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].text < entries[j].text })
+	sort.Slice(entries, func(i, j int) bool {
+		if entries[i].text != entries[j].text {
+			return entries[i].text < entries[j].text
+		}
+		// Keys of different types with the same text (1 and "1").
+		return fmt.Sprintf("%T", entries[i].key) < fmt.Sprintf("%T", entries[j].key)
+	})
 	keys, values := make([]any, len(entries)), make([]any, len(entries))
 	for i, e := range entries {
 		keys[i], values[i] = e.key, e.value
@@ -717,11 +727,15 @@ func normalizeValue(v any, depth int) (any, bool) {
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
 	case reflect.Map:
-		out := make(map[string]any, rv.Len())
-		it := rv.MapRange()
-		for it.Next() {
-			k, _ := FormatValue(it.Key().Interface())
-			out[k], _ = normalizeValue(it.Value().Interface(), depth+1)
+		// Keys in a deterministic order; when two keys have the same text
+		// the first in that order wins.
+		keys, values, _ := sortedMap([]any{v})
+		out := make(map[string]any, len(keys))
+		for i, key := range keys {
+			k, _ := FormatValue(key)
+			if _, dup := out[k]; !dup {
+				out[k], _ = normalizeValue(values[i], depth+1)
+			}
 		}
 		return out, true
 	case reflect.Slice, reflect.Array:
