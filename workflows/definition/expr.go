@@ -83,6 +83,7 @@ type ExprError struct {
 	Err error
 }
 
+// Error formats the problem with the expression it is about.
 func (e *ExprError) Error() string {
 	var b strings.Builder
 	b.WriteString("expression ")
@@ -588,6 +589,7 @@ func (a *analyzer) fail(n ast.Node, format string, args ...any) {
 	a.err = &ExprError{Expr: a.src, Message: fmt.Sprintf(format, args...), Column: n.Location().From + 1}
 }
 
+// Visit implements ast.Visitor.
 func (a *analyzer) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:

@@ -185,6 +185,7 @@ var budgetedFunctions = map[string]string{"repeat": "__repeat", "replace": "__re
 // modPatcher makes % work on JSON numbers (float64) by calling modulo.
 type modPatcher struct{}
 
+// Visit implements ast.Visitor.
 func (modPatcher) Visit(node *ast.Node) {
 	if n, ok := (*node).(*ast.BinaryNode); ok && n.Operator == "%" {
 		ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: "__mod"}, Arguments: []ast.Node{n.Left, n.Right}})
@@ -208,6 +209,7 @@ func guard(fn string, n ast.Node) ast.Node {
 	return c
 }
 
+// Visit implements ast.Visitor.
 func (guardPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.BinaryNode:

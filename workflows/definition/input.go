@@ -59,6 +59,7 @@ func schemaError(err error) error {
 // noLoader refuses every external reference.
 type noLoader struct{}
 
+// Load implements jsonschema.URLLoader by refusing.
 func (noLoader) Load(u string) (any, error) {
 	return nil, fmt.Errorf("external schema references are not allowed (%s)", u)
 }
