@@ -18,6 +18,7 @@ func (s *Server) OpenAPI() map[string]any {
 	s.mu.Lock()
 	routes := append([]*routeSpec(nil), s.routes...)
 	groups := append([]groupDoc(nil), s.groups...)
+	docs := append([]groupDocs(nil), s.docs...)
 	schemas := make(map[string]any, len(s.schemas))
 	for k, v := range s.schemas {
 		schemas[k] = v
@@ -32,6 +33,18 @@ func (s *Server) OpenAPI() map[string]any {
 			paths[rs.path] = item
 		}
 		item[strings.ToLower(rs.method)] = operation(rs)
+	}
+	for _, d := range docs {
+		for _, dr := range d.docs() {
+			item, _ := paths[dr.Path].(map[string]any)
+			if item == nil {
+				item = map[string]any{}
+				paths[dr.Path] = item
+			}
+			if _, mounted := item[strings.ToLower(dr.Method)]; !mounted {
+				item[strings.ToLower(dr.Method)] = operation(&routeSpec{method: dr.Method, path: dr.Path, group: d.group, roles: dr.Roles, doc: dr.Doc})
+			}
+		}
 	}
 	tags := make([]any, 0, len(groups))
 	for _, g := range groups {

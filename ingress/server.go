@@ -171,6 +171,7 @@ type Server struct {
 	byKey   map[string]*routeSpec // "GET /v1/x/:id" (Echo form)
 	schemas map[string]any
 	groups  []groupDoc
+	docs    []groupDocs // run-time documentation of mounted groups
 	serving bool
 
 	// streams is cancelled when shutdown begins so that SSE streams end and
@@ -195,6 +196,12 @@ type routeSpec struct {
 }
 
 type groupDoc struct{ name, description string }
+
+// groupDocs is a mounted group's api.Group.Docs.
+type groupDocs struct {
+	group string
+	docs  func() []api.DocRoute
+}
 
 // New builds the server with the /v1 routes, the probes, /metrics and the
 // OpenAPI document. Other route groups are added with Mount before Run.
@@ -256,7 +263,15 @@ func (s *Server) Mount(g api.Group) error {
 			h: wrapHandler(rt.Handler, api.PathParams(rt.Path)),
 		})
 	}
-	return s.mount(g.Name, g.Description, specs, g.Schemas)
+	if err := s.mount(g.Name, g.Description, specs, g.Schemas); err != nil {
+		return err
+	}
+	if g.Docs != nil {
+		s.mu.Lock()
+		s.docs = append(s.docs, groupDocs{group: g.Name, docs: g.Docs})
+		s.mu.Unlock()
+	}
+	return nil
 }
 
 func (s *Server) mount(group, description string, specs []*routeSpec, schemas map[string]any) error {

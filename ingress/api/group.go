@@ -26,6 +26,22 @@ type Group struct {
 	// Schemas are added to the document's components.schemas, so that
 	// operations can refer to "#/components/schemas/<name>".
 	Schemas map[string]any
+	// Docs, when set, is called each time the OpenAPI document is built
+	// and documents concrete requests the group's routes serve that change
+	// at run time (e.g. one operation per prompt API, which a config
+	// reload may add or remove). Nothing is mounted for them; a mounted
+	// route with the same method and path wins.
+	Docs func() []DocRoute
+}
+
+// DocRoute documents one concrete request served by a Group's routes, e.g.
+// POST /v1/apis/summarize, served by POST /v1/apis/{name}.
+type DocRoute struct {
+	Method string
+	Path   string
+	// Roles are listed in the description like a route's.
+	Roles []auth.Role
+	Doc   Operation
 }
 
 // Route is one endpoint of a Group.
