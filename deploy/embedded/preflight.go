@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,28 +22,51 @@ type Port struct {
 	Addr string
 }
 
-// CheckPortsFree tries to listen on every port and reports each one that is
-// taken (or given twice), with the flag that moves it, one line per port.
+// CheckPortsFree tries to listen on every port and reports the ones that
+// are taken (or given twice) in one error line naming the flags that move
+// them.
 func CheckPortsFree(ports []Port) error {
-	var errs []error
+	var (
+		dups []string
+		busy []Port
+		why  error
+	)
 	seen := map[string]Port{}
 	for _, p := range ports {
 		if prev, dup := seen[p.Addr]; dup {
-			errs = append(errs, fmt.Errorf("%s and %s both want %s: give one of them another port (%s or %s)",
-				prev.Name, p.Name, p.Addr, prev.Flag, p.Flag))
+			dups = append(dups, fmt.Sprintf("%s and %s both want %s (%s, %s)", prev.Name, p.Name, p.Addr, prev.Flag, p.Flag))
 			continue
 		}
 		seen[p.Addr] = p
 		l, err := net.Listen("tcp", p.Addr)
 		if err != nil {
-			_, port, _ := net.SplitHostPort(p.Addr)
-			errs = append(errs, fmt.Errorf("port %s for %s is not available (%v): stop what uses it (see `ss -ltnp 'sport = :%s'`) or choose another with %s",
-				p.Addr, p.Name, rootCause(err), port, p.Flag))
+			busy, why = append(busy, p), rootCause(err)
 			continue
 		}
 		l.Close()
 	}
-	return errors.Join(errs...)
+	if len(dups) > 0 {
+		return fmt.Errorf("conflicting ports: %s: give each its own port", strings.Join(dups, "; "))
+	}
+	switch len(busy) {
+	case 0:
+		return nil
+	case 1:
+		p := busy[0]
+		_, port, _ := net.SplitHostPort(p.Addr)
+		return fmt.Errorf("port %s for %s is not available (%v): stop what uses it (see `ss -ltnp 'sport = :%s'`) or choose another with %s",
+			p.Addr, p.Name, why, port, p.Flag)
+	default:
+		var names, flags []string
+		for _, p := range busy {
+			names = append(names, p.Addr+" ("+p.Name+")")
+			if !slices.Contains(flags, p.Flag) {
+				flags = append(flags, p.Flag)
+			}
+		}
+		return fmt.Errorf("ports not available (%v): %s: is another gateflow dev running? Stop what uses them (see `ss -ltnp`) or choose others with %s",
+			why, strings.Join(names, ", "), strings.Join(flags, ", "))
+	}
 }
 
 func rootCause(err error) error {

@@ -24,18 +24,42 @@ func TestCheckPortsFree(t *testing.T) {
 	if err := CheckPortsFree([]Port{{Name: "A", Flag: "--a-port", Addr: freeAddr}}); err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	err = CheckPortsFree([]Port{
-		{Name: "Kafka", Flag: "--kafka-port", Addr: l.Addr().String()},
-		{Name: "A", Flag: "--a-port", Addr: freeAddr},
-		{Name: "B", Flag: "--b-port", Addr: freeAddr},
-	})
-	if err == nil {
-		t.Fatal("want error")
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	msg := err.Error()
-	for _, want := range []string{"--kafka-port", "Kafka", "address already in use", "A and B both want", "--b-port"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("error %q does not mention %q", msg, want)
+	defer l2.Close()
+	tests := []struct {
+		name  string
+		ports []Port
+		want  []string
+	}{
+		{"one busy", []Port{
+			{Name: "Kafka", Flag: "--kafka-port", Addr: l.Addr().String()},
+			{Name: "A", Flag: "--a-port", Addr: freeAddr},
+		}, []string{"--kafka-port", "Kafka", "address already in use", "sport = :"}},
+		{"two busy", []Port{
+			{Name: "Kafka", Flag: "--kafka-port", Addr: l.Addr().String()},
+			{Name: "UI", Flag: "--ui-port", Addr: l2.Addr().String()},
+		}, []string{"--kafka-port, --ui-port", "(Kafka)", "(UI)", "address already in use"}},
+		{"duplicate", []Port{
+			{Name: "A", Flag: "--a-port", Addr: freeAddr},
+			{Name: "B", Flag: "--b-port", Addr: freeAddr},
+		}, []string{"A and B both want", "--b-port"}},
+	}
+	for _, tt := range tests {
+		err := CheckPortsFree(tt.ports)
+		if err == nil {
+			t.Errorf("%s: want error", tt.name)
+			continue
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: error has several lines: %q", tt.name, err)
+		}
+		for _, want := range tt.want {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q does not mention %q", tt.name, err, want)
+			}
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -78,6 +79,8 @@ type Server struct {
 	server  temporal.Server
 	ui      *uiServer
 	logFile *os.File
+	stop    sync.Once
+	stopErr error
 }
 
 // Start builds, starts and waits for a Temporal server: the frontend
@@ -424,8 +427,14 @@ func (s *Server) LogFile() string {
 	return s.opts.LogFile
 }
 
-// Stop stops the UI and the server and closes the log file.
+// Stop stops the UI and the server and closes the log file. Calling it
+// again does nothing and returns the first result.
 func (s *Server) Stop() error {
+	s.stop.Do(func() { s.stopErr = s.doStop() })
+	return s.stopErr
+}
+
+func (s *Server) doStop() error {
 	var errs []error
 	if s.ui != nil {
 		s.ui.stop()
