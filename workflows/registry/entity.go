@@ -51,7 +51,7 @@ const (
 	// maxStateBytes bounds the uncompressed JSON of a tenant's published
 	// definitions, so the state carried across continue-as-new stays well
 	// under Temporal's payload limit once compressed.
-	maxStateBytes = 8 << 20
+	maxStateBytes = 4 << 20
 )
 
 // RegistryWorkflowID is the id of the tenant's registry workflow.
