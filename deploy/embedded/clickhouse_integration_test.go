@@ -4,13 +4,16 @@ package embedded_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/gateflow/gateflow/deploy/embedded"
 	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
 )
 
@@ -89,5 +92,40 @@ func assertSum(t *testing.T, conn clickhouse.Conn, want uint64) {
 	}
 	if got != want {
 		t.Fatalf("sum = %d, want %d", got, want)
+	}
+}
+
+func TestClickHouseChildEarlyExitReported(t *testing.T) {
+	lib := embeddedtest.LibCHDB(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free := embeddedtest.FreePorts(t, 1)[0]
+	exe, _ := os.Executable()
+	tests := []struct {
+		name string
+		lib  string
+		tcp  int
+		want string
+	}{
+		{"missing library", "/nonexistent/libchdb.so", free, "cannot open shared object"},
+		{"port taken", lib, busy.Addr().(*net.TCPAddr).Port, "exited before it was ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			ports := embeddedtest.FreePorts(t, 1)
+			_, err := embedded.StartClickHouse(ctx, embedded.ClickHouseOptions{
+				DataDir: t.TempDir(), TCPPort: tt.tcp, HTTPPort: ports[0], LibPath: tt.lib,
+				Command: []string{exe}, Env: []string{"GATEFLOW_EMBEDDEDTEST_CLICKHOUSE_CHILD=1"},
+			})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+			t.Logf("error: %v", err)
+		})
 	}
 }
