@@ -139,6 +139,7 @@ func newIngressCmd() *cobra.Command {
 	}
 	cfg.bind(cmd.Flags())
 	logCfg.bind(cmd.Flags())
+	cmd.AddCommand(newBenchIngressCmd())
 	return cmd
 }
 
