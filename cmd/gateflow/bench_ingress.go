@@ -201,8 +201,8 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 			WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 			WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 			WorkflowExecutionErrorWhenAlreadyStarted: true,
-			TypedSearchAttributes: temporal.NewSearchAttributes(tenantKey.ValueSet("bench"), defKey.ValueSet(def.Name), verKey.ValueSet(def.Version)),
-			Memo: map[string]any{workflows.MemoRequestID: id, workflows.MemoBodyHash: "-", workflows.MemoSubmittedBy: "bench"},
+			TypedSearchAttributes:                    temporal.NewSearchAttributes(tenantKey.ValueSet("bench"), defKey.ValueSet(def.Name), verKey.ValueSet(def.Version)),
+			Memo:                                     map[string]any{workflows.MemoRequestID: id, workflows.MemoBodyHash: "-", workflows.MemoSubmittedBy: "bench"},
 		}, workflows.OrchestrationWorkflow, workflows.OrchestrationInput{
 			Definition: *def, Input: input,
 			Meta: activities.RunMeta{Tenant: "bench", RequestID: id, Definition: def.Name, Version: def.Version},
