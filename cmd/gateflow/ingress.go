@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -300,21 +298,6 @@ func reloadKeysOnSIGHUP(ctx context.Context, keys *auth.Store, path string, log 
 			log.Info("keys reloaded", "file", path, "keys", keys.Len())
 		}
 	}
-}
-
-// devIngressKeys returns the dev tenant's admin key entry for `gateflow
-// dev`: GATEFLOW_DEV_KEY when set, else the key in <dataDir>/dev-key, else
-// a new one written there (0600) and printed once to out.
-func devIngressKeys(dataDir string, out io.Writer) ([]auth.Key, string, error) {
-	key, created, err := auth.EnsureDevKey(dataDir, os.Getenv("GATEFLOW_DEV_KEY"))
-	if err != nil {
-		return nil, "", err
-	}
-	if created {
-		fmt.Fprintf(out, "dev API key (tenant %q, all roles), saved in %s:\n  %s\n",
-			auth.DevTenant, filepath.Join(dataDir, auth.DevKeyFile), key)
-	}
-	return []auth.Key{auth.DevKey(key)}, key, nil
 }
 
 func newKeysCmd() *cobra.Command {

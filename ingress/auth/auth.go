@@ -122,11 +122,11 @@ func parseHash(h string) ([sha256.Size]byte, error) {
 	var out [sha256.Size]byte
 	hexed, ok := strings.CutPrefix(h, "sha256:")
 	if !ok {
-		return out, fmt.Errorf("hash must start with sha256:")
+		return out, fmt.Errorf(`hash must look like "sha256:<64 hex digits>"`)
 	}
 	b, err := hex.DecodeString(hexed)
 	if err != nil || len(b) != sha256.Size {
-		return out, fmt.Errorf("hash must be 64 hex digits after sha256:")
+		return out, fmt.Errorf(`hash must look like "sha256:<64 hex digits>"`)
 	}
 	copy(out[:], b)
 	return out, nil

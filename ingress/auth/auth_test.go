@@ -175,6 +175,16 @@ func TestEnsureDevKey(t *testing.T) {
 	if got, err := ReadKeyFile(filepath.Join(dir, DevKeyFile)); err != nil || got != key {
 		t.Errorf("ReadKeyFile %q %v", got, err)
 	}
+	var out strings.Builder
+	dir2 := t.TempDir()
+	k, tok, err := SetupDevKey(dir2, "", &out)
+	if err != nil || !strings.Contains(out.String(), tok) || k.Tenant != DevTenant {
+		t.Errorf("SetupDevKey: %+v %q %v", k, out.String(), err)
+	}
+	out.Reset()
+	if _, tok2, _ := SetupDevKey(dir2, "", &out); tok2 != tok || out.Len() != 0 {
+		t.Errorf("second SetupDevKey printed %q", out.String())
+	}
 }
 
 func BenchmarkAuthenticate(b *testing.B) {

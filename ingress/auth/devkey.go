@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -45,6 +46,22 @@ func EnsureDevKey(dataDir, envKey string) (key string, created bool, err error) 
 		return "", false, fmt.Errorf("save dev key: %w", err)
 	}
 	return key, true, nil
+}
+
+// SetupDevKey is what `gateflow dev` does for its newcomer: EnsureDevKey,
+// printing the key to out when it was just created (the only time it is
+// shown), and the static keys entry to put in the key store (e.g. in the
+// ingress config's extra keys).
+func SetupDevKey(dataDir, envKey string, out io.Writer) (Key, string, error) {
+	key, created, err := EnsureDevKey(dataDir, envKey)
+	if err != nil {
+		return Key{}, "", err
+	}
+	if created {
+		fmt.Fprintf(out, "dev API key (tenant %q, every role), saved in %s:\n  %s\n",
+			DevTenant, filepath.Join(dataDir, DevKeyFile), key)
+	}
+	return DevKey(key), key, nil
 }
 
 // DevKey is the keys entry of the dev key: tenant "dev", every built-in
