@@ -776,6 +776,18 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			if _, ok := op["responses"]; !ok {
 				t.Errorf("%s %s has no responses", method, path)
 			}
+			// Every path parameter is documented.
+			params, _ := op["parameters"].([]any)
+			for _, name := range api.PathParams(path) {
+				found := false
+				for _, p := range params {
+					pm := p.(map[string]any)
+					found = found || (pm["name"] == name && pm["in"] == "path" && pm["required"] == true)
+				}
+				if !found {
+					t.Errorf("%s %s: path parameter %s not documented", method, path, name)
+				}
+			}
 		}
 	}
 	// Every $ref resolves.
