@@ -5,8 +5,10 @@
 //
 // Every question is scoped to one tenant (a required field) and reads the
 // per-minute rollups (calls_1m, approvals_1m), so its cost depends on the
-// number of minutes and groups, not of calls. Rollup buckets are whole
-// minutes: a minute is counted when it starts within [From, To).
+// number of minutes (or hours) and groups, not of calls: ranges of whole
+// hours read the hourly rollup (calls_1h), others the per-minute one.
+// Rollup buckets are whole minutes: a minute is counted when it starts
+// within [From, To).
 //
 // Safety: every value coming from a caller (tenant, filters, times, limits)
 // is sent as a ClickHouse query parameter ({name:Type} placeholders), never
@@ -57,10 +59,35 @@ const (
 	Day    Interval = "day"
 )
 
-var intervalSQL = map[Interval]string{
-	Minute: "minute",
-	Hour:   "toStartOfHour(minute)",
-	Day:    "toStartOfDay(minute)",
+// rollup is a per-bucket table of calls and its time column.
+type rollup struct {
+	table, col string
+}
+
+var (
+	perMinute = rollup{schema.TableCalls1m, "minute"}
+	perHour   = rollup{schema.TableCalls1h, "hour"}
+)
+
+// pickRollup reads the hourly rollup when the range is whole hours and the
+// buckets asked for are not minutes: far fewer rows on long ranges.
+func pickRollup(f Filter, interval Interval) rollup {
+	if interval != Minute && f.From.Equal(f.From.Truncate(time.Hour)) && f.To.Equal(f.To.Truncate(time.Hour)) {
+		return perHour
+	}
+	return perMinute
+}
+
+func bucketSQL(r rollup, i Interval) (string, bool) {
+	switch i {
+	case Minute:
+		return "toStartOfMinute(" + r.col + ")", true
+	case Hour:
+		return "toStartOfHour(" + r.col + ")", true
+	case Day:
+		return "toStartOfDay(" + r.col + ")", true
+	}
+	return "", false
 }
 
 // maxBuckets bounds the rows of a trend.
@@ -260,7 +287,8 @@ func (r TrendRequest) build() (string, clickhouse.Parameters, error) {
 	if err := r.Filter.validate(); err != nil {
 		return "", nil, err
 	}
-	bucket, ok := intervalSQL[r.Interval]
+	ru := pickRollup(r.Filter, r.Interval)
+	bucket, ok := bucketSQL(ru, r.Interval)
 	if !ok {
 		return "", nil, invalid("interval %q: want minute, hour or day", r.Interval)
 	}
@@ -272,12 +300,12 @@ func (r TrendRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("group by %q: want one of %s", r.GroupBy, dimensionNames())
 	}
 	b := newBuilder()
-	b.scope(r.Filter, "minute", true)
+	b.scope(r.Filter, ru.col, true)
 	if dim.where != "" {
 		b.cond(dim.where)
 	}
 	sql := `SELECT ` + bucket + ` AS t, ` + dim.expr + ` AS g, ` + statsSQL("") + `
-FROM ` + schema.TableCalls1m + `
+FROM ` + ru.table + `
 WHERE ` + b.whereSQL() + `
 GROUP BY t, g
 ORDER BY t, g`
@@ -374,8 +402,9 @@ func (r TopRequest) build() (string, clickhouse.Parameters, error) {
 	if r.Limit <= 0 || r.Limit > MaxLimit {
 		return "", nil, invalid("limit %d: want 1..%d", r.Limit, MaxLimit)
 	}
+	ru := pickRollup(r.Filter, Hour)
 	b := newBuilder()
-	b.scope(r.Filter, "minute", true)
+	b.scope(r.Filter, ru.col, true)
 	if dim.where != "" {
 		b.cond(dim.where)
 	}
@@ -386,7 +415,7 @@ FROM (
 		sum(calls) AS calls_, sum(errors) AS errors_, sum(timeouts) AS timeouts_,
 		sum(tokens_in) AS tin_, sum(tokens_out) AS tout_, tin_ + tout_ AS tokens_, sum(cost_usd) AS cost_,
 		sum(latency_sum) AS lsum_, max(latency_max) AS lmax_, quantilesMerge(0.5, 0.95, 0.99)(latency_q) AS q_
-	FROM ` + schema.TableCalls1m + `
+	FROM ` + ru.table + `
 	WHERE ` + b.whereSQL() + `
 	GROUP BY g
 )
@@ -522,15 +551,16 @@ func (r CompareRequest) build() (string, clickhouse.Parameters, error) {
 	}
 	wide := r.Filter
 	wide.From = r.From.Add(-r.To.Sub(r.From))
+	ru := pickRollup(wide, Hour)
 	b := newBuilder()
-	b.scope(wide, "minute", true)
+	b.scope(wide, ru.col, true)
 	if dim.where != "" {
 		b.cond(dim.where)
 	}
-	cur := "minute >= toDateTime(" + b.param("split", "Int64", unix(r.From)) + ", 'UTC')"
-	prev := "minute < toDateTime({split:Int64}, 'UTC')"
+	cur := ru.col + " >= toDateTime(" + b.param("split", "Int64", unix(r.From)) + ", 'UTC')"
+	prev := ru.col + " < toDateTime({split:Int64}, 'UTC')"
 	sql := `SELECT ` + dim.expr + ` AS g, ` + statsSQL(cur) + `, ` + statsSQL(prev) + `
-FROM ` + schema.TableCalls1m + `
+FROM ` + ru.table + `
 WHERE ` + b.whereSQL() + `
 GROUP BY g
 ORDER BY g`

@@ -27,6 +27,7 @@ const (
 	TableCalls        = "calls"
 	TableKafkaOffsets = "calls_kafka_offsets"
 	TableCalls1m      = "calls_1m"
+	TableCalls1h      = "calls_1h"
 	TableApprovals1m  = "approvals_1m"
 	TableMigrations   = "schema_migrations"
 )

@@ -34,6 +34,8 @@ type benchAnalyticsConfig struct {
 	QueryRecords int
 	QueryRuns    int
 	Timeout      time.Duration
+	// Reuse times the queries on the records a previous run loaded.
+	Reuse bool
 }
 
 func newBenchAnalyticsCmd() *cobra.Command {
@@ -62,10 +64,14 @@ func newBenchAnalyticsCmd() *cobra.Command {
 	fs.IntVar(&cfg.QueryRecords, "query-records", 10_000_000, "records loaded for the query latency figures (0: skip)")
 	fs.IntVar(&cfg.QueryRuns, "query-runs", 5, "runs of each query (the median is reported)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Minute, "bound of the whole run")
+	fs.BoolVar(&cfg.Reuse, "reuse", false, "only time the queries, on the records a previous run left in --database")
 	return cmd
 }
 
 func runBenchAnalytics(ctx context.Context, cfg benchAnalyticsConfig, out io.Writer) error {
+	if cfg.Reuse {
+		return benchReuse(ctx, cfg, out)
+	}
 	base, err := cfg.ClickHouse.open()
 	if err != nil {
 		return err
@@ -143,7 +149,7 @@ func quoteIdent(s string) string {
 }
 
 func truncateAll(ctx context.Context, conn driver.Conn) error {
-	for _, t := range []string{schema.TableCalls, schema.TableCalls1m, schema.TableApprovals1m, schema.TableKafkaOffsets} {
+	for _, t := range []string{schema.TableCalls, schema.TableCalls1m, schema.TableCalls1h, schema.TableApprovals1m, schema.TableKafkaOffsets} {
 		if err := conn.Exec(ctx, "TRUNCATE TABLE "+t); err != nil {
 			return fmt.Errorf("truncate %s: %w", t, err)
 		}
@@ -227,9 +233,8 @@ func benchQueries(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Con
 	if err := truncateAll(ctx, conn); err != nil {
 		return err
 	}
-	span := 30 * 24 * time.Hour
+	span := benchSpan
 	from := time.Now().UTC().Add(-span).Truncate(time.Hour)
-	to := from.Add(span)
 	gen := callgen.New(2, from, span)
 	t0 := time.Now()
 	const chunk = 100_000
@@ -244,12 +249,62 @@ func benchQueries(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Con
 		}
 	}
 	load := time.Since(t0)
-	var rawRows, rollupRows uint64
-	if err := conn.QueryRow(ctx, "SELECT (SELECT count() FROM calls), (SELECT count() FROM calls_1m)").Scan(&rawRows, &rollupRows); err != nil {
+	fmt.Fprintf(out, "loaded %d records over 30 days in %s (%.0f records/s)\n",
+		cfg.QueryRecords, load.Round(time.Second), float64(cfg.QueryRecords)/load.Seconds())
+	return timeQueries(ctx, cfg, conn, from, out)
+}
+
+// benchSpan is the time range of the records loaded for the query figures.
+const benchSpan = 30 * 24 * time.Hour
+
+// benchReuse times the queries on a database a previous run loaded (its
+// hourly rollup is backfilled from the raw table when it predates it).
+func benchReuse(ctx context.Context, cfg benchAnalyticsConfig, out io.Writer) error {
+	opts, err := clickhouse.ParseDSN(cfg.ClickHouse.DSN)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "loaded %d records over 30 days in %s (%.0f records/s); raw rows %d, rollup rows %d\n\n",
-		cfg.QueryRecords, load.Round(time.Second), float64(cfg.QueryRecords)/load.Seconds(), rawRows, rollupRows)
+	opts.Auth.Database = cfg.Database
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
+		return err
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM "+schema.TableCalls1h).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		t0 := time.Now()
+		err := conn.Exec(ctx, `INSERT INTO calls_1h SELECT toStartOfHour(ts) AS hour, tenant, kind, target, definition, step_id,
+	count(), countIf(outcome != 'ok'), countIf(outcome = 'timeout'), sum(tokens_in), sum(tokens_out), sum(cost_usd),
+	sum(request_bytes), sum(response_bytes), sum(latency_ms), max(latency_ms), quantilesState(0.5, 0.95, 0.99)(latency_ms)
+FROM calls GROUP BY hour, tenant, kind, target, definition, step_id`)
+		if err != nil {
+			return fmt.Errorf("backfill calls_1h: %w", err)
+		}
+		fmt.Fprintf(out, "backfilled calls_1h from calls in %s\n", time.Since(t0).Round(time.Millisecond))
+	}
+	var minTS time.Time
+	if err := conn.QueryRow(ctx, "SELECT toStartOfHour(min(ts)) FROM calls").Scan(&minTS); err != nil {
+		return err
+	}
+	return timeQueries(ctx, cfg, conn, minTS.UTC(), out)
+}
+
+// timeQueries times one trend question (30 days by hour and kind, one
+// tenant) on each rollup and on the raw table.
+func timeQueries(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Conn, from time.Time, out io.Writer) error {
+	to := from.Add(benchSpan)
+	var rawRows, rollupRows, hourRows uint64
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count() FROM calls), (SELECT count() FROM calls_1m), (SELECT count() FROM calls_1h)").
+		Scan(&rawRows, &rollupRows, &hourRows); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "raw rows %d, calls_1m rows %d, calls_1h rows %d\n\n", rawRows, rollupRows, hourRows)
 
 	q := query.New(conn)
 	tenant := callgen.Tenants[0]
@@ -263,8 +318,15 @@ GROUP BY t, kind ORDER BY t, kind`
 		name string
 		run  func() (int, error)
 	}{
-		{"rollup calls_1m (query.Trend, hour x kind, 30 days)", func() (int, error) {
+		{"rollup calls_1h (query.Trend, hour x kind, 30 days)", func() (int, error) {
 			pts, err := q.Trend(ctx, trend)
+			return len(pts), err
+		}},
+		{"rollup calls_1m, same question", func() (int, error) {
+			// A range not aligned to hours makes query.Trend read calls_1m.
+			tr := trend
+			tr.To = tr.To.Add(-time.Minute)
+			pts, err := q.Trend(ctx, tr)
 			return len(pts), err
 		}},
 		{"raw calls, same question", func() (int, error) { return countRows(ctx, conn, rawSQL, params) }},
