@@ -154,3 +154,39 @@ func TestRouteCheck(t *testing.T) {
 		t.Errorf("params %v", got)
 	}
 }
+
+type fuzzTarget struct {
+	Name  string            `json:"name"`
+	N     int32             `json:"n,omitempty"`
+	Items []inner           `json:"items,omitempty"`
+	Raw   json.RawMessage   `json:"raw,omitempty"`
+	M     map[string]string `json:"m,omitempty"`
+	P     *inner            `json:"p,omitempty"`
+}
+
+// FuzzFastPath checks that the fast path never accepts what the slow,
+// fully checked path refuses, and decodes to the same value.
+func FuzzFastPath(f *testing.F) {
+	for _, s := range []string{`{"name":"x","n":1}`, `{"Name":"x"}`, `{"items":[{"n":1,"tags":["a"]}],"raw":{"Name":1}}`,
+		`{"p":{"N":1}}`, `{"m":{"Name":"x"}}`, `{"name":"\"n\":"}`, `{"na\u006de":"x"}`, `{"n":1e3}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if CheckDepth(body, 16) != nil {
+			return
+		}
+		var fast, slow fuzzTarget
+		okFast := fastDecode(body, &fast)
+		errSlow := slowDecode(body, &slow, "")
+		if okFast && errSlow != nil {
+			t.Fatalf("fast path accepted %q, slow path: %v", body, errSlow)
+		}
+		if okFast {
+			a, _ := json.Marshal(fast)
+			b, _ := json.Marshal(slow)
+			if string(a) != string(b) {
+				t.Fatalf("%q: fast %s, slow %s", body, a, b)
+			}
+		}
+	})
+}

@@ -52,6 +52,36 @@ func DecodeJSON(body []byte, dst any, maxDepth int, prefix string) error {
 	if err := CheckDepth(body, maxDepth); err != nil {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error(), Details: []Detail{{Path: prefix, Message: err.Error()}}}
 	}
+	// Fast path: one strict decode. encoding/json matches field names
+	// case-insensitively, so it is trusted only when no key of the body is
+	// a known field name in another case; anything else (errors included)
+	// takes the slow path, which locates every problem.
+	if fastDecode(body, dst) {
+		return nil
+	}
+	return slowDecode(body, dst, prefix)
+}
+
+// fastDecode decodes body into dst when it is valid and has exact field
+// names; on false dst may be partly filled and must be decoded again.
+func fastDecode(body []byte, dst any) bool {
+	names := namesOf(reflect.TypeOf(dst).Elem())
+	if names.slowOnly || !keysExact(body, names) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err == io.EOF
+}
+
+// slowDecode decodes generically first, compares the value with dst's type
+// to list every unknown field and type mismatch with its path, then
+// decodes for real.
+func slowDecode(body []byte, dst any, prefix string) error {
 	var generic any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -298,6 +328,100 @@ func sortedKeys(m map[string]any) []string {
 		}
 	}
 	return keys
+}
+
+// fieldNames are the JSON field names of a type tree: exact, and by lower
+// case (to spot a key that encoding/json would match case-insensitively).
+type fieldNames struct {
+	exact map[string]bool
+	lower map[string]bool
+	// slowOnly marks types encoding/json decodes more loosely than
+	// checkValue allows (fixed arrays drop extra items, []byte takes
+	// number arrays): they always take the slow path.
+	slowOnly bool
+}
+
+var namesCache sync.Map // reflect.Type -> *fieldNames
+
+// namesOf collects the field names of every struct reachable from t.
+func namesOf(t reflect.Type) *fieldNames {
+	if n, ok := namesCache.Load(t); ok {
+		return n.(*fieldNames)
+	}
+	n := &fieldNames{exact: map[string]bool{}, lower: map[string]bool{}}
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			if t.Kind() == reflect.Array || (t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 && t != rawMessage) {
+				n.slowOnly = true
+			}
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for name, ft := range fieldsOf(t) {
+			n.exact[name] = true
+			n.lower[strings.ToLower(name)] = true
+			walk(ft)
+		}
+	}
+	walk(t)
+	namesCache.Store(t, n)
+	return n
+}
+
+// keysExact reports whether every object key of body that matches a known
+// field name case-insensitively matches it exactly. It scans the bytes once
+// without allocating; keys with escapes, or keys of free-form parts that
+// happen to look like field names, make it answer false (slow path).
+func keysExact(body []byte, names *fieldNames) bool {
+	var lower [64]byte
+	for i := 0; i < len(body); i++ {
+		if body[i] != '"' {
+			continue
+		}
+		start := i + 1
+		j := start
+		escaped := false
+		for ; j < len(body) && body[j] != '"'; j++ {
+			if body[j] == '\\' {
+				escaped = true
+				j++
+			}
+		}
+		if j >= len(body) {
+			return false
+		}
+		i = j
+		// A key is a string followed by ':'.
+		k := j + 1
+		for k < len(body) && (body[k] == ' ' || body[k] == '\t' || body[k] == '\n' || body[k] == '\r') {
+			k++
+		}
+		if k >= len(body) || body[k] != ':' {
+			continue
+		}
+		if escaped {
+			return false
+		}
+		key := body[start:j]
+		if len(key) > len(lower) {
+			continue // longer than any field name we would confuse
+		}
+		for x, c := range key {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			lower[x] = c
+		}
+		if names.lower[string(lower[:len(key)])] && !names.exact[string(key)] {
+			return false
+		}
+	}
+	return true
 }
 
 var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
