@@ -1,0 +1,508 @@
+// Package chatapi serves the model gateway's OpenAI-compatible unified
+// endpoint on the ingress: POST /v1/chat/completions (plain and streamed as
+// server-sent events) and GET /v1/models, so that OpenAI SDKs work against
+// Gateflow by changing only their base URL and API key.
+//
+// Requests are authenticated, rate limited and recorded by the ingress like
+// every route; the tenant comes from the API key, the gateway enforces the
+// tenant's token budget and writes one `model` call record per provider
+// attempt with the tenant, key and request id.
+package chatapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/auth"
+)
+
+// RoleModel lets a key call models (chat completions and prompt APIs)
+// without being able to start orchestrations: an application that only
+// needs the gateway gets no more than that.
+const RoleModel auth.Role = "model"
+
+// Roles may call the model endpoints: submitters (who may start
+// orchestrations whose steps call models anyway) and model-only keys.
+var Roles = []auth.Role{auth.RoleSubmitter, RoleModel}
+
+// Defaults of Options.
+const (
+	DefaultMaxBodyBytes = 16 << 20 // prompts may carry images
+	DefaultTimeout      = 10 * time.Minute
+)
+
+// HeaderIgnoredParams lists the request parameters the endpoint accepted
+// but ignored (OpenAI parameters the unified format has no equivalent for).
+const HeaderIgnoredParams = "Gateflow-Ignored-Params"
+
+// Gateway is what the endpoint needs of *llm.Gateway.
+type Gateway interface {
+	Chat(ctx context.Context, req *llm.ChatRequest, opts llm.CallOptions) (*llm.ChatResponse, error)
+	ChatStream(ctx context.Context, req *llm.ChatRequest, opts llm.CallOptions) (*llm.Stream, error)
+	Models() []string
+}
+
+// Options tune the endpoint; zero values take the defaults.
+type Options struct {
+	// MaxBodyBytes bounds a request body (default 16 MiB).
+	MaxBodyBytes int64
+	// MaxJSONDepth bounds the nesting of a request (default
+	// api.DefaultMaxDepth).
+	MaxJSONDepth int
+	// Timeout bounds a non-streaming call, retries and fallbacks included
+	// (default 10 min). Streams end when the client goes away, the
+	// provider stalls beyond its idle timeout, or the server shuts down.
+	Timeout time.Duration
+	// Log receives debug logs of failed calls; nil discards them.
+	Log *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxJSONDepth <= 0 {
+		o.MaxJSONDepth = api.DefaultMaxDepth
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// handler serves the routes.
+type handler struct {
+	gw   Gateway
+	opts Options
+}
+
+// Routes returns the route group to mount on the ingress.
+func Routes(gw Gateway, opts Options) api.Group {
+	h := &handler{gw: gw, opts: opts.withDefaults()}
+	return api.Group{
+		Name: "models",
+		Description: "The model gateway, OpenAI-compatible: point an OpenAI SDK at `<ingress>/v1` with a Gateflow API key. " +
+			"Models are `provider/model` names or aliases of the registry (with fallbacks); the tenant's token budget applies.",
+		Routes: []api.Route{
+			{
+				Method: http.MethodPost, Path: "/v1/chat/completions", Roles: Roles,
+				// Model calls outlive the ingress request timeout, and
+				// streams need no write deadline; Options.Timeout bounds
+				// non-streaming calls instead.
+				Streaming:    true,
+				MaxBodyBytes: h.opts.MaxBodyBytes,
+				Handler:      http.HandlerFunc(h.chatCompletions),
+				Doc: api.Operation{
+					ID: "createChatCompletion", Summary: "Chat completion (OpenAI-compatible), plain or streamed",
+					Description: "The OpenAI chat completions request and response. With `stream: true` the answer is a stream of " +
+						"`data: {chat.completion.chunk}` events ended by `data: [DONE]`; with `stream_options.include_usage` the " +
+						"last chunk has no choices and carries `usage`. An error after the stream started is sent as " +
+						"`data: {\"error\": {...}}` and ends the stream. `usage.cost_usd` is the call's cost at the registry's " +
+						"prices. Parameters the unified format has no equivalent for are ignored and listed in the `" +
+						HeaderIgnoredParams + "` header; `n` > 1 and `logprobs` are refused.",
+					Request: &api.Content{Required: true, Schema: api.Ref("ChatCompletionRequest")},
+					Responses: map[int]api.Response{
+						200: {Description: "The completion (or, with stream: true, a text/event-stream of chunks).", Schema: api.Ref("ChatCompletion"),
+							Headers: map[string]string{HeaderIgnoredParams: "Request parameters that were ignored, comma-separated."}},
+						400: errResp("Invalid request, or prompt longer than the model's context window (code context_length_exceeded)."),
+						404: errResp("Unknown model (code model_not_found); the message lists known models."),
+						429: errResp("Token budget of the tenant spent (budget_exceeded, Retry-After until it resets), " +
+							"the provider rate limited every attempt (provider_rate_limited), or the ingress rate limit."),
+						502: errResp("The provider failed: error status, unreachable, bad credential or malformed answer."),
+						503: errResp("The provider is overloaded, or the token budget cannot be checked."),
+						504: errResp("The provider did not answer in time."),
+					},
+				},
+			},
+			{
+				Method: http.MethodGet, Path: "/v1/models", Roles: Roles,
+				Handler: http.HandlerFunc(h.listModels),
+				Doc: api.Operation{
+					ID: "listModels", Summary: "Models and aliases (OpenAI-compatible list)",
+					Responses: map[int]api.Response{200: {Description: "The models.", Schema: api.Ref("ModelList")}},
+				},
+			},
+		},
+		Schemas: schemas(),
+	}
+}
+
+// chatRequest is the body of POST /v1/chat/completions: the unified
+// request plus the OpenAI parameters the endpoint checks but cannot honour.
+type chatRequest struct {
+	llm.ChatRequest
+	N           *int  `json:"n,omitempty"`
+	Logprobs    *bool `json:"logprobs,omitempty"`
+	TopLogprobs *int  `json:"top_logprobs,omitempty"`
+}
+
+// knownParams are the top-level JSON fields of chatRequest; anything else
+// is ignored and reported in HeaderIgnoredParams.
+var knownParams = jsonFields(reflect.TypeFor[chatRequest]())
+
+// jsonFields collects the JSON names of a struct's fields, embedded
+// structs included.
+func jsonFields(t reflect.Type) map[string]bool {
+	m := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			for k := range jsonFields(f.Type) {
+				m[k] = true
+			}
+			continue
+		}
+		if name != "" && name != "-" {
+			m[name] = true
+		}
+	}
+	return m
+}
+
+// decode reads and checks a request. It returns the parameters ignored.
+func (h *handler) decode(w http.ResponseWriter, r *http.Request) (*chatRequest, []string, error) {
+	body, err := api.ReadBody(w, r, h.opts.MaxBodyBytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, nil, &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "a JSON body is required",
+			Details: []api.Detail{{Path: "", Message: "is empty"}}}
+	}
+	if err := api.CheckDepth(body, h.opts.MaxJSONDepth); err != nil {
+		return nil, nil, &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error(), Details: []api.Detail{{Message: err.Error()}}}
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, nil, jsonError(body, err)
+	}
+	var ignored []string
+	for k := range top {
+		if !knownParams[k] {
+			ignored = append(ignored, k)
+		}
+	}
+	sort.Strings(ignored)
+	req := &chatRequest{}
+	if err := json.Unmarshal(body, req); err != nil {
+		return nil, nil, h.locate(body, err)
+	}
+	var details []api.Detail
+	if req.Model == "" {
+		details = append(details, api.Detail{Path: "model", Message: "is required"})
+	}
+	if len(req.Messages) == 0 {
+		details = append(details, api.Detail{Path: "messages", Message: "must hold at least one message"})
+	}
+	for i, m := range req.Messages {
+		if m.Role == "" {
+			details = append(details, api.Detail{Path: fmt.Sprintf("messages[%d].role", i), Message: "is required"})
+		}
+	}
+	if req.N != nil && *req.N != 1 {
+		details = append(details, api.Detail{Path: "n", Message: "only 1 is supported"})
+	}
+	if req.Logprobs != nil && *req.Logprobs {
+		details = append(details, api.Detail{Path: "logprobs", Message: "is not supported"})
+	}
+	if req.TopLogprobs != nil && *req.TopLogprobs > 0 {
+		details = append(details, api.Detail{Path: "top_logprobs", Message: "is not supported"})
+	}
+	if req.StreamOptions != nil && !req.Stream {
+		details = append(details, api.Detail{Path: "stream_options", Message: "only allowed with stream: true"})
+	}
+	if len(details) > 0 {
+		msg := details[0].Path + ": " + details[0].Message
+		if len(details) > 1 {
+			msg += fmt.Sprintf(" (and %d more problems)", len(details)-1)
+		}
+		return nil, nil, &api.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: msg, Details: details}
+	}
+	return req, ignored, nil
+}
+
+// locate reports a failed decode with precise paths ("messages[2].role"):
+// the ingress's strict decoder walks the body against the request type;
+// its unknown-field complaints are dropped (unknown parameters are
+// ignored).
+func (h *handler) locate(body []byte, err error) error {
+	var ae *api.Error
+	if errors.As(api.DecodeJSON(body, &chatRequest{}, h.opts.MaxJSONDepth, ""), &ae) {
+		var details []api.Detail
+		for _, d := range ae.Details {
+			if d.Message != "unknown field" {
+				details = append(details, d)
+			}
+		}
+		if len(details) > 0 {
+			msg := details[0].Path + ": " + details[0].Message
+			if len(details) > 1 {
+				msg += fmt.Sprintf(" (and %d more problems)", len(details)-1)
+			}
+			return &api.Error{Status: http.StatusBadRequest, Code: ae.Code, Message: msg, Details: details}
+		}
+	}
+	return jsonError(body, err)
+}
+
+// jsonError locates a decoding failure.
+func jsonError(body []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		line, col := 1, 1
+		for i := 0; i < int(se.Offset) && i < len(body); i++ {
+			if body[i] == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+		}
+		msg := fmt.Sprintf("invalid JSON at line %d, column %d: %s", line, col, strings.TrimPrefix(se.Error(), "json: "))
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: msg, Details: []api.Detail{{Message: msg}}}
+	case errors.As(err, &te):
+		path := strings.TrimPrefix(te.Field, "ChatRequest.") // the embedded struct's name
+		if path == "" {
+			path = "(body)"
+		}
+		msg := fmt.Sprintf("cannot be %s", te.Value)
+		if te.Type != nil {
+			msg = fmt.Sprintf("must be %s, not %s", kindName(te.Type.String()), te.Value)
+		}
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: path + ": " + msg,
+			Details: []api.Detail{{Path: path, Message: msg}}}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "invalid JSON: unexpected end of input",
+			Details: []api.Detail{{Message: "unexpected end of input"}}}
+	}
+	return &api.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: err.Error(), Details: []api.Detail{{Message: err.Error()}}}
+}
+
+// kindName names a Go type the way a JSON client understands it.
+func kindName(t string) string {
+	switch {
+	case t == "string":
+		return "a string"
+	case t == "bool":
+		return "a boolean"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "[]"):
+		return "an array"
+	case strings.HasPrefix(t, "map["):
+		return "an object"
+	}
+	return "an object"
+}
+
+// callOptions are the gateway options of a request: who calls, for the
+// budget and the call records.
+func callOptions(r *http.Request) llm.CallOptions {
+	ctx := r.Context()
+	p, _ := api.Caller(ctx)
+	return llm.CallOptions{
+		Tenant:    p.Tenant,
+		KeyID:     p.KeyID,
+		RequestID: api.RequestID(ctx),
+		Labels:    map[string]string{"api": "chat_completions"},
+	}
+}
+
+func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	req, ignored, err := h.decode(w, r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if len(ignored) > 0 {
+		w.Header().Set(HeaderIgnoredParams, strings.Join(ignored, ","))
+	}
+	opts := callOptions(r)
+	if req.Stream {
+		h.stream(w, r, &req.ChatRequest, opts)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	resp, err := h.gw.Chat(ctx, &req.ChatRequest, opts)
+	if err != nil {
+		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
+		api.WriteError(w, r, Error(err, h.gw.Models))
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, resp)
+}
+
+// stream passes the gateway's chunks through as server-sent events. The
+// gateway's last chunk (no choices, usage) is sent only when the client
+// asked for usage, as OpenAI does.
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRequest, opts llm.CallOptions) {
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	ctx := r.Context()
+	s, err := h.gw.ChatStream(ctx, req, opts)
+	if err != nil {
+		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
+		api.WriteError(w, r, Error(err, h.gw.Models))
+		return
+	}
+	defer s.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	for {
+		c, err := s.Recv()
+		if err == io.EOF {
+			_, _ = io.WriteString(w, llm.SSEDone)
+			_ = rc.Flush()
+			return
+		}
+		if err != nil {
+			// The status is sent: report the error as an event, the way
+			// OpenAI clients read it, and end the stream without [DONE].
+			ae := api.FromError(Error(err, nil))
+			if info := api.Info(ctx); info != nil {
+				info.Err = err
+			}
+			if ctx.Err() == nil {
+				b, _ := json.Marshal(api.Body{Error: ae})
+				_, _ = fmt.Fprintf(w, "data: %s\n\n", b)
+				_ = rc.Flush()
+			}
+			return
+		}
+		if !includeUsage && len(c.Choices) == 0 && c.Usage != nil {
+			continue
+		}
+		if err := llm.EncodeSSE(w, c); err != nil {
+			return // the client went away; Close settles the call
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// modelList is the OpenAI list of models.
+type modelList struct {
+	Object string  `json:"object"`
+	Data   []model `json:"data"`
+}
+
+type model struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func (h *handler) listModels(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.Query()) > 0 {
+		api.WriteError(w, r, api.Errorf(http.StatusBadRequest, "invalid_request", "this endpoint takes no query parameters"))
+		return
+	}
+	names := h.gw.Models()
+	out := modelList{Object: "list", Data: make([]model, 0, len(names))}
+	for _, n := range names {
+		owner := "gateflow" // aliases
+		if prov, _, ok := strings.Cut(n, "/"); ok {
+			owner = prov
+		}
+		out.Data = append(out.Data, model{ID: n, Object: "model", OwnedBy: owner})
+	}
+	api.WriteJSON(w, http.StatusOK, out)
+}
+
+func errResp(desc string) api.Response {
+	return api.Response{Description: desc, Schema: api.Ref("Error")}
+}
+
+// schemas documents the OpenAI shapes the endpoint speaks (the parts the
+// unified format models; OpenAI's own reference has every field).
+func schemas() map[string]any {
+	str := map[string]any{"type": "string"}
+	num := map[string]any{"type": "number"}
+	integer := map[string]any{"type": "integer"}
+	message := map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"role":         map[string]any{"type": "string", "enum": []any{"system", "developer", "user", "assistant", "tool"}},
+			"content":      map[string]any{"description": "A string, or an array of parts ({type: text, text} or {type: image_url, image_url: {url}})."},
+			"name":         str,
+			"tool_calls":   map[string]any{"type": "array", "items": map[string]any{"type": "object"}},
+			"tool_call_id": str,
+		},
+		"required": []any{"role"},
+	}
+	usage := map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"prompt_tokens": integer, "completion_tokens": integer, "total_tokens": integer,
+			"cost_usd": map[string]any{"type": "number", "description": "Cost at the registry's prices (Gateflow extension)."},
+		},
+	}
+	return map[string]any{
+		"ChatCompletionRequest": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"model":                 map[string]any{"type": "string", "description": "An alias or provider/model of the registry (GET /v1/models)."},
+				"messages":              map[string]any{"type": "array", "items": message, "minItems": 1},
+				"temperature":           num,
+				"top_p":                 num,
+				"max_tokens":            integer,
+				"max_completion_tokens": integer,
+				"stop":                  map[string]any{"type": "array", "items": str},
+				"tools":                 map[string]any{"type": "array", "items": map[string]any{"type": "object"}},
+				"tool_choice":           map[string]any{},
+				"response_format":       map[string]any{"type": "object", "properties": map[string]any{"type": map[string]any{"type": "string", "enum": []any{"text", "json_object", "json_schema"}}, "json_schema": map[string]any{"type": "object"}}},
+				"stream":                map[string]any{"type": "boolean"},
+				"stream_options":        map[string]any{"type": "object", "properties": map[string]any{"include_usage": map[string]any{"type": "boolean"}}},
+				"user":                  str,
+				"seed":                  integer,
+				"presence_penalty":      num,
+				"frequency_penalty":     num,
+				"parallel_tool_calls":   map[string]any{"type": "boolean"},
+				"n":                     map[string]any{"type": "integer", "enum": []any{1}},
+			},
+			"required": []any{"model", "messages"},
+		},
+		"ChatCompletion": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"id": str, "object": map[string]any{"type": "string", "enum": []any{"chat.completion"}}, "created": integer,
+				"model": map[string]any{"type": "string", "description": "The provider/model that answered."},
+				"choices": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+					"index": integer, "message": message, "finish_reason": str,
+				}}},
+				"usage": usage,
+			},
+		},
+		"ModelList": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"object": map[string]any{"type": "string", "enum": []any{"list"}},
+				"data": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+					"id": str, "object": str, "created": integer, "owned_by": str,
+				}}},
+			},
+		},
+	}
+}

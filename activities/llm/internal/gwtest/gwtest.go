@@ -1,0 +1,294 @@
+// Package gwtest holds test helpers of the model gateway's HTTP front ends
+// (chatapi, prompt, mcpserver): a local provider speaking the OpenAI wire
+// format with the recorded fixtures of activities/llm/testdata, a gateway
+// over it, an in-memory orchestrator, API keys, and a real ingress.Server
+// serving mounted groups on a loopback port. Only tests import it.
+package gwtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/ingress"
+	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/ratelimit"
+)
+
+// Test keys by name.
+var Keys = map[string]struct {
+	Token  string
+	Tenant string
+	Roles  []string
+	User   string
+}{
+	"submitter": {"gf_a00000000001_submittersecretsubmittersecret", "acme", []string{"submitter"}, ""},
+	"approver":  {"gf_a00000000002_approversecretapproversecret00", "acme", []string{"approver"}, "alice"},
+	"model":     {"gf_a00000000003_modelsecretmodelsecretmodel000", "acme", []string{"model"}, ""},
+	"analyst":   {"gf_a00000000004_analystsecretanalystsecret0000", "acme", []string{"analyst"}, ""},
+	"admin":     {"gf_a00000000005_adminsecretadminsecretadmin000", "acme", []string{"admin"}, "root"},
+	"other":     {"gf_b00000000001_othersecretothersecretother000", "other", []string{"admin"}, ""},
+}
+
+// Token returns the bearer token of a test key.
+func Token(name string) string { return Keys[name].Token }
+
+// KeyStore holds the test keys.
+func KeyStore(t testing.TB) *auth.Store {
+	t.Helper()
+	var keys []auth.Key
+	for _, k := range Keys {
+		keys = append(keys, auth.EntryFor(k.Token, k.Tenant, k.Roles, k.User))
+	}
+	st, err := auth.NewStore("", keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Recorder captures call records.
+type Recorder struct {
+	mu   sync.Mutex
+	recs []record.Record
+}
+
+// Emit keeps r.
+func (r *Recorder) Emit(rec record.Record) {
+	r.mu.Lock()
+	r.recs = append(r.recs, rec)
+	r.mu.Unlock()
+}
+
+// All returns the records so far.
+func (r *Recorder) All() []record.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]record.Record(nil), r.recs...)
+}
+
+// Kind returns the records of one kind.
+func (r *Recorder) Kind(k record.Kind) []record.Record {
+	var out []record.Record
+	for _, rec := range r.All() {
+		if rec.Kind == k {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// Ingress is a real ingress server on a loopback port.
+type Ingress struct {
+	URL    string
+	Server *ingress.Server
+	Rec    *Recorder
+}
+
+// NewIngress serves the groups (and the built-in routes over orch) on
+// 127.0.0.1 until the test ends.
+func NewIngress(t testing.TB, orch ingress.Orchestrator, groups ...api.Group) *Ingress {
+	t.Helper()
+	rec := &Recorder{}
+	srv, err := ingress.New(ingress.Deps{Orchestrator: orch, Keys: KeyStore(t), Recorder: rec, Log: slog.New(slog.DiscardHandler)},
+		ingress.Config{KeyLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}, TenantLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if err := srv.Mount(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingress: %v", err)
+		}
+	})
+	return &Ingress{URL: "http://" + ln.Addr().String(), Server: srv, Rec: rec}
+}
+
+// Do sends a request with the named key ("" for none) and returns the
+// response with its body read.
+func (in *Ingress) Do(t testing.TB, key, method, path, body string) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewBufferString(body)
+	}
+	req, err := http.NewRequest(method, in.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+Token(key))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// Captured is a request a Provider received.
+type Captured struct {
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// Provider is a local server speaking the OpenAI chat completions wire
+// format. Respond gets the 0-based index of the request.
+type Provider struct {
+	*httptest.Server
+	mu      sync.Mutex
+	reqs    []Captured
+	respond func(n int, w http.ResponseWriter, r *http.Request)
+}
+
+// NewProvider starts a provider answering with respond.
+func NewProvider(t testing.TB, respond func(n int, w http.ResponseWriter, r *http.Request)) *Provider {
+	p := &Provider{respond: respond}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		p.mu.Lock()
+		n := len(p.reqs)
+		p.reqs = append(p.reqs, Captured{Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+		p.mu.Unlock()
+		p.respond(n, w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Requests returns what the provider received.
+func (p *Provider) Requests() []Captured {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Captured(nil), p.reqs...)
+}
+
+// Fixture reads a file of activities/llm/testdata ("openai/chat_response.json").
+func Fixture(t testing.TB, name string) []byte {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// JSON answers status with body and header pairs.
+func JSON(status int, body []byte, headers ...string) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) {
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}
+}
+
+// SSE streams body as text/event-stream, flushing after every event.
+func SSE(body []byte) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) {
+		WriteSSE(w, body)
+	}
+}
+
+// WriteSSE writes body event by event.
+func WriteSSE(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	for len(body) > 0 {
+		i := bytes.Index(body, []byte("\n\n"))
+		if i < 0 {
+			i = len(body)
+		} else {
+			i += 2
+		}
+		_, _ = w.Write(body[:i])
+		if fl != nil {
+			fl.Flush()
+		}
+		body = body[i:]
+	}
+}
+
+// ChatAnswer is an OpenAI chat completion whose message content is text.
+func ChatAnswer(text string) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"id":"chatcmpl-1","object":"chat.completion","created":1741569952,"model":"m1","choices":[{"index":0,"message":{"role":"assistant","content":`)
+	q, _ := json.Marshal(text)
+	b.Write(q)
+	b.WriteString(`},"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29}}`)
+	return b.Bytes()
+}
+
+// Config is a model registry with provider "local" (kind openai) at
+// baseURL: models m1 and m2 (priced) and the alias "smart" -> [local/m1,
+// local/m2]; one attempt round with short backoffs.
+func Config(baseURL string) llm.Config {
+	return llm.Config{
+		Providers: map[string]llm.Provider{
+			"local": {Kind: "openai", BaseURL: baseURL, APIKeyEnv: "GWTEST_KEY", Timeout: "10s", Models: map[string]llm.Model{
+				"m1": {InputPerMTok: 1, OutputPerMTok: 2, ContextTokens: 100000},
+				"m2": {InputPerMTok: 1, OutputPerMTok: 2},
+			}},
+		},
+		Aliases: map[string][]string{"smart": {"local/m1", "local/m2"}},
+		Retry:   llm.RetryPolicy{MaxAttempts: 1, InitialBackoff: "1ms", MaxBackoff: "2ms"},
+	}
+}
+
+// ProviderKey is the credential the gateway sends to Provider.
+const ProviderKey = "sk-test-SECRET-abcdef123456"
+
+// Gateway builds a gateway over cfg with a fixed credential and the
+// recorder (and budget, when not nil).
+func Gateway(t testing.TB, cfg llm.Config, rec llm.Recorder, budget llm.BudgetChecker) *llm.Gateway {
+	t.Helper()
+	gw, err := llm.NewGateway(cfg, llm.Deps{
+		Recorder:  rec,
+		Budget:    budget,
+		// The OpenAI auth error fixture echoes this key, as OpenAI does:
+		// tests check that it is redacted.
+		LookupEnv: func(string) (string, bool) { return ProviderKey, true },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gw
+}
