@@ -62,7 +62,7 @@ func (s *Server) builtinGroups() []builtinGroup {
 			},
 		}),
 		route(http.MethodGet, "/v1/workflows", anyRole, s.listWorkflows, api.Operation{
-			ID: "listWorkflows", Summary: "List orchestrations of your tenant, newest first",
+			ID: "listWorkflows", Summary: "List orchestrations of your tenant (running first, then the most recently closed)",
 			Params: []api.Param{
 				{Name: "status", In: "query", Description: "Filter by state.", Schema: enumOf("running", "succeeded", "failed", "cancelled", "terminated", "timed-out")},
 				{Name: "definition", In: "query", Description: "Filter by definition name.", Schema: str()},

@@ -91,6 +91,14 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
 }
 
+// defaultIngressConfig returns the flag defaults, for callers that build
+// the config in code (gateflow dev) and then change what they need.
+func defaultIngressConfig() ingressConfig {
+	var c ingressConfig
+	c.bind(pflag.NewFlagSet("ingress-defaults", pflag.ContinueOnError))
+	return c
+}
+
 func (c ingressConfig) validate() error {
 	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate()}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {

@@ -262,7 +262,7 @@ func newListCmd() *cobra.Command {
 	var o client.ListOptions
 	var since time.Duration
 	var all bool
-	cmd := apiCmd(f, "list", "List orchestrations, newest first", cobra.NoArgs,
+	cmd := apiCmd(f, "list", "List orchestrations (running first, then the most recently closed)", cobra.NoArgs,
 		func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 			if since > 0 {
 				o.StartedAfter = time.Now().Add(-since)

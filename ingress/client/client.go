@@ -268,7 +268,8 @@ type ListOptions struct {
 	Cursor        string
 }
 
-// List returns one page of orchestrations, newest first.
+// List returns one page of orchestrations in visibility order (running
+// first, then the most recently closed).
 func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
 	q := url.Values{}
 	if o.Status != "" {

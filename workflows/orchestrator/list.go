@@ -101,8 +101,9 @@ func CheckListFilter(f ListFilter) error {
 	return ve.err("query")
 }
 
-// List returns one page of the caller's orchestrations, newest first, from
-// Temporal visibility. The query is always restricted to the caller's
+// List returns one page of the caller's orchestrations from Temporal
+// visibility, in its order (running first, then the most recently
+// closed). The query is always restricted to the caller's
 // tenant; user values are validated and quoted, never spliced raw.
 func (o *Orchestrator) List(ctx context.Context, caller Caller, f ListFilter) (Page, error) {
 	if err := checkCaller(caller); err != nil {
