@@ -1,3 +1,8 @@
+//go:build integration
+
+// Integration-tagged although fast: the gateflow binary links the Temporal
+// server, whose -race build is too slow for the unit test run.
+
 package main
 
 import (
