@@ -69,7 +69,7 @@ func (o *Orchestrator) Cancel(ctx context.Context, caller Caller, id string) err
 // Decide sends the caller's vote as the workflow's decide Update and waits
 // for its result. The workflow's validator refusals map to ErrNotFound
 // (unknown step), ErrConflict (step not waiting, duplicate vote),
-// ErrForbidden (not an approver) and ErrInvalid. The request id is used as
+// ErrForbidden (not an approver) and ErrInvalid. The request id is part of
 // the update id, so a retried request is not counted twice.
 func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req DecideRequest) (workflows.DecisionResult, error) {
 	if err := checkCaller(caller); err != nil {
@@ -99,7 +99,10 @@ func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	}
 	if caller.RequestID != "" {
-		opts.UpdateID = "decide-" + caller.RequestID
+		// A retried request (same request id, step and decision) is
+		// deduplicated by Temporal; a reused request id for another vote
+		// is not mistaken for it.
+		opts.UpdateID = "decide/" + req.StepID + "/" + req.Decision + "/" + caller.RequestID
 	}
 	h, err := o.c.UpdateWorkflow(ctx, opts)
 	var res workflows.DecisionResult

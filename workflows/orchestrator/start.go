@@ -209,11 +209,12 @@ func validationOr(err error, subject, what string) error {
 // request written with other whitespace or key order hashes the same.
 func BodyHash(req StartRequest) (string, error) {
 	canon := struct {
-		Definition string `json:"definition,omitempty"`
-		Version    string `json:"version,omitempty"`
-		Inline     any    `json:"inline,omitempty"`
-		Input      any    `json:"input,omitempty"`
-	}{Definition: req.Definition, Version: req.Version}
+		Definition string            `json:"definition,omitempty"`
+		Version    string            `json:"version,omitempty"`
+		Inline     any               `json:"inline,omitempty"`
+		Input      any               `json:"input,omitempty"`
+		Labels     map[string]string `json:"labels,omitempty"`
+	}{Definition: req.Definition, Version: req.Version, Labels: req.Labels}
 	if req.Inline != nil {
 		canon.Inline = req.Inline
 	}
