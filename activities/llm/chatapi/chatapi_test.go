@@ -311,7 +311,9 @@ func TestIgnoredParams(t *testing.T) {
 // staticSpend reports a fixed spend for every tenant.
 type staticSpend int64
 
-func (s staticSpend) TokensSince(context.Context, string, time.Time) (int64, error) { return int64(s), nil }
+func (s staticSpend) TokensSince(context.Context, string, time.Time) (int64, error) {
+	return int64(s), nil
+}
 
 func TestBudgetExceeded(t *testing.T) {
 	budgets := llm.NewBudgets(staticSpend(1000), llm.LimitFunc(func(tenant string) (int64, int64) {

@@ -281,8 +281,8 @@ const ProviderKey = "sk-test-SECRET-abcdef123456"
 func Gateway(t testing.TB, cfg llm.Config, rec llm.Recorder, budget llm.BudgetChecker) *llm.Gateway {
 	t.Helper()
 	gw, err := llm.NewGateway(cfg, llm.Deps{
-		Recorder:  rec,
-		Budget:    budget,
+		Recorder: rec,
+		Budget:   budget,
 		// The OpenAI auth error fixture echoes this key, as OpenAI does:
 		// tests check that it is redacted.
 		LookupEnv: func(string) (string, bool) { return ProviderKey, true },
