@@ -79,8 +79,11 @@ type Server struct {
 	server  temporal.Server
 	ui      *uiServer
 	logFile *os.File
-	stop    sync.Once
-	stopErr error
+	// startDone is closed when server.Start returns, with startErr.
+	startDone chan struct{}
+	startErr  error
+	stop      sync.Once
+	stopErr   error
 }
 
 // Start builds, starts and waits for a Temporal server: the frontend
@@ -105,7 +108,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	serverLog := newLogger(slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: opts.LogLevel})))
 
+	began := time.Now()
 	sqlCfg, err := opts.prepareDB()
+	opts.Logger.Debug("temporal database prepared", "took", time.Since(began))
 	if err != nil {
 		s.closeLog()
 		return nil, err
@@ -127,15 +132,22 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.closeLog()
 		return nil, fmt.Errorf("build Temporal server: %w", err)
 	}
-	if err := srv.Start(); err != nil {
-		s.closeLog()
-		return nil, fmt.Errorf("start Temporal server: %w", err)
-	}
+	opts.Logger.Debug("temporal server built", "took", time.Since(began))
+	// Start blocks until every service, including the internal system
+	// worker, is up (~1.5 s more than the frontend needs). Clients only need
+	// the frontend and the namespace, so readiness is polled meanwhile.
 	s.server = srv
+	s.startDone = make(chan struct{})
+	go func() {
+		defer close(s.startDone)
+		s.startErr = srv.Start()
+		opts.Logger.Debug("temporal server started", "took", time.Since(began), "err", s.startErr)
+	}()
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
+	opts.Logger.Debug("temporal server ready", "took", time.Since(began))
 	if opts.UIPort > 0 {
 		ui, err := startUI(opts.Host, opts.UIPort, s.FrontendAddr(), opts.Logger)
 		if err != nil {
@@ -343,6 +355,13 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		lastErr = err
 		select {
+		case <-s.startDone:
+			if s.startErr != nil {
+				return fmt.Errorf("start Temporal server: %w", s.startErr)
+			}
+		default:
+		}
+		select {
 		case <-ctx.Done():
 			return fmt.Errorf("temporal frontend %s not ready after %s: %w", s.FrontendAddr(), s.opts.ReadyTimeout, lastErr)
 		case <-time.After(50 * time.Millisecond):
@@ -358,6 +377,13 @@ func (s *Server) waitReady(ctx context.Context) error {
 			break
 		}
 		lastErr = err
+		select {
+		case <-s.startDone:
+			if s.startErr != nil {
+				return fmt.Errorf("start Temporal server: %w", s.startErr)
+			}
+		default:
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("temporal namespace %s not ready after %s: %w", s.opts.Namespace, s.opts.ReadyTimeout, lastErr)
@@ -440,8 +466,12 @@ func (s *Server) doStop() error {
 		s.ui.stop()
 	}
 	if s.server != nil {
-		if err := s.server.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stop Temporal server: %w", err))
+		// Stopping while Start still runs would race inside the server.
+		<-s.startDone
+		if s.startErr == nil {
+			if err := s.server.Stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stop Temporal server: %w", err))
+			}
 		}
 	}
 	s.closeLog()
