@@ -422,19 +422,27 @@ func (st *devStack) stop(log *slog.Logger, progress func(string, ...any)) {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 			defer cancel()
+			began := time.Now()
 			if err := st.clickhouse.Stop(ctx); err != nil {
 				log.Warn("stop ClickHouse", "err", err)
 			}
+			log.Debug("ClickHouse stopped", "took", time.Since(began))
 		})
 	}
 	if st.kafka != nil {
-		wg.Go(st.kafka.Close)
+		wg.Go(func() {
+			began := time.Now()
+			st.kafka.Close()
+			log.Debug("Kafka stopped", "took", time.Since(began))
+		})
 	}
 	if st.temporal != nil {
 		wg.Go(func() {
+			began := time.Now()
 			if err := st.temporal.Stop(); err != nil {
 				log.Warn("stop Temporal", "err", err)
 			}
+			log.Debug("Temporal stopped", "took", time.Since(began))
 		})
 	}
 	wg.Wait()

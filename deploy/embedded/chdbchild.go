@@ -83,9 +83,10 @@ func (a CHDBChildArgs) Validate() error {
 }
 
 // serveQuery makes clickhouse-local open the server listeners, then keeps the
-// query (and so the process) alive until the process is signalled.
+// query (and so the process) alive until it is cancelled; the sleep is the
+// cancellation latency.
 const serveQuery = "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; " +
-	"SELECT sleepEachRow(1) FROM system.numbers SETTINGS max_block_size=1 FORMAT Null"
+	"SELECT sleepEachRow(0.25) FROM system.numbers SETTINGS max_block_size=1 FORMAT Null"
 
 // serveQueryID names the serving query so that the child can cancel it,
 // which makes clickhouse-local shut down cleanly.
