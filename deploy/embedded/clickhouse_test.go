@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -196,5 +198,71 @@ func writeTGZ(t *testing.T, path string, files map[string]string) {
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFindClickHouseBinary(t *testing.T) {
+	tests := []struct {
+		name    string
+		output  string
+		wantErr error
+		version string
+	}{
+		{"debian 18.16", "ClickHouse client version 18.16.1.", ErrClickHouseTooOld, "18.16.1."},
+		{"25.3", "ClickHouse local version 25.3.2.1 (official build).", ErrClickHouseTooOld, "25.3.2.1"},
+		{"25.8", "ClickHouse local version 25.8.1.5101 (official build).", nil, "25.8.1.5101"},
+		{"26.7", "ClickHouse local version 26.7.2.1 (official build).", nil, "26.7.2.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			script := "#!/bin/sh\necho '" + tt.output + "'\n"
+			if err := os.WriteFile(filepath.Join(dir, "clickhouse"), []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("PATH", dir)
+			path, version, err := FindClickHouseBinary(t.Context())
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if path != filepath.Join(dir, "clickhouse") || version != tt.version {
+				t.Fatalf("got %q %q", path, version)
+			}
+		})
+	}
+	t.Run("none", func(t *testing.T) {
+		t.Setenv("PATH", t.TempDir())
+		if _, _, err := FindClickHouseBinary(t.Context()); !errors.Is(err, exec.ErrNotFound) {
+			t.Fatalf("err = %v, want exec.ErrNotFound", err)
+		}
+	})
+}
+
+func TestServerConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	o := ClickHouseOptions{DataDir: dir + "/a&b", ServerBinary: "/usr/bin/clickhouse", TCPPort: 19000, HTTPPort: 18123}
+	if err := o.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	argv, err := o.argv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.TrimPrefix(argv[2], "--config-file=")
+	if argv[0] != "/usr/bin/clickhouse" || argv[1] != "server" || cfg == argv[2] {
+		t.Fatalf("argv = %q", argv)
+	}
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<tcp_port>19000</tcp_port>", "<http_port>18123</http_port>",
+		"<listen_host>127.0.0.1</listen_host>", "a&amp;b/</path>"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("config lacks %q:\n%s", want, b)
+		}
 	}
 }
