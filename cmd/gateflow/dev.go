@@ -183,9 +183,12 @@ func runDev(ctx context.Context, cfg devConfig, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	logDir := filepath.Join(dataDir, "logs")
-	if err := embedded.CheckDirWritable(logDir, "--data-dir"); err != nil {
+	if err := embedded.CheckDirWritable(dataDir, "--data-dir"); err != nil {
 		return err
+	}
+	logDir := filepath.Join(dataDir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return fmt.Errorf("create log dir: %w", err)
 	}
 	unlock, err := embedded.LockDataDir(dataDir, "--data-dir")
 	if err != nil {
