@@ -210,19 +210,27 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 		return err
 	}
 
+	// The orchestrator alone (no HTTP, no gateway) splits the difference
+	// between Temporal and the ingress.
+	caller := orchestrator.Caller{Tenant: "bench", KeyID: "bench", RequestID: "bench"}
+	viaOrchestrator := func(ctx context.Context, i int) error {
+		_, err := orch.Start(ctx, caller, orchestrator.StartRequest{Definition: "bench", Input: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
+		return err
+	}
+
 	warm := min(200, cfg.Count/4)
-	for _, f := range []func(context.Context, int) error{direct, viaIngress} {
+	for _, f := range []func(context.Context, int) error{direct, viaOrchestrator, viaIngress} {
 		if _, err := loadPhase(ctx, warm, cfg.Concurrency, f); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	// ABBA order cancels drift (the database grows during the run).
+	// ABCCBA order cancels drift (the database grows during the run).
 	half := cfg.Count / 2
-	var d, g phaseResult
+	var d, o, g phaseResult
 	for _, step := range []struct {
 		f   func(context.Context, int) error
 		acc *phaseResult
-	}{{direct, &d}, {viaIngress, &g}, {viaIngress, &g}, {direct, &d}} {
+	}{{direct, &d}, {viaOrchestrator, &o}, {viaIngress, &g}, {viaIngress, &g}, {viaOrchestrator, &o}, {direct, &d}} {
 		r, err := loadPhase(ctx, half, cfg.Concurrency, step.f)
 		if err != nil {
 			return err
@@ -234,7 +242,7 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 	for _, row := range []struct {
 		name string
 		r    phaseResult
-	}{{"direct Temporal client (ExecuteWorkflow)", d}, {"ingress POST /v1/workflows", g}} {
+	}{{"direct Temporal client (ExecuteWorkflow)", d}, {"orchestrator.Start (no HTTP)", o}, {"ingress POST /v1/workflows", g}} {
 		fmt.Fprintf(out, "| %s | %.0f | %.2f | %.2f |\n", row.name, row.r.rate(), row.r.pct(0.50), row.r.pct(0.99))
 	}
 	fmt.Fprintf(out, "ingress keeps %.0f%% of direct throughput (call records emitted: %d)\n", 100*g.rate()/d.rate(), records.Load())
