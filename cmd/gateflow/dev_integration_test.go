@@ -86,12 +86,13 @@ var (
 	buildErr  error
 )
 
-// buildGateflow builds the binary once per test run.
+// buildGateflow builds the binary once per test run, always to the same
+// path so that runs do not pile up binaries in the temp dir.
 func buildGateflow(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gateflow-bin-")
-		if err != nil {
+		dir := filepath.Join(os.TempDir(), "gateflow-devtest-bin")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			buildErr = err
 			return
 		}
