@@ -187,21 +187,17 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request) (*chatRequest, 
 	if err := api.CheckDepth(body, h.opts.MaxJSONDepth); err != nil {
 		return nil, nil, &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error(), Details: []api.Detail{{Message: err.Error()}}}
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		return nil, nil, jsonError(body, err)
+	req := &chatRequest{}
+	if err := json.Unmarshal(body, req); err != nil {
+		return nil, nil, h.locate(body, err)
 	}
 	var ignored []string
-	for k := range top {
+	for _, k := range topLevelKeys(body) {
 		if !knownParams[k] {
 			ignored = append(ignored, k)
 		}
 	}
 	sort.Strings(ignored)
-	req := &chatRequest{}
-	if err := json.Unmarshal(body, req); err != nil {
-		return nil, nil, h.locate(body, err)
-	}
 	var details []api.Detail
 	if req.Model == "" {
 		details = append(details, api.Detail{Path: "model", Message: "is required"})
@@ -234,6 +230,43 @@ func (h *handler) decode(w http.ResponseWriter, r *http.Request) (*chatRequest, 
 		return nil, nil, &api.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: msg, Details: details}
 	}
 	return req, ignored, nil
+}
+
+// topLevelKeys returns the keys of a JSON object already known to be valid,
+// in one pass without decoding the values (a second full decode would cost
+// as much as the first). Keys with escapes are returned raw: they are not
+// parameter names anyway.
+func topLevelKeys(b []byte) []string {
+	var keys []string
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case '"':
+			j := i + 1
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if depth == 1 {
+				// A string at depth 1 followed by ':' is a key.
+				k := j + 1
+				for k < len(b) && (b[k] == ' ' || b[k] == '\t' || b[k] == '\n' || b[k] == '\r') {
+					k++
+				}
+				if k < len(b) && b[k] == ':' && j <= len(b) {
+					keys = append(keys, string(b[i+1:min(j, len(b))]))
+				}
+			}
+			i = j
+		}
+	}
+	return keys
 }
 
 // locate reports a failed decode with precise paths ("messages[2].role"):
