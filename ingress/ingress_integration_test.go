@@ -545,6 +545,55 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("list pages with a cursor", func(t *testing.T) {
+		all, err := sub.List(ctx, ingclient.ListOptions{Limit: 100})
+		if err != nil || len(all.Items) < 3 {
+			t.Fatalf("list: %d items, %v", len(all.Items), err)
+		}
+		seen := map[string]bool{}
+		o := ingclient.ListOptions{Limit: 2}
+		pages := 0
+		for {
+			p, err := sub.List(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, it := range p.Items {
+				if seen[it.ID] {
+					t.Errorf("%s listed twice", it.ID)
+				}
+				seen[it.ID] = true
+			}
+			if p.NextCursor == "" || pages > 100 {
+				break
+			}
+			o.Cursor = p.NextCursor
+		}
+		if len(seen) != len(all.Items) || pages < 2 {
+			t.Errorf("paged %d items in %d pages, want %d", len(seen), pages, len(all.Items))
+		}
+		// A cursor of another filter, another tenant, or garbage is refused
+		// at once (Temporal would stall on a foreign page token).
+		first, err := sub.List(ctx, ingclient.ListOptions{Limit: 1})
+		if err != nil || first.NextCursor == "" {
+			t.Fatalf("first page: %+v %v", first, err)
+		}
+		for _, c := range []struct {
+			who *ingclient.Client
+			o   ingclient.ListOptions
+		}{
+			{sub, ingclient.ListOptions{Limit: 1, Status: "running", Cursor: first.NextCursor}},
+			{other, ingclient.ListOptions{Limit: 1, Cursor: first.NextCursor}},
+			{sub, ingclient.ListOptions{Cursor: "bm90LWEtY3Vyc29y.AAAAAAAAAAAAAAAA"}},
+		} {
+			start := time.Now()
+			if _, err := c.who.List(ctx, c.o); ingclient.StatusCode(err) != 400 || time.Since(start) > 5*time.Second {
+				t.Errorf("foreign cursor %+v: %v", c.o, err)
+			}
+		}
+	})
+
 	t.Run("publish and run a definition", func(t *testing.T) {
 		def := definition.Definition{Name: "quick", Version: "1", Steps: []definition.Step{{ID: "nap", Kind: definition.KindWait, Duration: "10ms"}},
 			Output: map[string]any{"done": true}}

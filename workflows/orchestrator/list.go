@@ -1,7 +1,9 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -94,7 +96,7 @@ func CheckListFilter(f ListFilter) error {
 		ve.add("started_before", "must be after started_after")
 	}
 	if f.Cursor != "" {
-		if _, err := decodeCursor(f.Cursor); err != nil {
+		if _, _, err := splitCursor(f.Cursor); err != nil {
 			ve.add("cursor", "is not a cursor returned by this API")
 		}
 	}
@@ -112,7 +114,17 @@ func (o *Orchestrator) List(ctx context.Context, caller Caller, f ListFilter) (P
 	if err := CheckListFilter(f); err != nil {
 		return Page{}, err
 	}
-	token, _ := decodeCursor(f.Cursor)
+	query := o.visibilityQuery(caller.Tenant, f)
+	var token []byte
+	if f.Cursor != "" {
+		t, sum, _ := splitCursor(f.Cursor)
+		if !bytes.Equal(sum, cursorSum(query, t)) {
+			// Another tenant's or another filter's cursor, or garbage:
+			// Temporal would stall on it.
+			return Page{}, problems{{Path: "cursor", Message: "does not belong to this query (cursors are valid for the same filters only)"}}.err("query")
+		}
+		token = t
+	}
 	limit := f.Limit
 	if limit == 0 {
 		limit = DefaultPageSize
@@ -120,7 +132,7 @@ func (o *Orchestrator) List(ctx context.Context, caller Caller, f ListFilter) (P
 	resp, err := o.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		PageSize:      int32(limit),
 		NextPageToken: token,
-		Query:         o.visibilityQuery(caller.Tenant, f),
+		Query:         query,
 	})
 	if err != nil {
 		return Page{}, temporalError(err, "list workflows")
@@ -132,7 +144,7 @@ func (o *Orchestrator) List(ctx context.Context, caller Caller, f ListFilter) (P
 		}
 	}
 	if len(resp.NextPageToken) > 0 {
-		page.NextCursor = base64.RawURLEncoding.EncodeToString(resp.NextPageToken)
+		page.NextCursor = makeCursor(query, resp.NextPageToken)
 	}
 	return page, nil
 }
@@ -204,16 +216,38 @@ func keyword(p *commonpb.Payload) string {
 	return s
 }
 
-func decodeCursor(c string) ([]byte, error) {
-	if c == "" {
-		return nil, nil
-	}
+// A cursor is Temporal's page token bound to the visibility query it
+// belongs to (which names the tenant and the filters):
+// base64url(token) "." base64url(sha256(query, token)[:12]). A cursor of
+// another query is refused before it reaches Temporal, where a foreign
+// page token stalls the call until its deadline. (The sum has no secret:
+// it stops mistakes and cross-query reuse, and a forged cursor can only
+// page through the caller's own query.)
+func makeCursor(query string, token []byte) string {
+	return base64.RawURLEncoding.EncodeToString(token) + "." + base64.RawURLEncoding.EncodeToString(cursorSum(query, token))
+}
+
+func cursorSum(query string, token []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(query))
+	h.Write([]byte{0})
+	h.Write(token)
+	return h.Sum(nil)[:12]
+}
+
+// splitCursor decodes a cursor's token and sum.
+func splitCursor(c string) (token, sum []byte, err error) {
 	if len(c) > maxCursor {
-		return nil, fmt.Errorf("cursor too long")
+		return nil, nil, fmt.Errorf("cursor too long")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) == 0 {
-		return nil, fmt.Errorf("bad cursor")
+	t, s, ok := strings.Cut(c, ".")
+	if !ok {
+		return nil, nil, fmt.Errorf("bad cursor")
 	}
-	return b, nil
+	token, err1 := base64.RawURLEncoding.DecodeString(t)
+	sum, err2 := base64.RawURLEncoding.DecodeString(s)
+	if err1 != nil || err2 != nil || len(token) == 0 || len(sum) != 12 {
+		return nil, nil, fmt.Errorf("bad cursor")
+	}
+	return token, sum, nil
 }

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,7 +82,7 @@ func TestVisibilityQuery(t *testing.T) {
 }
 
 func TestCheckListFilter(t *testing.T) {
-	ok := []ListFilter{{}, {State: workflows.RunRunning, Definition: "a.b-c_d", Limit: 100, Cursor: "AQID"}}
+	ok := []ListFilter{{}, {State: workflows.RunRunning, Definition: "a.b-c_d", Limit: 100, Cursor: makeCursor("q", []byte{1, 2, 3})}}
 	for _, f := range ok {
 		if err := CheckListFilter(f); err != nil {
 			t.Errorf("%+v: %v", f, err)
@@ -90,7 +91,7 @@ func TestCheckListFilter(t *testing.T) {
 	now := time.Now()
 	bad := []ListFilter{
 		{State: "compensated"}, {State: "x' OR 1=1"}, {Definition: "a' OR '1'='1"}, {Limit: -1}, {Limit: 101},
-		{Cursor: "!!"}, {Cursor: strings.Repeat("A", 5000)}, {StartedAfter: now, StartedBefore: now},
+		{Cursor: "!!"}, {Cursor: "AQID"}, {Cursor: "AQID.AQID"}, {Cursor: strings.Repeat("A", 5000)}, {StartedAfter: now, StartedBefore: now},
 	}
 	for _, f := range bad {
 		err := CheckListFilter(f)
@@ -98,6 +99,17 @@ func TestCheckListFilter(t *testing.T) {
 		if !errors.As(err, &oe) || !errors.Is(err, ErrInvalid) || len(oe.Details) == 0 {
 			t.Errorf("%+v: %v", f, err)
 		}
+	}
+}
+
+func TestCursor(t *testing.T) {
+	c := makeCursor("query-a", []byte("token"))
+	tok, sum, err := splitCursor(c)
+	if err != nil || string(tok) != "token" || !bytes.Equal(sum, cursorSum("query-a", tok)) {
+		t.Fatalf("%q: %q %v", c, tok, err)
+	}
+	if bytes.Equal(sum, cursorSum("query-b", tok)) {
+		t.Error("a cursor is valid for another query")
 	}
 }
 
