@@ -25,9 +25,11 @@ lint:
 	$(STATICCHECK) ./...
 	$(GO) run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
 
-# Unit tests never import the Temporal server, so -race stays affordable.
+# Unit tests run under -race, except in the few packages whose test binary
+# links the Temporal server (its race build alone takes ~10 min cold).
 unit:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $$(.ci/unit-packages race)
+	$(GO) test -count=1 -timeout 20m $$(.ci/unit-packages norace)
 
 # Integration tests use a real Temporal server, kfake and the ClickHouse child.
 integration:
