@@ -1,0 +1,50 @@
+package chatapi
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/workflows/registry"
+)
+
+// FollowRegistry keeps gw on the models of the registry's current
+// snapshot: every interval (1 s when zero) it checks whether a reload
+// (SIGHUP) replaced the snapshot and then reloads the gateway's routing
+// table. It blocks until ctx ends: run it in its own goroutine, in every
+// process that holds a gateway (ingress and worker).
+//
+// Polling the snapshot pointer costs nothing and needs no hook in the
+// registry; a model added by a reload is routable at most one interval
+// later.
+func FollowRegistry(ctx context.Context, reg *registry.Registry, gw *llm.Gateway, interval time.Duration, log *slog.Logger) {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	last := reg.Current()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := reg.Current()
+		if cur == last {
+			continue
+		}
+		last = cur
+		if err := gw.Reload(cur.Models()); err != nil {
+			// The registry validated the same section; this cannot
+			// happen unless the two disagree. Keep the previous table.
+			log.Error("model gateway not reloaded; keeping the previous models", "err", err)
+			continue
+		}
+		log.Info("model gateway reloaded", "models", len(gw.Models()))
+	}
+}
