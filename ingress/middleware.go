@@ -125,10 +125,10 @@ func (s *Server) safely(next echo.HandlerFunc, c echo.Context) (err error) {
 func (s *Server) accessLog(r *http.Request, info *api.RequestInfo, rs *routeSpec, status int, elapsed time.Duration, in, out int64) {
 	level := slog.LevelInfo
 	switch {
+	case rs != nil && !rs.record:
+		level = slog.LevelDebug // probes (an unready 503 included) and metrics scrapes
 	case status >= 500:
 		level = slog.LevelError
-	case rs != nil && !rs.record:
-		level = slog.LevelDebug // probes and metrics scrapes
 	}
 	ctx := r.Context()
 	if !s.log.Enabled(ctx, level) {
