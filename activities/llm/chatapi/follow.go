@@ -25,19 +25,22 @@ func FollowRegistry(ctx context.Context, reg *registry.Registry, gw *llm.Gateway
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	last := reg.Current()
+	// The first round reloads unconditionally: a reload may have happened
+	// between building the gateway and this call.
+	var last *registry.Snapshot
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		cur := reg.Current()
 		if cur == last {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 			continue
 		}
+		first := last == nil
 		last = cur
 		if err := gw.Reload(cur.Models()); err != nil {
 			// The registry validated the same section; this cannot
@@ -45,6 +48,8 @@ func FollowRegistry(ctx context.Context, reg *registry.Registry, gw *llm.Gateway
 			log.Error("model gateway not reloaded; keeping the previous models", "err", err)
 			continue
 		}
-		log.Info("model gateway reloaded", "models", len(gw.Models()))
+		if !first {
+			log.Info("model gateway reloaded", "models", len(gw.Models()))
+		}
 	}
 }
