@@ -126,7 +126,7 @@ func (c ingressConfig) validate() error {
 }
 
 func newIngressCmd() *cobra.Command {
-	var cfg ingressConfig
+	cfg := defaultIngressConfig() // the flags below start from the same values
 	var logCfg logConfig
 	cmd := &cobra.Command{
 		Use:   "ingress",
