@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -91,6 +93,7 @@ func (s *recordSink) last(t *testing.T) record.Record {
 func newMCPFixture(t *testing.T, servers map[string]activities.MCPEndpoint, opts activities.MCPOptions) *mcpFixture {
 	f := &mcpFixture{recs: &recordSink{}}
 	var ts testsuite.WorkflowTestSuite
+	ts.SetLogger(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	f.env = ts.NewTestActivityEnvironment()
 	opts.HeartbeatInterval = time.Millisecond
 	activities.NewMCPActivity(activities.MCPServersFunc(func(tenant, name string) (activities.MCPEndpoint, error) {
