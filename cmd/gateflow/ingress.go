@@ -21,7 +21,12 @@ import (
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
+	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/llm/chatapi"
+	"github.com/gateflow/gateflow/activities/llm/mcpserver"
+	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
@@ -160,7 +165,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if keys.Len() == 0 {
 		log.Warn("no API keys: every request will be refused; add one with `gateflow keys create`", "keys_file", cfg.KeysFile)
 	}
-	reg, err := registry.New(cfg.ConfigDir)
+	reg, err := registry.New(cfg.ConfigDir, prompt.Extension())
 	if err != nil {
 		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
 	}
@@ -256,7 +261,25 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	for _, g := range cfg.Groups {
+	// The model gateway: /v1/chat/completions, prompt APIs and MCP tools.
+	// Budgets read the tenant's spend from the ClickHouse rollups, so every
+	// replica sees the same figure.
+	gw, err := llm.NewGateway(reg.Current().Models(), llm.Deps{
+		Recorder: prod,
+		Budget:   llm.NewBudgets(query.New(ch), reg, nil, reg.Current().Models().Budget),
+		Log:      log.With("component", "models"),
+	})
+	if err != nil {
+		return err
+	}
+	go chatapi.FollowRegistry(bgCtx, reg, gw, time.Second, log.With("component", "models"))
+	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
+	groups := append([]api.Group{
+		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
+		prompt.Routes(runner, prompt.RoutesOptions{}),
+		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
+	}, cfg.Groups...)
+	for _, g := range groups {
 		if err := srv.Mount(g); err != nil {
 			return err
 		}
