@@ -2,7 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/gateflow/gateflow/deploy/examples"
+	"github.com/gateflow/gateflow/ingress/auth"
 )
 
 // devEnv is what `gateflow dev` started, for the app parts to connect to.
@@ -25,6 +36,8 @@ type devEnv struct {
 	IngressAddr string
 	// Log writes to LogDir/gateflow.log (warnings also to the terminal).
 	Log *slog.Logger
+	// Out is where a newly created dev key is printed (the terminal).
+	Out io.Writer
 
 	parts *devParts
 }
@@ -38,10 +51,96 @@ func (e devEnv) Go(name string, fn func(ctx context.Context) error) { e.parts.Go
 // once ready.
 func (e devEnv) AddSummary(label, value string) { e.parts.AddSummary(label, value) }
 
+// flagDefaults returns a config holding its flags' defaults, so that dev
+// starts from exactly what the standalone subcommand would use.
+func flagDefaults[T any](bind func(*T, *pflag.FlagSet)) T {
+	var c T
+	bind(&c, pflag.NewFlagSet("defaults", pflag.ContinueOnError))
+	return c
+}
+
+// devIngressReadyTimeout bounds the wait for the ingress to listen.
+const devIngressReadyTimeout = 30 * time.Second
+
 // startAppParts starts the worker, the analytics sink and the ingress in the
 // dev process, through the same runX functions as their subcommands, each
-// with env.Go. It returns once they are started.
+// with env.Go. It returns once the ingress listens.
 func startAppParts(ctx context.Context, env devEnv) error {
-	_ = ctx
+	configDir := filepath.Join(env.DataDir, "config")
+	seeded, err := examples.Seed(configDir)
+	if err != nil {
+		return err
+	}
+	if seeded {
+		env.Log.Info("seeded the config dir from the examples", "dir", configDir)
+	}
+	out := env.Out
+	if out == nil {
+		out = os.Stdout
+	}
+	devKey, _, err := auth.SetupDevKey(env.DataDir, os.Getenv("GATEFLOW_DEV_KEY"), out)
+	if err != nil {
+		return fmt.Errorf("dev API key: %w", err)
+	}
+
+	temporal := flagDefaults((*temporalConfig).bind)
+	temporal.HostPort = env.TemporalHostPort
+	temporal.Namespace = env.TemporalNamespace
+	kafka := flagDefaults((*kafkaConfig).bind)
+	kafka.Brokers = env.KafkaBrokers
+	kafka.Topic = env.KafkaTopic
+	kafka.DLQTopic = env.KafkaDLQTopic
+
+	wcfg := flagDefaults((*workerConfig).bind)
+	wcfg.Temporal, wcfg.Kafka = temporal, kafka
+	wcfg.ConfigDir = configDir
+	wcfg.SpoolDir = filepath.Join(env.DataDir, "spool", "worker")
+
+	icfg := defaultIngressConfig()
+	icfg.Temporal, icfg.Kafka = temporal, kafka
+	icfg.Listen = env.IngressAddr
+	icfg.ConfigDir = configDir
+	icfg.KeysFile = filepath.Join(configDir, "keys.yaml")
+	icfg.SpoolDir = filepath.Join(env.DataDir, "spool", "ingress")
+	icfg.ExtraKeys = []auth.Key{devKey}
+	if env.ClickHouseDSN != "" {
+		icfg.ClickHouse.DSN = env.ClickHouseDSN
+	}
+	listening := make(chan string, 1)
+	icfg.OnListen = func(addr string) { listening <- addr }
+
+	scfg := flagDefaults((*sinkConfig).bind)
+	scfg.Kafka = kafka
+	scfg.ClickHouse.DSN = env.ClickHouseDSN
+	scfg.MetricsListen = "" // the ingress serves dev's /metrics and /readyz
+
+	for _, v := range []interface{ validate() error }{wcfg, icfg} {
+		if err := v.validate(); err != nil {
+			return err
+		}
+	}
+	env.Go("worker", func(ctx context.Context) error { return runWorker(ctx, wcfg, env.Log.With("part", "worker")) })
+	if env.ClickHouseDSN != "" {
+		if err := scfg.validate(); err != nil {
+			return err
+		}
+		env.Go("sink", func(ctx context.Context) error { return runSink(ctx, scfg, env.Log.With("part", "sink")) })
+	}
+	env.Go("ingress", func(ctx context.Context) error { return runIngress(ctx, icfg, env.Log.With("part", "ingress")) })
+
+	select {
+	case addr := <-listening:
+		env.AddSummary("OpenAPI", "http://"+addr+"/v1/openapi.json")
+		env.AddSummary("Ready check", "http://"+addr+"/readyz")
+		env.AddSummary("MCP", "http://"+addr+"/mcp")
+	case <-env.parts.failed:
+		return env.parts.firstErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(devIngressReadyTimeout):
+		return errors.New("the ingress did not start listening within 30s; see the log")
+	}
+	env.AddSummary("Config dir", configDir+" (SIGHUP reloads)")
+	env.AddSummary("API key", "tenant dev, every role; in "+filepath.Join(env.DataDir, auth.DevKeyFile)+" (the CLI reads it)")
 	return nil
 }
