@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,15 +118,20 @@ func BenchmarkOrchestrations(b *testing.B) {
 	// Throughput: b.N orchestrations per mode with benchInFlight running,
 	// in alternating rounds so that a change of load on the machine hits
 	// both modes alike.
-	const rounds = 4
+	// CPU time of this process (server, worker and client together) is
+	// measured too: on a shared machine it varies much less than wall time.
+	const rounds = 10
 	elapsed := map[string]time.Duration{}
+	cpu := map[string]time.Duration{}
 	for r := range rounds {
 		n := b.N / rounds
 		if r == rounds-1 {
 			n = b.N - n*(rounds-1)
 		}
 		for _, mode := range modes(r) {
+			c0 := processCPU()
 			d, _ := load(b, mode, n, benchInFlight)
+			cpu[mode] += processCPU() - c0
 			elapsed[mode] += d
 		}
 	}
@@ -150,6 +156,19 @@ func BenchmarkOrchestrations(b *testing.B) {
 	}
 	hw, in := float64(b.N)/elapsed["handwritten"].Seconds(), float64(b.N)/elapsed["interpreter"].Seconds()
 	b.ReportMetric(100*(hw-in)/hw, "interpreter_overhead_%")
+	for _, mode := range []string{"handwritten", "interpreter"} {
+		b.ReportMetric(ms(cpu[mode])/float64(b.N), mode+"_cpu_ms/orch")
+	}
+	b.ReportMetric(100*(cpu["interpreter"].Seconds()-cpu["handwritten"].Seconds())/cpu["handwritten"].Seconds(), "interpreter_cpu_overhead_%")
+}
+
+// processCPU is the user and system CPU time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchLatencyRuns is how many single orchestrations per mode measure the

@@ -112,6 +112,10 @@ var historyScenarios = []historyScenario{
 				{"id": "call", "kind": "http", "service": "svc", "path": "/echo", "body": "${{ item }}"}]},
 			{"id": "last", "kind": "http", "service": "svc", "path": "/echo"}
 		], "output": {"n": "${{ len(steps.each.output) }}"}}`},
+	{name: "timeout_not_reached", input: `{}`, def: `{"name": "in_time", "version": "1", "timeout": "1h", "steps": [
+			{"id": "a", "kind": "http", "service": "svc", "path": "/echo"},
+			{"id": "w", "kind": "wait", "duration": "50ms"}
+		], "output": {"status": "${{ steps.a.output.status }}"}}`},
 	{name: "orchestration_timeout", input: `{}`, wantErr: true, def: `{"name": "timeout", "version": "1", "timeout": "300ms", "steps": [
 			{"id": "a", "kind": "http", "service": "svc", "path": "/echo", "compensate": {"id": "undo_a", "kind": "http", "service": "svc", "path": "/echo"}},
 			{"id": "w", "kind": "wait", "duration": "1h"}

@@ -163,7 +163,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-w.fatal:
-		err = fmt.Errorf("Temporal worker failed: %w", err)
+		err = fmt.Errorf("temporal worker failed: %w", err)
 	}
 	w.w.Stop()
 	w.log.Info("worker stopped")

@@ -240,3 +240,16 @@ func TestContinueAsNewBetweenSteps(t *testing.T) {
 		t.Errorf("%d steps, %s", len(st.Steps), st.State)
 	}
 }
+
+func TestDefinitionTimeoutNotReached(t *testing.T) {
+	h := newHarness(t, nil)
+	d := def(t, `{"timeout": "1h", "steps": [{"id": "a", "kind": "http", "service": "s", "path": "/a"}, {"id": "w", "kind": "wait", "duration": "10m"}],
+		"output": {"ok": "${{ steps.a.output.status == 200 }}"}}`)
+	h.run(input(d, `{}`))
+	if out := h.result(); out["ok"] != true {
+		t.Errorf("output %v", out)
+	}
+	if st := h.status(); st.State != workflows.RunSucceeded {
+		t.Errorf("state %s", st.State)
+	}
+}
