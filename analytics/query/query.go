@@ -3,12 +3,16 @@
 // top-N, slowest steps, approval turnaround, period-over-period change, and
 // token spend for budgets.
 //
-// Every question is scoped to one tenant (a required field) and reads the
-// per-minute rollups (calls_1m, approvals_1m), so its cost depends on the
-// number of minutes (or hours) and groups, not of calls: ranges of whole
-// hours read the hourly rollup (calls_1h), others the per-minute one.
-// Rollup buckets are whole minutes: a minute is counted when it starts
-// within [From, To).
+// Every question is scoped to one tenant (a required field) and a time
+// range [From, To), exact to the millisecond. The range is read from the
+// coarsest rollups that fit (see plan): whole days from calls_1d, whole
+// hours from calls_1h, whole minutes from calls_1m, and only the partial
+// minutes at the ends from the raw table; a trend by minute reads no
+// rollup coarser than a minute, by hour none coarser than an hour. The cost
+// of a question therefore grows with its number of buckets and groups, not
+// with the number of calls. Counts and sums are exact; latency percentiles
+// are t-digest estimates (rank within ~0.5 percentage points at p50, 0.1
+// at p95, 0.02 at p99; see docs/ANALYTICS.md).
 //
 // Safety: every value coming from a caller (tenant, filters, times, limits)
 // is sent as a ClickHouse query parameter ({name:Type} placeholders), never
@@ -25,22 +29,34 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/gateflow/gateflow/analytics/schema"
 )
 
 // ErrInvalid marks a request that cannot be answered as asked (missing
-// tenant, unknown dimension, bad time range...). Map it to 400.
+// tenant, unknown dimension, bad time range...). Map it to 400. The error
+// is a *FieldError naming the request field at fault.
 var ErrInvalid = errors.New("invalid analytics request")
 
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+// FieldError is an invalid request field; errors.Is(err, ErrInvalid).
+type FieldError struct {
+	// Field is the JSON name of the field ("from", "interval", "limit"...).
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Field + ": " + e.Message }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, format string, a ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, a...)}
 }
 
 // MaxRange bounds the time range of one request.
@@ -59,39 +75,11 @@ const (
 	Day    Interval = "day"
 )
 
-// rollup is a per-bucket table of calls and its time column.
-type rollup struct {
-	table, col string
-}
+// Intervals lists the accepted intervals.
+func Intervals() []Interval { return []Interval{Minute, Hour, Day} }
 
-var (
-	perMinute = rollup{schema.TableCalls1m, "minute"}
-	perHour   = rollup{schema.TableCalls1h, "hour"}
-)
-
-// pickRollup reads the hourly rollup when the range is whole hours and the
-// buckets asked for are not minutes: far fewer rows on long ranges.
-func pickRollup(f Filter, interval Interval) rollup {
-	if interval != Minute && f.From.Equal(f.From.Truncate(time.Hour)) && f.To.Equal(f.To.Truncate(time.Hour)) {
-		return perHour
-	}
-	return perMinute
-}
-
-func bucketSQL(r rollup, i Interval) (string, bool) {
-	switch i {
-	case Minute:
-		return "toStartOfMinute(" + r.col + ")", true
-	case Hour:
-		return "toStartOfHour(" + r.col + ")", true
-	case Day:
-		return "toStartOfDay(" + r.col + ")", true
-	}
-	return "", false
-}
-
-// maxBuckets bounds the rows of a trend.
-const maxBuckets = 20000
+// MaxBuckets bounds the buckets (intervals) of one trend.
+const MaxBuckets = 20000
 
 var intervalDur = map[Interval]time.Duration{Minute: time.Minute, Hour: time.Hour, Day: 24 * time.Hour}
 
@@ -110,7 +98,8 @@ const (
 )
 
 // dimension is a whitelisted group-by: its SQL expression and the fixed
-// condition it implies.
+// condition it implies. Both read the same columns in the raw table and
+// in the rollups.
 type dimension struct {
 	expr  string
 	where string
@@ -143,61 +132,27 @@ type Filter struct {
 	StepID     string    `json:"step_id,omitempty"`
 }
 
-func (f Filter) validate() error {
+// normalize validates f and returns it in UTC with millisecond times.
+func (f Filter) normalize() (Filter, error) {
 	switch {
 	case f.Tenant == "":
-		return invalid("tenant is required")
-	case f.From.IsZero() || f.To.IsZero():
-		return invalid("from and to are required")
+		return f, invalid("tenant", "is required")
+	case f.From.IsZero():
+		return f, invalid("from", "is required")
+	case f.To.IsZero():
+		return f, invalid("to", "is required")
+	}
+	f.From, f.To = f.From.UTC().Truncate(time.Millisecond), f.To.UTC().Truncate(time.Millisecond)
+	switch {
 	case !f.From.Before(f.To):
-		return invalid("from (%s) must be before to (%s)", f.From.Format(time.RFC3339), f.To.Format(time.RFC3339))
+		return f, invalid("from", "must be before to (%s >= %s)", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))
 	case f.To.Sub(f.From) > MaxRange:
-		return invalid("time range longer than %d days", int(MaxRange.Hours()/24))
+		return f, invalid("to", "time range longer than %d days", int(MaxRange.Hours()/24))
+	case f.From.Year() < 2000 || f.To.Year() > 2200:
+		return f, invalid("from", "time range outside 2000..2200")
 	}
-	return nil
+	return f, nil
 }
-
-// builder accumulates WHERE conditions whose values are parameters.
-type builder struct {
-	where  []string
-	params clickhouse.Parameters
-}
-
-func newBuilder() *builder { return &builder{params: clickhouse.Parameters{}} }
-
-// param adds a parameter and returns its placeholder.
-func (b *builder) param(name, typ, value string) string {
-	b.params[name] = value
-	return "{" + name + ":" + typ + "}"
-}
-
-func (b *builder) cond(c string) { b.where = append(b.where, c) }
-
-// scope adds the tenant, the time range on column col, and the optional
-// equality filters that apply to the table.
-func (b *builder) scope(f Filter, col string, callFilters bool) {
-	b.cond("tenant = " + b.param("tenant", "String", f.Tenant))
-	b.cond(col + " >= toDateTime(" + b.param("from", "Int64", unix(f.From)) + ", 'UTC')")
-	b.cond(col + " < toDateTime(" + b.param("to", "Int64", unix(f.To)) + ", 'UTC')")
-	if callFilters {
-		if f.Kind != "" {
-			b.cond("kind = " + b.param("kind", "String", f.Kind))
-		}
-		if f.Target != "" {
-			b.cond("target = " + b.param("target", "String", f.Target))
-		}
-	}
-	if f.Definition != "" {
-		b.cond("definition = " + b.param("definition", "String", f.Definition))
-	}
-	if f.StepID != "" {
-		b.cond("step_id = " + b.param("step", "String", f.StepID))
-	}
-}
-
-func (b *builder) whereSQL() string { return strings.Join(b.where, " AND ") }
-
-func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
 
 // Querier runs the questions against ClickHouse.
 type Querier struct {
@@ -224,18 +179,10 @@ type Stats struct {
 	MaxMS     float64 `json:"latency_max_ms"`
 }
 
-// statsSQL are the aggregate columns over calls_1m, in Stats order (the
-// percentiles come as one array). cond, when set, restricts them (-If
-// combinators) for period comparisons.
-func statsSQL(cond string) string {
-	if cond == "" {
-		return `sum(calls), sum(errors), sum(timeouts), sum(tokens_in), sum(tokens_out), sum(cost_usd),
-	sum(latency_sum), max(latency_max), quantilesMerge(0.5, 0.95, 0.99)(latency_q)`
-	}
-	return strings.NewReplacer("COND", cond).Replace(`sumIf(calls, COND), sumIf(errors, COND), sumIf(timeouts, COND),
-	sumIf(tokens_in, COND), sumIf(tokens_out, COND), sumIf(cost_usd, COND),
-	sumIf(latency_sum, COND), maxIf(latency_max, COND), quantilesMergeIf(0.5, 0.95, 0.99)(latency_q, COND)`)
-}
+// statsSQL merges the partial aggregates of the calls source, in statsScan
+// order (the percentiles as one Float64 array).
+const statsSQL = `sum(calls), sum(errors), sum(timeouts), sum(tokens_in), sum(tokens_out), sum(cost_usd),
+	sum(latency_sum), max(latency_max), arrayMap(x -> toFloat64(x), quantilesTDigestMerge(` + tdigestLevels + `)(latency_q))`
 
 // statsScan holds the scan targets of statsSQL.
 type statsScan struct {
@@ -269,7 +216,9 @@ func finite(f float64) float64 {
 	return f
 }
 
-// Point is one bucket of a trend, for one group.
+// Point is one bucket of a trend, for one group. A bucket is named by its
+// start; the first and last may be partial when From or To fall inside
+// one.
 type Point struct {
 	Time  time.Time `json:"time"`
 	Group string    `json:"group,omitempty"`
@@ -284,29 +233,31 @@ type TrendRequest struct {
 }
 
 func (r TrendRequest) build() (string, clickhouse.Parameters, error) {
-	if err := r.Filter.validate(); err != nil {
+	f, err := r.Filter.normalize()
+	if err != nil {
 		return "", nil, err
 	}
-	ru := pickRollup(r.Filter, r.Interval)
-	bucket, ok := bucketSQL(ru, r.Interval)
+	step, ok := intervalDur[r.Interval]
 	if !ok {
-		return "", nil, invalid("interval %q: want minute, hour or day", r.Interval)
+		return "", nil, invalid("interval", "%q: want minute, hour or day", r.Interval)
 	}
-	if r.To.Sub(r.From)/intervalDur[r.Interval] > maxBuckets {
-		return "", nil, invalid("too many %s buckets; use a larger interval or a shorter range", r.Interval)
+	if f.To.Sub(f.From)/step > MaxBuckets {
+		return "", nil, invalid("interval", "more than %d %s buckets; use a larger interval or a shorter range", MaxBuckets, r.Interval)
 	}
 	dim, ok := dimensions[r.GroupBy]
 	if !ok {
-		return "", nil, invalid("group by %q: want one of %s", r.GroupBy, dimensionNames())
+		return "", nil, invalid("group_by", "%q: want one of %s", r.GroupBy, dimensionNames())
 	}
 	b := newBuilder()
-	b.scope(r.Filter, ru.col, true)
+	conds := b.filterConds(f, true)
 	if dim.where != "" {
-		b.cond(dim.where)
+		conds = append(conds, dim.where)
 	}
-	sql := `SELECT ` + bucket + ` AS t, ` + dim.expr + ` AS g, ` + statsSQL("") + `
-FROM ` + ru.table + `
-WHERE ` + b.whereSQL() + `
+	union := b.union(calls, []period{{f.From, f.To, 0}}, r.Interval, dim.expr, f.Tenant, conds)
+	sql := `SELECT t, g, ` + statsSQL + `
+FROM (
+	` + union + `
+)
 GROUP BY t, g
 ORDER BY t, g`
 	return sql, b.params, nil
@@ -336,7 +287,7 @@ func (q *Querier) Trend(ctx context.Context, req TrendRequest) ([]Point, error) 
 		return nil, fmt.Errorf("trend query: %w", err)
 	}
 	defer rows.Close()
-	var out []Point
+	out := []Point{}
 	for rows.Next() {
 		var p Point
 		var s statsScan
@@ -363,12 +314,17 @@ const (
 	ByLatency   Metric = "latency_p95"
 )
 
+// Metrics lists the accepted top-N metrics.
+func Metrics() []Metric {
+	return []Metric{ByCalls, ByErrors, ByErrorRate, ByCost, ByTokens, ByLatency}
+}
+
 var metricSQL = map[Metric]string{
 	ByCalls:     "calls_",
 	ByErrors:    "errors_",
 	ByErrorRate: "if(calls_ = 0, 0, errors_ / calls_)",
 	ByCost:      "cost_",
-	ByTokens:    "tokens_",
+	ByTokens:    "tin_ + tout_",
 	ByLatency:   "q_[2]",
 }
 
@@ -388,35 +344,38 @@ type Item struct {
 }
 
 func (r TopRequest) build() (string, clickhouse.Parameters, error) {
-	if err := r.Filter.validate(); err != nil {
+	f, err := r.Filter.normalize()
+	if err != nil {
 		return "", nil, err
 	}
 	dim, ok := dimensions[r.By]
 	if !ok || r.By == ByNone {
-		return "", nil, invalid("by %q: want one of %s", r.By, dimensionNames())
+		return "", nil, invalid("by", "%q: want one of %s", r.By, strings.TrimPrefix(dimensionNames(), `"" (none), `))
 	}
 	order, ok := metricSQL[r.Metric]
 	if !ok {
-		return "", nil, invalid("metric %q: want calls, errors, error_rate, cost, tokens or latency_p95", r.Metric)
+		return "", nil, invalid("metric", "%q: want calls, errors, error_rate, cost, tokens or latency_p95", r.Metric)
 	}
 	if r.Limit <= 0 || r.Limit > MaxLimit {
-		return "", nil, invalid("limit %d: want 1..%d", r.Limit, MaxLimit)
+		return "", nil, invalid("limit", "%d: want 1..%d", r.Limit, MaxLimit)
 	}
-	ru := pickRollup(r.Filter, Hour)
 	b := newBuilder()
-	b.scope(r.Filter, ru.col, true)
+	conds := b.filterConds(f, true)
 	if dim.where != "" {
-		b.cond(dim.where)
+		conds = append(conds, dim.where)
 	}
+	union := b.union(calls, []period{{f.From, f.To, 0}}, "", dim.expr, f.Tenant, conds)
 	limit := b.param("limit", "UInt32", strconv.Itoa(r.Limit))
 	sql := `SELECT g, toFloat64(` + order + `) AS v, calls_, errors_, timeouts_, tin_, tout_, cost_, lsum_, lmax_, q_
 FROM (
-	SELECT ` + dim.expr + ` AS g,
+	SELECT g,
 		sum(calls) AS calls_, sum(errors) AS errors_, sum(timeouts) AS timeouts_,
-		sum(tokens_in) AS tin_, sum(tokens_out) AS tout_, tin_ + tout_ AS tokens_, sum(cost_usd) AS cost_,
-		sum(latency_sum) AS lsum_, max(latency_max) AS lmax_, quantilesMerge(0.5, 0.95, 0.99)(latency_q) AS q_
-	FROM ` + ru.table + `
-	WHERE ` + b.whereSQL() + `
+		sum(tokens_in) AS tin_, sum(tokens_out) AS tout_, sum(cost_usd) AS cost_,
+		sum(latency_sum) AS lsum_, max(latency_max) AS lmax_,
+		arrayMap(x -> toFloat64(x), quantilesTDigestMerge(` + tdigestLevels + `)(latency_q)) AS q_
+	FROM (
+	` + union + `
+	)
 	GROUP BY g
 )
 ORDER BY v DESC, g
@@ -435,7 +394,7 @@ func (q *Querier) Top(ctx context.Context, req TopRequest) ([]Item, error) {
 		return nil, fmt.Errorf("top query: %w", err)
 	}
 	defer rows.Close()
-	var out []Item
+	out := []Item{}
 	for rows.Next() {
 		var it Item
 		var s statsScan
@@ -453,7 +412,7 @@ func (q *Querier) Top(ctx context.Context, req TopRequest) ([]Item, error) {
 // p95 latency.
 func (q *Querier) SlowestSteps(ctx context.Context, f Filter, limit int) ([]Item, error) {
 	if f.Definition == "" {
-		return nil, invalid("definition is required")
+		return nil, invalid("definition", "is required")
 	}
 	return q.Top(ctx, TopRequest{Filter: f, By: ByStep, Metric: ByLatency, Limit: limit})
 }
@@ -473,25 +432,35 @@ type Approval struct {
 }
 
 func approvalsSQL(f Filter) (string, clickhouse.Parameters, error) {
-	if err := f.validate(); err != nil {
+	f, err := f.normalize()
+	if err != nil {
 		return "", nil, err
 	}
+	if f.Kind != "" {
+		return "", nil, invalid("kind", "does not apply to approvals")
+	}
+	if f.Target != "" {
+		return "", nil, invalid("target", "does not apply to approvals")
+	}
 	b := newBuilder()
-	b.scope(f, "minute", false)
-	sql := `SELECT role, sum(decisions),
+	union := b.union(approvals, []period{{f.From, f.To, 0}}, "", "role", f.Tenant, b.filterConds(f, false))
+	sql := `SELECT g, sum(decisions),
 	sumIf(decisions, decision = 'approve'), sumIf(decisions, decision = 'reject'), sumIf(decisions, decision = 'timeout'),
-	sum(turnaround_sum), max(turnaround_max), quantilesMerge(0.5, 0.95, 0.99)(turnaround_q)
-FROM ` + schema.TableApprovals1m + `
-WHERE ` + b.whereSQL() + `
-GROUP BY role
-ORDER BY role`
+	sum(turnaround_sum), max(turnaround_max),
+	arrayMap(x -> toFloat64(x), quantilesTDigestMerge(` + tdigestLevels + `)(turnaround_q))
+FROM (
+	` + union + `
+)
+GROUP BY g
+ORDER BY g`
 	return sql, b.params, nil
 }
 
 // ApprovalTurnaround returns, per approver role, how many decisions were
 // made and how long they took from waiting to decided. A decider with
 // several roles counts under each (labels["roles"] of approval records).
-// Filter.Definition and StepID apply; Kind and Target do not.
+// Approvals are placed in time by their ts, when the wait started.
+// Filter.Definition and StepID apply; Kind and Target are refused.
 func (q *Querier) ApprovalTurnaround(ctx context.Context, f Filter) ([]Approval, error) {
 	sql, params, err := approvalsSQL(f)
 	if err != nil {
@@ -502,7 +471,7 @@ func (q *Querier) ApprovalTurnaround(ctx context.Context, f Filter) ([]Approval,
 		return nil, fmt.Errorf("approval query: %w", err)
 	}
 	defer rows.Close()
-	var out []Approval
+	out := []Approval{}
 	for rows.Next() {
 		var a Approval
 		var sum float64
@@ -542,28 +511,30 @@ type Change struct {
 }
 
 func (r CompareRequest) build() (string, clickhouse.Parameters, error) {
-	if err := r.Filter.validate(); err != nil {
+	f, err := r.Filter.normalize()
+	if err != nil {
 		return "", nil, err
 	}
 	dim, ok := dimensions[r.By]
 	if !ok {
-		return "", nil, invalid("by %q: want one of %s", r.By, dimensionNames())
+		return "", nil, invalid("by", "%q: want one of %s", r.By, dimensionNames())
 	}
-	wide := r.Filter
-	wide.From = r.From.Add(-r.To.Sub(r.From))
-	ru := pickRollup(wide, Hour)
+	prevFrom := f.From.Add(-f.To.Sub(f.From))
+	if prevFrom.Year() < 2000 {
+		return "", nil, invalid("from", "the previous period starts before 2000")
+	}
 	b := newBuilder()
-	b.scope(wide, ru.col, true)
+	conds := b.filterConds(f, true)
 	if dim.where != "" {
-		b.cond(dim.where)
+		conds = append(conds, dim.where)
 	}
-	cur := ru.col + " >= toDateTime(" + b.param("split", "Int64", unix(r.From)) + ", 'UTC')"
-	prev := ru.col + " < toDateTime({split:Int64}, 'UTC')"
-	sql := `SELECT ` + dim.expr + ` AS g, ` + statsSQL(cur) + `, ` + statsSQL(prev) + `
-FROM ` + ru.table + `
-WHERE ` + b.whereSQL() + `
-GROUP BY g
-ORDER BY g`
+	union := b.union(calls, []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, f.Tenant, conds)
+	sql := `SELECT g, p, ` + statsSQL + `
+FROM (
+	` + union + `
+)
+GROUP BY g, p
+ORDER BY g, p`
 	return sql, b.params, nil
 }
 
@@ -579,23 +550,36 @@ func (q *Querier) Compare(ctx context.Context, req CompareRequest) ([]Change, er
 		return nil, fmt.Errorf("compare query: %w", err)
 	}
 	defer rows.Close()
-	var out []Change
+	out := []Change{}
 	for rows.Next() {
-		var c Change
-		var cur, prev statsScan
-		dest := append([]any{&c.Group}, cur.dest()...)
-		if err := rows.Scan(append(dest, prev.dest()...)...); err != nil {
+		var g string
+		var p uint8
+		var s statsScan
+		if err := rows.Scan(append([]any{&g, &p}, s.dest()...)...); err != nil {
 			return nil, fmt.Errorf("compare query: %w", err)
 		}
-		c.Current, c.Previous = cur.stats(), prev.stats()
+		if len(out) == 0 || out[len(out)-1].Group != g {
+			out = append(out, Change{Group: g})
+		}
+		c := &out[len(out)-1]
+		if p == 1 {
+			c.Current = s.stats()
+		} else {
+			c.Previous = s.stats()
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		c := &out[i]
 		c.Calls = change(float64(c.Current.Calls), float64(c.Previous.Calls))
 		c.ErrorRate = change(c.Current.ErrorRate, c.Previous.ErrorRate)
 		c.P95 = change(c.Current.P95MS, c.Previous.P95MS)
 		c.Cost = change(c.Current.CostUSD, c.Previous.CostUSD)
 		c.Tokens = change(float64(c.Current.TokensIn+c.Current.TokensOut), float64(c.Previous.TokensIn+c.Previous.TokensOut))
-		out = append(out, c)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func change(cur, prev float64) *float64 {
@@ -607,14 +591,15 @@ func change(cur, prev float64) *float64 {
 }
 
 // TokensSince returns the tokens (in + out) used by tenant's calls that
-// started at or after since: whole minutes from the rollup, and the partial
-// first minute from the raw table, so the answer is exact to the
-// millisecond. For budget checks.
+// started at or after since, exact to the millisecond: whole days from
+// calls_1d, and the partial day before them from the finer levels (for
+// since at a UTC day or month start, one read of calls_1d). For budget
+// checks.
 func (q *Querier) TokensSince(ctx context.Context, tenant string, since time.Time) (int64, error) {
-	if tenant == "" {
-		return 0, invalid("tenant is required")
+	sql, params, err := tokensSinceSQL(tenant, since)
+	if err != nil {
+		return 0, err
 	}
-	sql, params := tokensSinceSQL(tenant, since)
 	var n int64
 	if err := q.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(params)), sql).Scan(&n); err != nil {
 		return 0, fmt.Errorf("tokens since %s for %s: %w", since.Format(time.RFC3339), tenant, err)
@@ -622,22 +607,49 @@ func (q *Querier) TokensSince(ctx context.Context, tenant string, since time.Tim
 	return n, nil
 }
 
-func tokensSinceSQL(tenant string, since time.Time) (string, clickhouse.Parameters) {
-	b := newBuilder()
-	sinceMS := b.param("since_ms", "Int64", strconv.FormatInt(since.UnixMilli(), 10))
-	t := b.param("tenant", "String", tenant)
-	// First whole minute at or after since.
-	boundary := since.Truncate(time.Minute)
-	if !boundary.Equal(since) {
-		boundary = boundary.Add(time.Minute)
+// tokensHorizon is how far after since TokensSince looks (records are
+// never in the future by more than clock skew; the daily rollup makes the
+// long range cheap).
+const tokensHorizon = 2 * 366 * 24 * time.Hour
+
+func tokensSinceSQL(tenant string, since time.Time) (string, clickhouse.Parameters, error) {
+	if tenant == "" {
+		return "", nil, invalid("tenant", "is required")
 	}
-	bnd := b.param("boundary", "Int64", unix(boundary))
-	sql := `SELECT toInt64(
-	(SELECT sum(tokens_in + tokens_out) FROM ` + schema.TableCalls1m + `
-		WHERE tenant = ` + t + ` AND minute >= toDateTime(` + bnd + `, 'UTC'))
-	+
-	(SELECT sum(tokens_in + tokens_out) FROM ` + schema.TableCalls + ` FINAL
-		WHERE tenant = ` + t + ` AND ts >= fromUnixTimestamp64Milli(` + sinceMS + `, 'UTC')
-		AND ts < toDateTime(` + bnd + `, 'UTC')))`
-	return sql, b.params
+	since = since.UTC().Truncate(time.Millisecond)
+	if since.Year() < 2000 || since.Year() > 2200 {
+		return "", nil, invalid("since", "outside 2000..2200")
+	}
+	// The end is a day boundary so that the future side costs one segment.
+	to := since.Add(tokensHorizon).Truncate(24 * time.Hour)
+	b := newBuilder()
+	union := b.union(tokens, []period{{since, to, 0}}, "", "''", tenant, nil)
+	sql := `SELECT toInt64(sum(tokens_in) + sum(tokens_out))
+FROM (
+	` + union + `
+)`
+	return sql, b.params, nil
+}
+
+// Tables returns the tables a question reads, sorted by name (for tests,
+// the benchmark and operators).
+func Tables(req any) ([]string, error) {
+	var sql string
+	var err error
+	switch r := req.(type) {
+	case TrendRequest:
+		sql, _, err = r.build()
+	case TopRequest:
+		sql, _, err = r.build()
+	case CompareRequest:
+		sql, _, err = r.build()
+	default:
+		return nil, fmt.Errorf("tables of %T: unsupported", req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := tables(sql)
+	slices.Sort(t)
+	return slices.Compact(t), nil
 }

@@ -2,6 +2,7 @@ package query
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +22,16 @@ func evilFilter() Filter {
 func TestFiltersAreParameters(t *testing.T) {
 	f := evilFilter()
 	builds := map[string]func() (string, clickhouse.Parameters, error){
-		"trend":     TrendRequest{Filter: f, Interval: Hour, GroupBy: ByModel}.build,
-		"top":       TopRequest{Filter: f, By: ByService, Metric: ByCost, Limit: 5}.build,
-		"compare":   CompareRequest{Filter: f, By: ByDefinition}.build,
-		"approvals": func() (string, clickhouse.Parameters, error) { return approvalsSQL(f) },
+		"trend":   TrendRequest{Filter: f, Interval: Hour, GroupBy: ByModel}.build,
+		"top":     TopRequest{Filter: f, By: ByService, Metric: ByCost, Limit: 5}.build,
+		"compare": CompareRequest{Filter: f, By: ByDefinition}.build,
+		"approvals": func() (string, clickhouse.Parameters, error) {
+			af := f
+			af.Kind, af.Target = "", ""
+			return approvalsSQL(af)
+		},
 		"tokens": func() (string, clickhouse.Parameters, error) {
-			s, p := tokensSinceSQL(evil, f.From.Add(1500*time.Millisecond))
-			return s, p, nil
+			return tokensSinceSQL(evil, f.From.Add(1500*time.Millisecond))
 		},
 	}
 	for name, build := range builds {
@@ -59,7 +63,7 @@ func TestFiltersAreParameters(t *testing.T) {
 }
 
 func TestInvalidRequests(t *testing.T) {
-	ok := Filter{Tenant: "t", From: time.Unix(0, 0), To: time.Unix(3600, 0)}
+	ok := Filter{Tenant: "t", From: time.Unix(1e9, 0), To: time.Unix(1e9+3600, 0)}
 	cases := map[string]func() error{
 		"no tenant": func() error {
 			f := ok
@@ -103,8 +107,11 @@ func TestInvalidRequests(t *testing.T) {
 			_, _, err := TopRequest{Filter: ok, By: ByKind, Metric: ByCost, Limit: MaxLimit + 1}.build()
 			return err
 		},
-		"compare bad by":  func() error { _, _, err := CompareRequest{Filter: ok, By: "x"}.build(); return err },
-		"approvals range": func() error { f := ok; f.To = f.From; _, _, err := approvalsSQL(f); return err },
+		"compare bad by":   func() error { _, _, err := CompareRequest{Filter: ok, By: "x"}.build(); return err },
+		"approvals range":  func() error { f := ok; f.To = f.From; _, _, err := approvalsSQL(f); return err },
+		"approvals kind":   func() error { f := ok; f.Kind = "http"; _, _, err := approvalsSQL(f); return err },
+		"year 1970":        func() error { f := ok; f.From = time.Unix(0, 0); _, _, err := approvalsSQL(f); return err },
+		"tokens no tenant": func() error { _, _, err := tokensSinceSQL("", ok.From); return err },
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -115,14 +122,128 @@ func TestInvalidRequests(t *testing.T) {
 	}
 }
 
-func TestTokensSinceBoundary(t *testing.T) {
-	since := time.Date(2026, 1, 1, 10, 0, 30, 0, time.UTC)
-	_, p := tokensSinceSQL("t", since)
-	if p["boundary"] != "1767261660" { // 10:01:00
-		t.Fatalf("boundary %s", p["boundary"])
+func TestPlan(t *testing.T) {
+	d := func(s string) time.Time {
+		tm, err := time.Parse("2006-01-02 15:04:05.000", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tm
 	}
-	_, p = tokensSinceSQL("t", since.Truncate(time.Minute))
-	if p["boundary"] != "1767261600" { // aligned: no raw part
-		t.Fatalf("boundary %s", p["boundary"])
+	type seg struct{ table, from, to string }
+	cases := []struct {
+		name     string
+		from, to string
+		max      time.Duration
+		want     []seg
+	}{
+		{"whole days", "2026-01-01 00:00:00.000", "2026-01-08 00:00:00.000", 24 * time.Hour,
+			[]seg{{"calls_1d", "2026-01-01 00:00:00.000", "2026-01-08 00:00:00.000"}}},
+		{"whole days by hour", "2026-01-01 00:00:00.000", "2026-01-08 00:00:00.000", time.Hour,
+			[]seg{{"calls_1h", "2026-01-01 00:00:00.000", "2026-01-08 00:00:00.000"}}},
+		{"ragged", "2026-01-01 10:30:15.250", "2026-01-03 05:07:09.001", 24 * time.Hour,
+			[]seg{
+				{"calls", "2026-01-01 10:30:15.250", "2026-01-01 10:31:00.000"},
+				{"calls_1m", "2026-01-01 10:31:00.000", "2026-01-01 11:00:00.000"},
+				{"calls_1h", "2026-01-01 11:00:00.000", "2026-01-02 00:00:00.000"},
+				{"calls_1d", "2026-01-02 00:00:00.000", "2026-01-03 00:00:00.000"},
+				{"calls_1h", "2026-01-03 00:00:00.000", "2026-01-03 05:00:00.000"},
+				{"calls_1m", "2026-01-03 05:00:00.000", "2026-01-03 05:07:00.000"},
+				{"calls", "2026-01-03 05:07:00.000", "2026-01-03 05:07:09.001"},
+			}},
+		{"ragged by minute", "2026-01-01 10:30:15.250", "2026-01-01 12:00:00.000", time.Minute,
+			[]seg{
+				{"calls", "2026-01-01 10:30:15.250", "2026-01-01 10:31:00.000"},
+				{"calls_1m", "2026-01-01 10:31:00.000", "2026-01-01 12:00:00.000"},
+			}},
+		{"within a minute", "2026-01-01 10:30:15.000", "2026-01-01 10:30:45.000", 24 * time.Hour,
+			[]seg{{"calls", "2026-01-01 10:30:15.000", "2026-01-01 10:30:45.000"}}},
+		{"less than an hour across an hour", "2026-01-01 10:50:00.000", "2026-01-01 11:10:00.000", 24 * time.Hour,
+			[]seg{{"calls_1m", "2026-01-01 10:50:00.000", "2026-01-01 11:10:00.000"}}},
+		{"empty", "2026-01-01 10:00:00.000", "2026-01-01 10:00:00.000", 24 * time.Hour, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := plan(d(c.from), d(c.to), calls.upTo(c.max))
+			if len(got) != len(c.want) {
+				t.Fatalf("%d segments, want %d: %+v", len(got), len(c.want), got)
+			}
+			for i, g := range got {
+				w := c.want[i]
+				if g.table != w.table || !g.from.Equal(d(w.from)) || !g.to.Equal(d(w.to)) {
+					t.Errorf("segment %d: %s [%s, %s), want %s [%s, %s)", i, g.table,
+						g.from.Format("2006-01-02 15:04:05.000"), g.to.Format("2006-01-02 15:04:05.000"), w.table, w.from, w.to)
+				}
+			}
+		})
+	}
+}
+
+// TestPlanCoversRange: on random ranges the segments are contiguous, cover
+// [from, to) exactly, and each is whole buckets of its level.
+func TestPlanCoversRange(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for range 5000 {
+		from := base.Add(time.Duration(rng.Int64N(int64(60 * 24 * time.Hour)))).Truncate(time.Millisecond)
+		to := from.Add(time.Duration(rng.Int64N(int64(10 * 24 * time.Hour)))).Truncate(time.Millisecond)
+		max := []time.Duration{time.Minute, time.Hour, 24 * time.Hour}[rng.IntN(3)]
+		segs := plan(from, to, calls.upTo(max))
+		cur := from
+		for _, s := range segs {
+			if !s.from.Equal(cur) || !s.from.Before(s.to) {
+				t.Fatalf("[%s, %s): gap or empty segment %+v", from, to, segs)
+			}
+			if s.gran > max {
+				t.Fatalf("segment at %s coarser than %s", s.gran, max)
+			}
+			if !s.raw() && (!s.from.Equal(s.from.Truncate(s.gran)) || !s.to.Equal(s.to.Truncate(s.gran))) {
+				t.Fatalf("segment %+v not whole buckets", s)
+			}
+			cur = s.to
+		}
+		if from.Before(to) && !cur.Equal(to) {
+			t.Fatalf("[%s, %s) covered up to %s", from, to, cur)
+		}
+		if len(segs) > 7 {
+			t.Fatalf("%d segments", len(segs))
+		}
+	}
+}
+
+func TestTablesByInterval(t *testing.T) {
+	f := Filter{Tenant: "t", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 8, 0, 0, 0, 0, time.UTC)}
+	for interval, want := range map[Interval]string{Minute: "calls_1m", Hour: "calls_1h", Day: "calls_1d"} {
+		got, err := Tables(TrendRequest{Filter: f, Interval: interval})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("trend by %s reads %v, want %s", interval, got, want)
+		}
+	}
+	f.To = f.To.Add(-90 * time.Second) // ragged end: finer levels for the last hour
+	got, _ := Tables(TopRequest{Filter: f, By: ByKind, Metric: ByCalls, Limit: 1})
+	if strings.Join(got, ",") != "calls,calls_1d,calls_1h,calls_1m" {
+		t.Errorf("ragged top reads %v", got)
+	}
+}
+
+func TestTokensSinceDayStartReadsOnlyDays(t *testing.T) {
+	sql, _, err := tokensSinceSQL("t", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tables(sql); len(got) != 1 || got[0] != "calls_1d" {
+		t.Fatalf("reads %v", got)
+	}
+}
+
+func TestFieldErrors(t *testing.T) {
+	ok := Filter{Tenant: "t", From: time.Unix(1e9, 0), To: time.Unix(1e9+3600, 0)}
+	_, _, err := TopRequest{Filter: ok, By: ByKind, Metric: ByCost, Limit: 0}.build()
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "limit" || !errors.Is(err, ErrInvalid) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -1,13 +1,18 @@
 // Package schema holds the ClickHouse schema of the call records as
 // versioned SQL migrations (migrations/NNNN_name.sql, embedded) and applies
 // them. Every statement is idempotent (IF NOT EXISTS), each applied version
-// is recorded in the schema_migrations table, and several sinks starting at
-// once may all run Migrate.
+// is recorded in the schema_migrations table with the SHA-256 of its file,
+// and several sinks starting at once may all run Migrate. An applied
+// migration whose file changed afterwards is refused (ErrChanged): edit the
+// schema with a new migration, never by rewriting an applied one.
 package schema
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -28,9 +33,21 @@ const (
 	TableKafkaOffsets = "calls_kafka_offsets"
 	TableCalls1m      = "calls_1m"
 	TableCalls1h      = "calls_1h"
+	TableCalls1d      = "calls_1d"
 	TableApprovals1m  = "approvals_1m"
+	TableApprovals1h  = "approvals_1h"
+	TableApprovals1d  = "approvals_1d"
 	TableMigrations   = "schema_migrations"
 )
+
+// Tables lists every table the migrations create, raw table first.
+var Tables = []string{TableCalls, TableKafkaOffsets, TableCalls1m, TableCalls1h, TableCalls1d,
+	TableApprovals1m, TableApprovals1h, TableApprovals1d}
+
+// ErrChanged means an applied migration's file differs from what was
+// applied: the database was made by another schema (e.g. a pre-release
+// build) and this build cannot safely use it.
+var ErrChanged = errors.New("applied schema migration changed")
 
 // DefaultTTLDays is how long raw call records are kept.
 const DefaultTTLDays = 90
@@ -40,6 +57,8 @@ type Migration struct {
 	Version    int
 	Name       string
 	Statements []string
+	// Checksum is the hex SHA-256 of the file.
+	Checksum string
 }
 
 // Migrations returns the embedded migrations in version order.
@@ -60,7 +79,9 @@ func Migrations() ([]Migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", name, err)
 		}
-		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(rest, ".sql"), Statements: SplitStatements(string(b))})
+		sum := sha256.Sum256(b)
+		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(rest, ".sql"),
+			Statements: SplitStatements(string(b)), Checksum: hex.EncodeToString(sum[:])})
 	}
 	slices.SortFunc(out, func(a, b Migration) int { return a.Version - b.Version })
 	for i := 1; i < len(out); i++ {
@@ -107,7 +128,8 @@ type Options struct {
 }
 
 // Migrate applies the migrations not yet recorded, in order, then makes the
-// raw table's TTL match opts.TTLDays.
+// raw table's TTL match opts.TTLDays. It refuses (ErrChanged) to run on a
+// database where an applied migration differs from this build's file.
 func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
 	migs, err := Migrations()
 	if err != nil {
@@ -116,16 +138,25 @@ func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
 	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+TableMigrations+` (
     version    UInt32,
     name       String,
+    checksum   String DEFAULT '',
     applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
 ) ENGINE = ReplacingMergeTree ORDER BY version`); err != nil {
 		return fmt.Errorf("create %s: %w", TableMigrations, err)
 	}
-	applied, err := Applied(ctx, conn)
+	// Tables made before checksums were recorded lack the column; their
+	// rows then read '' and fail the check below.
+	if err := conn.Exec(ctx, `ALTER TABLE `+TableMigrations+` ADD COLUMN IF NOT EXISTS checksum String DEFAULT '' AFTER name`); err != nil {
+		return fmt.Errorf("upgrade %s: %w", TableMigrations, err)
+	}
+	applied, err := AppliedMigrations(ctx, conn)
 	if err != nil {
 		return err
 	}
+	if err := checkApplied(migs, applied); err != nil {
+		return err
+	}
 	for _, m := range migs {
-		if slices.Contains(applied, m.Version) {
+		if _, ok := applied[m.Version]; ok {
 			continue
 		}
 		for i, stmt := range m.Statements {
@@ -133,27 +164,53 @@ func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
 				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
 		}
-		if err := conn.Exec(ctx, `INSERT INTO `+TableMigrations+` (version, name) VALUES (?, ?)`, uint32(m.Version), m.Name); err != nil {
+		if err := conn.Exec(ctx, `INSERT INTO `+TableMigrations+` (version, name, checksum) VALUES (?, ?, ?)`,
+			uint32(m.Version), m.Name, m.Checksum); err != nil {
 			return fmt.Errorf("record migration %04d: %w", m.Version, err)
 		}
 	}
 	return SetTTL(ctx, conn, opts.TTLDays)
 }
 
-// Applied returns the recorded migration versions.
-func Applied(ctx context.Context, conn driver.Conn) ([]int, error) {
-	rows, err := conn.Query(ctx, `SELECT DISTINCT version FROM `+TableMigrations+` ORDER BY version`)
+// checkApplied compares the recorded migrations with the files. Versions
+// beyond the files' (applied by a newer build) are accepted: migrations only
+// add.
+func checkApplied(migs []Migration, applied map[int]Applied) error {
+	for _, m := range migs {
+		a, ok := applied[m.Version]
+		if !ok {
+			continue
+		}
+		if a.Name != m.Name || a.Checksum != m.Checksum {
+			return fmt.Errorf("%w: migration %04d was applied as %q (checksum %.12s) but this build has %04d_%s (checksum %.12s); "+
+				"the database was created by another (pre-release) schema: drop its tables (for gateflow dev, delete the data dir's clickhouse directory) and start again",
+				ErrChanged, m.Version, a.Name, a.Checksum, m.Version, m.Name, m.Checksum)
+		}
+	}
+	return nil
+}
+
+// Applied is a recorded migration.
+type Applied struct {
+	Name     string
+	Checksum string
+}
+
+// AppliedMigrations returns the recorded migrations by version.
+func AppliedMigrations(ctx context.Context, conn driver.Conn) (map[int]Applied, error) {
+	rows, err := conn.Query(ctx, `SELECT version, any(name), any(checksum) FROM `+TableMigrations+` GROUP BY version ORDER BY version`)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", TableMigrations, err)
 	}
 	defer rows.Close()
-	var out []int
+	out := map[int]Applied{}
 	for rows.Next() {
 		var v uint32
-		if err := rows.Scan(&v); err != nil {
+		var a Applied
+		if err := rows.Scan(&v, &a.Name, &a.Checksum); err != nil {
 			return nil, fmt.Errorf("read %s: %w", TableMigrations, err)
 		}
-		out = append(out, int(v))
+		out[int(v)] = a
 	}
 	return out, rows.Err()
 }

@@ -4,6 +4,16 @@
 -- merge; queries that must be exact before that use FINAL.
 -- kafka_topic/kafka_partition/kafka_offset say where the row came from; the
 -- sink uses them to skip redelivered messages.
+--
+-- Sorting key (tenant, ts, id): every query names one tenant and a time
+-- range, and raw reads are narrow in time (the partial minutes at the edges
+-- of a rollup query, recent errors, one orchestration), so a tenant's calls
+-- of a time range are contiguous. One orchestration's calls are found
+-- through the bloom filter on workflow_id.
+--
+-- Daily partitions with ttl_only_drop_parts: the TTL (90 days by default,
+-- `gateflow sink --raw-ttl-days`) drops whole expired days instead of
+-- rewriting parts row by row.
 CREATE TABLE IF NOT EXISTS calls
 (
     id              UUID,
@@ -33,9 +43,11 @@ CREATE TABLE IF NOT EXISTS calls
     kafka_topic     LowCardinality(String),
     kafka_partition Int32,
     kafka_offset    Int64,
-    inserted_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at     DateTime64(3, 'UTC') DEFAULT now64(3),
+    INDEX workflow_idx workflow_id TYPE bloom_filter(0.01) GRANULARITY 4
 )
 ENGINE = ReplacingMergeTree(inserted_at)
-PARTITION BY toYYYYMM(ts)
-ORDER BY (tenant, kind, target, ts, id)
-TTL toDateTime(ts) + toIntervalDay(90);
+PARTITION BY toDate(ts)
+ORDER BY (tenant, ts, id)
+TTL toDateTime(ts) + toIntervalDay(90)
+SETTINGS ttl_only_drop_parts = 1;
