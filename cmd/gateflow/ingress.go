@@ -307,6 +307,7 @@ func newOrchestrator(c client.Client, reg *registry.Registry, taskQueue string, 
 		Policies:           reg,
 		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
+		ServiceDefaults:    reg.ServiceDefaults,
 		Log:                log.With("component", "orchestrator"),
 	})
 }

@@ -159,6 +159,9 @@ type Options struct {
 	// ValidateInput checks an input against a definition's input schema
 	// (definition.ValidateInput). Required.
 	ValidateInput func(def *definition.Definition, input json.RawMessage) error
+	// ServiceDefaults gives the registry's per-service timeout and retry
+	// policy, merged into http steps at start; nil leaves steps as written.
+	ServiceDefaults workflows.ServiceDefaults
 	// QueryTimeout bounds one status query of a running workflow (default 10s).
 	QueryTimeout time.Duration
 	// ClosedQueryTimeout bounds the status query of a closed workflow,

@@ -89,7 +89,9 @@ func (o *Orchestrator) Start(ctx context.Context, caller Caller, req StartReques
 		// attach to or start a second execution.
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		WorkflowExecutionTimeout:                 def.Timeout.Std(),
+		// The interpreter enforces the definition's own timeout and then runs
+		// compensations; Temporal's limit is only a backstop beyond that.
+		WorkflowExecutionTimeout: workflows.ExecutionTimeout(&def),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			o.saTenant.ValueSet(caller.Tenant),
 			o.saDefinition.ValueSet(def.Name),
@@ -100,6 +102,11 @@ func (o *Orchestrator) Start(ctx context.Context, caller Caller, req StartReques
 			workflows.MemoBodyHash:    hash,
 			workflows.MemoSubmittedBy: caller.SubmittedBy(),
 		},
+	}
+	if o.opts.ServiceDefaults != nil {
+		// Workflow code cannot read the registry: the services' default
+		// timeouts and retry policies are copied in with the definition.
+		def = workflows.WithServiceDefaults(def, o.opts.ServiceDefaults)
 	}
 	in := workflows.OrchestrationInput{
 		Definition: def,

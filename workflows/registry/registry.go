@@ -407,7 +407,19 @@ func (r *Registry) Resolve(tenant, name string) (activities.Endpoint, error) {
 		BaseURL: svc.BaseURL,
 		Headers: svc.Headers,
 		Timeout: svc.Timeout.Std(),
+		// 0 means the activity's default cap.
+		MaxResponseBytes: svc.MaxResponseBytes,
 	}, nil
+}
+
+// ServiceDefaults returns a service's default timeout and retry policy, in
+// the shape of workflows.ServiceDefaults (without importing workflows).
+func (r *Registry) ServiceDefaults(name string) (definition.Duration, *definition.RetryPolicy, bool) {
+	svc, ok := r.Current().Service(name)
+	if !ok {
+		return "", nil, false
+	}
+	return svc.Timeout, svc.Retry, true
 }
 
 // AllowURL implements activities.Services: nil when the tenant may call

@@ -293,6 +293,15 @@ func TestRegistryImplementsInterfaces(t *testing.T) {
 	if _, err := r.Resolve("dev", "nope"); !errors.Is(err, activities.ErrUnknownService) {
 		t.Fatal(err)
 	}
+	if ep, err := r.Resolve("dev", "payments"); err != nil || ep.MaxResponseBytes != 1048576 {
+		t.Fatalf("payments: %+v %v", ep, err)
+	}
+	if to, retry, ok := r.ServiceDefaults("inventory"); !ok || to != "5s" || retry == nil || retry.MaxAttempts != 3 {
+		t.Fatalf("inventory defaults: %q %+v %v", to, retry, ok)
+	}
+	if _, _, ok := r.ServiceDefaults("nope"); ok {
+		t.Fatal("defaults of an unknown service")
+	}
 	if d, m := r.BudgetFor("dev"); d != 2000000 || m != 20000000 {
 		t.Fatal(d, m)
 	}
