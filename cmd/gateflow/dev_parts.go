@@ -95,6 +95,9 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	wcfg.Temporal, wcfg.Kafka = temporal, kafka
 	wcfg.ConfigDir = configDir
 	wcfg.SpoolDir = filepath.Join(env.DataDir, "spool", "worker")
+	if env.ClickHouseDSN != "" {
+		wcfg.ClickHouse.DSN = env.ClickHouseDSN
+	}
 
 	icfg := defaultIngressConfig()
 	icfg.Temporal, icfg.Kafka = temporal, kafka

@@ -13,7 +13,9 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/llm/chatapi"
 	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows/registry"
 )
@@ -23,6 +25,8 @@ import (
 type workerConfig struct {
 	Temporal temporalConfig
 	Kafka    kafkaConfig
+	// ClickHouse is read for tenants' token spend (model budgets).
+	ClickHouse clickhouseConfig
 	// ConfigDir holds gateflow.yaml (services, tenants, models) and
 	// definitions/*.yaml; reloaded on SIGHUP.
 	ConfigDir string
@@ -43,6 +47,7 @@ type workerConfig struct {
 func (c *workerConfig) bind(fs *pflag.FlagSet) {
 	c.Temporal.bind(fs)
 	c.Kafka.bind(fs)
+	c.ClickHouse.bind(fs)
 	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP")
 	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/worker", "directory where call records wait while Kafka is unreachable")
 	fs.IntVar(&c.MaxConcurrentActivities, "max-concurrent-activities", worker.DefaultMaxConcurrentActivities, "calls (HTTP, model, MCP) in flight at once in this worker")
@@ -52,7 +57,7 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 }
 
 func (c workerConfig) validate() error {
-	errs := []error{c.Temporal.validate(), c.Kafka.validate()}
+	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate()}
 	if c.ConfigDir == "" {
 		errs = append(errs, errors.New("--config-dir: must not be empty"))
 	}
@@ -141,14 +146,31 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		log.Warn("search attributes not registered", "err", err)
 	}
 
-	// TODO(lead): share the gateway (and its budgets backed by the
-	// ClickHouse spend reader) with the ingress when both run in one
-	// process, and Reload it when the registry reloads.
-	gw, err := llm.NewGateway(reg.Current().Models(), llm.Deps{Recorder: prod, Log: log.With("component", "models")})
+	// Model steps go through the same gateway as /v1/chat/completions,
+	// with the same budgets: the tenant's spend is read from the ClickHouse
+	// rollups, shared by every replica.
+	ch, err := cfg.ClickHouse.open()
 	if err != nil {
 		return err
 	}
+	defer ch.Close()
+	gw, err := llm.NewGateway(reg.Current().Models(), llm.Deps{
+		Recorder: prod,
+		Budget:   llm.NewBudgets(query.New(ch), reg, nil, reg.Current().Models().Budget),
+		Log:      log.With("component", "models"),
+	})
+	if err != nil {
+		return err
+	}
+	go chatapi.FollowRegistry(watchCtx, reg, gw, time.Second, log.With("component", "models"))
 	model := activities.NewModelActivity(gw, activities.ModelOptions{})
+	mcp := activities.NewMCPActivity(activities.MCPServersFunc(func(_, name string) (activities.MCPEndpoint, error) {
+		s, ok := reg.Current().MCPServer(name)
+		if !ok {
+			return activities.MCPEndpoint{}, fmt.Errorf("%w: %q", activities.ErrUnknownMCPServer, name)
+		}
+		return activities.MCPEndpoint{Name: name, URL: s.URL, Headers: s.Headers, Timeout: s.Timeout.Std()}, nil
+	}), prod, activities.MCPOptions{Logger: log.With("component", "mcp-activity")})
 
 	w, err := worker.New(c, worker.Options{
 		TaskQueue:               cfg.Temporal.TaskQueue,
@@ -163,7 +185,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		Services: reg,
 		Recorder: prod,
 		Model:    model.Call,
-		// TODO(lead): MCP: the MCP activity (models helper) once it exists.
+		MCP:      mcp.Call,
 		Register: []func(sdkworker.Registry){
 			func(r sdkworker.Registry) { registry.RegisterWorkflows(r, reg) },
 		},
