@@ -159,7 +159,7 @@ func TestIngressEndToEnd(t *testing.T) {
 
 	var wcfg workerConfig
 	wcfg.bind(pflag.NewFlagSet("worker", pflag.ContinueOnError))
-	wcfg.Temporal, wcfg.Kafka, wcfg.ConfigDir = icfg.Temporal, icfg.Kafka, confDir
+	wcfg.Temporal, wcfg.Kafka, wcfg.ClickHouse, wcfg.ConfigDir = icfg.Temporal, icfg.Kafka, icfg.ClickHouse, confDir
 	wcfg.SpoolDir, wcfg.StopTimeout = filepath.Join(dir, "spool-worker"), time.Second
 
 	idone := make(chan error, 1)
