@@ -1,9 +1,7 @@
 package record
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -35,20 +33,6 @@ func (r *Record) Key() string {
 		return r.WorkflowID
 	}
 	return r.Tenant
-}
-
-// Decode parses a wire message and validates it. Unknown fields are
-// ignored (a newer writer may add fields without bumping the version);
-// a newer schema version is refused. Errors wrap ErrDecode.
-func Decode(b []byte) (Record, error) {
-	var r Record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return Record{}, fmt.Errorf("%w: %v", ErrDecode, err)
-	}
-	if err := r.Validate(); err != nil {
-		return Record{}, fmt.Errorf("%w: %v", ErrDecode, err)
-	}
-	return r, nil
 }
 
 // AppendJSON appends the wire form of r to b and returns the extended
