@@ -22,6 +22,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/gateflow/gateflow/deploy/embedded"
+	"github.com/gateflow/gateflow/deploy/embedded/demo"
 	"github.com/gateflow/gateflow/deploy/embedded/temporalserver"
 	"github.com/gateflow/gateflow/workflows"
 )
@@ -45,7 +46,11 @@ type devConfig struct {
 	CHHTTPPort     int
 	IngressPort    int
 	PrepareOnly    bool
-	Log            logConfig
+	// DemoServices starts the demo stand-ins the examples call
+	// (deploy/embedded/demo) on DemoPortBase + their offsets.
+	DemoServices bool
+	DemoPortBase int
+	Log          logConfig
 }
 
 func (c *devConfig) bind(fs *pflag.FlagSet) {
@@ -59,6 +64,8 @@ func (c *devConfig) bind(fs *pflag.FlagSet) {
 	fs.IntVar(&c.CHHTTPPort, "clickhouse-http-port", 8123, "ClickHouse HTTP port")
 	fs.IntVar(&c.IngressPort, "ingress-port", 8080, "ingress (REST API) port")
 	fs.BoolVar(&c.PrepareOnly, "prepare-only", false, "fetch and prepare what is slow (ClickHouse library), then exit")
+	fs.BoolVar(&c.DemoServices, "demo-services", true, "start the canned demo services the example definitions call (echo, inventory, payments, shipping, notifications, catalog MCP, demo model)")
+	fs.IntVar(&c.DemoPortBase, "demo-port-base", demo.DefaultPortBase, "demo services listen on this port + 1..4, 10, 20, 30 (a config dir seeded with another base points at them)")
 	c.Log.bind(fs)
 }
 
@@ -78,6 +85,9 @@ func (c devConfig) validate() error {
 	}
 	if c.TemporalPort > 65532 {
 		errs = append(errs, fmt.Errorf("--temporal-port %d: the next three ports are used too", c.TemporalPort))
+	}
+	if c.DemoServices && (c.DemoPortBase <= 0 || c.DemoPortBase+demo.MaxOffset > 65535) {
+		errs = append(errs, fmt.Errorf("--demo-port-base %d: want 1..%d", c.DemoPortBase, 65535-demo.MaxOffset))
 	}
 	if c.UIPort < 0 || c.UIPort > 65535 {
 		errs = append(errs, fmt.Errorf("--temporal-ui-port %d: want 0..65535", c.UIPort))
@@ -128,6 +138,11 @@ func (c devConfig) ports() []embedded.Port {
 		ps = append(ps,
 			embedded.Port{Name: "ClickHouse native", Flag: "--clickhouse-port", Addr: addr(c.CHPort)},
 			embedded.Port{Name: "ClickHouse HTTP", Flag: "--clickhouse-http-port", Addr: addr(c.CHHTTPPort)})
+	}
+	if c.DemoServices {
+		for _, p := range demo.PortsAt(c.DemoPortBase).List() {
+			ps = append(ps, embedded.Port{Name: "demo " + p.Name + " service", Flag: demoPortFlags, Addr: addr(p.Port)})
+		}
 	}
 	return ps
 }
@@ -403,6 +418,8 @@ func (st *devStack) start(ctx context.Context, cfg devConfig, dataDir, logDir st
 		KafkaDLQTopic:     devDLQTopic,
 		ClickHouseDSN:     chDSN,
 		IngressAddr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.IngressPort)),
+		DemoServices:      cfg.DemoServices,
+		DemoPortBase:      cfg.DemoPortBase,
 		Log:               log,
 		parts:             st.parts,
 	}

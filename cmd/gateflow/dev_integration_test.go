@@ -108,7 +108,7 @@ func buildGateflow(t *testing.T) string {
 	return builtBin
 }
 
-type devPorts struct{ temporal, kafka, ch, chHTTP, ingress int }
+type devPorts struct{ temporal, kafka, ch, chHTTP, ingress, demoBase int }
 
 func (p devPorts) args(dataDir string) []string {
 	return []string{
@@ -117,6 +117,7 @@ func (p devPorts) args(dataDir string) []string {
 		"--kafka-port", strconv.Itoa(p.kafka),
 		"--clickhouse-port", strconv.Itoa(p.ch), "--clickhouse-http-port", strconv.Itoa(p.chHTTP),
 		"--ingress-port", strconv.Itoa(p.ingress),
+		"--demo-port-base", strconv.Itoa(p.demoBase),
 	}
 }
 
@@ -151,6 +152,7 @@ func devFreePorts(t *testing.T) devPorts {
 		t.Fatal("no four consecutive free ports")
 	}
 	p.kafka, p.ch, p.chHTTP, p.ingress = anyPort(), anyPort(), anyPort(), anyPort()
+	p.demoBase = freeDemoBase(t, free, p)
 	return p
 }
 

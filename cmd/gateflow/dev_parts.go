@@ -34,6 +34,9 @@ type devEnv struct {
 	ClickHouseDSN string
 	// IngressAddr is where the ingress listens (127.0.0.1:8080).
 	IngressAddr string
+	// DemoServices starts the demo services on DemoPortBase (dev_demo.go).
+	DemoServices bool
+	DemoPortBase int
 	// Log writes to LogDir/gateflow.log (warnings also to the terminal).
 	Log *slog.Logger
 	// Out is where a newly created dev key is printed (the terminal).
@@ -73,6 +76,11 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	}
 	if seeded {
 		env.Log.Info("seeded the config dir from the examples", "dir", configDir)
+	}
+	if env.DemoServices {
+		if err := startDemo(ctx, env, configDir, seeded); err != nil {
+			return err
+		}
 	}
 	out := env.Out
 	if out == nil {

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 )
 
-//go:embed gateflow.yaml definitions
+//go:embed gateflow.yaml definitions prompts
 var files embed.FS
 
 // FS returns the example configuration directory.
