@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -40,6 +42,14 @@ func startDemo(ctx context.Context, env devEnv, configDir string, seeded bool) e
 	})
 	if err != nil {
 		return err
+	}
+	if !seeded && env.DemoPortBase != demo.DefaultPortBase {
+		// The config dir was seeded by an earlier run: it may still point
+		// at other ports.
+		if b, err := os.ReadFile(filepath.Join(configDir, "gateflow.yaml")); err == nil && !bytes.Contains(b, []byte(d.Addr(demo.Echo))) {
+			env.Log.Warn("the config dir does not name the demo services on --demo-port-base (it was seeded by an earlier run): edit its gateflow.yaml or use a new --data-dir",
+				"config", configDir, "demo_port_base", env.DemoPortBase)
+		}
 	}
 	env.Go("demo", func(ctx context.Context) error {
 		select {
