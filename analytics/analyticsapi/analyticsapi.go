@@ -1,0 +1,265 @@
+// Package analyticsapi is the REST face of analytics/query: GET
+// /v1/analytics/... endpoints for keys with the analyst role (admin holds
+// every role), mounted on the ingress as an api.Group of plain net/http
+// handlers.
+//
+// Every question is scoped to the tenant of the caller's API key: the
+// tenant comes from the authenticated principal and a "tenant" parameter
+// is refused. Every filter reaches ClickHouse as a query parameter (the
+// query package never puts a caller's value into SQL). Bad parameters are
+// answered 400 in the API's error shape with one detail per problem, its
+// path being the parameter's name.
+package analyticsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gateflow/gateflow/analytics/query"
+	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/auth"
+)
+
+// Querier answers the questions; *query.Querier implements it.
+type Querier interface {
+	Trend(ctx context.Context, req query.TrendRequest) ([]query.Point, error)
+	Top(ctx context.Context, req query.TopRequest) ([]query.Item, error)
+	SlowestSteps(ctx context.Context, f query.Filter, limit int) ([]query.Item, error)
+	ApprovalTurnaround(ctx context.Context, f query.Filter) ([]query.Approval, error)
+	Compare(ctx context.Context, req query.CompareRequest) ([]query.Change, error)
+	TokensSince(ctx context.Context, tenant string, since time.Time) (int64, error)
+}
+
+// Scope is what every answer echoes: the tenant, the resolved time range
+// and the filters applied.
+type Scope struct {
+	Tenant     string    `json:"tenant"`
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	Kind       string    `json:"kind,omitempty"`
+	Target     string    `json:"target,omitempty"`
+	Definition string    `json:"definition,omitempty"`
+	Step       string    `json:"step,omitempty"`
+}
+
+func scopeOf(f query.Filter) Scope {
+	return Scope{Tenant: f.Tenant, From: f.From, To: f.To, Kind: f.Kind, Target: f.Target, Definition: f.Definition, Step: f.StepID}
+}
+
+// TrendResponse answers GET /v1/analytics/trend.
+type TrendResponse struct {
+	Scope
+	Interval query.Interval  `json:"interval"`
+	GroupBy  query.Dimension `json:"group_by,omitempty"`
+	Points   []query.Point   `json:"points"`
+}
+
+// TopResponse answers GET /v1/analytics/top.
+type TopResponse struct {
+	Scope
+	By     query.Dimension `json:"by"`
+	Metric query.Metric    `json:"metric"`
+	Limit  int             `json:"limit"`
+	Items  []query.Item    `json:"items"`
+}
+
+// SlowestStepsResponse answers GET /v1/analytics/slowest-steps.
+type SlowestStepsResponse struct {
+	Scope
+	Limit int          `json:"limit"`
+	Steps []query.Item `json:"steps"`
+}
+
+// ApprovalsResponse answers GET /v1/analytics/approvals.
+type ApprovalsResponse struct {
+	Scope
+	Roles []query.Approval `json:"roles"`
+}
+
+// CompareResponse answers GET /v1/analytics/compare: [from, to) against
+// [previous_from, from).
+type CompareResponse struct {
+	Scope
+	PreviousFrom time.Time       `json:"previous_from"`
+	By           query.Dimension `json:"by,omitempty"`
+	Groups       []query.Change  `json:"groups"`
+}
+
+// TokensResponse answers GET /v1/analytics/tokens.
+type TokensResponse struct {
+	Tenant string    `json:"tenant"`
+	Since  time.Time `json:"since"`
+	Tokens int64     `json:"tokens"`
+}
+
+// Options tune Routes.
+type Options struct {
+	// Now is the clock for relative times; nil means time.Now.
+	Now func() time.Time
+}
+
+// Routes returns the analytics group: mount it with ingress.Server.Mount.
+func Routes(q Querier, opts Options) api.Group {
+	h := &handlers{q: q, now: opts.Now}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return api.Group{
+		Name: "analytics",
+		Description: "Call analytics of your tenant (analyst role): trends, top-N, slowest steps, approval turnaround, " +
+			"period-over-period change and token spend, from the ClickHouse rollups of the call records.",
+		Routes:  h.routes(),
+		Schemas: schemas(),
+	}
+}
+
+type handlers struct {
+	q   Querier
+	now func() time.Time
+}
+
+var analysts = []auth.Role{auth.RoleAnalyst}
+
+// serve wraps one question: it resolves the caller's tenant, runs fn and
+// answers its result or error.
+func (h *handlers) serve(fn func(r *http.Request, tenant string, now time.Time) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := api.Caller(r.Context())
+		if !ok || p.Tenant == "" {
+			// The ingress authenticates every non-public route; this is a
+			// wiring error, never a client's.
+			api.WriteError(w, r, errors.New("analytics: request without an authenticated tenant"))
+			return
+		}
+		res, err := fn(r, p.Tenant, h.now().UTC())
+		if err != nil {
+			api.WriteError(w, r, answerError(r.Context(), err))
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, res)
+	})
+}
+
+// Errors answered when ClickHouse fails.
+var (
+	errUnavailable = &api.Error{Status: http.StatusServiceUnavailable, Code: "analytics_unavailable",
+		Message: "the analytics store did not answer; try again", Details: []api.Detail{}}
+	errTooSlow = &api.Error{Status: http.StatusGatewayTimeout, Code: "query_timeout",
+		Message: "the analytics query took too long; use a shorter range or a larger interval", Details: []api.Detail{}}
+)
+
+// answerError maps the query package's errors: invalid fields to 400 with
+// the parameter's name, timeouts to 504, anything else (ClickHouse down) to
+// 503. The original error stays wrapped for the access log.
+func answerError(ctx context.Context, err error) error {
+	var fe *query.FieldError
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
+		return err
+	case errors.As(err, &fe):
+		return invalidQuery([]api.Detail{{Path: paramOfField(fe.Field), Message: fe.Message}})
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		return err // the client went away
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", errTooSlow, err)
+	}
+	return fmt.Errorf("%w: %w", errUnavailable, err)
+}
+
+var filterParams = []string{"from", "to", "kind", "target", "definition", "step"}
+
+func with(base []string, more ...string) []string {
+	return append(append([]string(nil), base...), more...)
+}
+
+func (h *handlers) trend(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, with(filterParams, "interval", "group_by")...)
+	f := p.rangeAndFilters(tenant)
+	interval := query.Interval(p.enum("interval", string(query.Hour), intervalValues()))
+	groupBy := query.Dimension(p.enum("group_by", "", dimensionValues()))
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	pts, err := h.q.Trend(r.Context(), query.TrendRequest{Filter: f, Interval: interval, GroupBy: groupBy})
+	if err != nil {
+		return nil, err
+	}
+	return TrendResponse{Scope: scopeOf(f), Interval: interval, GroupBy: groupBy, Points: pts}, nil
+}
+
+func (h *handlers) top(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, with(filterParams, "by", "metric", "limit")...)
+	f := p.rangeAndFilters(tenant)
+	by := query.Dimension(p.enum("by", string(query.ByTarget), dimensionValues()[1:]))
+	metric := query.Metric(p.enum("metric", string(query.ByCalls), metricValues()))
+	limit := p.intRange("limit", 10, 1, query.MaxLimit)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	items, err := h.q.Top(r.Context(), query.TopRequest{Filter: f, By: by, Metric: metric, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	return TopResponse{Scope: scopeOf(f), By: by, Metric: metric, Limit: limit, Items: items}, nil
+}
+
+func (h *handlers) slowestSteps(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, with(filterParams, "limit")...)
+	f := p.rangeAndFilters(tenant)
+	limit := p.intRange("limit", 10, 1, query.MaxLimit)
+	if f.Definition == "" {
+		p.bad("definition", "is required: the definition whose steps to rank")
+	}
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	steps, err := h.q.SlowestSteps(r.Context(), f, limit)
+	if err != nil {
+		return nil, err
+	}
+	return SlowestStepsResponse{Scope: scopeOf(f), Limit: limit, Steps: steps}, nil
+}
+
+func (h *handlers) approvals(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, "from", "to", "definition", "step")
+	f := p.rangeAndFilters(tenant)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	roles, err := h.q.ApprovalTurnaround(r.Context(), f)
+	if err != nil {
+		return nil, err
+	}
+	return ApprovalsResponse{Scope: scopeOf(f), Roles: roles}, nil
+}
+
+func (h *handlers) compare(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, with(filterParams, "by")...)
+	f := p.rangeAndFilters(tenant)
+	by := query.Dimension(p.enum("by", "", dimensionValues()))
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	groups, err := h.q.Compare(r.Context(), query.CompareRequest{Filter: f, By: by})
+	if err != nil {
+		return nil, err
+	}
+	return CompareResponse{Scope: scopeOf(f), PreviousFrom: f.From.Add(-f.To.Sub(f.From)), By: by, Groups: groups}, nil
+}
+
+func (h *handlers) tokens(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, "since")
+	since := p.time("since", now.Truncate(24*time.Hour))
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	n, err := h.q.TokensSince(r.Context(), tenant, since)
+	if err != nil {
+		return nil, err
+	}
+	return TokensResponse{Tenant: tenant, Since: since, Tokens: n}, nil
+}
