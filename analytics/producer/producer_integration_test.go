@@ -5,34 +5,21 @@ package producer_test
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/gateflow/gateflow/analytics/callgen"
 	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/deploy/embedded"
+	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
 )
 
 func startKafka(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(tb.TempDir()),
-		kfake.SeedTopics(6, "gateflow.calls"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	return fmt.Sprintf("127.0.0.1:%d", port)
+	return embeddedtest.StartKafkaIn(tb, tb.TempDir(), embedded.Topic{Name: "gateflow.calls", Partitions: 6}).Addr()
 }
 
 func records(n int) []record.Record {

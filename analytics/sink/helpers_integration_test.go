@@ -16,10 +16,10 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/sink"
+	"github.com/gateflow/gateflow/deploy/embedded"
 	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
 )
 
@@ -47,14 +47,14 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// kafkaBroker is a kfake cluster with its data on disk, restartable on the
-// same port.
+// kafkaBroker is the embedded broker (kfake) with its data on disk,
+// restartable on the same port.
 type kafkaBroker struct {
 	t    testing.TB
 	dir  string
 	port int
 	mu   sync.Mutex
-	c    *kfake.Cluster
+	k    *embedded.Kafka
 }
 
 func startKafka(t testing.TB) *kafkaBroker {
@@ -71,28 +71,27 @@ func (b *kafkaBroker) start() {
 	b.t.Helper()
 	var err error
 	for range 50 { // the port may linger briefly after a stop
-		var c *kfake.Cluster
-		c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(b.port), kfake.DataDir(b.dir),
-			kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(partitions),
-			kfake.SeedTopics(partitions, topic, dlqTopic))
+		var k *embedded.Kafka
+		k, err = embedded.StartKafka(embedded.KafkaOptions{DataDir: b.dir, Port: b.port,
+			Topics: []embedded.Topic{{Name: topic, Partitions: partitions}, {Name: dlqTopic, Partitions: partitions}}})
 		if err == nil {
 			b.mu.Lock()
-			b.c = c
+			b.k = k
 			b.mu.Unlock()
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	b.t.Fatalf("start kfake: %v", err)
+	b.t.Fatalf("start the embedded Kafka broker: %v", err)
 }
 
 func (b *kafkaBroker) stop() {
 	b.mu.Lock()
-	c := b.c
-	b.c = nil
+	k := b.k
+	b.k = nil
 	b.mu.Unlock()
-	if c != nil {
-		c.Close()
+	if k != nil {
+		k.Close()
 	}
 }
 
