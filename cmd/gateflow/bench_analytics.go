@@ -1,15 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
+	"os/exec"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -32,25 +39,35 @@ type benchAnalyticsConfig struct {
 	Database     string
 	Records      int
 	QueryRecords int
+	QueryDays    int
 	QueryRuns    int
-	Timeout      time.Duration
+	// Rounds of the bare insert against the pipeline (ABBA order).
+	Rounds  int
+	Timeout time.Duration
 	// Reuse times the queries on the records a previous run loaded.
 	Reuse bool
+	// SinkProcess runs the sink as a `gateflow sink` child process, as in
+	// production; otherwise it runs in this process (with the generator,
+	// the producer and the broker, whose heap it then shares).
+	SinkProcess bool
+	// CPUProfile, when set, receives a CPU profile of the pipeline phase
+	// of this process.
+	CPUProfile string
 }
 
 func newBenchAnalyticsCmd() *cobra.Command {
 	var cfg benchAnalyticsConfig
 	cmd := &cobra.Command{
 		Use:    "bench",
-		Short:  "Measure the call-record pipeline against a bare insert, and trend queries raw vs rollup",
+		Short:  "Measure the call-record pipeline against a bare insert, and analyst questions on rollups vs the raw table",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.ClickHouse.validate(); err != nil {
 				return err
 			}
-			if cfg.Records < 1000 || cfg.QueryRecords < 0 || cfg.QueryRuns < 1 {
-				return errors.New("--records >= 1000, --query-records >= 0, --query-runs >= 1")
+			if cfg.Records < 1000 || cfg.QueryRecords < 0 || cfg.QueryRuns < 1 || cfg.QueryDays < 2 || cfg.QueryDays > 90 || cfg.Rounds < 1 {
+				return errors.New("--records >= 1000, --query-records >= 0, --query-runs >= 1, --query-days 2..90, --rounds >= 1")
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), cfg.Timeout)
 			defer cancel()
@@ -60,17 +77,38 @@ func newBenchAnalyticsCmd() *cobra.Command {
 	fs := cmd.Flags()
 	cfg.ClickHouse.bind(fs)
 	fs.StringVar(&cfg.Database, "database", "gateflow_bench", "scratch database (dropped and created)")
-	fs.IntVar(&cfg.Records, "records", 1_000_000, "records for the pipeline vs raw insert comparison")
-	fs.IntVar(&cfg.QueryRecords, "query-records", 10_000_000, "records loaded for the query latency figures (0: skip)")
+	fs.IntVar(&cfg.Records, "records", 1_000_000, "records for the pipeline vs bare insert comparison")
+	fs.IntVar(&cfg.QueryRecords, "query-records", 10_000_000, "records loaded for the query figures (0: skip)")
+	fs.IntVar(&cfg.QueryDays, "query-days", 7, "days the query records span (whole UTC days before today)")
 	fs.IntVar(&cfg.QueryRuns, "query-runs", 5, "runs of each query (the median is reported)")
-	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Minute, "bound of the whole run")
+	fs.IntVar(&cfg.Rounds, "rounds", 2, "rounds of bare insert vs pipeline, in ABBA order (the medians are compared)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 45*time.Minute, "bound of the whole run")
 	fs.BoolVar(&cfg.Reuse, "reuse", false, "only time the queries, on the records a previous run left in --database")
+	fs.BoolVar(&cfg.SinkProcess, "sink-process", true, "run the sink as a child `gateflow sink` process (false: in this process)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline phase (this process) to this file")
 	return cmd
 }
 
 func runBenchAnalytics(ctx context.Context, cfg benchAnalyticsConfig, out io.Writer) error {
+	opts, err := clickhouse.ParseDSN(cfg.ClickHouse.DSN)
+	if err != nil {
+		return err
+	}
+	opts.Auth.Database = cfg.Database
 	if cfg.Reuse {
-		return benchReuse(ctx, cfg, out)
+		conn, err := clickhouse.Open(opts)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if err := schema.Migrate(ctx, conn, schema.Options{TTLDays: -1}); err != nil {
+			return err
+		}
+		var minTS, maxTS time.Time
+		if err := conn.QueryRow(ctx, "SELECT min(ts), max(ts) FROM calls").Scan(&minTS, &maxTS); err != nil {
+			return err
+		}
+		return benchQuestions(ctx, cfg, conn, minTS.UTC().Truncate(24*time.Hour), maxTS.UTC().Truncate(24*time.Hour).Add(24*time.Hour), out)
 	}
 	base, err := cfg.ClickHouse.open()
 	if err != nil {
@@ -83,58 +121,72 @@ func runBenchAnalytics(ctx context.Context, cfg benchAnalyticsConfig, out io.Wri
 	if err := base.Exec(ctx, "CREATE DATABASE "+quoteIdent(cfg.Database)); err != nil {
 		return fmt.Errorf("create %s: %w", cfg.Database, err)
 	}
-	opts, err := clickhouse.ParseDSN(cfg.ClickHouse.DSN)
-	if err != nil {
-		return err
-	}
-	opts.Auth.Database = cfg.Database
 	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
+	// No TTL: the query records may be older than a short TTL.
+	if err := schema.Migrate(ctx, conn, schema.Options{TTLDays: -1}); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "ClickHouse %s, database %s, 3 materialized views on the raw table\n\n", cfg.ClickHouse.DSN, cfg.Database)
+	fmt.Fprintf(out, "ClickHouse %s, database %s; rollups calls_1m/1h/1d and approvals_1m/1h/1d (cascaded views) and the offset view attached\n\n",
+		cfg.ClickHouse.DSN, cfg.Database)
 
-	// 1. Bare clickhouse-go batch insert of the rows, 50k per batch.
+	// Bare clickhouse-go batch inserts of the rows (50k per batch) against
+	// the pipeline, alternating ABBA over the rounds so that load from
+	// elsewhere on the machine hits both alike. The records are in time
+	// order, as they arrive in production.
 	start := time.Now().UTC().Add(-6 * time.Hour).Truncate(time.Hour)
-	recs := callgen.New(1, start, 6*time.Hour).Generate(cfg.Records)
-	rows := make([]sink.Row, len(recs))
-	for i, r := range recs {
-		rows[i] = sink.Row{Record: r, Topic: "bench", Partition: int32(i % 6), Offset: int64(i / 6)}
+	recs := timeOrdered(cfg.Records, start, 6*time.Hour, 1)
+	where := "sink in its own process"
+	if !cfg.SinkProcess {
+		where = "sink in the generating process"
 	}
-	t0 := time.Now()
-	for chunk := range slices.Chunk(rows, sink.DefaultBatchRows) {
-		if err := sink.InsertRows(ctx, conn, chunk); err != nil {
+	fmt.Fprintf(out, "%d records -> queryable rows in ClickHouse (%s)\n", cfg.Records, where)
+	var raws, pipes []time.Duration
+	for i := range 2 * cfg.Rounds {
+		bare := (i%4 == 0 || i%4 == 3)
+		var took time.Duration
+		if bare {
+			t0 := time.Now()
+			if err := insertBatched(ctx, conn, recs); err != nil {
+				return err
+			}
+			took = time.Since(t0)
+			raws = append(raws, took)
+			fmt.Fprintf(out, "  %-56s %10s %10.0f records/s\n", "bare clickhouse-go batch insert (50k rows/batch)", took.Round(time.Millisecond), float64(cfg.Records)/took.Seconds())
+		} else {
+			var err error
+			took, err = benchPipeline(ctx, cfg, conn, opts, recs)
+			if err != nil {
+				return err
+			}
+			pipes = append(pipes, took)
+			fmt.Fprintf(out, "  %-56s %10s %10.0f records/s\n", "pipeline: Emit -> Kafka (kfake) -> sink -> ClickHouse", took.Round(time.Millisecond), float64(cfg.Records)/took.Seconds())
+		}
+		if err := truncateAll(ctx, conn); err != nil {
 			return err
 		}
 	}
-	raw := time.Since(t0)
-	rows = nil
-	if err := truncateAll(ctx, conn); err != nil {
-		return err
-	}
-
-	// 2. The pipeline: producer -> kfake -> sink -> ClickHouse, until every
-	// record is queryable.
-	pipe, err := benchPipeline(ctx, conn, opts, recs)
-	if err != nil {
-		return err
-	}
-	rawRate := float64(len(recs)) / raw.Seconds()
-	pipeRate := float64(len(recs)) / pipe.Seconds()
-	fmt.Fprintf(out, "%-58s %12s %14s\n", "records -> queryable rows in ClickHouse", "time", "records/s")
-	fmt.Fprintf(out, "%-58s %12s %14.0f\n", "bare clickhouse-go batch insert (50k rows/batch)", raw.Round(time.Millisecond), rawRate)
-	fmt.Fprintf(out, "%-58s %12s %14.0f\n", "pipeline: Emit -> Kafka (kfake) -> sink -> ClickHouse", pipe.Round(time.Millisecond), pipeRate)
-	fmt.Fprintf(out, "pipeline / bare = %.2f\n\n", pipeRate/rawRate)
-	recs = nil
+	slices.Sort(raws)
+	slices.Sort(pipes)
+	rawMed, pipeMed := raws[len(raws)/2], pipes[len(pipes)/2]
+	fmt.Fprintf(out, "median: bare %.0f records/s, pipeline %.0f records/s, pipeline / bare = %.2f\n\n",
+		float64(cfg.Records)/rawMed.Seconds(), float64(cfg.Records)/pipeMed.Seconds(), rawMed.Seconds()/pipeMed.Seconds())
 
 	if cfg.QueryRecords == 0 {
 		return nil
 	}
-	return benchQueries(ctx, cfg, conn, out)
+	if err := truncateAll(ctx, conn); err != nil {
+		return err
+	}
+	to := time.Now().UTC().Truncate(24 * time.Hour)
+	from := to.Add(-time.Duration(cfg.QueryDays) * 24 * time.Hour)
+	if err := loadQueryRecords(ctx, conn, cfg.QueryRecords, from, to, out); err != nil {
+		return err
+	}
+	return benchQuestions(ctx, cfg, conn, from, to, out)
 }
 
 func quoteIdent(s string) string {
@@ -149,7 +201,7 @@ func quoteIdent(s string) string {
 }
 
 func truncateAll(ctx context.Context, conn driver.Conn) error {
-	for _, t := range []string{schema.TableCalls, schema.TableCalls1m, schema.TableCalls1h, schema.TableApprovals1m, schema.TableKafkaOffsets} {
+	for _, t := range schema.Tables {
 		if err := conn.Exec(ctx, "TRUNCATE TABLE "+t); err != nil {
 			return fmt.Errorf("truncate %s: %w", t, err)
 		}
@@ -160,7 +212,8 @@ func truncateAll(ctx context.Context, conn driver.Conn) error {
 // benchPipeline emits recs through an in-process kfake broker (6
 // partitions, data on disk) and one sink, and returns the time until
 // ClickHouse holds all of them.
-func benchPipeline(ctx context.Context, conn driver.Conn, opts *clickhouse.Options, recs []record.Record) (time.Duration, error) {
+func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Conn, opts *clickhouse.Options,
+	recs iter.Seq[[]record.Record]) (time.Duration, error) {
 	dir, err := os.MkdirTemp("", "gateflow-bench-")
 	if err != nil {
 		return 0, err
@@ -181,36 +234,57 @@ func benchPipeline(ctx context.Context, conn driver.Conn, opts *clickhouse.Optio
 	broker := fmt.Sprintf("127.0.0.1:%d", port)
 	log := slog.New(slog.DiscardHandler)
 
-	sinkConn, err := clickhouse.Open(opts)
-	if err != nil {
-		return 0, err
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
 	}
-	defer sinkConn.Close()
-	s, err := sink.New(sink.Config{Brokers: []string{broker}, Topic: "gateflow.calls", DLQTopic: "gateflow.calls.dlq",
-		GroupID: "bench"}, sinkConn, log)
-	if err != nil {
-		return 0, err
+	if cfg.SinkProcess {
+		stop, err := startSinkProcess(cfg, broker)
+		if err != nil {
+			return 0, err
+		}
+		defer stop()
+	} else {
+		sinkConn, err := clickhouse.Open(opts)
+		if err != nil {
+			return 0, err
+		}
+		defer sinkConn.Close()
+		s, err := sink.New(sink.Config{Brokers: []string{broker}, Topic: "gateflow.calls", DLQTopic: "gateflow.calls.dlq",
+			GroupID: "bench", TTLDays: -1}, sinkConn, log)
+		if err != nil {
+			return 0, err
+		}
+		sctx, stopSink := context.WithCancel(ctx)
+		sinkDone := make(chan error, 1)
+		go func() { sinkDone <- s.Run(sctx) }()
+		defer func() { stopSink(); <-sinkDone }()
 	}
-	sctx, stopSink := context.WithCancel(ctx)
-	sinkDone := make(chan error, 1)
-	go func() { sinkDone <- s.Run(sctx) }()
-	defer func() { stopSink(); <-sinkDone }()
 
 	// A queue as large as the run, so the emitter never overflows to the
 	// spool: this measures the Kafka path.
 	p, err := producer.New(producer.Config{Brokers: []string{broker}, Topic: "gateflow.calls",
-		SpoolDir: dir + "/spool", QueueSize: len(recs)}, log)
+		SpoolDir: dir + "/spool", QueueSize: cfg.Records}, log)
 	if err != nil {
 		return 0, err
 	}
 	t0 := time.Now()
-	for _, r := range recs {
-		p.Emit(r)
+	for slice := range recs {
+		for _, r := range slice {
+			p.Emit(r)
+		}
 	}
 	if err := p.Close(ctx); err != nil {
 		return 0, err
 	}
-	want := uint64(len(recs))
+	want := uint64(cfg.Records)
 	for {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+schema.TableCalls).Scan(&n); err != nil {
@@ -227,129 +301,309 @@ func benchPipeline(ctx context.Context, conn driver.Conn, opts *clickhouse.Optio
 	}
 }
 
-// benchQueries loads cfg.QueryRecords over 30 days and times the same trend
-// question on the raw table and on the rollup.
-func benchQueries(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Conn, out io.Writer) error {
-	if err := truncateAll(ctx, conn); err != nil {
+// timeOrdered yields n generated records over [start, start+span) in time
+// order, in 100 consecutive slices (each generated and sorted on its own,
+// so that the whole run is never in memory).
+func timeOrdered(n int, start time.Time, span time.Duration, seed uint64) iter.Seq[[]record.Record] {
+	const slicesN = 100
+	return func(yield func([]record.Record) bool) {
+		for i := range slicesN {
+			per := n / slicesN
+			if i == slicesN-1 {
+				per = n - per*(slicesN-1)
+			}
+			gen := callgen.New(seed*1000+uint64(i), start.Add(span*time.Duration(i)/slicesN), span/slicesN)
+			recs := gen.Generate(per)
+			slices.SortFunc(recs, func(a, b record.Record) int { return cmp.Compare(a.TS, b.TS) })
+			if !yield(recs) {
+				return
+			}
+		}
+	}
+}
+
+// insertBatched inserts the records with bare clickhouse-go batches of
+// sink.DefaultBatchRows rows, as the sink does.
+func insertBatched(ctx context.Context, conn driver.Conn, recs iter.Seq[[]record.Record]) error {
+	rows := make([]sink.Row, 0, sink.DefaultBatchRows)
+	var offset int64
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		err := sink.InsertRows(ctx, conn, rows)
+		rows = rows[:0]
 		return err
 	}
-	span := benchSpan
-	from := time.Now().UTC().Add(-span).Truncate(time.Hour)
-	gen := callgen.New(2, from, span)
+	for slice := range recs {
+		for _, r := range slice {
+			rows = append(rows, sink.Row{Record: r, Topic: "bench", Offset: offset})
+			offset++
+			if len(rows) == sink.DefaultBatchRows {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+// startSinkProcess runs `gateflow sink` (this binary) against the broker
+// and the bench database, and returns how to stop it.
+func startSinkProcess(cfg benchAnalyticsConfig, broker string) (stop func(), err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(cfg.ClickHouse.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("--clickhouse-dsn: %w", err)
+	}
+	u.Path = "/" + cfg.Database
+	cmd := exec.Command(exe, "sink", "--kafka-brokers", broker, "--clickhouse-dsn", u.String(),
+		"--sink-group", "bench", "--metrics-listen", "", "--raw-ttl-days", "-1", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the sink process: %w", err)
+	}
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}, nil
+}
+
+// loadQueryRecords inserts n generated records spread over [from, to) in
+// time order (100 consecutive slices of the range), as the sink would.
+func loadQueryRecords(ctx context.Context, conn driver.Conn, n int, from, to time.Time, out io.Writer) error {
+	span := to.Sub(from)
 	t0 := time.Now()
-	const chunk = 100_000
-	rows := make([]sink.Row, 0, chunk)
-	for i := 0; i < cfg.QueryRecords; i += chunk {
-		rows = rows[:0]
-		for j := 0; j < chunk && i+j < cfg.QueryRecords; j++ {
-			rows = append(rows, sink.Row{Record: gen.Next(), Topic: "bench", Partition: 0, Offset: int64(i + j)})
-		}
-		if err := sink.InsertRows(ctx, conn, rows); err != nil {
-			return err
-		}
+	if err := insertBatched(ctx, conn, timeOrdered(n, from, span, 2)); err != nil {
+		return err
 	}
 	load := time.Since(t0)
-	fmt.Fprintf(out, "loaded %d records over 30 days in %s (%.0f records/s)\n",
-		cfg.QueryRecords, load.Round(time.Second), float64(cfg.QueryRecords)/load.Seconds())
-	return timeQueries(ctx, cfg, conn, from, out)
-}
-
-// benchSpan is the time range of the records loaded for the query figures.
-const benchSpan = 30 * 24 * time.Hour
-
-// benchReuse times the queries on a database a previous run loaded (its
-// hourly rollup is backfilled from the raw table when it predates it).
-func benchReuse(ctx context.Context, cfg benchAnalyticsConfig, out io.Writer) error {
-	opts, err := clickhouse.ParseDSN(cfg.ClickHouse.DSN)
-	if err != nil {
-		return err
-	}
-	opts.Auth.Database = cfg.Database
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
-		return err
-	}
-	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM "+schema.TableCalls1h).Scan(&n); err != nil {
-		return err
-	}
-	if n == 0 {
-		t0 := time.Now()
-		err := conn.Exec(ctx, `INSERT INTO calls_1h SELECT toStartOfHour(ts) AS hour, tenant, kind, target, definition, step_id,
-	count(), countIf(outcome != 'ok'), countIf(outcome = 'timeout'), sum(tokens_in), sum(tokens_out), sum(cost_usd),
-	sum(request_bytes), sum(response_bytes), sum(latency_ms), max(latency_ms), quantilesState(0.5, 0.95, 0.99)(latency_ms)
-FROM calls GROUP BY hour, tenant, kind, target, definition, step_id`)
-		if err != nil {
-			return fmt.Errorf("backfill calls_1h: %w", err)
+	fmt.Fprintf(out, "loaded %d records over %s (%s .. %s, %d tenants x %d combinations, daily cycle) in %s: %.0f records/s with the views\n",
+		n, span, from.Format(time.DateOnly), to.Format(time.DateOnly), len(callgen.Tenants), callgen.Combinations()/len(callgen.Tenants),
+		load.Round(time.Second), float64(n)/load.Seconds())
+	// Let background merges settle, as they would between inserts and
+	// analysts' questions in production.
+	for _, t := range schema.Tables {
+		if err := conn.Exec(ctx, "OPTIMIZE TABLE "+t); err != nil {
+			return fmt.Errorf("optimize %s: %w", t, err)
 		}
-		fmt.Fprintf(out, "backfilled calls_1h from calls in %s\n", time.Since(t0).Round(time.Millisecond))
 	}
-	var minTS time.Time
-	if err := conn.QueryRow(ctx, "SELECT toStartOfHour(min(ts)) FROM calls").Scan(&minTS); err != nil {
-		return err
-	}
-	return timeQueries(ctx, cfg, conn, minTS.UTC(), out)
+	return nil
 }
 
-// timeQueries times one trend question (30 days by hour and kind, one
-// tenant) on each rollup and on the raw table.
-func timeQueries(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Conn, from time.Time, out io.Writer) error {
-	to := from.Add(benchSpan)
-	var rawRows, rollupRows, hourRows uint64
-	if err := conn.QueryRow(ctx, "SELECT (SELECT count() FROM calls), (SELECT count() FROM calls_1m), (SELECT count() FROM calls_1h)").
-		Scan(&rawRows, &rollupRows, &hourRows); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "raw rows %d, calls_1m rows %d, calls_1h rows %d\n\n", rawRows, rollupRows, hourRows)
+// question is one analyst question answered by the query package (which
+// picks the tables) and, for comparison, straight from the raw table.
+type question struct {
+	name   string
+	req    any // for query.Tables
+	run    func(q *query.Querier) (int, error)
+	rawSQL string
+	params clickhouse.Parameters
+}
 
-	q := query.New(conn)
+// rawStatsSQL is the raw-table form of a stats question: what an analyst
+// would write without rollups.
+func rawStatsSQL(bucket, group, where, orderLimit string) string {
+	return `SELECT ` + bucket + ` AS t, ` + group + ` AS g, count(), countIf(outcome != 'ok'), countIf(outcome = 'timeout'),
+	sum(tokens_in), sum(tokens_out), sum(cost_usd), sum(latency_ms), max(latency_ms), quantiles(0.5, 0.95, 0.99)(latency_ms) AS q
+FROM calls WHERE tenant = {tenant:String} AND ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ts < fromUnixTimestamp64Milli({to:Int64}, 'UTC')` +
+		where + `
+GROUP BY t, g ` + orderLimit
+}
+
+func rawParams(tenant string, from, to time.Time) clickhouse.Parameters {
+	return clickhouse.Parameters{"tenant": tenant, "from": strconv.FormatInt(from.UnixMilli(), 10), "to": strconv.FormatInt(to.UnixMilli(), 10)}
+}
+
+// benchQuestions times analyst questions over [from, to) through the query
+// package and on the raw table (plain and FINAL), and measures the
+// rollups' percentile error.
+func benchQuestions(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Conn, from, to time.Time, out io.Writer) error {
+	fmt.Fprintln(out, "\nrows per table:")
+	for _, t := range schema.Tables {
+		var n, bytes uint64
+		pctx := clickhouse.Context(ctx, clickhouse.WithParameters(clickhouse.Parameters{"t": t}))
+		if err := conn.QueryRow(pctx, "SELECT (SELECT count() FROM "+t+"), (SELECT sum(bytes_on_disk) FROM system.parts WHERE database = currentDatabase() AND table = {t:String} AND active)").
+			Scan(&n, &bytes); err != nil {
+			return fmt.Errorf("size of %s: %w", t, err)
+		}
+		fmt.Fprintf(out, "  %-22s %12d rows %10.1f MiB\n", t, n, float64(bytes)/(1<<20))
+	}
+
 	tenant := callgen.Tenants[0]
-	trend := query.TrendRequest{Filter: query.Filter{Tenant: tenant, From: from, To: to}, Interval: query.Hour, GroupBy: query.ByKind}
-	rawSQL := `SELECT toStartOfHour(ts) AS t, kind, count(), countIf(outcome != 'ok'), sum(tokens_in), sum(tokens_out),
-	sum(cost_usd), quantiles(0.5, 0.95, 0.99)(latency_ms)
-FROM calls WHERE tenant = {tenant:String} AND ts >= fromUnixTimestamp({from:Int64}) AND ts < fromUnixTimestamp({to:Int64})
-GROUP BY t, kind ORDER BY t, kind`
-	params := clickhouse.Parameters{"tenant": tenant, "from": fmt.Sprint(from.Unix()), "to": fmt.Sprint(to.Unix())}
-	cases := []struct {
-		name string
-		run  func() (int, error)
-	}{
-		{"rollup calls_1h (query.Trend, hour x kind, 30 days)", func() (int, error) {
-			pts, err := q.Trend(ctx, trend)
-			return len(pts), err
-		}},
-		{"rollup calls_1m, same question", func() (int, error) {
-			// A range not aligned to hours makes query.Trend read calls_1m.
-			tr := trend
-			tr.To = tr.To.Add(-time.Minute)
-			pts, err := q.Trend(ctx, tr)
-			return len(pts), err
-		}},
-		{"raw calls, same question", func() (int, error) { return countRows(ctx, conn, rawSQL, params) }},
-		{"raw calls FINAL (exact under duplicates), same question", func() (int, error) {
-			return countRows(ctx, conn, strings.Replace(rawSQL, "FROM calls WHERE", "FROM calls FINAL WHERE", 1), params)
-		}},
+	days := to.Sub(from)
+	lastDay := to.Add(-24 * time.Hour)
+	ragFrom, ragTo := from.Add(17*time.Minute+3250*time.Millisecond), to.Add(-42*time.Minute-7500*time.Millisecond)
+	mid := from.Add(days / 2)
+	f := func(a, b time.Time) query.Filter { return query.Filter{Tenant: tenant, From: a, To: b} }
+	trend := func(r query.TrendRequest) func(*query.Querier) (int, error) {
+		return func(q *query.Querier) (int, error) { p, err := q.Trend(ctx, r); return len(p), err }
 	}
-	fmt.Fprintf(out, "%-55s %10s %10s %8s\n", "trend query at "+fmt.Sprint(rawRows)+" records", "median", "min", "rows")
-	for _, c := range cases {
-		var times []time.Duration
-		var n int
-		for range cfg.QueryRuns {
-			t := time.Now()
-			var err error
-			n, err = c.run()
-			if err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
-			}
-			times = append(times, time.Since(t))
+	top := func(r query.TopRequest) func(*query.Querier) (int, error) {
+		return func(q *query.Querier) (int, error) { p, err := q.Top(ctx, r); return len(p), err }
+	}
+	nd := fmt.Sprintf("%d d", int(days.Hours()/24))
+	qs := []question{
+		{name: "trend " + nd + " by hour x kind", req: query.TrendRequest{Filter: f(from, to), Interval: query.Hour, GroupBy: query.ByKind},
+			rawSQL: rawStatsSQL("toStartOfHour(ts)", "kind", "", "ORDER BY t, g"), params: rawParams(tenant, from, to)},
+		{name: "trend " + nd + " by day x model", req: query.TrendRequest{Filter: f(from, to), Interval: query.Day, GroupBy: query.ByModel},
+			rawSQL: rawStatsSQL("toStartOfDay(ts)", "target", " AND kind = 'model'", "ORDER BY t, g"), params: rawParams(tenant, from, to)},
+		{name: "trend last day by minute", req: query.TrendRequest{Filter: f(lastDay, to), Interval: query.Minute},
+			rawSQL: rawStatsSQL("toStartOfMinute(ts)", "''", "", "ORDER BY t, g"), params: rawParams(tenant, lastDay, to)},
+		{name: "trend " + nd + " by hour, ragged ends", req: query.TrendRequest{Filter: f(ragFrom, ragTo), Interval: query.Hour},
+			rawSQL: rawStatsSQL("toStartOfHour(ts)", "''", "", "ORDER BY t, g"), params: rawParams(tenant, ragFrom, ragTo)},
+		{name: "top 10 targets by p95, " + nd, req: query.TopRequest{Filter: f(from, to), By: query.ByTarget, Metric: query.ByLatency, Limit: 10},
+			rawSQL: rawStatsSQL("toDateTime(0)", "target", "", "ORDER BY q[2] DESC LIMIT 10"), params: rawParams(tenant, from, to)},
+		{name: "top 5 models by cost, ragged ends", req: query.TopRequest{Filter: f(ragFrom, ragTo), By: query.ByModel, Metric: query.ByCost, Limit: 5},
+			rawSQL: rawStatsSQL("toDateTime(0)", "target", " AND kind = 'model'", "ORDER BY sum(cost_usd) DESC LIMIT 5"), params: rawParams(tenant, ragFrom, ragTo)},
+		{name: "compare 2nd half vs 1st by kind", req: query.CompareRequest{Filter: f(mid, to), By: query.ByKind},
+			rawSQL: rawStatsSQL("ts >= fromUnixTimestamp64Milli({mid:Int64}, 'UTC')", "kind", "", "ORDER BY g, t"),
+			params: func() clickhouse.Parameters {
+				p := rawParams(tenant, from, to)
+				p["mid"] = strconv.FormatInt(mid.UnixMilli(), 10)
+				return p
+			}()},
+		{name: "approval turnaround by role, " + nd,
+			run: func(q *query.Querier) (int, error) {
+				a, err := q.ApprovalTurnaround(ctx, f(from, to))
+				return len(a), err
+			},
+			rawSQL: `SELECT arrayJoin(splitByChar(',', labels['roles'])) AS role, count(), countIf(labels['decision'] = 'approve'),
+	countIf(labels['decision'] = 'reject'), countIf(labels['decision'] = 'timeout'), avg(latency_ms), max(latency_ms), quantiles(0.5, 0.95, 0.99)(latency_ms)
+FROM calls WHERE tenant = {tenant:String} AND ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ts < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+	AND kind = 'approval' GROUP BY role ORDER BY role`, params: rawParams(tenant, from, to)},
+		{name: "tokens since the first day (budget)",
+			run:    func(q *query.Querier) (int, error) { _, err := q.TokensSince(ctx, tenant, from); return 1, err },
+			rawSQL: `SELECT sum(tokens_in + tokens_out) FROM calls WHERE tenant = {tenant:String} AND ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC')`,
+			params: rawParams(tenant, from, to)},
+	}
+	qr := query.New(conn)
+	fmt.Fprintf(out, "\nquestions for tenant %s (half the records), median of %d runs:\n", tenant, cfg.QueryRuns)
+	fmt.Fprintf(out, "%-40s %-32s %9s %9s %9s %8s %6s\n", "question", "tables read (query package)", "rollups", "raw", "raw FINAL", "raw/rollup", "rows")
+	for _, qu := range qs {
+		run := qu.run
+		tables := "calls_1d (tokens)"
+		switch r := qu.req.(type) {
+		case query.TrendRequest:
+			run = trend(r)
+		case query.TopRequest:
+			run = top(r)
+		case query.CompareRequest:
+			run = func(q *query.Querier) (int, error) { c, err := q.Compare(ctx, r); return len(c), err }
 		}
-		slices.Sort(times)
-		fmt.Fprintf(out, "%-55s %10s %10s %8d\n", c.name, times[len(times)/2].Round(100*time.Microsecond),
-			times[0].Round(100*time.Microsecond), n)
+		if qu.req != nil {
+			t, err := query.Tables(qu.req)
+			if err != nil {
+				return fmt.Errorf("%s: %w", qu.name, err)
+			}
+			tables = strings.Join(t, ",")
+		} else if strings.HasPrefix(qu.name, "approval") {
+			tables = "approvals_1d"
+		}
+		var n int
+		rollup, err := median(cfg.QueryRuns, func() error {
+			var err error
+			n, err = run(qr)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", qu.name, err)
+		}
+		rawT, err := median(cfg.QueryRuns, func() error { _, err := countRows(ctx, conn, qu.rawSQL, qu.params); return err })
+		if err != nil {
+			return fmt.Errorf("%s (raw): %w", qu.name, err)
+		}
+		finalSQL := strings.Replace(qu.rawSQL, "FROM calls WHERE", "FROM calls FINAL WHERE", 1)
+		finalT, err := median(cfg.QueryRuns, func() error { _, err := countRows(ctx, conn, finalSQL, qu.params); return err })
+		if err != nil {
+			return fmt.Errorf("%s (raw FINAL): %w", qu.name, err)
+		}
+		fmt.Fprintf(out, "%-40s %-32s %9s %9s %9s %7.1fx %6d\n", qu.name, tables, ms(rollup), ms(rawT), ms(finalT),
+			rawT.Seconds()/rollup.Seconds(), n)
+	}
+
+	// What the hourly level buys: the first question from calls_1m.
+	oneMin := `SELECT toStartOfHour(minute) AS t, kind AS g, sum(calls), sum(errors), sum(timeouts), sum(tokens_in), sum(tokens_out),
+	sum(cost_usd), sum(latency_sum), max(latency_max), quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_q)
+FROM calls_1m WHERE tenant = {tenant:String} AND minute >= toDateTime(intDiv({from:Int64}, 1000), 'UTC') AND minute < toDateTime(intDiv({to:Int64}, 1000), 'UTC')
+GROUP BY t, g ORDER BY t, g`
+	m1, err := median(cfg.QueryRuns, func() error { _, err := countRows(ctx, conn, oneMin, rawParams(tenant, from, to)); return err })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%-40s %-32s %9s\n", "trend "+nd+" by hour x kind", "calls_1m only (for comparison)", ms(m1))
+	return percentileErrors(ctx, conn, tenant, from, to, out)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// median runs fn n times and returns the median duration.
+func median(n int, fn func() error) (time.Duration, error) {
+	var times []time.Duration
+	for range n {
+		t := time.Now()
+		if err := fn(); err != nil {
+			return 0, err
+		}
+		times = append(times, time.Since(t))
+	}
+	slices.Sort(times)
+	return times[len(times)/2], nil
+}
+
+// percentileErrors measures the rollups' t-digest percentiles against the
+// raw values: for every group, the share of values at or below the
+// answered p50/p95/p99 (its rank), and the worst distance of that rank from
+// 50/95/99 %.
+func percentileErrors(ctx context.Context, conn driver.Conn, tenant string, from, to time.Time, out io.Writer) error {
+	fmt.Fprintln(out, "\nrollup percentiles vs the raw values: share of a group's values at or below the answer, minus the level;")
+	fmt.Fprintln(out, "worst group of at least 50 values, beyond the one-value step of that group (1/n)")
+	cases := []struct {
+		name, table, col, group, rawBucket, rawGroup string
+	}{
+		{"calls_1h, hour x kind", "calls_1h", "hour", "kind", "toStartOfHour(c.ts)", "c.kind"},
+		{"calls_1d, day x target", "calls_1d", "day", "target", "toStartOfDay(c.ts)", "c.target"},
+		{"calls_1d, whole range x step", "calls_1d", "day", "step_id", "toDateTime(0, 'UTC')", "c.step_id"},
+		{"calls_1m, minute x target", "calls_1m", "minute", "target", "toStartOfMinute(c.ts)", "c.target"},
+	}
+	for _, c := range cases {
+		bucket := c.col
+		if c.rawBucket == "toDateTime(0, 'UTC')" {
+			bucket = "toDateTime(0, 'UTC')"
+		}
+		sql := `WITH r AS (
+	SELECT ` + bucket + ` AS t, ` + c.group + ` AS g, quantilesTDigestMerge(0.5, 0.95, 0.99)(latency_q) AS q
+	FROM ` + c.table + ` WHERE tenant = {tenant:String} AND ` + c.col + ` >= toDateTime(intDiv({from:Int64}, 1000), 'UTC')
+		AND ` + c.col + ` < toDateTime(intDiv({to:Int64}, 1000), 'UTC') GROUP BY t, g)
+SELECT count(), min(n), max(greatest(abs(r1 - 0.5) - 1 / n, 0)), max(greatest(abs(r2 - 0.95) - 1 / n, 0)),
+	max(greatest(abs(r3 - 0.99) - 1 / n, 0)), max(1 / n)
+FROM (
+	SELECT ` + c.rawBucket + ` AS bt, ` + c.rawGroup + ` AS bg, r.q AS qq, count() AS n,
+		countIf(c.latency_ms <= qq[1]) / n AS r1, countIf(c.latency_ms <= qq[2]) / n AS r2, countIf(c.latency_ms <= qq[3]) / n AS r3
+	FROM calls AS c INNER JOIN r ON ` + c.rawBucket + ` = r.t AND ` + c.rawGroup + ` = r.g
+	WHERE c.tenant = {tenant:String} AND c.ts >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND c.ts < fromUnixTimestamp64Milli({to:Int64}, 'UTC')
+	GROUP BY bt, bg, qq)
+WHERE n >= 50`
+		var groups, minN uint64
+		var e1, e2, e3, inv float64
+		if err := conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(rawParams(tenant, from, to))), sql).
+			Scan(&groups, &minN, &e1, &e2, &e3, &inv); err != nil {
+			return fmt.Errorf("percentile errors %s: %w", c.name, err)
+		}
+		fmt.Fprintf(out, "  %-30s %7d groups (n >= %d): p50 ±%.2f pp, p95 ±%.2f pp, p99 ±%.3f pp (largest step %.1f pp)\n",
+			c.name, groups, minN, 100*e1, 100*e2, 100*e3, 100*inv)
 	}
 	return nil
 }
