@@ -39,7 +39,9 @@ func (t *totals) add(r record.Record) {
 	t.cost += r.CostUSD
 }
 
-func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))+1e-12 }
+func closeTo(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b))+1e-12
+}
 
 // TestEndpointsOnClickHouse: records of two tenants in the real ClickHouse
 // (inserted as the sink does, views attached), questions asked through a
