@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/record"
 	ingclient "github.com/gateflow/gateflow/ingress/client"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
@@ -44,6 +45,7 @@ type env struct {
 	url    string
 	rec    *recorder
 	orch   *orchestrator.Orchestrator
+	defs   orchestrator.Definitions
 	ctx    context.Context
 	calls  *sync.Map // service hits by path
 	cancel context.CancelFunc
@@ -188,7 +190,8 @@ func newEnv(t *testing.T) *env {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &env{t: t, c: c, url: "http://" + ln.Addr().String(), rec: rec, orch: orch, ctx: ctx, calls: calls, cancel: cancel}
+	return &env{t: t, c: c, url: "http://" + ln.Addr().String(), rec: rec, orch: orch, defs: orchestrator.RegistryDefinitions(store),
+		ctx: ctx, calls: calls, cancel: cancel}
 }
 
 func (e *env) client(key string) *ingclient.Client {
@@ -633,6 +636,178 @@ func TestIntegration(t *testing.T) {
 			t.Errorf("inline not allowed: %v", err)
 		}
 	})
+}
+
+// TestIntegrationApprovalVisibility: the approvals list finds workflows
+// by their GateflowAwaiting search attribute, and, through the fallback
+// query, workflows of older workers that keep none; lists show a
+// compensated orchestration as compensated.
+func TestIntegrationApprovalVisibility(t *testing.T) {
+	e := newEnv(t)
+	sub, appr := e.client("submitter"), e.client("approver")
+	ctx := e.ctx
+	// count counts the orchestrations of acme matching a visibility query.
+	count := func(query string) (int, error) {
+		resp, err := e.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "GateflowTenant = 'acme' AND " + query})
+		return len(resp.GetExecutions()), err
+	}
+	equal := func(what, query string, want int) {
+		t.Helper()
+		e.eventually(what, func() error {
+			n, err := count(query)
+			if err == nil && n != want {
+				err = fmt.Errorf("%d workflows match %s, want %d", n, query, want)
+			}
+			return err
+		})
+	}
+	olderRuns := "(TemporalChangeVersion IS NULL OR TemporalChangeVersion != '" + workflows.VisibilityChangeV1 + "')"
+	listed := func(c *ingclient.Client, id, step string) error {
+		a, err := c.Approvals(ctx)
+		if err != nil {
+			return err
+		}
+		for _, it := range a.Items {
+			if it.WorkflowID == id && it.StepID == step {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s/%s not listed: %+v", id, step, a.Items)
+	}
+
+	t.Run("awaiting attribute set while waiting, removed when decided", func(t *testing.T) {
+		s, err := sub.Submit(ctx, ingclient.SubmitRequest{Definition: "order", Input: map[string]any{"amount": 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byAttr := fmt.Sprintf("WorkflowId = 'acme/%s' AND %s = 'role:approver'", s.ID, workflows.SearchAttrAwaiting)
+		equal("awaiting role:approver", byAttr, 1)
+		// The fallback query (runs of older workers) does not match it.
+		if n, err := count(fmt.Sprintf("WorkflowId = 'acme/%s' AND %s", s.ID, olderRuns)); err != nil || n != 0 {
+			t.Errorf("the fallback query matches a current run: %d %v", n, err)
+		}
+		e.eventually("listed", func() error { return listed(appr, s.ID, "approve") })
+		if _, err := appr.Decide(ctx, s.ID, "approve", "approve", ""); err != nil {
+			t.Fatal(err)
+		}
+		equal("awaiting removed", byAttr, 0)
+		if final, err := sub.Watch(ctx, s.ID, nil); err != nil || final.State != workflows.RunSucceeded {
+			t.Fatalf("final %+v %v", final, err)
+		}
+	})
+
+	t.Run("fallback finds workflows of older workers", func(t *testing.T) {
+		// A worker that takes GetVersion's default version behaves like
+		// one from before GateflowAwaiting: it never upserts it.
+		const legacyTQ = "ingress-legacy"
+		w := sdkworker.New(e.c, legacyTQ, sdkworker.Options{
+			PreferredVersionProvider: func(in sdkworker.PreferredVersionProviderInput) *sdkworker.VersionPreference {
+				return &sdkworker.VersionPreference{Version: in.MinSupported}
+			},
+		})
+		worker.Register(w, worker.Deps{Services: noServices{}}, activities.HTTPOptions{})
+		if err := w.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		legacy := e.orchestrator(legacyTQ)
+		caller := orchestrator.Caller{Tenant: "acme", KeyID: "a00000000001", RequestID: "it-legacy"}
+		s, err := legacy.Start(ctx, caller, orchestrator.StartRequest{Definition: "boss"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.waitPending(sub, s.ID, "sign")
+		ceo := orchestrator.Caller{Tenant: "acme", KeyID: "k-ceo", User: "ceo", Roles: []string{"approver"}}
+		e.eventually("legacy approval listed", func() error {
+			a, err := e.orch.PendingApprovals(ctx, ceo)
+			if err != nil {
+				return err
+			}
+			for _, it := range a.Items {
+				if it.WorkflowID == s.ID && it.StepID == "sign" {
+					return nil
+				}
+			}
+			return fmt.Errorf("not listed: %+v", a)
+		})
+		if n, err := count(fmt.Sprintf("WorkflowId = 'acme/%s' AND %s IS NOT NULL", s.ID, workflows.SearchAttrAwaiting)); err != nil || n != 0 {
+			t.Errorf("the legacy run has the attribute: %d %v", n, err)
+		}
+		if n, err := count(fmt.Sprintf("WorkflowId = 'acme/%s' AND %s", s.ID, olderRuns)); err != nil || n != 1 {
+			t.Errorf("the fallback query does not match the legacy run: %d %v", n, err)
+		}
+		// Another approver still does not see it.
+		if a, err := appr.Approvals(ctx); err != nil {
+			t.Error(err)
+		} else {
+			for _, it := range a.Items {
+				if it.WorkflowID == s.ID {
+					t.Error("alice sees the ceo's approval")
+				}
+			}
+		}
+		res, err := e.orch.Decide(ctx, ceo, s.ID, orchestrator.DecideRequest{StepID: "sign", Decision: workflows.Approve})
+		if err != nil || !res.Resolved {
+			t.Fatalf("decide: %+v %v", res, err)
+		}
+	})
+
+	t.Run("list shows compensated", func(t *testing.T) {
+		saga := &definition.Definition{Steps: []definition.Step{
+			{ID: "reserve", Kind: definition.KindHTTP, Service: "inventory", Path: "/reserve",
+				Compensate: &definition.Step{ID: "release", Kind: definition.KindHTTP, Service: "inventory", Path: "/release"}},
+			{ID: "charge", Kind: definition.KindHTTP, Service: "inventory", Path: "/charge",
+				SuccessStatuses: []int{201}, Retry: &definition.RetryPolicy{MaxAttempts: 1}},
+		}}
+		s, err := sub.Submit(ctx, ingclient.SubmitRequest{Inline: saga})
+		if err != nil {
+			t.Fatal(err)
+		}
+		final, err := sub.Watch(ctx, s.ID, nil)
+		if err != nil || final.State != workflows.RunCompensated {
+			t.Fatalf("final %+v %v", final, err)
+		}
+		e.eventually("listed as compensated", func() error {
+			page, err := sub.List(ctx, ingclient.ListOptions{Status: "failed", Limit: 100})
+			if err != nil {
+				return err
+			}
+			for _, it := range page.Items {
+				if it.ID == s.ID {
+					if it.State != workflows.RunCompensated {
+						return fmt.Errorf("listed as %s", it.State)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("not listed")
+		})
+	})
+}
+
+// noServices resolves no service (the legacy worker runs approvals only).
+type noServices struct{}
+
+func (noServices) Resolve(_, name string) (activities.Endpoint, error) {
+	return activities.Endpoint{}, fmt.Errorf("%w: %s", activities.ErrUnknownService, name)
+}
+
+func (noServices) AllowURL(string, string) error { return activities.ErrURLNotAllowed }
+
+// orchestrator returns an orchestrator of the env's Temporal and registry
+// that starts workflows on task queue tq.
+func (e *env) orchestrator(tq string) *orchestrator.Orchestrator {
+	e.t.Helper()
+	o, err := orchestrator.New(orchestrator.Options{
+		Client: e.c, TaskQueue: tq, Definitions: e.defs,
+		ValidateDefinition: func(*definition.Definition) error { return nil },
+		ValidateInput:      func(*definition.Definition, json.RawMessage) error { return nil },
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return o
 }
 
 // TestIntegrationRateLimit uses a tenant with a tiny bucket from the

@@ -124,6 +124,13 @@ func newServer(t testing.TB) *temporaltest.TestServer {
 	if _, ok := t.(*testing.T); !ok {
 		t.Cleanup(ts.Stop)
 	}
+	// Orchestrations upsert GateflowAwaiting at approval steps: without it
+	// registered, Temporal refuses their workflow tasks.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := worker.EnsureSearchAttributes(ctx, ts.GetDefaultClient(), ts.GetDefaultNamespace()); err != nil {
+		t.Fatal(err)
+	}
 	return ts
 }
 

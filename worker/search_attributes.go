@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -13,31 +15,37 @@ import (
 	"github.com/gateflow/gateflow/workflows"
 )
 
-// SearchAttributes are the custom search attributes orchestrations are
-// started with, all of type Keyword.
+// SearchAttributes are the Keyword search attributes orchestrations are
+// started with. Every custom attribute, with its type, is in
+// workflows.SearchAttributeTypes (which adds the KeywordList
+// GateflowAwaiting that the workflow itself upserts).
 var SearchAttributes = []string{workflows.SearchAttrTenant, workflows.SearchAttrDefinition, workflows.SearchAttrVersion}
 
-// EnsureSearchAttributes registers the Keyword search attributes of
-// orchestrations in the namespace when they are missing. It is idempotent
-// and safe to run from several processes at once; it fails when an
-// attribute exists with another type.
+// EnsureSearchAttributes registers the search attributes of orchestrations
+// (workflows.SearchAttributeTypes) in the namespace when they are missing.
+// It is idempotent and safe to run from several processes at once; it
+// fails when an attribute exists with another type. Without
+// GateflowAwaiting a worker's orchestrations stop at their first approval
+// step (Temporal refuses the upsert and retries the workflow task) until
+// it is registered.
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
 	ops := c.OperatorService()
 	resp, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
 		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
 	}
+	want := workflows.SearchAttributeTypes()
 	missing := map[string]enumspb.IndexedValueType{}
-	for _, name := range SearchAttributes {
+	for _, name := range slices.Sorted(maps.Keys(want)) {
 		t, ok := resp.GetCustomAttributes()[name]
 		if !ok {
 			t, ok = resp.GetSystemAttributes()[name]
 		}
 		switch {
 		case !ok:
-			missing[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-		case t != enumspb.INDEXED_VALUE_TYPE_KEYWORD:
-			return fmt.Errorf("search attribute %s exists in namespace %s with type %s, want Keyword", name, namespace, t)
+			missing[name] = want[name]
+		case t != want[name]:
+			return fmt.Errorf("search attribute %s exists in namespace %s with type %s, want %s", name, namespace, t, want[name])
 		}
 	}
 	if len(missing) == 0 {

@@ -291,6 +291,11 @@ func TestEnsureSearchAttributes(t *testing.T) {
 			t.Errorf("%s: %v", name, resp.GetCustomAttributes()[name])
 		}
 	}
+	for name, typ := range workflows.SearchAttributeTypes() {
+		if resp.GetCustomAttributes()[name] != typ {
+			t.Errorf("%s: %v, want %v", name, resp.GetCustomAttributes()[name], typ)
+		}
+	}
 	startWorker(t, c, "sa", worker.Deps{Services: staticServices{}})
 	d := mustDef(t, `{"name": "sa", "version": "7", "steps": [{"id": "w", "kind": "wait", "duration": "10ms"}], "output": {"done": true}}`)
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "sa-1", TaskQueue: "sa",

@@ -66,8 +66,9 @@ func (r *run) approval(ctx workflow.Context, sc *scope, st *definition.Step, id 
 	}
 	r.approvals[id] = w
 	r.approvalOrder = append(r.approvalOrder, id)
-	defer r.endApproval(id)
+	defer r.endApproval(ctx, id)
 	r.status.setState(id, st.Kind, StepWaitingApproval)
+	r.syncAwaiting(ctx)
 
 	timeout := st.Timeout.Std()
 	for w.outcome == "" {
@@ -101,6 +102,7 @@ func (r *run) approval(ctx workflow.Context, sc *scope, st *definition.Step, id 
 			timeout = st.EscalationTimeout.Std()
 			w.deadline = nil
 			r.status.touch()
+			r.syncAwaiting(ctx)
 		case st.OnTimeout == definition.OnTimeoutApprove && !w.escalated:
 			w.timedOut, w.outcome = true, OutcomeApproved
 		default:
@@ -122,11 +124,47 @@ func (r *run) approval(ctx workflow.Context, sc *scope, st *definition.Step, id 
 	return stepOutcome{output: out}, nil
 }
 
-// endApproval forgets a finished approval.
-func (r *run) endApproval(id string) {
+// endApproval forgets a finished approval (decided, timed out, or
+// abandoned by a cancellation) and takes it out of SearchAttrAwaiting.
+func (r *run) endApproval(ctx workflow.Context, id string) {
 	delete(r.approvals, id)
 	r.approvalOrder = slices.DeleteFunc(r.approvalOrder, func(s string) bool { return s == id })
 	r.status.touch()
+	r.syncAwaiting(ctx)
+}
+
+// syncAwaiting keeps SearchAttrAwaiting equal to who may decide the
+// approvals waiting now (the union of their AwaitingValues), removing it
+// when none waits. It upserts only when the set changed, so a vote that
+// does not decide a step costs no event. Runs on the pre-visibility
+// version (started by an older worker) never upsert: that would change
+// their commands on replay.
+func (r *run) syncAwaiting(ctx workflow.Context) {
+	if r.visibility < visibilityV1 {
+		return
+	}
+	var vals []string
+	for _, id := range r.approvalOrder {
+		if w := r.approvals[id]; w != nil && w.outcome == "" {
+			vals = append(vals, AwaitingValues(w.approvers)...)
+		}
+	}
+	vals = sortedUnique(vals)
+	if slices.Equal(vals, r.awaiting) {
+		return
+	}
+	r.awaiting = vals
+	key := temporal.NewSearchAttributeKeyKeywordList(SearchAttrAwaiting)
+	upd := key.ValueSet(vals)
+	if len(vals) == 0 {
+		upd = key.ValueUnset()
+	}
+	r.events += upsertEvents
+	if err := workflow.UpsertTypedSearchAttributes(ctx, upd); err != nil {
+		// Only an invalid value gets here (the SDK validates locally); the
+		// approval still works, the list just cannot find it.
+		r.log.Warn("awaiting search attribute not updated", "error", err.Error())
+	}
 }
 
 func (w *approvalWait) output() any {
@@ -183,14 +221,11 @@ func (r *run) checkDecision(d Decision) error {
 	if w == nil || w.outcome != "" {
 		return temporal.NewApplicationError(fmt.Sprintf("step %q is not waiting for a decision (state %s)", d.StepID, st.State), ErrTypeStepNotWaiting)
 	}
-	if !isApprover(w.approvers, d.By) {
+	if !IsApprover(w.approvers, d.By) {
 		return temporal.NewApplicationError(fmt.Sprintf("%s may not decide step %q", voterName(d.By), d.StepID), ErrTypeNotApprover)
 	}
-	key := voterKey(d.By)
-	for _, v := range w.votes {
-		if voterKey(v.By) == key {
-			return temporal.NewApplicationError(fmt.Sprintf("%s already voted on step %q", voterName(d.By), d.StepID), ErrTypeDuplicateVote)
-		}
+	if HasVoted(w.votes, d.By) {
+		return temporal.NewApplicationError(fmt.Sprintf("%s already voted on step %q", voterName(d.By), d.StepID), ErrTypeDuplicateVote)
 	}
 	return nil
 }
@@ -275,21 +310,6 @@ func (r *run) recordApproval(ctx workflow.Context, w *approvalWait, by Identity,
 	if err := workflow.ExecuteLocalActivity(lctx, activities.RecordApprovalActivity, rec).Get(lctx, nil); err != nil {
 		r.log.Warn("approval record lost", "step", w.statusID, "error", err.Error())
 	}
-}
-
-func isApprover(a Approvers, id Identity) bool {
-	if len(a.Roles) == 0 && len(a.Users) == 0 {
-		return true
-	}
-	if id.User != "" && slices.Contains(a.Users, id.User) {
-		return true
-	}
-	for _, role := range id.Roles {
-		if slices.Contains(a.Roles, role) {
-			return true
-		}
-	}
-	return false
 }
 
 // matchedRoles are the voter's roles that made them an approver, or all

@@ -266,4 +266,6 @@ const (
 	activityEvents      = 6 // scheduled, started, completed + a workflow task
 	timerEvents         = 5 // started, fired + a workflow task
 	localActivityEvents = 1 // marker
+	upsertEvents        = 1 // search attributes or memo upserted
+	versionEvents       = 2 // GetVersion's marker and its TemporalChangeVersion upsert
 )

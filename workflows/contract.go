@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
@@ -40,6 +42,44 @@ const (
 	SearchAttrVersion    = "GateflowVersion"
 )
 
+// SearchAttrAwaiting (KeywordList) names who may decide the approval steps
+// an orchestration is waiting on right now (see AwaitingValues): the
+// interpreter upserts it whenever that set changes and removes it when
+// nothing waits, so that the API finds a caller's pending approvals with
+// one visibility query instead of querying every running workflow.
+const SearchAttrAwaiting = "GateflowAwaiting"
+
+// Values of SearchAttrAwaiting: AwaitingAny for a step that names no
+// approvers (anyone may decide), else AwaitingRole+role and AwaitingUser+user
+// per approver.
+const (
+	AwaitingAny  = "any"
+	AwaitingRole = "role:"
+	AwaitingUser = "user:"
+)
+
+// SearchAttributeTypes returns every custom search attribute of
+// orchestrations with its type. It is the one list that registration code
+// (the worker, gateflow dev, test servers) reads.
+func SearchAttributeTypes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{
+		SearchAttrTenant:     enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrDefinition: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrVersion:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrAwaiting:   enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+	}
+}
+
+// VisibilityChange is the workflow.GetVersion change id under which an
+// orchestration keeps SearchAttrAwaiting and MemoState current. Runs that
+// took version 1 carry VisibilityChangeV1 in Temporal's built-in
+// TemporalChangeVersion search attribute; runs started by older workers
+// lack it, and the API still finds their approvals by querying them.
+const (
+	VisibilityChange   = "gateflow.visibility"
+	VisibilityChangeV1 = VisibilityChange + "-1"
+)
+
 // Memo keys written when an orchestration starts.
 const (
 	// MemoRequestID holds the ingress request id that started the workflow.
@@ -49,6 +89,11 @@ const (
 	MemoBodyHash = "body_hash"
 	// MemoSubmittedBy holds the key id (and user) that submitted the workflow.
 	MemoSubmittedBy = "submitted_by"
+	// MemoState holds the orchestration's final RunState, upserted by the
+	// workflow just before it closes in any state but succeeded (Temporal's
+	// own close status says "failed" or "canceled" for a compensated run,
+	// and "failed" for one past the definition's timeout). Lists read it.
+	MemoState = "state"
 )
 
 // OrchestrationInput starts the generic orchestration workflow. The

@@ -38,6 +38,13 @@ func Orchestration(ctx workflow.Context, in OrchestrationInput) (json.RawMessage
 	if err := r.registerHandlers(ctx); err != nil {
 		return nil, err
 	}
+	// Version 1 keeps SearchAttrAwaiting and MemoState current. Histories
+	// of runs started before it have no marker here and replay as
+	// DefaultVersion, which upserts nothing.
+	r.visibility = workflow.GetVersion(ctx, VisibilityChange, workflow.DefaultVersion, visibilityV1)
+	if r.visibility >= visibilityV1 {
+		r.events += versionEvents
+	}
 	return r.execute(ctx)
 }
 
@@ -48,6 +55,9 @@ const (
 	DefaultForeachConcurrency = 1
 	// approvalRecordTimeout bounds the local activity recording a vote.
 	approvalRecordTimeout = 30 * time.Second
+	// visibilityV1 is the version of VisibilityChange that upserts
+	// SearchAttrAwaiting and MemoState.
+	visibilityV1 workflow.Version = 1
 )
 
 // run is the state of one orchestration run.
@@ -80,6 +90,10 @@ type run struct {
 	canAfter int
 	runs     int
 	started  bool
+	// visibility is the VisibilityChange version of this run; awaiting is
+	// the SearchAttrAwaiting value it last upserted.
+	visibility workflow.Version
+	awaiting   []string
 }
 
 func newRun(ctx workflow.Context, in OrchestrationInput) (*run, error) {
@@ -184,6 +198,7 @@ func (r *run) execute(ctx workflow.Context) (json.RawMessage, error) {
 		msg = fmt.Sprintf("%s; compensation failed: %s", cause, joinMessages(compErrs))
 	}
 	r.status.closeRun(state, nil, msg, workflow.Now(ctx))
+	r.recordFinalState(ctx, state)
 	r.awaitHandlers(ctx)
 	if cancelled && !timedOut {
 		return nil, temporal.NewCanceledError(msg)
@@ -197,6 +212,19 @@ func (r *run) execute(ctx workflow.Context) (json.RawMessage, error) {
 		errType = ErrTypeApprovalRejected
 	}
 	return nil, temporal.NewNonRetryableApplicationError(msg, errType, nil)
+}
+
+// recordFinalState writes the run's final state into the memo (MemoState)
+// so that lists show "compensated" or "timed-out" rather than Temporal's
+// close status. A success needs no memo: Temporal's "completed" says it.
+func (r *run) recordFinalState(ctx workflow.Context, state RunState) {
+	if r.visibility < visibilityV1 || state == RunSucceeded {
+		return
+	}
+	r.events += upsertEvents
+	if err := workflow.UpsertMemo(ctx, map[string]any{MemoState: string(state)}); err != nil {
+		r.log.Warn("final state not recorded in the memo", "state", string(state), "error", err.Error())
+	}
 }
 
 // runBody evaluates the vars (first run only) and runs the top-level

@@ -19,7 +19,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/gateflow/gateflow/deploy/embedded"
 	"github.com/gateflow/gateflow/deploy/embedded/demo"
@@ -335,16 +334,12 @@ func (st *devStack) start(ctx context.Context, cfg devConfig, dataDir, logDir st
 		defer wg.Done()
 		began := time.Now()
 		st.temporal, temporalErr = temporalserver.Start(ctx, temporalserver.Options{
-			DBPath:       filepath.Join(dataDir, "temporal.db"),
-			FrontendPort: cfg.TemporalPort,
-			UIPort:       cfg.UIPort,
-			SearchAttributes: map[string]enumspb.IndexedValueType{
-				workflows.SearchAttrTenant:     enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-				workflows.SearchAttrDefinition: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-				workflows.SearchAttrVersion:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-			},
-			LogFile: filepath.Join(logDir, "temporal.log"),
-			Logger:  log.With("part", "temporal"),
+			DBPath:           filepath.Join(dataDir, "temporal.db"),
+			FrontendPort:     cfg.TemporalPort,
+			UIPort:           cfg.UIPort,
+			SearchAttributes: workflows.SearchAttributeTypes(),
+			LogFile:          filepath.Join(logDir, "temporal.log"),
+			Logger:           log.With("part", "temporal"),
 		})
 		if temporalErr == nil {
 			progress("  Temporal    ready in %.1fs", time.Since(began).Seconds())

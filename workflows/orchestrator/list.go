@@ -60,8 +60,12 @@ type Page struct {
 }
 
 // executionStatus maps filterable API states to Temporal's visibility
-// values. "compensated" is not filterable: Temporal records it as
-// completed or failed.
+// values. The filter is on Temporal's close status, while items show the
+// orchestration's own final state (workflows.MemoState): "compensated" is
+// not filterable (Temporal records it as failed or canceled, so
+// status=failed also lists compensated runs, and status=cancelled a
+// cancelled run that was compensated), and a run stopped by its
+// definition's timeout is listed under failed, shown as timed-out.
 var executionStatus = map[workflows.RunState]string{
 	workflows.RunRunning:    "Running",
 	workflows.RunSucceeded:  "Completed",
@@ -190,7 +194,7 @@ func (o *Orchestrator) summary(tenant string, ex *workflowpb.WorkflowExecutionIn
 		RunID:      ex.GetExecution().GetRunId(),
 		Definition: keyword(fields[workflows.SearchAttrDefinition]),
 		Version:    keyword(fields[workflows.SearchAttrVersion]),
-		State:      runState(ex.GetStatus()),
+		State:      closedState(ex.GetStatus(), ex.GetMemo()),
 		StartedAt:  ex.GetStartTime().AsTime(),
 	}
 	if ex.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && ex.GetCloseTime() != nil {

@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/workflows"
@@ -138,6 +141,52 @@ func TestMayDecide(t *testing.T) {
 	}
 	if !MayDecide(Caller{KeyID: "k1"}, workflows.PendingApproval{}) {
 		t.Error("an approval without approvers admits anyone")
+	}
+}
+
+func TestApprovalQueries(t *testing.T) {
+	o := &Orchestrator{}
+	q := o.approvalQueries(Caller{Tenant: "acme", KeyID: "k1", User: "alice", Roles: []string{"approver", "manager", "it's"}})
+	running := "WorkflowType = 'gateflow.Orchestration' AND GateflowTenant = 'acme' AND ExecutionStatus = 'Running'"
+	want := []string{
+		running + " AND GateflowAwaiting IN ('any', 'role:approver', 'role:manager', 'user:alice')",
+		running + " AND (TemporalChangeVersion IS NULL OR TemporalChangeVersion != 'gateflow.visibility-1')",
+	}
+	if len(q) != 2 || q[0] != want[0] || q[1] != want[1] {
+		t.Errorf("queries\n got %q\nwant %q", q, want)
+	}
+	if q := o.approvalQueries(Caller{Tenant: "acme", KeyID: "k1"}); !strings.HasSuffix(q[0], "GateflowAwaiting IN ('any')") {
+		t.Errorf("key without roles or user: %s", q[0])
+	}
+}
+
+func TestClosedState(t *testing.T) {
+	memo := func(v any) *commonpb.Memo {
+		p, err := converter.GetDefaultDataConverter().ToPayload(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &commonpb.Memo{Fields: map[string]*commonpb.Payload{workflows.MemoState: p}}
+	}
+	cases := []struct {
+		status enumspb.WorkflowExecutionStatus
+		memo   *commonpb.Memo
+		want   workflows.RunState
+	}{
+		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo("compensated"), workflows.RunCompensated},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, memo("compensated"), workflows.RunCompensated},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo("timed-out"), workflows.RunTimedOut},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, nil, workflows.RunFailed},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, &commonpb.Memo{}, workflows.RunSucceeded},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, nil, workflows.RunTerminated},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo("running"), workflows.RunFailed},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo(42), workflows.RunFailed},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, memo("compensated"), workflows.RunRunning},
+	}
+	for _, c := range cases {
+		if got := closedState(c.status, c.memo); got != c.want {
+			t.Errorf("%s with memo %v: %s, want %s", c.status, c.memo, got, c.want)
+		}
 	}
 }
 

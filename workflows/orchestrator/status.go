@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/workflows"
@@ -105,7 +107,7 @@ func (o *Orchestrator) closed(ctx context.Context, id string, desc *client.Workf
 	}
 
 	st := Status{ID: id, RunID: runID}
-	st.State = runState(desc.Status)
+	st.State = closedState(desc.Status, desc.Memo)
 	var raw json.RawMessage
 	err = o.c.GetWorkflow(ctx, wid, runID).Get(ctx, &raw)
 	switch {
@@ -177,6 +179,30 @@ func failureMessage(err error) string {
 		}
 	}
 	return err.Error()
+}
+
+// closedState is the API state of a run: the final state the
+// orchestration recorded in its memo (workflows.MemoState) once it has
+// closed, else the mapping of Temporal's status (runs of older workers,
+// successes, terminations, and Temporal's own execution timeout).
+func closedState(s enumspb.WorkflowExecutionStatus, memo *commonpb.Memo) workflows.RunState {
+	if s == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || s == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+		return runState(s)
+	}
+	if p := memo.GetFields()[workflows.MemoState]; p != nil {
+		var state workflows.RunState
+		if converter.GetDefaultDataConverter().FromPayload(p, &state) == nil && recordedStates[state] {
+			return state
+		}
+	}
+	return runState(s)
+}
+
+// recordedStates are the states a closed orchestration may record in its
+// memo; anything else there is ignored.
+var recordedStates = map[workflows.RunState]bool{
+	workflows.RunSucceeded: true, workflows.RunFailed: true, workflows.RunCancelled: true,
+	workflows.RunTimedOut: true, workflows.RunCompensated: true,
 }
 
 // runState maps a Temporal execution status to the API's state.

@@ -19,14 +19,10 @@ import (
 	"github.com/gateflow/gateflow/workflows"
 )
 
-// GateflowSearchAttributes are the Keyword search attributes Gateflow's
-// workflows set (workflows.SearchAttr*).
+// GateflowSearchAttributes are the search attributes Gateflow's workflows
+// set, with their types (workflows.SearchAttributeTypes).
 func GateflowSearchAttributes() map[string]enumspb.IndexedValueType {
-	return map[string]enumspb.IndexedValueType{
-		workflows.SearchAttrTenant:     enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		workflows.SearchAttrDefinition: enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		workflows.SearchAttrVersion:    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	}
+	return workflows.SearchAttributeTypes()
 }
 
 // StartTemporal starts an in-memory Temporal server on free ports, with
