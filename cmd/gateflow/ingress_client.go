@@ -208,13 +208,29 @@ func printStatus(w io.Writer, st client.Status) error {
 		return err
 	}
 	for _, p := range st.Pending {
-		fmt.Fprintf(w, "waiting for approval: step %s (roles %s, users %s, %d of %d votes)\n", p.StepID,
-			strings.Join(p.Approvers.Roles, ","), strings.Join(p.Approvers.Users, ","), len(p.Votes), p.Quorum)
+		fmt.Fprintf(w, "waiting for approval: step %s (%s, %d of %d votes)\n", p.StepID,
+			approversText(p.Approvers.Roles, p.Approvers.Users), len(p.Votes), p.Quorum)
 	}
 	if len(st.Output) > 0 {
 		fmt.Fprintf(w, "output: %s\n", st.Output)
 	}
 	return nil
+}
+
+// approversText names who may decide an approval step: "roles manager",
+// "users alice,bob", both joined by "; ", or "anyone" when it names nobody.
+func approversText(roles, users []string) string {
+	var parts []string
+	if len(roles) > 0 {
+		parts = append(parts, "roles "+strings.Join(roles, ","))
+	}
+	if len(users) > 0 {
+		parts = append(parts, "users "+strings.Join(users, ","))
+	}
+	if len(parts) == 0 {
+		return "anyone"
+	}
+	return strings.Join(parts, "; ")
 }
 
 func newWatchCmd() *cobra.Command {
