@@ -39,6 +39,11 @@ const (
 	ErrClassInternal   = "internal"
 )
 
+// ErrClassModelUnavailable: the model provider does not serve the model
+// (404 / model_not_found) on any target tried (not retryable; the gateway
+// falls back to the next target of an alias first).
+const ErrClassModelUnavailable = "model_unavailable"
+
 // RunMeta identifies the orchestration a call belongs to and who started
 // it; it is copied into every call record.
 type RunMeta struct {

@@ -60,8 +60,10 @@ var nonRetryableModelClasses = map[string]bool{
 	llm.ClassAuth:       true,
 	llm.ClassBadRequest: true,
 	llm.ClassContext:    true,
-	llm.ClassBudget:     true,
-	llm.ClassTooLarge:   true,
+	// Every target of the alias lacks the model: retrying will not add it.
+	llm.ClassModelUnavailable: true,
+	llm.ClassBudget:           true,
+	llm.ClassTooLarge:         true,
 }
 
 // Call makes one model call. The provider request id is derived from the

@@ -260,17 +260,18 @@ func TestModelCallBudget(t *testing.T) {
 // the activity contract's.
 func TestModelErrorClassesMatchContract(t *testing.T) {
 	pairs := map[string]string{
-		llm.ClassRateLimit:  activities.ErrClassRateLimit,
-		llm.ClassOverloaded: activities.ErrClassOverloaded,
-		llm.ClassServer:     activities.ErrClassStatus,
-		llm.ClassTimeout:    activities.ErrClassTimeout,
-		llm.ClassConnection: activities.ErrClassConnection,
-		llm.ClassAuth:       activities.ErrClassAuth,
-		llm.ClassBadRequest: activities.ErrClassBadRequest,
-		llm.ClassContext:    activities.ErrClassContext,
-		llm.ClassTooLarge:   activities.ErrClassTooLarge,
-		llm.ClassBudget:     activities.ErrClassBudget,
-		llm.ClassInternal:   activities.ErrClassInternal,
+		llm.ClassRateLimit:        activities.ErrClassRateLimit,
+		llm.ClassOverloaded:       activities.ErrClassOverloaded,
+		llm.ClassServer:           activities.ErrClassStatus,
+		llm.ClassTimeout:          activities.ErrClassTimeout,
+		llm.ClassConnection:       activities.ErrClassConnection,
+		llm.ClassAuth:             activities.ErrClassAuth,
+		llm.ClassBadRequest:       activities.ErrClassBadRequest,
+		llm.ClassContext:          activities.ErrClassContext,
+		llm.ClassModelUnavailable: activities.ErrClassModelUnavailable,
+		llm.ClassTooLarge:         activities.ErrClassTooLarge,
+		llm.ClassBudget:           activities.ErrClassBudget,
+		llm.ClassInternal:         activities.ErrClassInternal,
 	}
 	for l, a := range pairs {
 		if l != a {

@@ -22,9 +22,14 @@ const (
 	ClassAuth       = "auth"             // credential missing or refused
 	ClassBadRequest = "bad_request"      // the request itself is invalid
 	ClassContext    = "context_too_long" // prompt + completion above the context window
-	ClassTooLarge   = "too_large"        // provider answer above the size cap
-	ClassBudget     = "budget_exceeded"  // tenant token budget spent
-	ClassInternal   = "internal"         // gateway-side failure (e.g. budget store unreadable)
+	// ClassModelUnavailable: the target's provider does not serve its model
+	// (404, code model_not_found: not pulled into Ollama, misspelt, not
+	// available to this account) or has no such endpoint. It concerns that
+	// target only, so the call falls back to the next one.
+	ClassModelUnavailable = "model_unavailable"
+	ClassTooLarge         = "too_large"       // provider answer above the size cap
+	ClassBudget           = "budget_exceeded" // tenant token budget spent
+	ClassInternal         = "internal"        // gateway-side failure (e.g. budget store unreadable)
 )
 
 // Sentinel errors, matched with errors.Is against any gateway error of that
@@ -38,6 +43,7 @@ var (
 	ErrAuth              = errors.New("provider credential missing or refused")
 	ErrBadRequest        = errors.New("bad model request")
 	ErrContextTooLong    = errors.New("context too long")
+	ErrModelUnavailable  = errors.New("model not available at the provider")
 	ErrTooLarge          = errors.New("provider answer too large")
 	ErrBudgetExceeded    = errors.New("token budget exceeded")
 	ErrInternal          = errors.New("model gateway internal error")
@@ -46,17 +52,18 @@ var (
 )
 
 var classSentinels = map[string]error{
-	ClassRateLimit:  ErrRateLimited,
-	ClassOverloaded: ErrOverloaded,
-	ClassServer:     ErrServer,
-	ClassTimeout:    ErrTimeout,
-	ClassConnection: ErrConnection,
-	ClassAuth:       ErrAuth,
-	ClassBadRequest: ErrBadRequest,
-	ClassContext:    ErrContextTooLong,
-	ClassTooLarge:   ErrTooLarge,
-	ClassBudget:     ErrBudgetExceeded,
-	ClassInternal:   ErrInternal,
+	ClassRateLimit:        ErrRateLimited,
+	ClassOverloaded:       ErrOverloaded,
+	ClassServer:           ErrServer,
+	ClassTimeout:          ErrTimeout,
+	ClassConnection:       ErrConnection,
+	ClassAuth:             ErrAuth,
+	ClassBadRequest:       ErrBadRequest,
+	ClassContext:          ErrContextTooLong,
+	ClassModelUnavailable: ErrModelUnavailable,
+	ClassTooLarge:         ErrTooLarge,
+	ClassBudget:           ErrBudgetExceeded,
+	ClassInternal:         ErrInternal,
 }
 
 // Error is a failed model call attempt, classified. Message is the
@@ -141,11 +148,13 @@ func RetryableClass(class string) bool {
 
 // fallbackClass reports whether an error of class moves the call on to the
 // next target of an alias: the spec's 429/5xx/timeouts/overloaded, plus
-// context_too_long (the next model may have a larger window) and auth (a
-// credential problem is that provider's alone).
+// context_too_long (the next model may have a larger window), auth (a
+// credential problem is that provider's alone) and model_unavailable (so
+// is a model the provider does not serve). A bad_request is the request's
+// own fault and would fail on every target: it stops the call.
 func fallbackClass(class string) bool {
 	switch class {
-	case ClassRateLimit, ClassOverloaded, ClassServer, ClassTimeout, ClassConnection, ClassContext, ClassAuth:
+	case ClassRateLimit, ClassOverloaded, ClassServer, ClassTimeout, ClassConnection, ClassContext, ClassAuth, ClassModelUnavailable:
 		return true
 	}
 	return false

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"encoding/json"
+	"math"
 )
 
 // Token estimates. The gateway never tokenizes (tokenizers differ per
@@ -165,9 +166,26 @@ func contentText(raw json.RawMessage) string {
 }
 
 // cost is the price of usage at the model's prices (US dollars per million
-// tokens).
+// tokens), rounded with RoundCost.
 func cost(m Model, u Usage) float64 {
-	return (float64(u.PromptTokens)*m.InputPerMTok + float64(u.CompletionTokens)*m.OutputPerMTok) / 1e6
+	return RoundCost((float64(u.PromptTokens)*m.InputPerMTok + float64(u.CompletionTokens)*m.OutputPerMTok) / 1e6)
+}
+
+// CostPrecision is the unit costs are rounded to: 1e-10 US dollars, far
+// below any real token price (a token at $0.01 per million tokens is 1e-8).
+const CostPrecision = 1e-10
+
+// RoundCost rounds a cost in US dollars to CostPrecision, so that the float
+// noise of the price arithmetic (1.5600000000000003e-05) does not reach
+// responses, call records and step outputs, which then all show the same
+// short value (1.56e-05). Sums of costs are rounded again.
+func RoundCost(usd float64) float64 {
+	if math.IsNaN(usd) || math.IsInf(usd, 0) {
+		return usd
+	}
+	// An integer count of 1e-10 divided by 1e10 is the double nearest to
+	// the decimal value, which formats as that decimal.
+	return math.Round(usd*1e10) / 1e10
 }
 
 // jsonStringLen returns the UTF-8 length of the string a JSON string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,6 +43,9 @@ func TestFallbackAcrossAlias(t *testing.T) {
 			}
 		}, ClassTimeout, record.OutcomeTimeout},
 		{"context", replyJSON(400, fixture(t, "openai/error_context.json")), ClassContext, record.OutcomeError},
+		// Ollama running without the model (its OpenAI-compatible 404).
+		{"model not pulled", replyJSON(404, fixture(t, "openai/error_ollama_model_not_found.json")), ClassModelUnavailable, record.OutcomeError},
+		{"model not found", replyJSON(404, fixture(t, "openai/error_model_not_found.json")), ClassModelUnavailable, record.OutcomeError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,6 +93,50 @@ func TestNoFallbackOnBadRequest(t *testing.T) {
 	}
 	if len(b.requests()) != 0 {
 		t.Error("fell back on a bad request")
+	}
+}
+
+// TestModelUnavailableEverywhere: when no target serves the model the
+// call fails at once with model_unavailable (no retry round: pulling the
+// model is an operator's job), and each target is tried once.
+func TestModelUnavailableEverywhere(t *testing.T) {
+	notPulled := replyJSON(404, fixture(t, "openai/error_ollama_model_not_found.json"))
+	a, b := newFakeProvider(t, notPulled), newFakeProvider(t, notPulled)
+	env := newTestGateway(t, twoProviders(a.URL, b.URL), nil)
+	_, err := env.gw.Chat(context.Background(), userRequest("smart", "hi"), CallOptions{})
+	if ClassOf(err) != ClassModelUnavailable || !errors.Is(err, ErrModelUnavailable) {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.Contains(err.Error(), "try pulling it first") {
+		t.Errorf("the provider's message is lost: %v", err)
+	}
+	if len(a.requests()) != 1 || len(b.requests()) != 1 || len(env.clock.Sleeps()) != 0 {
+		t.Errorf("requests a=%d b=%d, sleeps %v", len(a.requests()), len(b.requests()), env.clock.Sleeps())
+	}
+}
+
+// TestCostRounded: the price arithmetic's float noise
+// (52*0.2+26*0.2)/1e6 = 1.5600000000000003e-05 does not reach the answer
+// nor the record.
+func TestCostRounded(t *testing.T) {
+	body := strings.Replace(strings.Replace(string(fixture(t, "openai/chat_response.json")),
+		`"prompt_tokens": 19`, `"prompt_tokens": 52`, 1), `"completion_tokens": 10`, `"completion_tokens": 26`, 1)
+	srv := newFakeProvider(t, replyJSON(200, []byte(body)))
+	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {InputPerMTok: 0.2, OutputPerMTok: 0.2}}), nil)
+	resp, err := env.gw.Chat(context.Background(), userRequest("p/m", "hi"), CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strconv.FormatFloat(resp.Usage.CostUSD, 'g', -1, 64); got != "1.56e-05" {
+		t.Errorf("response cost %s", got)
+	}
+	if recs := env.recs.all(); len(recs) != 1 || recs[0].CostUSD != resp.Usage.CostUSD {
+		t.Errorf("records %+v", recs)
+	}
+	for _, c := range []struct{ in, want float64 }{{1.5600000000000003e-05, 1.56e-05}, {2.6399999999999998e-05, 2.64e-05}, {0, 0}, {4e-11, 0}, {6e-11, 1e-10}, {12.5, 12.5}} {
+		if got := RoundCost(c.in); got != c.want {
+			t.Errorf("RoundCost(%g) = %g, want %g", c.in, got, c.want)
+		}
 	}
 }
 

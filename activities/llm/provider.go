@@ -58,6 +58,12 @@ func classifyStatus(status int) string {
 	case status == http.StatusConflict || status >= 500:
 		// 409 is a lock timeout at OpenAI, retried by its SDKs.
 		return ClassServer
+	case status == http.StatusNotFound:
+		// Every provider answers 404 for a model it does not serve
+		// (OpenAI model_not_found, Ollama "not found, try pulling it",
+		// Anthropic not_found_error, Gemini NOT_FOUND); a wrong base_url
+		// gets 404 too. Either way it is this target's problem.
+		return ClassModelUnavailable
 	case status >= 400:
 		return ClassBadRequest
 	}
@@ -131,7 +137,11 @@ func shouldRetryHeader(h http.Header) (retry, set bool) {
 // adapter extracted, applying the common rules.
 func statusError(status int, h http.Header, code, msg string) *Error {
 	e := &Error{Class: classifyStatus(status), Status: status, Code: code, Message: msg}
-	if e.Class == ClassBadRequest && looksLikeContextError(code, msg) {
+	switch {
+	case e.Class == ClassBadRequest && code == "model_not_found":
+		// OpenAI-compatible servers that say so with another 4xx.
+		e.Class = ClassModelUnavailable
+	case e.Class == ClassBadRequest && looksLikeContextError(code, msg):
 		e.Class = ClassContext
 	}
 	if retry, set := shouldRetryHeader(h); set {

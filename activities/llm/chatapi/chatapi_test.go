@@ -187,6 +187,7 @@ func TestErrorStatuses(t *testing.T) {
 		{"overloaded", gwtest.JSON(503, fx("openai/error_server.json")), 503, "provider_overloaded", ""},
 		{"server error", gwtest.JSON(500, fx("openai/error_server.json")), 502, "provider_error", ""},
 		{"provider credential", gwtest.JSON(401, fx("openai/error_auth.json")), 502, "provider_auth_failed", ""},
+		{"model not pulled", gwtest.JSON(404, fx("openai/error_ollama_model_not_found.json")), 502, "provider_model_unavailable", ""},
 		{"context too long", gwtest.JSON(400, fx("openai/error_context.json")), 400, "context_length_exceeded", ""},
 		{"bad request", gwtest.JSON(400, []byte(`{"error":{"message":"'temperature' is too high","type":"invalid_request_error"}}`)), 400, "invalid_request", ""},
 		{"malformed answer", gwtest.JSON(200, []byte(`{"choices": [`)), 502, "provider_error", ""},

@@ -31,6 +31,7 @@ const maxModelsInHint = 20
 //	connection        502 provider_unreachable
 //	too_large         502 provider_answer_too_large
 //	auth              502 provider_auth_failed (the gateway's credential, not the caller's)
+//	model_unavailable 502 provider_model_unavailable (no target serves the configured model)
 //	bad_request       400 invalid_request
 //	context_too_long  400 context_length_exceeded
 //	internal          503 budget_unavailable, else 500 internal
@@ -83,6 +84,8 @@ func Error(err error, models func() []string) error {
 		status, code = http.StatusBadGateway, "provider_answer_too_large"
 	case llm.ClassAuth:
 		status, code = http.StatusBadGateway, "provider_auth_failed"
+	case llm.ClassModelUnavailable:
+		status, code = http.StatusBadGateway, "provider_model_unavailable"
 	case llm.ClassBadRequest:
 		status, code = http.StatusBadRequest, "invalid_request"
 	case llm.ClassContext:

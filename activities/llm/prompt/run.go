@@ -334,7 +334,7 @@ func addUsage(a, b llm.Usage) llm.Usage {
 		PromptTokens:     a.PromptTokens + b.PromptTokens,
 		CompletionTokens: a.CompletionTokens + b.CompletionTokens,
 		TotalTokens:      a.TotalTokens + b.TotalTokens,
-		CostUSD:          a.CostUSD + b.CostUSD,
+		CostUSD:          llm.RoundCost(a.CostUSD + b.CostUSD),
 	}
 }
 
