@@ -20,13 +20,15 @@ const DefaultRange = 24 * time.Hour
 
 // ParseTime reads a time parameter: an RFC 3339 time
 // ("2026-11-01T00:00:00Z", fractions allowed), or a duration before now
-// ("90m", "24h", "7d", "0" for now).
+// ("90m", "24h", "7d", "0" for now). The result is UTC, truncated to the
+// millisecond.
 func ParseTime(s string, now time.Time) (time.Time, error) {
+	// Times are resolved to the millisecond, the resolution of the records.
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
+		return t.UTC().Truncate(time.Millisecond), nil
 	}
 	if d, ok := parseAgo(s); ok {
-		return now.Add(-d).UTC(), nil
+		return now.Add(-d).UTC().Truncate(time.Millisecond), nil
 	}
 	return time.Time{}, errors.New("must be an RFC 3339 time (2026-11-01T00:00:00Z) or a duration before now (90m, 24h, 7d)")
 }
@@ -100,7 +102,7 @@ func (p *params) time(name string, def time.Time) time.Time {
 
 // rangeAndFilters reads from, to and the call filters into a query.Filter.
 func (p *params) rangeAndFilters(tenant string) query.Filter {
-	to := p.time("to", p.now)
+	to := p.time("to", p.now.Truncate(time.Millisecond))
 	from := p.time("from", to.Add(-DefaultRange))
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) && len(p.details) == 0 {
 		p.bad("from", fmt.Sprintf("must be before to (%s >= %s)", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano)))

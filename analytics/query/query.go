@@ -148,8 +148,11 @@ func (f Filter) normalize() (Filter, error) {
 		return f, invalid("from", "must be before to (%s >= %s)", f.From.Format(time.RFC3339Nano), f.To.Format(time.RFC3339Nano))
 	case f.To.Sub(f.From) > MaxRange:
 		return f, invalid("to", "time range longer than %d days", int(MaxRange.Hours()/24))
-	case f.From.Year() < 2000 || f.To.Year() > 2200:
-		return f, invalid("from", "time range outside 2000..2200")
+	case f.From.Year() < 2000:
+		return f, invalid("from", "before 2000")
+	case f.To.Year() >= 2100:
+		// DateTime, the rollups' time type, ends in 2106.
+		return f, invalid("to", "after 2099")
 	}
 	return f, nil
 }
@@ -617,8 +620,8 @@ func tokensSinceSQL(tenant string, since time.Time) (string, clickhouse.Paramete
 		return "", nil, invalid("tenant", "is required")
 	}
 	since = since.UTC().Truncate(time.Millisecond)
-	if since.Year() < 2000 || since.Year() > 2200 {
-		return "", nil, invalid("since", "outside 2000..2200")
+	if since.Year() < 2000 || since.Year() >= 2098 {
+		return "", nil, invalid("since", "outside 2000..2097")
 	}
 	// The end is a day boundary so that the future side costs one segment.
 	to := since.Add(tokensHorizon).Truncate(24 * time.Hour)
