@@ -258,7 +258,7 @@ func waitRaw(t testing.TB, conn driver.Conn, want uint64, timeout time.Duration)
 	waitFor(t, timeout, fmt.Sprintf("%d records in ClickHouse", want), func() (bool, string) {
 		var n, r uint64
 		if err := conn.QueryRow(context.Background(),
-			"SELECT (SELECT uniqExact(id) FROM calls), (SELECT sum(calls) FROM calls_1m)").Scan(&n, &r); err != nil {
+			"SELECT (SELECT uniqExact(id) FROM calls), (SELECT sum(calls) FROM calls_1d)").Scan(&n, &r); err != nil {
 			return false, err.Error()
 		}
 		return n >= want && r >= want, fmt.Sprintf("%d distinct records, %d in the rollup", n, r)

@@ -58,28 +58,32 @@ func checkExact(t *testing.T, conn driver.Conn, e expected) {
 	if got := queryUint(t, conn, "SELECT uniqExact(id) FROM calls"); got != e.total {
 		t.Errorf("distinct ids = %d, want %d", got, e.total)
 	}
-	rows, err := conn.Query(ctx, `SELECT tenant, sum(calls), sum(errors), sum(tokens_in), sum(tokens_out)
-		FROM calls_1m GROUP BY tenant`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	got := map[string]tenantTotals{}
-	for rows.Next() {
-		var tenant string
-		var tt tenantTotals
-		if err := rows.Scan(&tenant, &tt.Calls, &tt.Errors, &tt.TokensIn, &tt.TokensOut); err != nil {
+	// Every level of the cascade (calls_1m, then calls_1h fed by it, then
+	// calls_1d) holds exactly the stored records.
+	for _, table := range []string{"calls_1m", "calls_1h", "calls_1d"} {
+		rows, err := conn.Query(ctx, `SELECT tenant, sum(calls), sum(errors), sum(tokens_in), sum(tokens_out)
+		FROM `+table+` GROUP BY tenant`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		got[tenant] = tt
-	}
-	for _, tenant := range slices.Sorted(maps.Keys(e.perTenant)) {
-		if got[tenant] != e.perTenant[tenant] {
-			t.Errorf("rollup for %s = %+v, want %+v", tenant, got[tenant], e.perTenant[tenant])
+		got := map[string]tenantTotals{}
+		for rows.Next() {
+			var tenant string
+			var tt tenantTotals
+			if err := rows.Scan(&tenant, &tt.Calls, &tt.Errors, &tt.TokensIn, &tt.TokensOut); err != nil {
+				t.Fatal(err)
+			}
+			got[tenant] = tt
 		}
-	}
-	if len(got) != len(e.perTenant) {
-		t.Errorf("rollup tenants %v, want %v", slices.Collect(maps.Keys(got)), slices.Collect(maps.Keys(e.perTenant)))
+		rows.Close()
+		for _, tenant := range slices.Sorted(maps.Keys(e.perTenant)) {
+			if got[tenant] != e.perTenant[tenant] {
+				t.Errorf("%s for %s = %+v, want %+v", table, tenant, got[tenant], e.perTenant[tenant])
+			}
+		}
+		if len(got) != len(e.perTenant) {
+			t.Errorf("%s tenants %v, want %v", table, slices.Collect(maps.Keys(got)), slices.Collect(maps.Keys(e.perTenant)))
+		}
 	}
 	var approvals uint64
 	if err := conn.QueryRow(ctx, `SELECT sum(decisions) FROM approvals_1m WHERE role != 'admin' OR 1`).Scan(&approvals); err != nil {
