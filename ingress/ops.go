@@ -18,13 +18,17 @@ type HealthResponse struct {
 
 // ReadyResponse answers /readyz: every check by name.
 type ReadyResponse struct {
-	Status string                `json:"status"` // "ready" or "unready"
+	// Status is "ready", "degraded" (an optional dependency is down; still
+	// 200) or "unready" (503).
+	Status string                `json:"status"`
 	Checks map[string]CheckState `json:"checks"`
 }
 
 // CheckState is the result of one readiness check.
 type CheckState struct {
-	OK        bool    `json:"ok"`
+	OK bool `json:"ok"`
+	// Optional checks do not make the server unready (see ReadyCheck).
+	Optional  bool    `json:"optional,omitempty"`
 	Error     string  `json:"error,omitempty"`
 	LatencyMS float64 `json:"latency_ms"`
 }
@@ -36,8 +40,11 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, HealthResponse{Status: "ok"})
 }
 
-// readyz runs every check concurrently; 503 names the ones that failed.
+// readyz runs every check concurrently. A failed required check answers
+// 503; a failed optional one answers 200 "degraded", unless the caller asks
+// ?strict=true (every dependency up). The body names every check.
 func (s *Server) readyz(c echo.Context) error {
+	strict := c.QueryParam("strict") == "true" || c.QueryParam("strict") == "1"
 	res := ReadyResponse{Status: "ready", Checks: make(map[string]CheckState, len(s.deps.Ready))}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -49,7 +56,7 @@ func (s *Server) readyz(c echo.Context) error {
 			defer cancel()
 			start := time.Now()
 			err := chk.Check(ctx)
-			st := CheckState{OK: err == nil, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
+			st := CheckState{OK: err == nil, Optional: chk.Optional, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
 				st.Error = err.Error()
 			}
@@ -66,7 +73,13 @@ func (s *Server) readyz(c echo.Context) error {
 	sort.Strings(names)
 	status := http.StatusOK
 	for _, n := range names {
-		if !res.Checks[n].OK {
+		switch st := res.Checks[n]; {
+		case st.OK:
+		case st.Optional && !strict:
+			if res.Status == "ready" {
+				res.Status = "degraded"
+			}
+		default:
 			res.Status, status = "unready", http.StatusServiceUnavailable
 		}
 	}

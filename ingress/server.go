@@ -64,6 +64,11 @@ type Recorder interface {
 type ReadyCheck struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Optional marks a dependency the API can serve without for a while
+	// (Kafka: records spool on disk; ClickHouse: only analytics and budgets
+	// need it). Its failure makes /readyz "degraded", not 503, so an outage
+	// does not take every replica out of its load balancer.
+	Optional bool
 }
 
 // Deps are the collaborators of the server.

@@ -567,21 +567,44 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	h := newHarness(t, func(d *Deps, _ *Config) {
-		d.Ready = []ReadyCheck{
-			{Name: "temporal", Check: func(context.Context) error { return nil }},
-			{Name: "kafka", Check: func(context.Context) error { return errors.New("connection refused") }},
-			{Name: "clickhouse", Check: func(context.Context) error { return nil }},
-		}
-	})
-	if w := h.do("", "GET", "/healthz", ""); w.Code != 200 {
-		t.Errorf("healthz %d", w.Code)
+	up := func(context.Context) error { return nil }
+	down := func(context.Context) error { return errors.New("connection refused") }
+	tests := []struct {
+		name       string
+		kafka      ReadyCheck
+		temporal   func(context.Context) error
+		path       string
+		wantCode   int
+		wantStatus string
+	}{
+		{"all up", ReadyCheck{Name: "kafka", Check: up}, up, "/readyz", 200, "ready"},
+		{"required down", ReadyCheck{Name: "kafka", Check: down}, up, "/readyz", 503, "unready"},
+		{"optional down", ReadyCheck{Name: "kafka", Check: down, Optional: true}, up, "/readyz", 200, "degraded"},
+		{"optional down, strict", ReadyCheck{Name: "kafka", Check: down, Optional: true}, up, "/readyz?strict=true", 503, "unready"},
+		{"temporal down", ReadyCheck{Name: "kafka", Check: down, Optional: true}, down, "/readyz", 503, "unready"},
 	}
-	w := h.do("", "GET", "/readyz", "")
-	var rr ReadyResponse
-	_ = json.Unmarshal(w.Body.Bytes(), &rr)
-	if w.Code != 503 || rr.Status != "unready" || rr.Checks["kafka"].OK || rr.Checks["kafka"].Error == "" || !rr.Checks["temporal"].OK || len(rr.Checks) != 3 {
-		t.Errorf("readyz %d %s", w.Code, w.Body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(d *Deps, _ *Config) {
+				d.Ready = []ReadyCheck{
+					{Name: "temporal", Check: tt.temporal},
+					tt.kafka,
+					{Name: "clickhouse", Check: up, Optional: true},
+				}
+			})
+			if w := h.do("", "GET", "/healthz", ""); w.Code != 200 {
+				t.Errorf("healthz %d", w.Code)
+			}
+			w := h.do("", "GET", tt.path, "")
+			var rr ReadyResponse
+			_ = json.Unmarshal(w.Body.Bytes(), &rr)
+			kafkaUp := tt.kafka.Check(context.Background()) == nil
+			if w.Code != tt.wantCode || rr.Status != tt.wantStatus || len(rr.Checks) != 3 ||
+				rr.Checks["kafka"].OK != kafkaUp || (!kafkaUp && rr.Checks["kafka"].Error == "") ||
+				rr.Checks["kafka"].Optional != tt.kafka.Optional {
+				t.Errorf("readyz %d %s", w.Code, w.Body)
+			}
+		})
 	}
 }
 

@@ -331,7 +331,7 @@ func (e *e2e) poll(what string, limit time.Duration, f func() (bool, string)) {
 func (e *e2e) waitReady() {
 	e.t.Helper()
 	e.poll("/readyz", 60*time.Second, func() (bool, string) {
-		resp, err := http.Get(e.api + "/readyz")
+		resp, err := http.Get(e.api + "/readyz?strict=true") // every dependency up
 		if err != nil {
 			return false, err.Error()
 		}
