@@ -21,6 +21,11 @@ import (
 // GateflowAwaiting that the workflow itself upserts).
 var SearchAttributes = []string{workflows.SearchAttrTenant, workflows.SearchAttrDefinition, workflows.SearchAttrVersion}
 
+// ErrSearchAttributesUnverified is returned when the operator API refuses
+// to list the namespace's search attributes (e.g. a cloud namespace key
+// without that right): they may well exist, so callers warn and go on.
+var ErrSearchAttributesUnverified = errors.New("cannot verify search attributes")
+
 // EnsureSearchAttributes registers the search attributes of orchestrations
 // (workflows.SearchAttributeTypes) in the namespace when they are missing.
 // It is idempotent and safe to run from several processes at once; it
@@ -32,6 +37,11 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	ops := c.OperatorService()
 	resp, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
+		var denied *serviceerror.PermissionDenied
+		var unimplemented *serviceerror.Unimplemented
+		if errors.As(err, &denied) || errors.As(err, &unimplemented) {
+			return fmt.Errorf("%w: list search attributes of namespace %s: %w", ErrSearchAttributesUnverified, namespace, err)
+		}
 		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
 	}
 	want := workflows.SearchAttributeTypes()

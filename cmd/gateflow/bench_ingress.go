@@ -104,10 +104,7 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 		if err != nil {
 			return err
 		}
-		sa := map[string]enumspb.IndexedValueType{}
-		for _, name := range worker.SearchAttributes {
-			sa[name] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
-		}
+		sa := workflows.SearchAttributeTypes()
 		srv, err := temporalserver.Start(ctx, temporalserver.Options{
 			DBPath: filepath.Join(dir, "temporal.db"), FrontendPort: ports[0], HistoryPort: ports[1],
 			MatchingPort: ports[2], WorkerPort: ports[3], SearchAttributes: sa,

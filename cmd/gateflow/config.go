@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -256,6 +257,14 @@ func (c kafkaConfig) transport() (*kafka.Transport, error) {
 	return &kafka.Transport{SASL: mech, TLS: tlsCfg, DialTimeout: 5 * time.Second, ClientID: "gateflow"}, nil
 }
 
+// reachable checks that a broker answers a metadata request (without
+// topics, so it never auto-creates one).
+func (c kafkaConfig) reachable(ctx context.Context, transport *kafka.Transport) error {
+	kc := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: transport}
+	_, err := kc.Metadata(ctx, &kafka.MetadataRequest{})
+	return err
+}
+
 // dialer is used by readers (kafka-go readers take a Dialer, not a Transport).
 func (c kafkaConfig) dialer() (*kafka.Dialer, error) {
 	mech, err := c.mechanism()
@@ -279,18 +288,43 @@ func (c *clickhouseConfig) bind(fs *pflag.FlagSet) {
 }
 
 func (c clickhouseConfig) validate() error {
-	if _, err := clickhouse.ParseDSN(c.DSN); err != nil {
-		return fmt.Errorf("--clickhouse-dsn: %w", err)
+	_, err := c.parse()
+	return err
+}
+
+// parse parses the DSN; its errors never quote the password (the
+// driver's own errors quote the whole DSN).
+func (c clickhouseConfig) parse() (*clickhouse.Options, error) {
+	opts, err := clickhouse.ParseDSN(c.DSN)
+	if err != nil {
+		msg := err.Error()
+		if u, perr := url.Parse(c.DSN); perr == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "xxxxx")
+				msg = strings.ReplaceAll(msg, url.QueryEscape(pw), "xxxxx")
+			}
+		}
+		return nil, fmt.Errorf("--clickhouse-dsn %s: %s", redactDSN(c.DSN), msg)
 	}
-	return nil
+	return opts, nil
+}
+
+// redactDSN hides the password of a DSN for messages; a DSN that does not
+// parse as a URL is not shown at all.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // open returns a pooled native-protocol connection; it does not check that
 // the server answers (callers Ping when they need to).
 func (c clickhouseConfig) open() (driver.Conn, error) {
-	opts, err := clickhouse.ParseDSN(c.DSN)
+	opts, err := c.parse()
 	if err != nil {
-		return nil, fmt.Errorf("--clickhouse-dsn: %w", err)
+		return nil, err
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = 5 * time.Second

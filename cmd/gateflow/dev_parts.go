@@ -103,6 +103,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	wcfg.Temporal, wcfg.Kafka = temporal, kafka
 	wcfg.ConfigDir = configDir
 	wcfg.SpoolDir = filepath.Join(env.DataDir, "spool", "worker")
+	wcfg.MetricsListen = "" // one process: the ingress serves dev's probes
 	if env.ClickHouseDSN != "" {
 		wcfg.ClickHouse.DSN = env.ClickHouseDSN
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
@@ -205,10 +204,11 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		return err
 	}
 	defer c.Close()
-	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
-		// Starting orchestrations needs them; an operator may have to
-		// register them (the worker tries too).
-		log.Warn("search attributes not registered", "err", err)
+	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); errors.Is(err, worker.ErrSearchAttributesUnverified) {
+		log.Warn("search attributes not verified; make sure they exist (docs/OPERATIONS.md)", "err", err)
+	} else if err != nil {
+		// Fatal: Temporal refuses every start that sets an unknown attribute.
+		return fmt.Errorf("%w (register them once as docs/OPERATIONS.md shows, with a user that may)", err)
 	}
 	ch, err := cfg.ClickHouse.open()
 	if err != nil {
@@ -225,12 +225,10 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		}},
-		{Name: "kafka", Check: func(ctx context.Context) error {
-			kc := &kafka.Client{Addr: kafka.TCP(cfg.Kafka.Brokers...), Transport: transport}
-			_, err := kc.Metadata(ctx, &kafka.MetadataRequest{}) // no topics: never auto-creates one
-			return err
+		{Name: "kafka", Optional: true, Check: func(ctx context.Context) error {
+			return cfg.Kafka.reachable(ctx, transport)
 		}},
-		{Name: "clickhouse", Check: func(ctx context.Context) error { return ch.Ping(ctx) }},
+		{Name: "clickhouse", Optional: true, Check: func(ctx context.Context) error { return ch.Ping(ctx) }},
 	}, cfg.Ready...)
 
 	srv, err := ingress.New(ingress.Deps{

@@ -4,19 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"slices"
-	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -128,61 +121,13 @@ func runSink(ctx context.Context, cfg sinkConfig, log *slog.Logger) error {
 		return err
 	}
 	if cfg.MetricsListen != "" {
-		stop, err := serveSinkHTTP(cfg.MetricsListen, reg, dialer, cfg.Kafka.Brokers, conn, log)
+		stop, err := serveProbes(cfg.MetricsListen, "sink", reg, func(ctx context.Context) map[string]error {
+			return sink.Check(ctx, dialer, cfg.Kafka.Brokers, conn)
+		}, log)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
 	return s.Run(ctx)
-}
-
-// serveSinkHTTP serves the sink's probes and metrics on a small listener of
-// its own (no framework: three handlers).
-func serveSinkHTTP(addr string, reg *prometheus.Registry, dialer *kafka.Dialer, brokers []string,
-	conn driver.Conn, log *slog.Logger) (stop func(), err error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		checks := sink.Check(ctx, dialer, brokers, conn)
-		status := http.StatusOK
-		var body strings.Builder
-		for _, name := range slices.Sorted(func(yield func(string) bool) {
-			for k := range checks {
-				if !yield(k) {
-					return
-				}
-			}
-		}) {
-			if err := checks[name]; err != nil {
-				status = http.StatusServiceUnavailable
-				fmt.Fprintf(&body, "%s: unreachable: %v\n", name, err)
-				continue
-			}
-			fmt.Fprintf(&body, "%s: ok\n", name)
-		}
-		w.WriteHeader(status)
-		_, _ = io.WriteString(w, body.String())
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("sink metrics listener", "err", err)
-		}
-	}()
-	log.Info("sink: probes and metrics", "addr", l.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
 }

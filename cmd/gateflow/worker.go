@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/gateflow/gateflow/activities"
@@ -42,6 +46,8 @@ type workerConfig struct {
 	HTTPTimeout time.Duration
 	// StopTimeout lets running activities finish on shutdown.
 	StopTimeout time.Duration
+	// MetricsListen serves /healthz, /readyz and /metrics; empty disables.
+	MetricsListen string
 }
 
 func (c *workerConfig) bind(fs *pflag.FlagSet) {
@@ -54,6 +60,7 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.MaxResponseBytes, "max-response-bytes", activities.DefaultMaxResponseBytes, "largest HTTP response body accepted from a service")
 	fs.DurationVar(&c.HTTPTimeout, "http-timeout", activities.DefaultHTTPTimeout, "timeout of one HTTP attempt when neither the step nor the service sets one")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", worker.DefaultStopTimeout, "how long running activities may finish on shutdown")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9465", "address of /healthz, /readyz and /metrics (empty: disabled)")
 }
 
 func (c workerConfig) validate() error {
@@ -72,6 +79,11 @@ func (c workerConfig) validate() error {
 	}
 	if c.HTTPTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--http-timeout %s: must be positive", c.HTTPTimeout))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-listen %q: want host:port or empty", c.MetricsListen))
+		}
 	}
 	if c.StopTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--stop-timeout %s: must not be negative", c.StopTimeout))
@@ -118,11 +130,14 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	prod, err := producer.New(producer.Config{
-		Transport: transport,
-		Brokers:   cfg.Kafka.Brokers,
-		Topic:     cfg.Kafka.Topic,
-		SpoolDir:  cfg.SpoolDir,
+		Transport:  transport,
+		Brokers:    cfg.Kafka.Brokers,
+		Topic:      cfg.Kafka.Topic,
+		SpoolDir:   cfg.SpoolDir,
+		Registerer: metrics,
 	}, log.With("component", "producer"))
 	if err != nil {
 		return fmt.Errorf("call record producer: %w", err)
@@ -140,10 +155,12 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
-	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
-		// Not fatal: orchestrations run without them, only listing by
-		// tenant/definition needs them (and an operator may lack the right).
-		log.Warn("search attributes not registered", "err", err)
+	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); errors.Is(err, worker.ErrSearchAttributesUnverified) {
+		log.Warn("search attributes not verified; make sure they exist (docs/OPERATIONS.md)", "err", err)
+	} else if err != nil {
+		// Fatal: without GateflowAwaiting every orchestration would stall at
+		// its first approval step.
+		return fmt.Errorf("%w (register them once as docs/OPERATIONS.md shows, with a user that may)", err)
 	}
 
 	// Model steps go through the same gateway as /v1/chat/completions,
@@ -192,6 +209,16 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.MetricsListen != "" {
+		stop, err := serveProbes(cfg.MetricsListen, "worker", metrics, func(ctx context.Context) map[string]error {
+			_, terr := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return map[string]error{"temporal": terr, "kafka": cfg.Kafka.reachable(ctx, transport)}
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	log.Info("worker running", "temporal", cfg.Temporal.HostPort, "namespace", cfg.Temporal.Namespace,
 		"task_queue", cfg.Temporal.TaskQueue, "config_dir", cfg.ConfigDir)
