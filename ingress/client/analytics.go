@@ -57,8 +57,10 @@ func (f AnalyticsFilter) values(extra ...string) url.Values {
 	return q
 }
 
+// limitString sends any limit but 0 (the server default), so that a
+// negative one is refused rather than ignored.
 func limitString(n int) string {
-	if n <= 0 {
+	if n == 0 {
 		return ""
 	}
 	return strconv.Itoa(n)
@@ -76,7 +78,7 @@ func (c *Client) AnalyticsTrend(ctx context.Context, f AnalyticsFilter, interval
 
 // AnalyticsTop returns up to limit groups of dimension by (server default
 // target) ranked by metric ("calls", "errors", "error_rate", "cost",
-// "tokens", "latency_p95"; server default calls). limit <= 0 means the
+// "tokens", "latency_p95"; server default calls). limit 0 means the
 // server default (10).
 func (c *Client) AnalyticsTop(ctx context.Context, f AnalyticsFilter, by, metric string, limit int) (AnalyticsTop, error) {
 	var out AnalyticsTop
