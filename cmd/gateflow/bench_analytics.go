@@ -8,7 +8,6 @@ import (
 	"io"
 	"iter"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,7 +21,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/gateflow/gateflow/analytics/callgen"
 	"github.com/gateflow/gateflow/analytics/producer"
@@ -30,6 +28,7 @@ import (
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/schema"
 	"github.com/gateflow/gateflow/analytics/sink"
+	"github.com/gateflow/gateflow/deploy/embedded"
 )
 
 // benchAnalyticsConfig drives `gateflow analytics bench` (hidden): figures
@@ -157,21 +156,25 @@ func runBenchAnalytics(ctx context.Context, cfg benchAnalyticsConfig, out io.Wri
 			raws = append(raws, took)
 			fmt.Fprintf(out, "  %-56s %10s %10.0f records/s\n", "bare clickhouse-go batch insert (50k rows/batch)", took.Round(time.Millisecond), float64(cfg.Records)/took.Seconds())
 		} else {
+			var cpu time.Duration
 			var err error
-			took, err = benchPipeline(ctx, cfg, conn, opts, recs)
+			took, cpu, err = benchPipeline(ctx, cfg, conn, opts, recs)
 			if err != nil {
 				return err
 			}
 			pipes = append(pipes, took)
-			fmt.Fprintf(out, "  %-56s %10s %10.0f records/s\n", "pipeline: Emit -> Kafka (kfake) -> sink -> ClickHouse", took.Round(time.Millisecond), float64(cfg.Records)/took.Seconds())
+			sinkCPU := ""
+			if cfg.SinkProcess {
+				sinkCPU = fmt.Sprintf("  (sink process CPU %.1f µs/record)", float64(cpu.Microseconds())/float64(cfg.Records))
+			}
+			fmt.Fprintf(out, "  %-56s %10s %10.0f records/s%s\n", "pipeline: Emit -> Kafka (kfake) -> sink -> ClickHouse",
+				took.Round(time.Millisecond), float64(cfg.Records)/took.Seconds(), sinkCPU)
 		}
 		if err := truncateAll(ctx, conn); err != nil {
 			return err
 		}
 	}
-	slices.Sort(raws)
-	slices.Sort(pipes)
-	rawMed, pipeMed := raws[len(raws)/2], pipes[len(pipes)/2]
+	rawMed, pipeMed := medianOf(raws), medianOf(pipes)
 	fmt.Fprintf(out, "median: bare %.0f records/s, pipeline %.0f records/s, pipeline / bare = %.2f\n\n",
 		float64(cfg.Records)/rawMed.Seconds(), float64(cfg.Records)/pipeMed.Seconds(), rawMed.Seconds()/pipeMed.Seconds())
 
@@ -209,58 +212,54 @@ func truncateAll(ctx context.Context, conn driver.Conn) error {
 	return nil
 }
 
-// benchPipeline emits recs through an in-process kfake broker (6
-// partitions, data on disk) and one sink, and returns the time until
+// benchPipeline emits recs through an in-process broker (deploy/embedded's
+// kfake, 6 partitions, data on disk) and one sink, and returns the time until
 // ClickHouse holds all of them.
+//
+// With cfg.SinkProcess it also returns the CPU time the sink process used.
 func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Conn, opts *clickhouse.Options,
-	recs iter.Seq[[]record.Record]) (time.Duration, error) {
+	recs iter.Seq[[]record.Record]) (wall, sinkCPU time.Duration, err error) {
 	dir, err := os.MkdirTemp("", "gateflow-bench-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	k, err := embedded.StartKafka(embedded.KafkaOptions{DataDir: dir + "/kafka",
+		Topics: []embedded.Topic{{Name: "gateflow.calls", Partitions: 6}, {Name: "gateflow.calls.dlq", Partitions: 6}}})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir+"/kafka"),
-		kfake.SeedTopics(6, "gateflow.calls", "gateflow.calls.dlq"))
-	if err != nil {
-		return 0, fmt.Errorf("kfake: %w", err)
-	}
-	defer cluster.Close()
-	broker := fmt.Sprintf("127.0.0.1:%d", port)
+	defer k.Close()
+	broker := k.Addr()
 	log := slog.New(slog.DiscardHandler)
 
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer pprof.StopCPUProfile()
 	}
 	if cfg.SinkProcess {
 		stop, err := startSinkProcess(cfg, broker)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		defer stop()
+		defer func() { sinkCPU = stop() }()
 	} else {
 		sinkConn, err := clickhouse.Open(opts)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer sinkConn.Close()
 		s, err := sink.New(sink.Config{Brokers: []string{broker}, Topic: "gateflow.calls", DLQTopic: "gateflow.calls.dlq",
 			GroupID: "bench", TTLDays: -1}, sinkConn, log)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		sctx, stopSink := context.WithCancel(ctx)
 		sinkDone := make(chan error, 1)
@@ -273,7 +272,7 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 	p, err := producer.New(producer.Config{Brokers: []string{broker}, Topic: "gateflow.calls",
 		SpoolDir: dir + "/spool", QueueSize: cfg.Records}, log)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	t0 := time.Now()
 	for slice := range recs {
@@ -282,20 +281,20 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 		}
 	}
 	if err := p.Close(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	want := uint64(cfg.Records)
 	for {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+schema.TableCalls).Scan(&n); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if n >= want {
-			return time.Since(t0), nil
+			return time.Since(t0), 0, nil
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("pipeline: %d of %d rows after %s: %w", n, want, time.Since(t0), ctx.Err())
+			return 0, 0, fmt.Errorf("pipeline: %d of %d rows after %s: %w", n, want, time.Since(t0), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -351,7 +350,7 @@ func insertBatched(ctx context.Context, conn driver.Conn, recs iter.Seq[[]record
 
 // startSinkProcess runs `gateflow sink` (this binary) against the broker
 // and the bench database, and returns how to stop it.
-func startSinkProcess(cfg benchAnalyticsConfig, broker string) (stop func(), err error) {
+func startSinkProcess(cfg benchAnalyticsConfig, broker string) (stop func() (cpu time.Duration), err error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -368,7 +367,7 @@ func startSinkProcess(cfg benchAnalyticsConfig, broker string) (stop func(), err
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the sink process: %w", err)
 	}
-	return func() {
+	return func() time.Duration {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -378,6 +377,10 @@ func startSinkProcess(cfg benchAnalyticsConfig, broker string) (stop func(), err
 			_ = cmd.Process.Kill()
 			<-done
 		}
+		if cmd.ProcessState == nil {
+			return 0
+		}
+		return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}, nil
 }
 
@@ -547,6 +550,17 @@ GROUP BY t, g ORDER BY t, g`
 	return percentileErrors(ctx, conn, tenant, from, to, out)
 }
 
+// medianOf returns the median (the mean of the middle two for an even
+// count).
+func medianOf(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 // median runs fn n times and returns the median duration.
@@ -559,8 +573,7 @@ func median(n int, fn func() error) (time.Duration, error) {
 		}
 		times = append(times, time.Since(t))
 	}
-	slices.Sort(times)
-	return times[len(times)/2], nil
+	return medianOf(times), nil
 }
 
 // percentileErrors measures the rollups' t-digest percentiles against the
