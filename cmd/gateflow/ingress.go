@@ -24,6 +24,7 @@ import (
 	"github.com/gateflow/gateflow/activities/llm/chatapi"
 	"github.com/gateflow/gateflow/activities/llm/mcpserver"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
+	"github.com/gateflow/gateflow/analytics/analyticsapi"
 	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress"
@@ -262,9 +263,10 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	// The model gateway: /v1/chat/completions, prompt APIs and MCP tools.
 	// Budgets read the tenant's spend from the ClickHouse rollups, so every
 	// replica sees the same figure.
+	analytics := query.New(ch)
 	gw, err := llm.NewGateway(reg.Current().Models(), llm.Deps{
 		Recorder: prod,
-		Budget:   llm.NewBudgets(query.New(ch), reg, nil, reg.Current().Models().Budget),
+		Budget:   llm.NewBudgets(analytics, reg, nil, reg.Current().Models().Budget),
 		Log:      log.With("component", "models"),
 	})
 	if err != nil {
@@ -276,6 +278,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
 		prompt.Routes(runner, prompt.RoutesOptions{}),
 		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
+		analyticsapi.Routes(analytics, analyticsapi.Options{}),
 	}, cfg.Groups...)
 	for _, g := range groups {
 		if err := srv.Mount(g); err != nil {
