@@ -331,7 +331,7 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		req.Header.Set("Accept", "application/json, */*;q=0.5")
 	}
 
-	stopHB := a.heartbeat(ctx, hbTimeout)
+	stopHB := heartbeatWhileCalling(ctx, a.hbEvery, hbTimeout)
 	resp, err := client.Do(req)
 	if err != nil {
 		stopHB()
@@ -357,43 +357,6 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		Headers: flattenHeaders(resp.Header),
 		Body:    decodeBody(data),
 	}, nil
-}
-
-// heartbeat records heartbeats while a call is in flight so that a worker
-// that dies mid-call is noticed after the heartbeat timeout rather than
-// the whole attempt timeout, and so that cancellation reaches the call.
-func (a *HTTPActivity) heartbeat(ctx context.Context, hbTimeout time.Duration) (stop func()) {
-	every := a.hbEvery
-	if every <= 0 {
-		if hbTimeout <= 0 {
-			return func() {}
-		}
-		every = min(hbTimeout/2, 5*time.Second)
-	}
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
 }
 
 // classifyTransport maps an error of the round trip to an error class:

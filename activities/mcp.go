@@ -162,7 +162,7 @@ func (a *MCPActivity) Call(ctx context.Context, in MCPCallInput) (MCPCallOutput,
 	rec := newCallRecord(ctx, record.KindMCP, in.StepRef, in.Server+"/"+in.Tool, start)
 	rec.ReqBytes = int64(len(in.Arguments))
 
-	stop := a.heartbeat(ctx, hbTimeout)
+	stop := heartbeatWhileCalling(ctx, a.hbEvery, hbTimeout)
 	out, cerr := a.call(ctx, in, &rec)
 	stop()
 	rec.LatencyMS = latencyMS(start, time.Now())
@@ -466,41 +466,4 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 		return n, errAnswerTooLarge
 	}
 	return n, err
-}
-
-// heartbeat records heartbeats while a call is in flight, so that a
-// cancellation reaches it and a dead worker is noticed when the workflow
-// set a heartbeat timeout.
-func (a *MCPActivity) heartbeat(ctx context.Context, hbTimeout time.Duration) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	every := a.hbEvery
-	if every <= 0 {
-		every = 10 * time.Second
-		if hbTimeout > 0 {
-			every = min(hbTimeout/2, 5*time.Second)
-		}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
 }

@@ -96,7 +96,7 @@ func (a *ModelActivity) Call(ctx context.Context, in ModelCallInput) (ModelCallO
 	req.Stream = false
 	req.StreamOptions = nil
 
-	stop := a.heartbeat(ctx, hbTimeout)
+	stop := heartbeatWhileCalling(ctx, a.hbEvery, hbTimeout)
 	resp, err := a.gw.Chat(ctx, &req, opts)
 	stop()
 	if err != nil {
@@ -173,41 +173,4 @@ func decodeJSONAnswer(s string) (any, error) {
 		return nil, err
 	}
 	return v, nil
-}
-
-// heartbeat records heartbeats while the call is in flight, so that a
-// worker dying mid-call is noticed after the heartbeat timeout and a
-// cancellation reaches the call.
-func (a *ModelActivity) heartbeat(ctx context.Context, hbTimeout time.Duration) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	every := a.hbEvery
-	if every <= 0 {
-		every = 10 * time.Second
-		if hbTimeout > 0 {
-			every = min(hbTimeout/2, 5*time.Second)
-		}
-	}
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx)
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
 }
