@@ -20,18 +20,15 @@ import (
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
-	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/llm/chatapi"
 	"github.com/gateflow/gateflow/activities/llm/mcpserver"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/analytics/analyticsapi"
-	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
-	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 	"github.com/gateflow/gateflow/workflows/registry"
@@ -182,35 +179,18 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	prod, err := producer.New(producer.Config{
-		Transport:  transport,
-		Brokers:    cfg.Kafka.Brokers,
-		Topic:      cfg.Kafka.Topic,
-		SpoolDir:   cfg.SpoolDir,
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"process": "ingress"}, metrics),
-	}, log.With("component", "producer"))
+	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir,
+		prometheus.WrapRegistererWith(prometheus.Labels{"process": "ingress"}, metrics), log)
 	if err != nil {
-		return fmt.Errorf("call record producer: %w", err)
+		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := prod.Close(closeCtx); err != nil {
-			log.Error("closing the call record producer", "err", err)
-		}
-	}()
+	defer closeProducer()
 
-	c, err := cfg.Temporal.dial(ctx, log)
+	c, err := dialOrchestrations(ctx, cfg.Temporal, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); errors.Is(err, worker.ErrSearchAttributesUnverified) {
-		log.Warn("search attributes not verified; make sure they exist (docs/OPERATIONS.md)", "err", err)
-	} else if err != nil {
-		// Fatal: Temporal refuses every start that sets an unknown attribute.
-		return fmt.Errorf("%w (register them once as docs/OPERATIONS.md shows, with a user that may)", err)
-	}
 	ch, err := cfg.ClickHouse.open()
 	if err != nil {
 		return err
@@ -261,18 +241,11 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		return err
 	}
 	// The model gateway: /v1/chat/completions, prompt APIs and MCP tools.
-	// Budgets read the tenant's spend from the ClickHouse rollups, so every
-	// replica sees the same figure.
 	analytics := query.New(ch)
-	gw, err := llm.NewGateway(reg.Current().Models(), llm.Deps{
-		Recorder: prod,
-		Budget:   llm.NewBudgets(analytics, reg, nil, reg.Current().Models().Budget),
-		Log:      log.With("component", "models"),
-	})
+	gw, err := newModelGateway(bgCtx, reg, analytics, prod, log)
 	if err != nil {
 		return err
 	}
-	go chatapi.FollowRegistry(bgCtx, reg, gw, time.Second, log.With("component", "models"))
 	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
 	groups := append([]api.Group{
 		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),

@@ -16,9 +16,6 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/gateflow/gateflow/activities"
-	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
-	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows/registry"
@@ -132,36 +129,17 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	}
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	prod, err := producer.New(producer.Config{
-		Transport:  transport,
-		Brokers:    cfg.Kafka.Brokers,
-		Topic:      cfg.Kafka.Topic,
-		SpoolDir:   cfg.SpoolDir,
-		Registerer: metrics,
-	}, log.With("component", "producer"))
+	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, metrics, log)
 	if err != nil {
-		return fmt.Errorf("call record producer: %w", err)
+		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := prod.Close(closeCtx); err != nil {
-			log.Error("closing the call record producer", "err", err)
-		}
-	}()
+	defer closeProducer()
 
-	c, err := cfg.Temporal.dial(ctx, log)
+	c, err := dialOrchestrations(ctx, cfg.Temporal, log)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	if err := worker.EnsureSearchAttributes(ctx, c, cfg.Temporal.Namespace); errors.Is(err, worker.ErrSearchAttributesUnverified) {
-		log.Warn("search attributes not verified; make sure they exist (docs/OPERATIONS.md)", "err", err)
-	} else if err != nil {
-		// Fatal: without GateflowAwaiting every orchestration would stall at
-		// its first approval step.
-		return fmt.Errorf("%w (register them once as docs/OPERATIONS.md shows, with a user that may)", err)
-	}
 
 	// Model steps go through the same gateway as /v1/chat/completions,
 	// with the same budgets: the tenant's spend is read from the ClickHouse
@@ -171,15 +149,10 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	defer ch.Close()
-	gw, err := llm.NewGateway(reg.Current().Models(), llm.Deps{
-		Recorder: prod,
-		Budget:   llm.NewBudgets(query.New(ch), reg, nil, reg.Current().Models().Budget),
-		Log:      log.With("component", "models"),
-	})
+	gw, err := newModelGateway(watchCtx, reg, query.New(ch), prod, log)
 	if err != nil {
 		return err
 	}
-	go chatapi.FollowRegistry(watchCtx, reg, gw, time.Second, log.With("component", "models"))
 	model := activities.NewModelActivity(gw, activities.ModelOptions{})
 	mcp := activities.NewMCPActivity(activities.MCPServersFunc(func(_, name string) (activities.MCPEndpoint, error) {
 		s, ok := reg.Current().MCPServer(name)

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.temporal.io/sdk/client"
+
+	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/llm/chatapi"
+	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/worker"
+	"github.com/gateflow/gateflow/workflows/registry"
+)
+
+// The pieces the ingress and the worker both build, in one place.
+
+// openProducer starts a process's call-record producer. closeProducer
+// hands what is queued to Kafka or the spool, bounded in time.
+func openProducer(cfg kafkaConfig, transport *kafka.Transport, spoolDir string, reg prometheus.Registerer,
+	log *slog.Logger) (prod *producer.Producer, closeProducer func(), err error) {
+	prod, err = producer.New(producer.Config{
+		Transport:  transport,
+		Brokers:    cfg.Brokers,
+		Topic:      cfg.Topic,
+		SpoolDir:   spoolDir,
+		Registerer: reg,
+	}, log.With("component", "producer"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("call record producer: %w", err)
+	}
+	return prod, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := prod.Close(ctx); err != nil {
+			log.Error("closing the call record producer", "err", err)
+		}
+	}, nil
+}
+
+// dialOrchestrations connects to Temporal and makes sure the search
+// attributes of orchestrations exist: without them Temporal refuses every
+// start and orchestrations stall at their first approval step.
+func dialOrchestrations(ctx context.Context, cfg temporalConfig, log *slog.Logger) (client.Client, error) {
+	c, err := cfg.dial(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	err = worker.EnsureSearchAttributes(ctx, c, cfg.Namespace)
+	switch {
+	case errors.Is(err, worker.ErrSearchAttributesUnverified):
+		log.Warn("search attributes not verified; make sure they exist (docs/OPERATIONS.md)", "err", err)
+	case err != nil:
+		c.Close()
+		return nil, fmt.Errorf("%w (register them once as docs/OPERATIONS.md shows, with a user that may)", err)
+	}
+	return c, nil
+}
+
+// newModelGateway builds the model gateway of a process and keeps it
+// following registry reloads until ctx ends. Budgets read tenants' spend
+// from the ClickHouse rollups, so every replica sees the same figure.
+func newModelGateway(ctx context.Context, reg *registry.Registry, spend llm.SpendReader, rec llm.Recorder,
+	log *slog.Logger) (*llm.Gateway, error) {
+	models := reg.Current().Models()
+	gw, err := llm.NewGateway(models, llm.Deps{
+		Recorder: rec,
+		Budget:   llm.NewBudgets(spend, reg, nil, models.Budget),
+		Log:      log.With("component", "models"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	go chatapi.FollowRegistry(ctx, reg, gw, time.Second, log.With("component", "models"))
+	return gw, nil
+}
