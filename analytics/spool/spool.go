@@ -22,6 +22,11 @@
 // Read progress: Peek returns the oldest unacknowledged entries and Ack
 // records how far they were delivered, in a small cursor file, so a restart
 // replays at most the last unacknowledged Peek again.
+//
+// One writer per directory: Open locks the directory (flock on spool.lock,
+// released by Close or when the process ends) and refuses a second opener
+// with ErrInUse, since two spools in one directory would interleave
+// segments and replay each other's records.
 package spool
 
 import (
@@ -114,11 +119,13 @@ type Spool struct {
 	dirty    bool     // written since the last fsync
 	readFile *os.File // open handle on the segment being read
 	readSeg  uint64
+	lock     *os.File // holds the directory's flock until Close
 }
 
 // Open opens (creating if needed) the spool in opts.Dir, repairing a
-// partial last write.
-func Open(opts Options) (*Spool, error) {
+// partial last write. It fails with ErrInUse while another open spool
+// holds the directory.
+func Open(opts Options) (s *Spool, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("spool: Dir is required")
 	}
@@ -138,7 +145,16 @@ func Open(opts Options) (*Spool, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: create %s: %w", opts.Dir, err)
 	}
-	s := &Spool{opts: opts, log: log}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			unlockDir(lock)
+		}
+	}()
+	s = &Spool{opts: opts, log: log, lock: lock}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -594,6 +610,8 @@ func (s *Spool) Close() error {
 	if act := s.segs[len(s.segs)-1]; act.size == 0 {
 		_ = os.Remove(act.path)
 	}
+	// Last: another process may take the directory from here on.
+	unlockDir(s.lock)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("spool: close: %w", err)
 	}

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -306,5 +307,35 @@ func BenchmarkAppend(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = s.Append(e)
+	}
+}
+
+// TestSecondOpenRefused: a directory holds one open spool at a time; the
+// second opener learns which directory and what to do, and gets it once
+// the first is closed.
+func TestSecondOpenRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, 1<<20, 1<<30, nil)
+	if err := s.Append(entry(0)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(Options{Dir: dir})
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open: err = %v, want ErrInUse", err)
+	}
+	for _, part := range []string{dir, fmt.Sprintf("process %d", os.Getpid()), "--spool-dir"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not name %q", err, part)
+		}
+	}
+	// The refused opener changed nothing: the record is still there once
+	// the directory is free.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, 1<<20, 1<<30, nil)
+	defer s.Close()
+	if got := drain(t, s, 10); !slices.Equal(got, want(0, 1)) {
+		t.Fatalf("got %v", got)
 	}
 }
