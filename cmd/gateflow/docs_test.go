@@ -407,7 +407,7 @@ func (p processSettings) checkShutdownBudget(t *testing.T, grace, preStop time.D
 // reach stays on the loopback default.
 func (p processSettings) checkReachableListener(t *testing.T) {
 	t.Helper()
-	flagName := map[string]string{"ingress": "listen", "sink": "metrics-listen"}[p.cmd.Name()]
+	flagName := map[string]string{"ingress": "listen", "worker": "metrics-listen", "sink": "metrics-listen"}[p.cmd.Name()]
 	if flagName == "" {
 		return
 	}
@@ -418,6 +418,26 @@ func (p processSettings) checkReachableListener(t *testing.T) {
 	}
 	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
 		t.Errorf("%s: --%s listens on %s: probes and other pods cannot reach it; set %s", p.where, flagName, host, envName(flagName))
+	}
+}
+
+// connectionFlags name where the clusters are; their defaults are for one
+// machine (loopback), so a deployment must set each one its process has.
+var connectionFlags = []string{"temporal-host", "kafka-brokers", "clickhouse-dsn"}
+
+// checkConnections fails when a process would connect to a loopback
+// default: a connection variable missing (set from a Secret or ConfigMap
+// counts as set).
+func (p processSettings) checkConnections(t *testing.T) {
+	t.Helper()
+	for _, f := range connectionFlags {
+		if p.cmd.Flags().Lookup(f) == nil {
+			continue
+		}
+		if _, ok := p.env[envName(f)]; !ok {
+			t.Errorf("%s: %s is not set: `gateflow %s` would use its default %s", p.where, envName(f), p.cmd.Name(),
+				p.cmd.Flags().Lookup(f).DefValue)
+		}
 	}
 }
 
@@ -467,6 +487,7 @@ func TestClusterManifestsUseRealFlags(t *testing.T) {
 				continue
 			}
 			p.checkReachableListener(t)
+			p.checkConnections(t)
 			grace, ok := yget(pod, "terminationGracePeriodSeconds").(int)
 			if !ok {
 				t.Errorf("%s: terminationGracePeriodSeconds missing", where)
@@ -529,6 +550,7 @@ func TestSystemdUnitsUseRealFlags(t *testing.T) {
 			}
 		}
 		p.checkVariables(t)
+		p.checkConnections(t)
 		p.checkShutdownBudget(t, stop, 0)
 	}
 }

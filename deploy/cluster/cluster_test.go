@@ -387,12 +387,40 @@ func checkContainer(t *testing.T, d doc, c map[string]any, volumes map[string]bo
 	if get(sc, "readOnlyRootFilesystem") != true || get(sc, "allowPrivilegeEscalation") != false {
 		t.Errorf("%s: container %s: want readOnlyRootFilesystem and no privilege escalation", d, name)
 	}
-	for _, p := range maps(c, "ports") {
+	// Every process serves /healthz, /readyz and /metrics (the ingress on
+	// its API port, worker and sink on --metrics-listen): each container
+	// declares that port and probes it.
+	ports := maps(c, "ports")
+	if len(ports) != 1 {
+		t.Errorf("%s: container %s: want exactly one named port (the one serving /healthz, /readyz, /metrics), got %d", d, name, len(ports))
+	}
+	for _, p := range ports {
 		port := str(p, "name")
 		for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
 			if str(c, probe, "httpGet", "path") != path || str(c, probe, "httpGet", "port") != port {
 				t.Errorf("%s: container %s: %s must be GET %s on port %s", d, name, probe, path, port)
 			}
+		}
+		if sp := get(c, "startupProbe"); sp != nil && (str(sp, "httpGet", "path") != "/healthz" || str(sp, "httpGet", "port") != port) {
+			t.Errorf("%s: container %s: startupProbe must be GET /healthz on port %s", d, name, port)
+		}
+		checkScrapeAnnotations(t, d, p)
+	}
+}
+
+// checkScrapeAnnotations wants the pod template's prometheus.io annotations
+// to point at the container port that serves /metrics.
+func checkScrapeAnnotations(t *testing.T, d doc, port map[string]any) {
+	t.Helper()
+	ann, _ := get(d.m, "spec", "template", "metadata", "annotations").(map[string]any)
+	want := map[string]string{
+		"prometheus.io/scrape": "true",
+		"prometheus.io/port":   fmt.Sprint(get(port, "containerPort")),
+		"prometheus.io/path":   "/metrics",
+	}
+	for k, v := range want {
+		if got, _ := ann[k].(string); got != v {
+			t.Errorf("%s: pod annotation %s = %q, want %q", d, k, got, v)
 		}
 	}
 }
