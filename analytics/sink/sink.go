@@ -9,13 +9,16 @@
 // partition and offset, and a materialized view keeps the highest stored
 // offset per partition (calls_kafka_offsets). Before inserting, the sink
 // drops every message whose offset is at or below that mark; the mark is
-// read from ClickHouse when a partition is new to this sink, when its
-// offsets jump (another sink had it), and before every retry of a failed
-// insert (whose outcome is unknown). A redelivered message therefore never
-// reaches the raw table nor the rollup views. Batches of a consumer-group
-// generation that ended (rebalance) are dropped uninserted and come back
-// through the new assignment. See docs/ANALYTICS.md for the remaining
-// windows.
+// read from ClickHouse when a partition is new to this sink's consumer-group
+// generation, when its offsets jump, and before every retry of a failed
+// insert (whose outcome is unknown). The sink uses kafka-go's ConsumerGroup
+// directly, not its group Reader, because the group then waits for the
+// sink's own functions before a rebalance completes: an insert in flight
+// finishes before the partition's next owner reads the mark. A redelivered
+// message therefore never reaches the raw table nor the rollup views.
+// Batches collected in a generation that ended are dropped uninserted and
+// come back through the new assignment. See docs/ANALYTICS.md for the
+// remaining windows.
 //
 // A message that is not a valid record goes to the dead-letter topic with
 // the reason in the "gateflow-error" header, and its offset is committed
@@ -30,11 +33,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -122,9 +125,8 @@ type Sink struct {
 	stored map[int]int64
 	last   map[int]int64
 	stale  map[int]bool
-	gen    int64
 
-	readerStats  func() kafka.ReaderStats
+	logMu        sync.Mutex
 	lastFetchLog time.Time
 }
 
@@ -160,36 +162,34 @@ type pending struct {
 // consumes until ctx is cancelled. It returns nil on cancellation; the batch
 // being collected is dropped uncommitted (it is redelivered).
 func (s *Sink) Run(ctx context.Context) error {
-	if err := s.retry(ctx, "apply schema migrations", func(ctx context.Context) error {
+	if err := s.retry(ctx, nil, "apply schema migrations", func(ctx context.Context) error {
 		return schema.Migrate(ctx, s.conn, schema.Options{TTLDays: s.cfg.TTLDays})
 	}); err != nil {
 		return nilIfCancelled(ctx, err)
 	}
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        s.cfg.Brokers,
-		GroupID:        s.cfg.GroupID,
-		Topic:          s.cfg.Topic,
-		Dialer:         s.cfg.Dialer,
-		StartOffset:    kafka.FirstOffset,
-		SessionTimeout: 6 * time.Second, // kfake's minimum; a dead sink's partitions move in ~6 s
-		// Heartbeats every 1 s so a rebalance reaches this member quickly.
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:      s.cfg.GroupID,
+		Brokers: s.cfg.Brokers,
+		Dialer:  s.cfg.Dialer,
+		Topics:  []string{s.cfg.Topic},
+		// Heartbeats every 1 s so a rebalance reaches this member quickly;
+		// 6 s is kfake's minimum session: a dead sink's partitions move in
+		// ~6 s.
 		HeartbeatInterval: time.Second,
-		RebalanceTimeout:  10 * time.Second,
-		MinBytes:          1,
-		MaxBytes:          4 << 20,
-		// kafka-go uses MaxWait as the read deadline of a fetch response;
-		// a short one turns a slow (busy) broker into read errors and
-		// refetches.
-		MaxWait:        time.Second,
-		QueueCapacity:  10000,
-		CommitInterval: 0, // synchronous commits
-		ReadBackoffMin: 100 * time.Millisecond,
-		ReadBackoffMax: 2 * time.Second,
+		SessionTimeout:    6 * time.Second,
+		// The coordinator waits this long for every member to finish its
+		// generation (see consume) before it hands partitions to others.
+		RebalanceTimeout: rebalanceTimeout,
+		JoinGroupBackoff: time.Second,
+		StartOffset:      kafka.FirstOffset,
+		Timeout:          5 * time.Second,
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			s.log.Debug("kafka reader: " + fmt.Sprintf(f, a...))
+			s.log.Debug("kafka group: " + fmt.Sprintf(f, a...))
 		}),
 	})
-	s.readerStats = reader.Stats
+	if err != nil {
+		return fmt.Errorf("sink: consumer group %s: %w", s.cfg.GroupID, err)
+	}
 	dlq := &kafka.Writer{
 		Addr:                   kafka.TCP(s.cfg.Brokers...),
 		Topic:                  s.cfg.DLQTopic,
@@ -199,10 +199,13 @@ func (s *Sink) Run(ctx context.Context) error {
 		Transport:              s.cfg.Transport,
 		AllowAutoTopicCreation: true,
 	}
+	var running sync.WaitGroup
 	defer func() {
-		if err := reader.Close(); err != nil {
-			s.log.Warn("sink: close Kafka reader", "err", err)
+		// Close ends the current generation and waits for its functions.
+		if err := group.Close(); err != nil {
+			s.log.Warn("sink: leave consumer group", "err", err)
 		}
+		running.Wait()
 		if err := dlq.Close(); err != nil {
 			s.log.Warn("sink: close dead-letter writer", "err", err)
 		}
@@ -210,17 +213,143 @@ func (s *Sink) Run(ctx context.Context) error {
 	s.log.Info("sink: consuming", "topic", s.cfg.Topic, "group", s.cfg.GroupID,
 		"batch_rows", s.cfg.BatchRows, "batch_interval", s.cfg.BatchInterval)
 	for {
-		batch, err := s.collect(ctx, reader)
+		// Next returns a generation only once every function of the
+		// previous one has returned.
+		gen, err := group.Next(ctx)
 		if err != nil {
-			return nilIfCancelled(ctx, err)
-		}
-		if len(batch) == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, kafka.ErrGroupClosed) {
+				return fmt.Errorf("sink: consumer group %s closed", s.cfg.GroupID)
+			}
+			// The group could not be joined (broker down): the group
+			// keeps trying by itself.
+			s.m.fetchErrors.Inc()
+			s.logFetchError(err)
 			continue
 		}
-		if err := s.flush(ctx, reader, dlq, batch); err != nil {
-			return nilIfCancelled(ctx, err)
+		s.startGeneration(ctx, gen, dlq, &running)
+	}
+}
+
+// rebalanceTimeout bounds how long the group waits for a member to finish
+// its generation; storeTimeout (one insert attempt) stays well below it so
+// that an insert in flight ends before its partitions move.
+const (
+	rebalanceTimeout = 30 * time.Second
+	storeTimeout     = 20 * time.Second
+)
+
+// startGeneration starts one fetcher per assigned partition and the batcher
+// that stores and commits what they fetch. They all stop when the
+// generation ends, and the group does not join the next generation (so no
+// other sink gets these partitions) until they have returned: an insert in
+// flight completes, and its offsets are in ClickHouse, before any new owner
+// reads the stored marks.
+func (s *Sink) startGeneration(ctx context.Context, gen *kafka.Generation, dlq *kafka.Writer, running *sync.WaitGroup) {
+	assigned := gen.Assignments[s.cfg.Topic]
+	s.log.Info("sink: partitions assigned", "generation", gen.ID, "partitions", len(assigned))
+	msgs := make(chan kafka.Message, 4096)
+	readers := make([]*kafka.Reader, 0, len(assigned))
+	for _, a := range assigned {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:   s.cfg.Brokers,
+			Topic:     s.cfg.Topic,
+			Partition: a.ID,
+			Dialer:    s.cfg.Dialer,
+			MinBytes:  1,
+			MaxBytes:  4 << 20,
+			// kafka-go uses MaxWait as the read deadline of a fetch
+			// response; a short one turns a slow (busy) broker into read
+			// errors and refetches.
+			MaxWait:        time.Second,
+			QueueCapacity:  4096,
+			ReadBackoffMin: 100 * time.Millisecond,
+			ReadBackoffMax: 2 * time.Second,
+			ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+				s.log.Debug("kafka reader: " + fmt.Sprintf(f, a...))
+			}),
+		})
+		if err := r.SetOffset(a.Offset); err != nil {
+			s.log.Warn("sink: set partition offset", "partition", a.ID, "offset", a.Offset, "err", err)
+		}
+		readers = append(readers, r)
+		running.Add(1)
+		gen.Start(func(gctx context.Context) {
+			defer running.Done()
+			defer func() { _ = r.Close() }()
+			s.fetch(gctx, r, msgs)
+		})
+	}
+	running.Add(1)
+	gen.Start(func(gctx context.Context) {
+		defer running.Done()
+		s.consume(ctx, gctx, gen, dlq, msgs, readers)
+	})
+}
+
+// fetch forwards one partition's messages until the generation ends.
+func (s *Sink) fetch(gctx context.Context, r *kafka.Reader, msgs chan<- kafka.Message) {
+	for {
+		msg, err := r.FetchMessage(gctx)
+		if err != nil {
+			if gctx.Err() != nil {
+				return
+			}
+			s.m.fetchErrors.Inc()
+			s.logFetchError(err)
+			select {
+			case <-gctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		select {
+		case msgs <- msg:
+		case <-gctx.Done():
+			return
 		}
 	}
+}
+
+// consume collects, stores and commits batches until the generation ends
+// (gctx) or the sink stops (ctx).
+func (s *Sink) consume(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafka.Writer, msgs <-chan kafka.Message, readers []*kafka.Reader) {
+	// Every partition is new to this generation: its stored mark is read
+	// again before the first insert (another sink may have had it).
+	clear(s.last)
+	clear(s.stale)
+	for {
+		batch := s.collect(gctx, msgs)
+		s.updateLag(readers)
+		if len(batch) == 0 || gctx.Err() != nil {
+			if len(batch) > 0 {
+				s.dropped(len(batch))
+			}
+			if gctx.Err() != nil || ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if err := s.flush(ctx, gctx, gen, dlq, batch); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Sink) dropped(n int) {
+	s.log.Info("sink: consumer group rebalanced; dropping the uncommitted batch (it is redelivered)", "messages", n)
+	s.m.rebalances.Inc()
+}
+
+func (s *Sink) updateLag(readers []*kafka.Reader) {
+	var lag int64
+	for _, r := range readers {
+		lag += max(r.Stats().Lag, 0)
+	}
+	s.m.lag.Set(float64(lag))
 }
 
 func nilIfCancelled(ctx context.Context, err error) error {
@@ -230,59 +359,29 @@ func nilIfCancelled(ctx context.Context, err error) error {
 	return err
 }
 
-// generation returns how many group generations this reader has joined.
-func (s *Sink) generation() int64 {
-	st := s.readerStats()
-	s.gen += st.Rebalances // Stats resets its counters on every call
-	s.m.lag.Set(float64(st.Lag))
-	return s.gen
-}
-
-// collect fetches messages until BatchRows or BatchInterval after the first.
-func (s *Sink) collect(ctx context.Context, reader *kafka.Reader) ([]pending, error) {
+// collect takes messages until BatchRows, or BatchInterval after the
+// first, or the end of the generation.
+func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pending {
 	var batch []pending
-	var deadline time.Time
-	// fctx bounds the fetches after the first message by the batch
-	// interval; one context per batch (a context and timer per message
-	// cost ~1 µs each).
-	fctx := ctx
-	cancel := context.CancelFunc(func() {})
-	defer func() { cancel() }()
+	var timeout <-chan time.Time
 	for len(batch) < s.cfg.BatchRows {
-		msg, err := reader.FetchMessage(fctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				break
-			}
-			if errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("fetch from %s: reader closed", s.cfg.Topic)
-			}
-			// The group could not be joined (broker down): the reader
-			// keeps trying by itself. Store what we have, or wait.
-			s.m.fetchErrors.Inc()
-			s.logFetchError(err)
-			if len(batch) > 0 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Second):
-			}
-			continue
+		var msg kafka.Message
+		select {
+		case <-gctx.Done():
+			return batch
+		case <-timeout:
+			return batch
+		case msg = <-msgs:
 		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(s.cfg.BatchInterval)
-			fctx, cancel = batchDeadline(ctx, deadline)
-			s.generation() // absorb rebalances before this batch
+		if timeout == nil {
+			t := time.NewTimer(s.cfg.BatchInterval)
+			defer t.Stop()
+			timeout = t.C
 		}
 		s.m.consumed.Inc()
-		// A partition seen for the first time, or whose offsets do not
-		// follow on, may have been consumed by another sink: re-read its
-		// stored mark before inserting.
+		// A partition seen for the first time in this generation, or whose
+		// offsets do not follow on, may have been consumed by another
+		// sink: re-read its stored mark before inserting.
 		if last, ok := s.last[msg.Partition]; !ok || msg.Offset != last+1 {
 			s.stale[msg.Partition] = true
 		}
@@ -296,17 +395,13 @@ func (s *Sink) collect(ctx context.Context, reader *kafka.Reader) ([]pending, er
 		}
 		batch = append(batch, p)
 	}
-	return batch, nil
-}
-
-// batchDeadline is context.WithDeadline; collect cancels it when it
-// returns (a deferred call vet cannot follow).
-func batchDeadline(ctx context.Context, d time.Time) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, d)
+	return batch
 }
 
 // logFetchError logs Kafka trouble at most every 10 s.
 func (s *Sink) logFetchError(err error) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
 	if time.Since(s.lastFetchLog) < 10*time.Second {
 		return
 	}
@@ -315,33 +410,41 @@ func (s *Sink) logFetchError(err error) {
 }
 
 // flush stores a batch and commits it, retrying ClickHouse until it
-// accepts, the generation ends, or ctx is cancelled.
-func (s *Sink) flush(ctx context.Context, reader *kafka.Reader, dlq *kafka.Writer, batch []pending) error {
-	gen := s.gen
+// accepts, the generation ends, or ctx is cancelled. Dead letters are
+// written first: once the rows are stored their offsets count as handled.
+// Attempts run on ctx, not gctx, so that an insert in flight when the
+// generation ends completes (bounded by storeTimeout) instead of leaving an
+// unknown outcome behind.
+func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafka.Writer, batch []pending) error {
 	start := time.Now()
 	attempt := 0
 	var rows, dead []pending
-	err := s.retry(ctx, "store call records", func(ctx context.Context) error {
+	deadDone := false
+	err := s.retry(ctx, gctx, "store call records", func(actx context.Context) error {
 		attempt++
-		if s.generation() != gen {
-			return errRebalanced
-		}
 		if attempt > 1 {
 			// The previous insert may have been applied after all.
 			for _, p := range batch {
 				s.stale[p.msg.Partition] = true
 			}
 		}
-		if err := s.refreshStale(ctx, batch); err != nil {
+		if err := s.refreshStale(actx, batch); err != nil {
 			return err
 		}
 		rows, dead = s.filter(batch)
-		return s.insert(ctx, rows)
+		if len(dead) > 0 && !deadDone {
+			if err := s.deadLetter(actx, dlq, dead); err != nil {
+				return err
+			}
+			deadDone = true
+		}
+		if gctx.Err() != nil {
+			return errRebalanced
+		}
+		return s.insert(actx, rows)
 	})
 	if errors.Is(err, errRebalanced) {
-		s.log.Info("sink: consumer group rebalanced; dropping the uncommitted batch (it is redelivered)", "messages", len(batch))
-		s.m.rebalances.Inc()
-		clear(s.last)
+		s.dropped(len(batch))
 		return nil
 	}
 	if err != nil {
@@ -351,18 +454,12 @@ func (s *Sink) flush(ctx context.Context, reader *kafka.Reader, dlq *kafka.Write
 		s.m.inserted.Add(float64(len(rows)))
 		s.m.insertSeconds.Observe(time.Since(start).Seconds())
 	}
-	if len(dead) > 0 {
-		if err := s.retry(ctx, "write dead letters", func(ctx context.Context) error {
-			return s.deadLetter(ctx, dlq, dead)
-		}); err != nil {
-			return err
-		}
-	}
 	skipped := len(batch) - len(rows) - len(dead)
 	s.m.skipped.Add(float64(skipped))
 	s.log.Debug("sink: batch stored", "messages", len(batch), "inserted", len(rows),
 		"dead_lettered", len(dead), "skipped_as_stored", skipped, "took", time.Since(start))
-	return s.commit(ctx, reader, batch)
+	s.commit(gen, batch)
+	return nil
 }
 
 var errRebalanced = errors.New("consumer group rebalanced")
@@ -562,37 +659,39 @@ func (s *Sink) deadLetter(ctx context.Context, dlq *kafka.Writer, dead []pending
 	return nil
 }
 
-// commit commits the last message of every partition in the batch. A
-// failed commit is not fatal: the messages come again and are skipped as
-// already stored.
-func (s *Sink) commit(ctx context.Context, reader *kafka.Reader, batch []pending) error {
-	lastOf := map[int]kafka.Message{}
+// commit commits, in the batch's generation, the offset after the last
+// message of every partition in the batch. A failed commit (the generation
+// ended, the broker is away) is not fatal: the messages come again and are
+// skipped as already stored.
+func (s *Sink) commit(gen *kafka.Generation, batch []pending) {
+	next := map[int]int64{}
 	for _, p := range batch {
-		if m, ok := lastOf[p.msg.Partition]; !ok || p.msg.Offset > m.Offset {
-			lastOf[p.msg.Partition] = p.msg
-		}
+		next[p.msg.Partition] = max(next[p.msg.Partition], p.msg.Offset+1)
 	}
-	msgs := slices.Collect(maps.Values(lastOf))
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := reader.CommitMessages(cctx, msgs...); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	if err := gen.CommitOffsets(map[string]map[int]int64{s.cfg.Topic: next}); err != nil {
 		s.m.commitErrors.Inc()
 		s.log.Warn("sink: offset commit failed; the batch will be redelivered and skipped", "err", err)
-		return nil
+		return
 	}
 	s.m.committed.Add(float64(len(batch)))
-	return nil
 }
 
-// retry runs fn until it succeeds, returns errRebalanced, or ctx ends,
-// backing off exponentially between attempts.
-func (s *Sink) retry(ctx context.Context, what string, fn func(context.Context) error) error {
+// retry runs fn until it succeeds or ctx ends, backing off exponentially
+// between attempts; with a generation context it also stops, with
+// errRebalanced, once that generation ends. Each attempt of a batch is
+// bounded by storeTimeout.
+func (s *Sink) retry(ctx, gctx context.Context, what string, fn func(context.Context) error) error {
+	var genDone <-chan struct{}
+	timeout := time.Minute // schema migrations
+	if gctx != nil {
+		genDone, timeout = gctx.Done(), storeTimeout
+	}
 	backoff := s.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		if genDone != nil && gctx.Err() != nil {
+			return errRebalanced
+		}
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		err := fn(actx)
 		cancel()
 		if err == nil {
@@ -611,6 +710,8 @@ func (s *Sink) retry(ctx context.Context, what string, fn func(context.Context) 
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-genDone:
+			return errRebalanced
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, s.cfg.RetryMax)
