@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,6 +172,8 @@ type devStack struct {
 	temporal   *temporalserver.Server
 	kafka      *embedded.Kafka
 	clickhouse *embedded.ClickHouse
+	chOpts     embedded.ClickHouseOptions // to restart a child that died
+	chRestarts []time.Time
 	chEngine   string // how ClickHouse runs, for the summary
 	chNote     string // why ClickHouse is not running
 	parts      *devParts
@@ -239,7 +242,8 @@ func runDev(ctx context.Context, cfg devConfig, stdout, stderr io.Writer) error 
 	log.Info("gateflow dev ready", "took", time.Since(began))
 
 	// Run until interrupted or an app part fails. A ClickHouse child that
-	// dies is reported, not fatal: records wait in Kafka.
+	// dies is restarted on the same ports and data; meanwhile records wait
+	// in Kafka (the sink retries), so nothing is lost.
 	var chExited <-chan struct{}
 	if st.clickhouse != nil {
 		chExited = st.clickhouse.Exited()
@@ -253,9 +257,7 @@ wait:
 			log.Error("an app part stopped; shutting down", "err", st.parts.firstErr())
 			break wait
 		case <-chExited:
-			chExited = nil
-			log.Error("ClickHouse child exited; call records wait in Kafka until dev restarts",
-				"exit", st.clickhouse.ExitErr(), "log", st.clickhouse.LogFile())
+			chExited = st.restartClickHouse(ctx, log, progress)
 		}
 	}
 	// A second Ctrl-C now kills the process (the ClickHouse child dies
@@ -266,6 +268,52 @@ wait:
 	st.stop(log, progress)
 	progress("Stopped in %.1fs.", time.Since(stopBegan).Seconds())
 	return st.parts.firstErr()
+}
+
+// Restart budget of the ClickHouse child: a child that keeps dying is left
+// down rather than restarted in a loop.
+const (
+	chMaxRestarts   = 5
+	chRestartWindow = 10 * time.Minute
+)
+
+// restartClickHouse starts the ClickHouse child again after it died, on the
+// same ports and data dir, and returns the new child's Exited channel; nil
+// when it gives up (too many restarts, or ctx ended).
+func (st *devStack) restartClickHouse(ctx context.Context, log *slog.Logger, progress func(string, ...any)) <-chan struct{} {
+	dead := st.clickhouse
+	log.Error("ClickHouse child exited", "exit", dead.ExitErr(), "log", dead.LogFile())
+	now := time.Now()
+	st.chRestarts = slices.DeleteFunc(st.chRestarts, func(t time.Time) bool { return now.Sub(t) > chRestartWindow })
+	if len(st.chRestarts) >= chMaxRestarts {
+		log.Error("ClickHouse died too often; leaving it down: call records wait in Kafka until dev restarts",
+			"restarts", len(st.chRestarts), "window", chRestartWindow, "log", dead.LogFile())
+		return nil
+	}
+	backoff := time.Second
+	for attempt := 1; attempt <= 3; attempt++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		st.chRestarts = append(st.chRestarts, time.Now())
+		began := time.Now()
+		next, err := embedded.StartClickHouse(ctx, st.chOpts)
+		if err == nil {
+			st.clickhouse = next
+			progress("  ClickHouse  restarted in %.1fs (the sink resumes; no record is lost)", time.Since(began).Seconds())
+			log.Info("ClickHouse child restarted", "took", time.Since(began), "attempt", attempt)
+			return next.Exited()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		log.Error("restart ClickHouse", "attempt", attempt, "err", err)
+		backoff *= 2
+	}
+	log.Error("ClickHouse could not be restarted; call records wait in Kafka until dev restarts", "log", dead.LogFile())
+	return nil
 }
 
 // devClickHouse is how dev will run ClickHouse.
@@ -350,7 +398,7 @@ func (st *devStack) start(ctx context.Context, cfg devConfig, dataDir, logDir st
 		go func() {
 			defer wg.Done()
 			began := time.Now()
-			st.clickhouse, chErr = embedded.StartClickHouse(ctx, embedded.ClickHouseOptions{
+			st.chOpts = embedded.ClickHouseOptions{
 				DataDir:      filepath.Join(dataDir, "clickhouse"),
 				TCPPort:      cfg.CHPort,
 				HTTPPort:     cfg.CHHTTPPort,
@@ -358,7 +406,8 @@ func (st *devStack) start(ctx context.Context, cfg devConfig, dataDir, logDir st
 				ServerBinary: ch.binary,
 				LogFile:      filepath.Join(logDir, "clickhouse.log"),
 				Logger:       log.With("part", "clickhouse"),
-			})
+			}
+			st.clickhouse, chErr = embedded.StartClickHouse(ctx, st.chOpts)
 			if chErr == nil {
 				progress("  ClickHouse  ready in %.1fs", time.Since(began).Seconds())
 			}

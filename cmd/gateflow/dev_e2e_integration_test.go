@@ -136,6 +136,22 @@ func TestDevEndToEnd(t *testing.T) {
 	before := e.waitRecords(chAddr, wantKinds)
 	e.checkModelRecords(chAddr, small.id)
 
+	// The ClickHouse child dies (SIGKILL): dev restarts it on the same
+	// ports and data, and records of calls made meanwhile arrive.
+	chPid := clickHouseChild(t, e.dev.cmd.Process.Pid)
+	if err := syscall.Kill(chPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	whileDown := e.submitWatch("hello", `{"name":"Grace"}`)
+	if whileDown.final.State != "succeeded" {
+		t.Fatalf("hello while ClickHouse restarts: %+v", whileDown.final)
+	}
+	wantKinds[whileDown.id] = []string{"http", "ingress"}
+	before = e.waitRecords(chAddr, wantKinds)
+	if now := clickHouseChild(t, e.dev.cmd.Process.Pid); now == chPid {
+		t.Fatalf("ClickHouse child %d not replaced", chPid)
+	}
+
 	// SIGTERM: within 10 s, children gone, demo ports free.
 	began := time.Now()
 	e.dev.stop(t)
@@ -186,6 +202,20 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	e.waitRecords(chAddr, map[string][]string{waiting: {"approval", "http", "ingress", "model"}})
 	e.dev.stop(t)
+}
+
+// clickHouseChild is the pid of dev's ClickHouse child (the only child
+// process dev runs).
+func clickHouseChild(t *testing.T, devPid int) int {
+	t.Helper()
+	for _, pid := range childPids(devPid) {
+		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if bytes.Contains(cmdline, []byte("clickhouse")) {
+			return pid
+		}
+	}
+	t.Fatalf("no ClickHouse child of dev (pid %d)", devPid)
+	return 0
 }
 
 func order(id string, amount float64) string {
