@@ -165,7 +165,7 @@ func (c temporalConfig) validate() error {
 }
 
 // dial connects to Temporal and checks that the namespace answers.
-func (c temporalConfig) dial(ctx context.Context, log *slog.Logger) (client.Client, error) {
+func (c temporalConfig) dial(ctx context.Context, mh client.MetricsHandler, log *slog.Logger) (client.Client, error) {
 	tlsCfg, err := c.TLS.build("temporal")
 	if err != nil {
 		return nil, err
@@ -175,6 +175,7 @@ func (c temporalConfig) dial(ctx context.Context, log *slog.Logger) (client.Clie
 		Namespace:         c.Namespace,
 		Logger:            tlog.NewStructuredLogger(log.With("component", "temporal-client")),
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsCfg},
+		MetricsHandler:    mh, // nil: none
 	}
 	if c.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)

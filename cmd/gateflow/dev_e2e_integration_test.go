@@ -136,6 +136,8 @@ func TestDevEndToEnd(t *testing.T) {
 	before := e.waitRecords(chAddr, wantKinds)
 	e.checkModelRecords(chAddr, small.id)
 
+	e.checkMetrics()
+
 	// The ClickHouse child dies (SIGKILL): dev restarts it on the same
 	// ports and data, and records of calls made meanwhile arrive.
 	chPid := clickHouseChild(t, e.dev.cmd.Process.Pid)
@@ -202,6 +204,35 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	e.waitRecords(chAddr, map[string][]string{waiting: {"approval", "http", "ingress", "model"}})
 	e.dev.stop(t)
+}
+
+// checkMetrics reads dev's /metrics (one registry for the process): the
+// ingress's, the worker's producer (process="worker") and the Temporal
+// SDK's worker metrics are all there.
+func (e *e2e) checkMetrics() {
+	e.t.Helper()
+	resp, err := http.Get(e.api + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("/metrics: %s: %s", resp.Status, body)
+	}
+	for _, want := range []string{
+		"gateflow_ingress_requests_total{",
+		`gateflow_producer_records_emitted_total{process="worker"}`,
+		`gateflow_producer_records_emitted_total{process="ingress"}`,
+		"temporal_workflow_completed{",
+		"temporal_activity_execution_latency_bucket{",
+		"temporal_workflow_task_schedule_to_start_latency_bucket{",
+		"go_goroutines ",
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			e.t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // clickHouseChild is the pid of dev's ClickHouse child (the only child

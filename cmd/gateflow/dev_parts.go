@@ -14,6 +14,8 @@ import (
 
 	"github.com/gateflow/gateflow/deploy/examples"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // devEnv is what `gateflow dev` started, for the app parts to connect to.
@@ -103,7 +105,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	wcfg.Temporal, wcfg.Kafka = temporal, kafka
 	wcfg.ConfigDir = configDir
 	wcfg.SpoolDir = filepath.Join(env.DataDir, "spool", "worker")
-	wcfg.MetricsListen = "" // one process: the ingress serves dev's probes
+	wcfg.MetricsListen = "" // one process: the ingress serves dev's probes and /metrics
 	if env.ClickHouseDSN != "" {
 		wcfg.ClickHouse.DSN = env.ClickHouseDSN
 	}
@@ -118,6 +120,11 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	if env.ClickHouseDSN != "" {
 		icfg.ClickHouse.DSN = env.ClickHouseDSN
 	}
+	// One registry for the process, served by the ingress: its own
+	// metrics, the worker's (process="worker") and the Temporal SDK's.
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	icfg.Metrics, wcfg.Metrics = metrics, metrics
 	listening := make(chan string, 1)
 	icfg.OnListen = func(addr string) { listening <- addr }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
@@ -174,6 +175,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	metrics := cfg.Metrics
 	if metrics == nil {
 		metrics = prometheus.NewRegistry()
+		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	transport, err := cfg.Kafka.transport()
 	if err != nil {
@@ -186,7 +188,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	}
 	defer closeProducer()
 
-	c, err := dialOrchestrations(ctx, cfg.Temporal, log)
+	c, err := dialOrchestrations(ctx, cfg.Temporal, nil, log)
 	if err != nil {
 		return err
 	}

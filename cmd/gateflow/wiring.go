@@ -45,9 +45,10 @@ func openProducer(cfg kafkaConfig, transport *kafka.Transport, spoolDir string, 
 
 // dialOrchestrations connects to Temporal and makes sure the search
 // attributes of orchestrations exist: without them Temporal refuses every
-// start and orchestrations stall at their first approval step.
-func dialOrchestrations(ctx context.Context, cfg temporalConfig, log *slog.Logger) (client.Client, error) {
-	c, err := cfg.dial(ctx, log)
+// start and orchestrations stall at their first approval step. mh receives
+// the SDK's metrics (nil: none).
+func dialOrchestrations(ctx context.Context, cfg temporalConfig, mh client.MetricsHandler, log *slog.Logger) (client.Client, error) {
+	c, err := cfg.dial(ctx, mh, log)
 	if err != nil {
 		return nil, err
 	}

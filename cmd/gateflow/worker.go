@@ -18,6 +18,7 @@ import (
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/worker"
+	"github.com/gateflow/gateflow/worker/sdkmetrics"
 	"github.com/gateflow/gateflow/workflows/registry"
 )
 
@@ -45,6 +46,9 @@ type workerConfig struct {
 	StopTimeout time.Duration
 	// MetricsListen serves /healthz, /readyz and /metrics; empty disables.
 	MetricsListen string
+	// Metrics (set by code, not flags: gateflow dev) is the registry to
+	// use instead of one of the worker's own.
+	Metrics *prometheus.Registry
 }
 
 func (c *workerConfig) bind(fs *pflag.FlagSet) {
@@ -127,15 +131,29 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, metrics, log)
+	// A worker of its own serves its registry; in gateflow dev the ingress
+	// serves one registry for all parts, where the worker's producer
+	// metrics carry process="worker" beside the ingress's.
+	metrics := cfg.Metrics
+	var own prometheus.Registerer
+	if metrics == nil {
+		metrics = prometheus.NewRegistry()
+		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		own = metrics
+	} else {
+		own = prometheus.WrapRegistererWith(prometheus.Labels{"process": "worker"}, metrics)
+	}
+	sdkMetrics := sdkmetrics.New()
+	if err := metrics.Register(sdkMetrics); err != nil {
+		return fmt.Errorf("register Temporal SDK metrics: %w", err)
+	}
+	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, own, log)
 	if err != nil {
 		return err
 	}
 	defer closeProducer()
 
-	c, err := dialOrchestrations(ctx, cfg.Temporal, log)
+	c, err := dialOrchestrations(ctx, cfg.Temporal, sdkMetrics.Handler(), log)
 	if err != nil {
 		return err
 	}
