@@ -24,9 +24,9 @@
 // the reason in the "gateflow-error" header, and its offset is committed
 // with the batch: it never blocks the partition.
 //
-// ClickHouse down: the batch is retried with exponential backoff (the
-// reader is not read meanwhile, so consumption stops) until it is accepted
-// or the sink is stopped; nothing is committed before that.
+// ClickHouse down: the batch is retried with exponential backoff (fetching
+// stops once the bounded fetch buffers are full) until it is accepted, the
+// generation ends or the sink is stopped; nothing is committed before that.
 package sink
 
 import (
