@@ -316,3 +316,57 @@ func TestEnsureSearchAttributes(t *testing.T) {
 		return err == nil && len(resp.GetExecutions()) == 1
 	})
 }
+
+// TestRejectionContinues: an approval step with on_reject: continue,
+// rejected through the Update on a real server: the orchestration takes the
+// rejection branch and completes, nothing is compensated.
+func TestRejectionContinues(t *testing.T) {
+	ts := newServer(t)
+	c := ts.GetDefaultClient()
+	var h hits
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.add(r.URL.Path)
+		fmt.Fprintf(w, `{"path": %q}`, r.URL.Path)
+	}))
+	defer svc.Close()
+	startWorker(t, c, "rejectcontinue", worker.Deps{Services: staticServices{"svc": svc.URL}})
+
+	d := mustDef(t, `{"steps": [
+		{"id": "reserve", "kind": "http", "service": "svc", "path": "/reserve",
+		 "compensate": {"id": "unreserve", "kind": "http", "service": "svc", "path": "/unreserve"}},
+		{"id": "approve", "kind": "approval", "approvers": {"roles": ["manager"]}, "on_reject": "continue"},
+		{"id": "ship", "kind": "http", "service": "svc", "path": "/ship", "when": "steps.approve.output.decision == 'approved'"},
+		{"id": "notify", "kind": "http", "service": "svc", "path": "/notify", "when": "steps.approve.output.decision == 'rejected'"}
+	], "output": "${{ steps.approve.output }}"}`)
+	run := start(t, c, "rejectcontinue", "rejectcontinue", orchestration(d, `{}`))
+	waitFor(t, 30*time.Second, "the approval to wait", func() bool {
+		return len(queryStatus(t, c, "rejectcontinue").Pending) == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	handle, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: "rejectcontinue", UpdateName: workflows.DecideUpdate, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: []any{workflows.Decision{StepID: "approve", Decision: workflows.Reject, Comment: "no stock",
+			By: workflows.Identity{KeyID: "k-ann", User: "ann", Roles: []string{"manager"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.DecisionResult
+	if err := handle.Get(ctx, &res); err != nil || res.Outcome != workflows.OutcomeRejected {
+		t.Fatalf("decision %+v %v", res, err)
+	}
+	out, err := resultOf(t, run, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out["decision"] != workflows.OutcomeRejected || out["comment"] != "no stock" {
+		t.Errorf("output %v", out)
+	}
+	if len(h.times("/notify")) != 1 || len(h.times("/ship")) != 0 || len(h.times("/unreserve")) != 0 {
+		t.Errorf("calls: notify %d, ship %d, unreserve %d", len(h.times("/notify")), len(h.times("/ship")), len(h.times("/unreserve")))
+	}
+	if st := queryStatus(t, c, "rejectcontinue"); st.State != workflows.RunSucceeded || stepStatus(st, "ship").State != workflows.StepSkipped {
+		t.Errorf("status %s, ship %s", st.State, stepStatus(st, "ship").State)
+	}
+}

@@ -47,7 +47,8 @@ type ApprovalOutput struct {
 }
 
 // approvalRejectedError fails a rejected approval step, which fails the
-// orchestration (and runs compensations).
+// orchestration (and runs compensations), unless the step says
+// on_reject: continue.
 type approvalRejectedError struct {
 	reason string
 }
@@ -110,7 +111,9 @@ func (r *run) approval(ctx workflow.Context, sc *scope, st *definition.Step, id 
 		}
 	}
 	out := w.output()
-	if w.outcome == OutcomeRejected {
+	// on_reject: continue makes the rejection an answer, not a failure:
+	// later steps branch on steps.<id>.output.decision.
+	if w.outcome == OutcomeRejected && st.OnReject != definition.OnRejectContinue {
 		reason := "timed out"
 		if !w.timedOut {
 			last := w.votes[len(w.votes)-1]

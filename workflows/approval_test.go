@@ -103,6 +103,49 @@ func TestApprovalRejectedCompensates(t *testing.T) {
 	}
 }
 
+// TestApprovalRejectedContinues: with on_reject: continue a rejection is
+// an answer: the step succeeds with decision "rejected", later steps branch
+// on it, nothing is compensated.
+func TestApprovalRejectedContinues(t *testing.T) {
+	h := newHarness(t, nil)
+	var res updateOutcome
+	h.decideAt(time.Minute, workflows.Decision{StepID: "approve", Decision: workflows.Reject, Comment: "too expensive", By: carol}, &res)
+	h.run(input(def(t, `{"steps": [
+		{"id": "reserve", "kind": "http", "service": "s", "path": "/reserve",
+		 "compensate": {"id": "unreserve", "kind": "http", "service": "s", "path": "/unreserve"}},
+		{"id": "approve", "kind": "approval", "approvers": {"users": ["carol"]}, "on_reject": "continue"},
+		{"id": "ship", "kind": "http", "service": "s", "path": "/ship", "when": "steps.approve.output.decision == 'approved'"},
+		{"id": "apologise", "kind": "http", "service": "s", "path": "/apologise", "when": "steps.approve.output.decision == 'rejected'",
+		 "body": {"reason": "${{ steps.approve.output.comment }}"}}
+	], "output": "${{ steps.approve.output }}"}`), `{}`))
+	out := h.result()
+	if out["decision"] != workflows.OutcomeRejected || out["comment"] != "too expensive" {
+		t.Errorf("output %v", out)
+	}
+	if res.result.Outcome != workflows.OutcomeRejected || !res.result.Resolved {
+		t.Errorf("update %+v", res)
+	}
+	if got := strings.Join(h.f.paths(), " "); got != "/reserve /apologise" {
+		t.Errorf("calls %s, want /reserve /apologise", got)
+	}
+	if b := string(h.f.calls[1].Body); b != `{"reason":"too expensive"}` {
+		t.Errorf("apologise body %s", b)
+	}
+	st := h.status()
+	if st.State != workflows.RunSucceeded {
+		t.Errorf("run %s %q", st.State, st.Error)
+	}
+	if s := step(t, st, "approve"); s.State != workflows.StepSucceeded {
+		t.Errorf("approve %s", s.State)
+	}
+	if s := step(t, st, "ship"); s.State != workflows.StepSkipped {
+		t.Errorf("ship %s", s.State)
+	}
+	if s := step(t, st, "reserve"); s.State != workflows.StepSucceeded {
+		t.Errorf("reserve %s", s.State)
+	}
+}
+
 func TestApprovalQuorumAndValidator(t *testing.T) {
 	h := newHarness(t, nil)
 	outcomes := map[string]*updateOutcome{}

@@ -42,6 +42,14 @@ const (
 	OnTimeoutEscalate = "escalate"
 )
 
+// What a rejected approval step does: fail the orchestration (default,
+// running compensations), or succeed with decision "rejected" in its output
+// so that later steps can branch on it.
+const (
+	OnRejectFail     = "fail"
+	OnRejectContinue = "continue"
+)
+
 // Definition is one version of an orchestration.
 type Definition struct {
 	Name        string `json:"name"`
@@ -104,6 +112,7 @@ type Step struct {
 	Approvers  *Approvers `json:"approvers,omitempty"`
 	Quorum     int        `json:"quorum,omitempty"`
 	OnTimeout  string     `json:"on_timeout,omitempty"`
+	OnReject   string     `json:"on_reject,omitempty"` // OnRejectFail (default) or OnRejectContinue
 	EscalateTo *Approvers `json:"escalate_to,omitempty"`
 	// EscalationTimeout bounds the wait after escalation; when it passes too
 	// the step is rejected.

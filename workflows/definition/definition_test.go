@@ -120,7 +120,10 @@ extra: 1`, []string{`extra: unknown field`, `steps[0].kidn: unknown field (did y
   - {id: b, kind: approval, approvers: {users: [ann, bob, ann]}, quorum: 3}
   - {id: c, kind: approval, approvers: {roles: [manager]}, quorum: 3, on_timeout: escalate, timeout: 1h}
   - {id: d, kind: approval, approvers: {roles: [m]}, on_timeout: later, escalate_to: {users: [x]}, escalation_timeout: 1h}
-  - {id: e, kind: approval, approvers: {roles: [""]}, on_timeout: approve, timeout: -1s}`, []string{
+  - {id: e, kind: approval, approvers: {roles: [""]}, on_timeout: approve, timeout: -1s}
+  - {id: f, kind: approval, approvers: {users: [x]}, on_reject: maybe}
+  - {id: g, kind: wait, duration: 1s, on_reject: continue}
+  - {id: h, kind: approval, approvers: {users: [x]}, on_reject: continue}`, []string{
 			"steps[0].approvers: at least one role or user is required",
 			"steps[1].quorum: 3 is more than the 2 users who may approve",
 			"steps[2].escalate_to: required when on_timeout is escalate",
@@ -129,7 +132,9 @@ extra: 1`, []string{`extra: unknown field`, `steps[0].kidn: unknown field (did y
 			"steps[3].on_timeout: must be one of reject, approve, escalate",
 			"steps[3].timeout: required when on_timeout is set",
 			"steps[4].approvers.roles[0]: must not be empty",
-			"steps[4].timeout: must be positive"}},
+			"steps[4].timeout: must be positive",
+			"steps[5].on_reject: must be fail or continue",
+			"steps[6].on_reject: not allowed for kind wait"}},
 		{"control kinds", head + `steps:
   - {id: a, kind: parallel, branches: [{name: x, steps: []}, {name: x, steps: [{id: a1, kind: wait, duration: 1s}]}]}
   - {id: b, kind: foreach, concurrency: 1000}

@@ -178,6 +178,8 @@ var stepSpec = &objectSpec{
 		{name: "approvers", typ: tObject, obj: approversSpec},
 		{name: "quorum", typ: tInt, min: num(1), max: num(1000), desc: "Approvals needed; default 1."},
 		{name: "on_timeout", typ: tString, enum: []string{OnTimeoutReject, OnTimeoutApprove, OnTimeoutEscalate}},
+		{name: "on_reject", typ: tString, enum: []string{OnRejectFail, OnRejectContinue},
+			desc: "fail (default): a rejection fails the orchestration and runs compensations; continue: the step succeeds with decision \"rejected\" and later steps branch on steps.<id>.output.decision."},
 		{name: "escalate_to", typ: tObject, obj: approversSpec},
 		{name: "escalation_timeout", typ: tDuration},
 		// parallel
@@ -206,7 +208,7 @@ var stepCommon = []string{"id", "kind", "name", "when", "compensate"}
 var kindFields = map[string][]string{
 	KindHTTP:     {"service", "url", "method", "path", "headers", "query", "body", "success_statuses", "timeout", "retry"},
 	KindModel:    {"model", "system", "prompt", "messages", "max_tokens", "temperature", "response_format", "timeout", "retry"},
-	KindApproval: {"approvers", "quorum", "on_timeout", "escalate_to", "escalation_timeout", "timeout"},
+	KindApproval: {"approvers", "quorum", "on_timeout", "on_reject", "escalate_to", "escalation_timeout", "timeout"},
 	KindParallel: {"branches"},
 	KindForeach:  {"items", "concurrency", "steps"},
 	KindSwitch:   {"cases", "default"},

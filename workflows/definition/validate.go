@@ -392,6 +392,11 @@ func (v *validator) approvalStep(s *Step, path string) {
 	default:
 		v.errorf(path+".on_timeout", "must be one of %s, %s, %s", OnTimeoutReject, OnTimeoutApprove, OnTimeoutEscalate)
 	}
+	switch s.OnReject {
+	case "", OnRejectFail, OnRejectContinue:
+	default:
+		v.errorf(path+".on_reject", "must be %s or %s", OnRejectFail, OnRejectContinue)
+	}
 	if s.OnTimeout != "" && s.Timeout == "" {
 		v.errorf(path+".timeout", "required when on_timeout is set")
 	}
@@ -794,6 +799,8 @@ func stepFieldSet(s *Step, name string) bool {
 		return s.Quorum != 0
 	case "on_timeout":
 		return s.OnTimeout != ""
+	case "on_reject":
+		return s.OnReject != ""
 	case "escalate_to":
 		return s.EscalateTo != nil
 	case "escalation_timeout":
