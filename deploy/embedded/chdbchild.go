@@ -101,6 +101,10 @@ func (a CHDBChildArgs) cmdline() []string {
 		"--listen_host=127.0.0.1",
 		"--tcp_port=" + strconv.Itoa(a.TCPPort),
 		"--http_port=" + strconv.Itoa(a.HTTPPort),
+		// Only fatal events (a crash: signal, stack trace) go to stderr,
+		// i.e. the child's log: every failed client query would otherwise
+		// log a stack trace.
+		"--logger.console=1", "--log-level=fatal",
 		"--query_id=" + serveQueryID,
 		"--query", serveQuery,
 	}

@@ -49,6 +49,7 @@ func TestCHDBCmdline(t *testing.T) {
 	got := CHDBChildArgs{LibPath: "/l", DataDir: "/d", TCPPort: 9000, HTTPPort: 8123}.cmdline()
 	want := []string{
 		"clickhouse", "--path=/d", "--listen_host=127.0.0.1", "--tcp_port=9000", "--http_port=8123",
+		"--logger.console=1", "--log-level=fatal",
 		"--query_id=gateflow-serve", "--query", serveQuery,
 	}
 	if !reflect.DeepEqual(got, want) {
