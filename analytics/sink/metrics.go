@@ -9,7 +9,7 @@ import (
 type metrics struct {
 	consumed, inserted, skipped, deadLettered, committed prometheus.Counter
 	insertErrors, retries, commitErrors, rebalances      prometheus.Counter
-	fetchErrors                                          prometheus.Counter
+	fetchErrors, duplicates                              prometheus.Counter
 	lag                                                  prometheus.Gauge
 	insertSeconds                                        prometheus.Histogram
 }
@@ -28,6 +28,7 @@ func newMetrics() metrics {
 		retries:      c("retries_total", "Retries of ClickHouse or Kafka operations."),
 		commitErrors: c("commit_errors_total", "Failed offset commits (the batch is redelivered and skipped)."),
 		fetchErrors:  c("fetch_errors_total", "Errors reading from Kafka (the reader retries)."),
+		duplicates:   c("duplicates_dropped_total", "Records dropped because their id was stored recently from the same partition (written twice by a producer)."),
 		rebalances:   c("batches_dropped_on_rebalance_total", "Uncommitted batches dropped because the consumer group rebalanced."),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "gateflow", Subsystem: "sink", Name: "lag_messages",
 			Help: "Messages behind the end of the assigned partitions, as last seen."}),
@@ -39,7 +40,7 @@ func newMetrics() metrics {
 
 func (m metrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.consumed, m.inserted, m.skipped, m.deadLettered, m.committed,
-		m.insertErrors, m.retries, m.commitErrors, m.fetchErrors, m.rebalances, m.lag, m.insertSeconds} {
+		m.insertErrors, m.retries, m.commitErrors, m.fetchErrors, m.duplicates, m.rebalances, m.lag, m.insertSeconds} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("sink: register metrics: %w", err)
 		}

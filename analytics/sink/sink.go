@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
@@ -125,6 +126,8 @@ type Sink struct {
 	stored map[int]int64
 	last   map[int]int64
 	stale  map[int]bool
+	// seen holds the latest stored ids per partition (see filter).
+	seen map[int]*idWindow
 
 	logMu        sync.Mutex
 	lastFetchLog time.Time
@@ -142,7 +145,7 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Sink, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Sink{cfg: cfg, conn: conn, log: log, m: newMetrics(),
-		stored: map[int]int64{}, last: map[int]int64{}, stale: map[int]bool{}}
+		stored: map[int]int64{}, last: map[int]int64{}, stale: map[int]bool{}, seen: map[int]*idWindow{}}
 	if cfg.Registerer != nil {
 		if err := s.m.register(cfg.Registerer); err != nil {
 			return nil, err
@@ -155,7 +158,8 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Sink, error) {
 type pending struct {
 	msg    kafka.Message
 	rec    record.Record
-	reason string // non-empty: dead-letter it
+	id     uuid.UUID // rec.ID, parsed
+	reason string    // non-empty: dead-letter it
 }
 
 // Run applies the schema migrations (waiting for ClickHouse if needed), then
@@ -250,6 +254,13 @@ const (
 func (s *Sink) startGeneration(ctx context.Context, gen *kafka.Generation, dlq *kafka.Writer, running *sync.WaitGroup) {
 	assigned := gen.Assignments[s.cfg.Topic]
 	s.log.Info("sink: partitions assigned", "generation", gen.ID, "partitions", len(assigned))
+	// Keep the id windows of partitions this sink keeps (the previous
+	// generation's functions have returned: no one else uses them).
+	keep := map[int]bool{}
+	for _, a := range assigned {
+		keep[a.ID] = true
+	}
+	maps.DeleteFunc(s.seen, func(p int, _ *idWindow) bool { return !keep[p] })
 	msgs := make(chan kafka.Message, 4096)
 	readers := make([]*kafka.Reader, 0, len(assigned))
 	for _, a := range assigned {
@@ -388,6 +399,10 @@ func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pendin
 		s.last[msg.Partition] = msg.Offset
 		p := pending{msg: msg}
 		rec, err := record.Decode(msg.Value)
+		if err == nil {
+			// Decode validated the id: a UUID.
+			p.id, err = uuid.Parse(rec.ID)
+		}
 		if err != nil {
 			p.reason = err.Error()
 		} else {
@@ -419,6 +434,7 @@ func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafk
 	start := time.Now()
 	attempt := 0
 	var rows, dead []pending
+	var dups int
 	deadDone := false
 	err := s.retry(ctx, gctx, "store call records", func(actx context.Context) error {
 		attempt++
@@ -431,7 +447,7 @@ func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafk
 		if err := s.refreshStale(actx, batch); err != nil {
 			return err
 		}
-		rows, dead = s.filter(batch)
+		rows, dead, dups = s.filter(batch)
 		if len(dead) > 0 && !deadDone {
 			if err := s.deadLetter(actx, dlq, dead); err != nil {
 				return err
@@ -454,10 +470,11 @@ func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafk
 		s.m.inserted.Add(float64(len(rows)))
 		s.m.insertSeconds.Observe(time.Since(start).Seconds())
 	}
-	skipped := len(batch) - len(rows) - len(dead)
+	skipped := len(batch) - len(rows) - len(dead) - dups
 	s.m.skipped.Add(float64(skipped))
+	s.m.duplicates.Add(float64(dups))
 	s.log.Debug("sink: batch stored", "messages", len(batch), "inserted", len(rows),
-		"dead_lettered", len(dead), "skipped_as_stored", skipped, "took", time.Since(start))
+		"dead_lettered", len(dead), "skipped_as_stored", skipped, "duplicates", dups, "took", time.Since(start))
 	s.commit(gen, batch)
 	return nil
 }
@@ -522,20 +539,84 @@ func StoredOffsets(ctx context.Context, conn driver.Conn, topic string, partitio
 	return out, rows.Err()
 }
 
-// filter splits the messages not yet stored into rows and dead letters.
-func (s *Sink) filter(batch []pending) (rows, dead []pending) {
+// filter splits the messages not yet stored into rows and dead letters,
+// and drops records whose id was stored recently from the same partition
+// (dups): the producer writes a record again when a Kafka write's outcome
+// was unknown, at another offset, so the offset mark cannot catch it.
+func (s *Sink) filter(batch []pending) (rows, dead []pending, dups int) {
 	rows = make([]pending, 0, len(batch))
+	var inBatch map[uuid.UUID]struct{}
 	for _, p := range batch {
 		if mark, ok := s.stored[p.msg.Partition]; ok && p.msg.Offset <= mark {
+			// Stored already: remember its id for later duplicates.
+			if p.reason == "" {
+				s.window(p.msg.Partition).add(p.id)
+			}
 			continue
 		}
 		if p.reason != "" {
 			dead = append(dead, p)
 			continue
 		}
+		if s.window(p.msg.Partition).has(p.id) {
+			dups++
+			continue
+		}
+		if inBatch == nil {
+			inBatch = make(map[uuid.UUID]struct{}, len(batch))
+		}
+		if _, ok := inBatch[p.id]; ok {
+			dups++
+			continue
+		}
+		inBatch[p.id] = struct{}{}
 		rows = append(rows, p)
 	}
-	return rows, dead
+	return rows, dead, dups
+}
+
+// window returns the recent-id window of a partition.
+func (s *Sink) window(partition int) *idWindow {
+	w, ok := s.seen[partition]
+	if !ok {
+		w = newIDWindow(DedupWindow)
+		s.seen[partition] = w
+	}
+	return w
+}
+
+// DedupWindow is how many of a partition's latest record ids a sink
+// remembers to drop producer-side duplicates (~2 MB per partition).
+const DedupWindow = 50_000
+
+// idWindow remembers the last n ids added.
+type idWindow struct {
+	ids  map[uuid.UUID]struct{}
+	ring []uuid.UUID
+	next int
+}
+
+func newIDWindow(n int) *idWindow {
+	return &idWindow{ids: make(map[uuid.UUID]struct{}, n), ring: make([]uuid.UUID, 0, n)}
+}
+
+func (w *idWindow) has(id uuid.UUID) bool {
+	_, ok := w.ids[id]
+	return ok
+}
+
+func (w *idWindow) add(id uuid.UUID) {
+	if w.has(id) {
+		return
+	}
+	if len(w.ring) < cap(w.ring) {
+		w.ring = append(w.ring, id)
+	} else {
+		delete(w.ids, w.ring[w.next])
+		w.ring[w.next] = id
+		w.next = (w.next + 1) % len(w.ring)
+	}
+	w.ids[id] = struct{}{}
 }
 
 // insertColumns is the explicit column list of the raw insert.
@@ -566,6 +647,7 @@ func (s *Sink) insert(ctx context.Context, rows []pending) error {
 		if p.msg.Offset > s.stored[p.msg.Partition] {
 			s.stored[p.msg.Partition] = p.msg.Offset
 		}
+		s.window(p.msg.Partition).add(p.id)
 	}
 	return nil
 }
