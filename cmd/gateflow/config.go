@@ -336,3 +336,17 @@ func (c clickhouseConfig) open() (driver.Conn, error) {
 	}
 	return conn, nil
 }
+
+// bindReloadInterval binds --reload-interval, shared by the processes that
+// read the config dir.
+func bindReloadInterval(fs *pflag.FlagSet, d *time.Duration) {
+	fs.DurationVar(d, "reload-interval", 10*time.Second,
+		"how often to check the config dir (and keys file) for changes and reload them; 0: on SIGHUP only")
+}
+
+func validateReloadInterval(d time.Duration) error {
+	if d < 0 || (d > 0 && d < 100*time.Millisecond) {
+		return fmt.Errorf("--reload-interval %s: want 0 (SIGHUP only) or at least 100ms", d)
+	}
+	return nil
+}

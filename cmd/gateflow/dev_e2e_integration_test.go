@@ -195,6 +195,28 @@ func TestDevEndToEnd(t *testing.T) {
 	if after < before {
 		t.Errorf("records after restart: %d, before: %d", after, before)
 	}
+	// An edit of the config dir applies without SIGHUP: a new version of
+	// hello dropped into definitions/ is served and run.
+	hello2 := `{"name": "hello", "version": "2", "steps": [{"id": "greet", "kind": "http", "service": "echo",
+		"method": "POST", "path": "/echo", "body": {"greeting": "Hi, ${{ input.name }}!"}}],
+		"output": "${{ steps.greet.output.body }}"}`
+	if err := os.WriteFile(filepath.Join(dir, "config", "definitions", "hello-2.json"), []byte(hello2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.poll("hello@2 loaded without SIGHUP", 30*time.Second, func() (bool, string) {
+		req, _ := http.NewRequest(http.MethodGet, e.api+"/v1/definitions/hello/versions/2", nil)
+		req.Header.Set("Authorization", "Bearer "+e.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	if hi := e.submitWatch("hello", `{"name":"Lin"}`); hi.final.State != "succeeded" || !jsonEq(hi.final.Output, `{"greeting":"Hi, Lin!"}`) {
+		t.Fatalf("hello@2: %+v", hi.final)
+	}
+
 	e.mustCLI(alice, "approve", waiting, "manager_approval")
 	if so, _ := e.mustCLI(bob, "approve", waiting, "manager_approval"); !strings.Contains(so, "approved (2 of 2 votes)") {
 		t.Fatalf("vote after restart: %s", so)

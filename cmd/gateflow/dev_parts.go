@@ -104,6 +104,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	wcfg := flagDefaults((*workerConfig).bind)
 	wcfg.Temporal, wcfg.Kafka = temporal, kafka
 	wcfg.ConfigDir = configDir
+	wcfg.ReloadInterval = devReloadInterval
 	wcfg.SpoolDir = filepath.Join(env.DataDir, "spool", "worker")
 	wcfg.MetricsListen = "" // one process: the ingress serves dev's probes and /metrics
 	if env.ClickHouseDSN != "" {
@@ -114,6 +115,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	icfg.Temporal, icfg.Kafka = temporal, kafka
 	icfg.Listen = env.IngressAddr
 	icfg.ConfigDir = configDir
+	icfg.ReloadInterval = devReloadInterval
 	icfg.KeysFile = filepath.Join(configDir, "keys.yaml")
 	icfg.SpoolDir = filepath.Join(env.DataDir, "spool", "ingress")
 	icfg.ExtraKeys = []auth.Key{devKey}
@@ -159,7 +161,11 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	case <-time.After(devIngressReadyTimeout):
 		return errors.New("the ingress did not start listening within 30s; see the log")
 	}
-	env.AddSummary("Config dir", configDir+" (SIGHUP reloads)")
+	env.AddSummary("Config dir", configDir+" (edits apply within a second)")
 	env.AddSummary("API key", "tenant dev, every role; in "+filepath.Join(env.DataDir, auth.DevKeyFile)+" (the CLI reads it)")
 	return nil
 }
+
+// devReloadInterval: in dev, an edit of the config dir or the keys file
+// applies within a second or two, without SIGHUP.
+const devReloadInterval = time.Second

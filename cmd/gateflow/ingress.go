@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -49,8 +46,10 @@ type ingressConfig struct {
 	// KeysFile holds the API key hashes; reloaded on SIGHUP.
 	KeysFile string
 	// ConfigDir holds gateflow.yaml (tenants with their rate limits and
-	// permissions) and definitions/*.yaml; reloaded on SIGHUP.
-	ConfigDir string
+	// permissions) and definitions/*.yaml; reloaded on SIGHUP and, like
+	// KeysFile, when its files change (polled every ReloadInterval).
+	ConfigDir      string
+	ReloadInterval time.Duration
 	// SpoolDir is where call records wait while Kafka is unreachable.
 	SpoolDir string
 	// Limits and timeouts of the HTTP server.
@@ -82,8 +81,9 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	c.Kafka.bind(fs)
 	c.ClickHouse.bind(fs)
 	fs.StringVar(&c.Listen, "listen", d.Addr, "HTTP listen address of the API")
-	fs.StringVar(&c.KeysFile, "keys-file", defaultKeysFile, "API keys file (hashes only; `gateflow keys create` adds keys); reloaded on SIGHUP")
-	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP")
+	fs.StringVar(&c.KeysFile, "keys-file", defaultKeysFile, "API keys file (hashes only; `gateflow keys create` adds keys); reloaded on SIGHUP or change")
+	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP or change")
+	bindReloadInterval(fs, &c.ReloadInterval)
 	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/ingress", "directory where call records wait while Kafka is unreachable")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest request body accepted (413 beyond)")
 	fs.IntVar(&c.MaxJSONDepth, "max-json-depth", d.MaxJSONDepth, "deepest JSON nesting accepted in request bodies")
@@ -110,6 +110,7 @@ func (c ingressConfig) validate() error {
 	if c.ConfigDir == "" {
 		errs = append(errs, errors.New("--config-dir: must not be empty"))
 	}
+	errs = append(errs, validateReloadInterval(c.ReloadInterval))
 	if c.SpoolDir == "" {
 		errs = append(errs, errors.New("--spool-dir: must not be empty"))
 	}
@@ -169,8 +170,8 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	}
 	bgCtx, stopBg := context.WithCancel(ctx)
 	defer stopBg()
-	go reg.WatchSIGHUP(bgCtx, log.With("component", "registry"))
-	go reloadKeysOnSIGHUP(bgCtx, keys, cfg.KeysFile, log.With("component", "keys"))
+	go reg.Watch(bgCtx, log.With("component", "registry"), cfg.ReloadInterval)
+	go watchKeys(bgCtx, keys, cfg.KeysFile, cfg.ReloadInterval, log.With("component", "keys"))
 
 	metrics := cfg.Metrics
 	if metrics == nil {
@@ -288,24 +289,17 @@ func newOrchestrator(c client.Client, reg *registry.Registry, taskQueue string, 
 	})
 }
 
-// reloadKeysOnSIGHUP reloads the keys file on every SIGHUP until ctx ends;
-// an invalid file keeps the previous keys.
-func reloadKeysOnSIGHUP(ctx context.Context, keys *auth.Store, path string, log *slog.Logger) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ctx.Done():
+// watchKeys reloads the keys file on every SIGHUP and when it changes
+// (polled every interval; 0: signals only) until ctx ends; an invalid file
+// keeps the previous keys.
+func watchKeys(ctx context.Context, keys *auth.Store, path string, interval time.Duration, log *slog.Logger) {
+	registry.OnChange(ctx, interval, []string{path}, func(trigger string) {
+		if err := keys.Reload(); err != nil {
+			log.Error("keys reload failed; keeping the previous keys", "file", path, "trigger", trigger, "err", err)
 			return
-		case <-ch:
-			if err := keys.Reload(); err != nil {
-				log.Error("keys reload failed; keeping the previous keys", "file", path, "err", err)
-				continue
-			}
-			log.Info("keys reloaded", "file", path, "keys", keys.Len())
 		}
-	}
+		log.Info("keys reloaded", "file", path, "trigger", trigger, "keys", keys.Len())
+	})
 }
 
 func newKeysCmd() *cobra.Command {
@@ -340,7 +334,7 @@ func newKeysCmd() *cobra.Command {
 			if err := auth.AddKey(keysFile, k); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "key %s added to %s (tenant %s, roles %s); send SIGHUP to a running ingress to load it.\n"+
+			fmt.Fprintf(cmd.ErrOrStderr(), "key %s added to %s (tenant %s, roles %s); a running ingress loads it within --reload-interval (or at once on SIGHUP).\n"+
 				"It is shown only now:\n", k.ID, keysFile, tenant, strings.Join(roles, ","))
 			fmt.Fprintln(cmd.OutOrStdout(), token)
 			return nil

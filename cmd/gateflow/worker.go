@@ -30,8 +30,10 @@ type workerConfig struct {
 	// ClickHouse is read for tenants' token spend (model budgets).
 	ClickHouse clickhouseConfig
 	// ConfigDir holds gateflow.yaml (services, tenants, models) and
-	// definitions/*.yaml; reloaded on SIGHUP.
-	ConfigDir string
+	// definitions/*.yaml; reloaded on SIGHUP and when its files change
+	// (polled every ReloadInterval).
+	ConfigDir      string
+	ReloadInterval time.Duration
 	// SpoolDir is where call records wait while Kafka is unreachable.
 	SpoolDir string
 	// MaxConcurrentActivities bounds the calls in flight in this process.
@@ -55,7 +57,8 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 	c.Temporal.bind(fs)
 	c.Kafka.bind(fs)
 	c.ClickHouse.bind(fs)
-	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP")
+	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP or change")
+	bindReloadInterval(fs, &c.ReloadInterval)
 	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/worker", "directory where call records wait while Kafka is unreachable")
 	fs.IntVar(&c.MaxConcurrentActivities, "max-concurrent-activities", worker.DefaultMaxConcurrentActivities, "calls (HTTP, model, MCP) in flight at once in this worker")
 	fs.Int64Var(&c.MaxResponseBytes, "max-response-bytes", activities.DefaultMaxResponseBytes, "largest HTTP response body accepted from a service")
@@ -69,6 +72,7 @@ func (c workerConfig) validate() error {
 	if c.ConfigDir == "" {
 		errs = append(errs, errors.New("--config-dir: must not be empty"))
 	}
+	errs = append(errs, validateReloadInterval(c.ReloadInterval))
 	if c.SpoolDir == "" {
 		errs = append(errs, errors.New("--spool-dir: must not be empty"))
 	}
@@ -125,7 +129,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go reg.WatchSIGHUP(watchCtx, log.With("component", "registry"))
+	go reg.Watch(watchCtx, log.With("component", "registry"), cfg.ReloadInterval)
 
 	transport, err := cfg.Kafka.transport()
 	if err != nil {

@@ -8,13 +8,11 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gateflow/gateflow/activities"
@@ -350,29 +348,8 @@ func (r *Registry) Reload() error {
 	return nil
 }
 
-// WatchSIGHUP reloads the registry on every SIGHUP until ctx is done,
-// logging the outcome; an invalid config keeps the previous one. It blocks:
-// run it in its own goroutine.
-func (r *Registry) WatchSIGHUP(ctx context.Context, log *slog.Logger) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGHUP)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-			start := time.Now()
-			if err := r.Reload(); err != nil {
-				log.Error("config reload failed; keeping the previous config", "dir", r.dir, "err", err)
-				continue
-			}
-			s := r.Current()
-			log.Info("config reloaded", "dir", r.dir, "definitions", len(s.Definitions()),
-				"services", len(s.cfg.Services), "tenants", len(s.cfg.Tenants), "took", time.Since(start))
-		}
-	}
-}
+// WatchSIGHUP is Watch without polling: reloads on SIGHUP only.
+func (r *Registry) WatchSIGHUP(ctx context.Context, log *slog.Logger) { r.Watch(ctx, log, 0) }
 
 // HasService implements definition.Catalog on the current snapshot.
 func (r *Registry) HasService(name string) bool { return r.Current().HasService(name) }
