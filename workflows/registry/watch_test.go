@@ -105,3 +105,21 @@ func TestOnChangeCallsOncePerChange(t *testing.T) {
 		t.Fatalf("%d extra calls", len(calls))
 	}
 }
+
+// BenchmarkFingerprint is what one poll costs on the example config dir,
+// beside BenchmarkLoad, the reload it saves when nothing changed.
+func BenchmarkFingerprint(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Fingerprint(examplesDir)
+	}
+}
+
+func BenchmarkLoad(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Load(examplesDir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
