@@ -14,8 +14,6 @@ import (
 
 	"github.com/gateflow/gateflow/deploy/examples"
 	"github.com/gateflow/gateflow/ingress/auth"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // devEnv is what `gateflow dev` started, for the app parts to connect to.
@@ -124,8 +122,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	}
 	// One registry for the process, served by the ingress: its own
 	// metrics, the worker's (process="worker") and the Temporal SDK's.
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newProcessRegistry()
 	icfg.Metrics, wcfg.Metrics = metrics, metrics
 	listening := make(chan string, 1)
 	icfg.OnListen = func(addr string) { listening <- addr }

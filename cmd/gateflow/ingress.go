@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
@@ -175,8 +174,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 
 	metrics := cfg.Metrics
 	if metrics == nil {
-		metrics = prometheus.NewRegistry()
-		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = newProcessRegistry()
 	}
 	transport, err := cfg.Kafka.transport()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/segmentio/kafka-go"
 	"go.temporal.io/sdk/client"
 
@@ -79,4 +80,12 @@ func newModelGateway(ctx context.Context, reg *registry.Registry, spend llm.Spen
 	}
 	go chatapi.FollowRegistry(ctx, reg, gw, time.Second, log.With("component", "models"))
 	return gw, nil
+}
+
+// newProcessRegistry is a process's Prometheus registry with the Go runtime
+// and process collectors, which a registry may hold only once.
+func newProcessRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
@@ -141,8 +140,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	metrics := cfg.Metrics
 	var own prometheus.Registerer
 	if metrics == nil {
-		metrics = prometheus.NewRegistry()
-		metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		metrics = newProcessRegistry()
 		own = metrics
 	} else {
 		own = prometheus.WrapRegistererWith(prometheus.Labels{"process": "worker"}, metrics)
