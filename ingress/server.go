@@ -27,6 +27,7 @@ import (
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/httperr"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
@@ -433,7 +434,7 @@ func echoError(err error) *api.Error {
 	if errors.As(err, &he) {
 		var ae *api.Error
 		if errors.As(he.Internal, &ae) {
-			return api.FromError(ae)
+			return httperr.FromError(ae)
 		}
 		e := &api.Error{Status: he.Code, Message: http.StatusText(he.Code), Details: []api.Detail{}}
 		switch he.Code {
@@ -456,5 +457,5 @@ func echoError(err error) *api.Error {
 		}
 		return e
 	}
-	return api.FromError(err)
+	return httperr.FromError(err)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/httperr"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
@@ -725,7 +726,7 @@ func TestMount(t *testing.T) {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p, _ := api.Caller(r.Context())
 			if r.PathValue("target") == "bad" {
-				api.WriteError(w, r, api.Errorf(400, "bad_target", "bad target"))
+				httperr.Write(w, r, api.Errorf(400, "bad_target", "bad target"))
 				return
 			}
 			api.WriteJSON(w, 200, map[string]string{"target": r.PathValue("target"), "tenant": p.Tenant, "rid": api.RequestID(r.Context())})

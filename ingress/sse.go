@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/httperr"
 )
 
 // SSE event names on /v1/workflows/{id}/events.
@@ -71,7 +72,7 @@ func (s *Server) watchWorkflow(c echo.Context) error {
 				}
 			}
 			if u.Err != nil {
-				if err := writeEvent(w, EventError, "", api.Body{Error: api.FromError(u.Err)}); err != nil {
+				if err := writeEvent(w, EventError, "", api.Body{Error: httperr.FromError(u.Err)}); err != nil {
 					return nil
 				}
 				continue

@@ -17,11 +17,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/gateflow/gateflow/analytics/analyticsapi"
 	"github.com/gateflow/gateflow/analytics/query"
+	"github.com/gateflow/gateflow/ingress/analyticsapi"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/client"
+	"github.com/gateflow/gateflow/ingress/httperr"
 )
 
 // analyticsFlags are the flags shared by the analytics subcommands. By
@@ -105,7 +106,7 @@ func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 			return rec.Result(), nil
 		}
 	}
-	api.WriteError(rec, r, api.Errorf(http.StatusNotFound, "route_not_found", "no such route"))
+	httperr.Write(rec, r, api.Errorf(http.StatusNotFound, "route_not_found", "no such route"))
 	return rec.Result(), nil
 }
 

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gateflow/gateflow/analytics/analyticsapi"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress"
+	"github.com/gateflow/gateflow/ingress/analyticsapi"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 )

@@ -17,14 +17,15 @@ import (
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
-	"github.com/gateflow/gateflow/activities/llm/mcpserver"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
-	"github.com/gateflow/gateflow/analytics/analyticsapi"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress"
+	"github.com/gateflow/gateflow/ingress/analyticsapi"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/chatapi"
+	"github.com/gateflow/gateflow/ingress/mcpserver"
+	"github.com/gateflow/gateflow/ingress/promptapi"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
@@ -250,7 +251,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
 	groups := append([]api.Group{
 		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
-		prompt.Routes(runner, prompt.RoutesOptions{}),
+		promptapi.Routes(runner, promptapi.RoutesOptions{}),
 		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
 		analyticsapi.Routes(analytics, analyticsapi.Options{}),
 	}, cfg.Groups...)
@@ -319,7 +320,7 @@ func newKeysCmd() *cobra.Command {
 			}
 			for _, r := range roles {
 				if !slices.Contains(auth.BuiltinRoles, auth.Role(r)) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "note: %q is not a built-in role (submitter, approver, analyst, admin); approval steps may name it\n", r)
+					fmt.Fprintf(cmd.ErrOrStderr(), "note: %q is not a built-in role (%s); approval steps may name it\n", r, builtinRoleList())
 				}
 			}
 			token, err := auth.NewToken()
@@ -371,4 +372,13 @@ func newKeysCmd() *cobra.Command {
 	list.Flags().StringVar(&listFile, "keys-file", defaultKeysFile, "keys file")
 	cmd.AddCommand(create, list)
 	return cmd
+}
+
+// builtinRoleList names the built-in roles for messages.
+func builtinRoleList() string {
+	names := make([]string, len(auth.BuiltinRoles))
+	for i, r := range auth.BuiltinRoles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }

@@ -13,8 +13,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
 	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/ingress/chatapi"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows/registry"
 )

@@ -33,10 +33,19 @@ const (
 	RoleApprover  Role = "approver"  // list and decide approvals
 	RoleAnalyst   Role = "analyst"   // read call analytics
 	RoleAdmin     Role = "admin"     // everything in the tenant, publish definitions
+	// RoleModel lets a key call models (chat completions and prompt APIs)
+	// without being able to start orchestrations: an application that only
+	// needs the gateway gets no more than that.
+	RoleModel Role = "model"
 )
 
 // BuiltinRoles lists the built-in roles in documentation order.
-var BuiltinRoles = []Role{RoleSubmitter, RoleApprover, RoleAnalyst, RoleAdmin}
+var BuiltinRoles = []Role{RoleSubmitter, RoleApprover, RoleAnalyst, RoleModel, RoleAdmin}
+
+// ModelRoles may call the model endpoints (chat completions, prompt APIs,
+// their MCP tools): submitters, who may start orchestrations whose steps
+// call models anyway, and model-only keys.
+var ModelRoles = []Role{RoleSubmitter, RoleModel}
 
 // Principal is the caller a valid key stands for.
 type Principal struct {

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/gateflow/gateflow/analytics/analyticsapi"
+	"github.com/gateflow/gateflow/ingress/analyticsapi"
 )
 
 // Answers of the analytics endpoints, shared with the server.

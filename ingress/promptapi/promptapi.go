@@ -1,4 +1,8 @@
-package prompt
+// Package promptapi is the REST face of the prompt APIs
+// (activities/llm/prompt): GET /v1/apis, GET and POST /v1/apis/{name},
+// mounted on the ingress as an api.Group of plain net/http handlers. The
+// catalogue and the runner stay in the model gateway core.
+package promptapi
 
 import (
 	"bytes"
@@ -6,9 +10,11 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
+	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/chatapi"
+	"github.com/gateflow/gateflow/ingress/httperr"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
 
@@ -18,9 +24,9 @@ import (
 // mapping (chatapi.Error) for model failures; invalid variables stay a
 // *definition.ValidationError (422 with located details).
 func HTTPError(err error, models func() []string) error {
-	var oe *OutputError
+	var oe *prompt.OutputError
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, prompt.ErrNotFound):
 		return api.Errorf(http.StatusNotFound, "api_not_found", "%s", err.Error())
 	case errors.As(err, &oe):
 		e := &api.Error{Status: http.StatusBadGateway, Code: "invalid_model_output", Message: oe.Error(), Details: []api.Detail{}}
@@ -43,7 +49,7 @@ type RoutesOptions struct {
 }
 
 type routes struct {
-	r    *Runner
+	r    *prompt.Runner
 	opts RoutesOptions
 }
 
@@ -57,9 +63,9 @@ type routes struct {
 // operation (POST /v1/apis/<name>) with its variables as the request
 // schema and its output schema in the response: the document is built from
 // the current catalog each time it is served, so a reload shows at once.
-func Routes(r *Runner, opts RoutesOptions) api.Group {
+func Routes(r *prompt.Runner, opts RoutesOptions) api.Group {
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = MaxVariablesBytes
+		opts.MaxBodyBytes = prompt.MaxVariablesBytes
 	}
 	h := &routes{r: r, opts: opts}
 	nameParam := api.Param{Name: "name", In: "path", Required: true, Description: "Prompt API name.", Schema: map[string]any{"type": "string"}}
@@ -82,7 +88,7 @@ func Routes(r *Runner, opts RoutesOptions) api.Group {
 						404: {Description: "No such API (or version) for your tenant.", Schema: api.Ref("Error")}}},
 			},
 			{
-				Method: http.MethodPost, Path: "/v1/apis/{name}", Roles: chatapi.Roles,
+				Method: http.MethodPost, Path: "/v1/apis/{name}", Roles: auth.ModelRoles,
 				// Model calls outlive the ingress request timeout; the
 				// API's (or the runner's) timeout bounds a run instead.
 				Streaming: true, MaxBodyBytes: opts.MaxBodyBytes,
@@ -165,7 +171,7 @@ func (h *routes) docs() []api.DocRoute {
 		if a.Description != "" {
 			op.Description = a.Description + "\n\n" + op.Description
 		}
-		out = append(out, api.DocRoute{Method: http.MethodPost, Path: "/v1/apis/" + a.Name, Roles: chatapi.Roles, Doc: op})
+		out = append(out, api.DocRoute{Method: http.MethodPost, Path: "/v1/apis/" + a.Name, Roles: auth.ModelRoles, Doc: op})
 	}
 	return out
 }
@@ -182,7 +188,7 @@ type apiInfo struct {
 	Path           string          `json:"path"`
 }
 
-func info(a *API) apiInfo {
+func info(a *prompt.API) apiInfo {
 	return apiInfo{Name: a.Name, Version: a.Version, Description: a.Description, Model: a.Model,
 		ResponseFormat: a.ResponseFormat, Variables: a.Variables, Output: a.Output,
 		Path: "/v1/apis/" + a.Name + "?version=" + a.Version}
@@ -222,7 +228,7 @@ func query(r *http.Request, allowed ...string) (map[string]string, error) {
 
 func (h *routes) list(w http.ResponseWriter, r *http.Request) {
 	if _, err := query(r); err != nil {
-		api.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	apis := h.r.Catalog().List(caller(r).Tenant)
@@ -236,12 +242,12 @@ func (h *routes) list(w http.ResponseWriter, r *http.Request) {
 func (h *routes) get(w http.ResponseWriter, r *http.Request) {
 	q, err := query(r, "version")
 	if err != nil {
-		api.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	a, err := h.r.Resolve(caller(r).Tenant, r.PathValue("name"), q["version"])
 	if err != nil {
-		api.WriteError(w, r, HTTPError(err, nil))
+		httperr.Write(w, r, HTTPError(err, nil))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, info(a))
@@ -250,31 +256,31 @@ func (h *routes) get(w http.ResponseWriter, r *http.Request) {
 func (h *routes) run(w http.ResponseWriter, r *http.Request) {
 	q, err := query(r, "version")
 	if err != nil {
-		api.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	body, err := api.ReadBody(w, r, h.opts.MaxBodyBytes)
 	if err != nil {
-		api.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	if err := api.CheckDepth(body, api.DefaultMaxDepth); err != nil {
-		api.WriteError(w, r, &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error(), Details: []api.Detail{{Path: "variables", Message: err.Error()}}})
+		httperr.Write(w, r, &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error(), Details: []api.Detail{{Path: "variables", Message: err.Error()}}})
 		return
 	}
 	if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
 		var v any
 		err := api.DecodeJSON(body, &v, 0, "variables") // locates the syntax error
-		api.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	p := caller(r)
-	res, err := h.r.Run(r.Context(), Call{
+	res, err := h.r.Run(r.Context(), prompt.Call{
 		Tenant: p.Tenant, KeyID: p.KeyID, RequestID: api.RequestID(r.Context()),
 		Name: r.PathValue("name"), Version: q["version"], Variables: body,
 	})
 	if err != nil {
-		api.WriteError(w, r, HTTPError(err, h.r.Models))
+		httperr.Write(w, r, HTTPError(err, h.r.Models))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, res)

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
-	"github.com/gateflow/gateflow/activities/llm/internal/gwtest"
+	"github.com/gateflow/gateflow/ingress/chatapi"
+	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 )
 
 // BenchmarkGatewayOverhead measures what a model call through the whole

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gateflow/gateflow/analytics/analyticsapi"
 	"github.com/gateflow/gateflow/ingress"
+	"github.com/gateflow/gateflow/ingress/analyticsapi"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/client"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
+	"github.com/gateflow/gateflow/ingress/chatapi"
 	"github.com/gateflow/gateflow/workflows/registry"
 )
 

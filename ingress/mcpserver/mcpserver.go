@@ -38,10 +38,11 @@ import (
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/httperr"
+	"github.com/gateflow/gateflow/ingress/promptapi"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
@@ -198,12 +199,12 @@ func verify(ctx context.Context, _ string, _ *http.Request) (*sdkauth.TokenInfo,
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, ok := api.Caller(r.Context())
 	if !ok {
-		api.WriteError(w, r, api.Errorf(http.StatusUnauthorized, "unauthenticated", "an API key is required"))
+		httperr.Write(w, r, api.Errorf(http.StatusUnauthorized, "unauthenticated", "an API key is required"))
 		return
 	}
 	srv, err := s.serverFor(r.Context(), p, api.RequestID(r.Context()))
 	if err != nil {
-		api.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	s.http.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), serverKey{}, srv)))
@@ -213,7 +214,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type roleSet struct{ start, model, approve bool }
 
 func rolesOf(p auth.Principal) roleSet {
-	return roleSet{start: p.Has(auth.RoleSubmitter), model: p.HasAny(chatapi.Roles), approve: p.Has(auth.RoleApprover)}
+	return roleSet{start: p.Has(auth.RoleSubmitter), model: p.HasAny(auth.ModelRoles), approve: p.Has(auth.RoleApprover)}
 }
 
 // serverFor returns the (cached) MCP server of the principal's tenant and
@@ -436,7 +437,7 @@ func result(v any, isError bool) *mcp.CallToolResult {
 // toolError answers an error in the API's error shape as a tool error, so
 // that the agent sees (and can correct) it.
 func toolError(err error) *mcp.CallToolResult {
-	return result(api.Body{Error: api.FromError(err)}, true)
+	return result(api.Body{Error: httperr.FromError(err)}, true)
 }
 
 var errNoCaller = errors.New("no authenticated caller")
@@ -572,7 +573,7 @@ func (s *Server) startOrchestration(name string) mcp.ToolHandler {
 		st, err := s.await(ctx, c, res.ID, wait)
 		if err != nil {
 			// Started, but the wait failed: say so without hiding the id.
-			out.Error = "started, but waiting for the result failed: " + api.FromError(err).Message
+			out.Error = "started, but waiting for the result failed: " + httperr.FromError(err).Message
 			return result(out, false), nil
 		}
 		out.Status = st
@@ -620,8 +621,8 @@ func (s *Server) runPrompt(name string) mcp.ToolHandler {
 		if !ok {
 			return nil, errNoCaller
 		}
-		if !slices.ContainsFunc(chatapi.Roles, func(r auth.Role) bool { return hasRole(c, r) }) {
-			return toolError(roleError(chatapi.Roles...)), nil
+		if !slices.ContainsFunc(auth.ModelRoles, func(r auth.Role) bool { return hasRole(c, r) }) {
+			return toolError(roleError(auth.ModelRoles...)), nil
 		}
 		raw := req.Params.Arguments
 		res, err := s.prompts.Run(ctx, prompt.Call{
@@ -629,7 +630,7 @@ func (s *Server) runPrompt(name string) mcp.ToolHandler {
 			Labels: map[string]string{"via": "mcp"},
 		})
 		if err != nil {
-			return toolError(prompt.HTTPError(err, s.prompts.Models)), nil
+			return toolError(promptapi.HTTPError(err, s.prompts.Models)), nil
 		}
 		return result(res, false), nil
 	}

@@ -25,16 +25,8 @@ import (
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/httperr"
 )
-
-// RoleModel lets a key call models (chat completions and prompt APIs)
-// without being able to start orchestrations: an application that only
-// needs the gateway gets no more than that.
-const RoleModel auth.Role = "model"
-
-// Roles may call the model endpoints: submitters (who may start
-// orchestrations whose steps call models anyway) and model-only keys.
-var Roles = []auth.Role{auth.RoleSubmitter, RoleModel}
 
 // Defaults of Options.
 const (
@@ -99,7 +91,7 @@ func Routes(gw Gateway, opts Options) api.Group {
 			"Models are `provider/model` names or aliases of the registry (with fallbacks); the tenant's token budget applies.",
 		Routes: []api.Route{
 			{
-				Method: http.MethodPost, Path: "/v1/chat/completions", Roles: Roles,
+				Method: http.MethodPost, Path: "/v1/chat/completions", Roles: auth.ModelRoles,
 				// Model calls outlive the ingress request timeout, and
 				// streams need no write deadline; Options.Timeout bounds
 				// non-streaming calls instead.
@@ -129,7 +121,7 @@ func Routes(gw Gateway, opts Options) api.Group {
 				},
 			},
 			{
-				Method: http.MethodGet, Path: "/v1/models", Roles: Roles,
+				Method: http.MethodGet, Path: "/v1/models", Roles: auth.ModelRoles,
 				Handler: http.HandlerFunc(h.listModels),
 				Doc: api.Operation{
 					ID: "listModels", Summary: "Models and aliases (OpenAI-compatible list)",
@@ -360,7 +352,7 @@ func callOptions(r *http.Request) llm.CallOptions {
 func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	req, ignored, err := h.decode(w, r)
 	if err != nil {
-		api.WriteError(w, r, err)
+		httperr.Write(w, r, err)
 		return
 	}
 	if len(ignored) > 0 {
@@ -376,7 +368,7 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.gw.Chat(ctx, &req.ChatRequest, opts)
 	if err != nil {
 		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
-		api.WriteError(w, r, Error(err, h.gw.Models))
+		httperr.Write(w, r, Error(err, h.gw.Models))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, resp)
@@ -391,7 +383,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 	s, err := h.gw.ChatStream(ctx, req, opts)
 	if err != nil {
 		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
-		api.WriteError(w, r, Error(err, h.gw.Models))
+		httperr.Write(w, r, Error(err, h.gw.Models))
 		return
 	}
 	defer s.Close()
@@ -411,7 +403,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 		if err != nil {
 			// The status is sent: report the error as an event, the way
 			// OpenAI clients read it, and end the stream without [DONE].
-			ae := api.FromError(Error(err, nil))
+			ae := httperr.FromError(Error(err, nil))
 			if info := api.Info(ctx); info != nil {
 				info.Err = err
 			}
@@ -449,7 +441,7 @@ type model struct {
 
 func (h *handler) listModels(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.Query()) > 0 {
-		api.WriteError(w, r, api.Errorf(http.StatusBadRequest, "invalid_request", "this endpoint takes no query parameters"))
+		httperr.Write(w, r, api.Errorf(http.StatusBadRequest, "invalid_request", "this endpoint takes no query parameters"))
 		return
 	}
 	names := h.gw.Models()

@@ -13,10 +13,10 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/gateflow/gateflow/activities/llm/internal/gwtest"
-	"github.com/gateflow/gateflow/activities/llm/mcpserver"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/ingress/internal/gwtest"
+	"github.com/gateflow/gateflow/ingress/mcpserver"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 )

@@ -21,6 +21,7 @@ import (
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/httperr"
 )
 
 // Querier answers the questions; *query.Querier implements it.
@@ -131,12 +132,12 @@ func (h *handlers) serve(fn func(r *http.Request, tenant string, now time.Time) 
 		if !ok || p.Tenant == "" {
 			// The ingress authenticates every non-public route; this is a
 			// wiring error, never a client's.
-			api.WriteError(w, r, errors.New("analytics: request without an authenticated tenant"))
+			httperr.Write(w, r, errors.New("analytics: request without an authenticated tenant"))
 			return
 		}
 		res, err := fn(r, p.Tenant, h.now().UTC())
 		if err != nil {
-			api.WriteError(w, r, answerError(r.Context(), err))
+			httperr.Write(w, r, answerError(r.Context(), err))
 			return
 		}
 		api.WriteJSON(w, http.StatusOK, res)

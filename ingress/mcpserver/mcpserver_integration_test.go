@@ -21,9 +21,9 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/gateflow/gateflow/activities"
-	"github.com/gateflow/gateflow/activities/llm/internal/gwtest"
-	"github.com/gateflow/gateflow/activities/llm/mcpserver"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/ingress/internal/gwtest"
+	"github.com/gateflow/gateflow/ingress/mcpserver"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"

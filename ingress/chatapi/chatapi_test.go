@@ -14,9 +14,9 @@ import (
 	"github.com/openai/openai-go/option"
 
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/activities/llm/chatapi"
-	"github.com/gateflow/gateflow/activities/llm/internal/gwtest"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/ingress/chatapi"
+	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 )
 
 // stack is a provider, a gateway over it and the ingress serving the

@@ -1,0 +1,103 @@
+// Package httperr is the one mapping from errors to HTTP statuses and
+// codes of the Gateflow REST API, and the writer of the one error shape
+// (api.Body). Handlers and route groups return or pass errors here; no other
+// code chooses a status for a domain error. Domain packages (workflows,
+// analytics, the model gateway) stay free of HTTP: their sentinel errors and
+// typed errors are mapped here.
+package httperr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/orchestrator"
+)
+
+// FromError maps any error to the API error. This is the ONE place where
+// error kinds become HTTP statuses; handlers return errors, and the ingress
+// (and route groups through Write) answer with FromError.
+func FromError(err error) *api.Error {
+	if err == nil {
+		return nil
+	}
+	var (
+		ae  *api.Error
+		ve  *definition.ValidationError
+		oe  *orchestrator.Error
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &ae):
+		if ae.Details == nil {
+			ae.Details = []api.Detail{}
+		}
+		return ae
+	case errors.As(err, &ve):
+		e := &api.Error{Status: http.StatusUnprocessableEntity, Code: "validation_failed", Message: ve.Error(), Details: []api.Detail{}}
+		if ve.Subject != "" {
+			e.Message = ve.Subject + " is invalid"
+		}
+		for _, p := range ve.Problems {
+			e.Details = append(e.Details, api.Detail{Path: p.Path, Message: p.Message})
+		}
+		return e
+	case errors.As(err, &mbe):
+		return &api.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
+			Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit), Details: []api.Detail{}}
+	case errors.As(err, &oe):
+		e := kindError(oe.Kind, oe.Message)
+		if oe.Code != "" {
+			e.Code = oe.Code
+		}
+		for _, p := range oe.Details {
+			e.Details = append(e.Details, api.Detail{Path: p.Path, Message: p.Message})
+		}
+		return e
+	case errors.Is(err, context.DeadlineExceeded):
+		return &api.Error{Status: http.StatusGatewayTimeout, Code: "timeout", Message: "the request took too long; it may still complete (check its status)", Details: []api.Detail{}}
+	case errors.Is(err, context.Canceled):
+		return &api.Error{Status: api.StatusClientClosed, Code: "client_closed_request", Message: "the client went away", Details: []api.Detail{}}
+	}
+	for _, kind := range []error{orchestrator.ErrNotFound, orchestrator.ErrConflict, orchestrator.ErrForbidden, orchestrator.ErrInvalid, orchestrator.ErrUnavailable} {
+		if errors.Is(err, kind) {
+			return kindError(kind, err.Error())
+		}
+	}
+	return &api.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Details: []api.Detail{}}
+}
+
+func kindError(kind error, msg string) *api.Error {
+	e := &api.Error{Message: msg, Details: []api.Detail{}}
+	switch kind {
+	case orchestrator.ErrNotFound:
+		e.Status, e.Code = http.StatusNotFound, "not_found"
+	case orchestrator.ErrConflict:
+		e.Status, e.Code = http.StatusConflict, "conflict"
+	case orchestrator.ErrForbidden:
+		e.Status, e.Code = http.StatusForbidden, "forbidden"
+	case orchestrator.ErrInvalid:
+		e.Status, e.Code = http.StatusBadRequest, "invalid_request"
+	case orchestrator.ErrUnavailable:
+		e.Status, e.Code = http.StatusServiceUnavailable, "unavailable"
+	default:
+		e.Status, e.Code, e.Message = http.StatusInternalServerError, "internal", "internal error"
+	}
+	return e
+}
+
+// Write answers err in the API error shape; route groups call it. The
+// original error is kept in the request info for the access log.
+func Write(w http.ResponseWriter, r *http.Request, err error) {
+	e := FromError(err)
+	if info := api.Info(r.Context()); info != nil {
+		info.Err = err
+	}
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	api.WriteJSON(w, e.Status, api.Body{Error: e})
+}
