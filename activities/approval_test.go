@@ -8,6 +8,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
 
 func TestApprovalRecord(t *testing.T) {
@@ -30,7 +31,7 @@ func TestApprovalRecord(t *testing.T) {
 		{activities.ApprovalReject, record.OutcomeRejected},
 		{activities.ApprovalTimeout, record.OutcomeTimeout},
 	} {
-		recs := &records{}
+		recs := &recordtest.Sink{}
 		a := activities.NewApprovalActivity(recs)
 		in := base
 		in.Decision = tc.decision
@@ -40,7 +41,7 @@ func TestApprovalRecord(t *testing.T) {
 		if err := a.Record(t.Context(), in); err != nil {
 			t.Fatal(err)
 		}
-		got := recs.all()
+		got := recs.All()
 		if len(got) != 2 {
 			t.Fatalf("%d records", len(got))
 		}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
 
 // fakeServices resolves a fixed set of services and allows URLs on the
@@ -51,27 +51,9 @@ func (f fakeServices) AllowURL(_, raw string) error {
 	return nil
 }
 
-// records collects emitted records.
-type records struct {
-	mu   sync.Mutex
-	list []record.Record
-}
-
-func (r *records) Emit(rec record.Record) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.list = append(r.list, rec)
-}
-
-func (r *records) all() []record.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]record.Record(nil), r.list...)
-}
-
 type httpFixture struct {
 	env  *testsuite.TestActivityEnvironment
-	recs *records
+	recs *recordtest.Sink
 	srv  *httptest.Server
 	svc  fakeServices
 }
@@ -81,7 +63,7 @@ func newHTTPFixture(t *testing.T, handler http.HandlerFunc, opts activities.HTTP
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	f := &httpFixture{recs: &records{}, srv: srv}
+	f := &httpFixture{recs: &recordtest.Sink{}, srv: srv}
 	f.svc = fakeServices{
 		services: map[string]activities.Endpoint{
 			"billing":  {Name: "billing", BaseURL: srv.URL + "/api/", Headers: map[string]string{"Authorization": "Bearer ${env:GATEFLOW_TEST_TOKEN}"}},
@@ -162,7 +144,7 @@ func TestHTTPCallSuccess(t *testing.T) {
 	if body["id"] != "ch_1" || body["amount"] != 42.0 {
 		t.Errorf("body %#v", out.Body)
 	}
-	recs := f.recs.all()
+	recs := f.recs.All()
 	if len(recs) != 1 {
 		t.Fatalf("%d records", len(recs))
 	}
@@ -203,7 +185,7 @@ func TestHTTPCallBodies(t *testing.T) {
 	if err != nil || out.Status != 404 {
 		t.Errorf("404 as success: %v %+v", err, out)
 	}
-	if recs := f.recs.all(); len(recs) != 3 || recs[0].Target != strings.TrimPrefix(f.srv.URL, "http://") {
+	if recs := f.recs.All(); len(recs) != 3 || recs[0].Target != strings.TrimPrefix(f.srv.URL, "http://") {
 		t.Errorf("records %+v", recs)
 	}
 }
@@ -260,7 +242,7 @@ func TestHTTPCallErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(f.recs.all())
+			before := len(f.recs.All())
 			if tc.name == "connection refused" {
 				f.svc.allowed[strings.TrimPrefix(tc.in.URL, "http://")] = true
 			}
@@ -282,7 +264,7 @@ func TestHTTPCallErrors(t *testing.T) {
 			if err := ae.Details(&d); err != nil || d.Attempt != 1 || d.StatusCode != tc.status {
 				t.Errorf("details %+v %v", d, err)
 			}
-			recs := f.recs.all()
+			recs := f.recs.All()
 			if len(recs) != before+1 {
 				t.Fatalf("%d new records", len(recs)-before)
 			}

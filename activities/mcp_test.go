@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
 
 type addIn struct {
@@ -64,34 +64,22 @@ func newToolServer(t *testing.T, guard func(w http.ResponseWriter, r *http.Reque
 
 type mcpFixture struct {
 	env  *testsuite.TestActivityEnvironment
-	recs *recordSink
+	recs *recordtest.Sink
 }
 
-type recordSink struct {
-	mu   sync.Mutex
-	recs []record.Record
-}
-
-func (s *recordSink) Emit(r record.Record) {
-	s.mu.Lock()
-	s.recs = append(s.recs, r)
-	s.mu.Unlock()
-}
-
-func (s *recordSink) last(t *testing.T) record.Record {
+// lastRecord returns the one record emitted since the previous call.
+func lastRecord(t *testing.T, s *recordtest.Sink) record.Record {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.recs) != 1 {
-		t.Fatalf("%d records, want 1", len(s.recs))
+	recs := s.All()
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
 	}
-	r := s.recs[0]
-	s.recs = nil
-	return r
+	s.Reset()
+	return recs[0]
 }
 
 func newMCPFixture(t *testing.T, servers map[string]activities.MCPEndpoint, opts activities.MCPOptions) *mcpFixture {
-	f := &mcpFixture{recs: &recordSink{}}
+	f := &mcpFixture{recs: &recordtest.Sink{}}
 	var ts testsuite.WorkflowTestSuite
 	ts.SetLogger(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	f.env = ts.NewTestActivityEnvironment()
@@ -146,7 +134,7 @@ func TestMCPCallActivity(t *testing.T) {
 	if out.IsError || out.Structured.(map[string]any)["sum"] != 5.5 || !strings.Contains(out.Content, "5.5") || out.Attempt != 1 {
 		t.Errorf("output %+v", out)
 	}
-	r := f.recs.last(t)
+	r := lastRecord(t, f.recs)
 	if r.Kind != record.KindMCP || r.Target != "calc/add" || r.Tenant != "acme" || r.KeyID != "k1" || r.StepID != "post" ||
 		r.Outcome != record.OutcomeOK || r.StatusCode != 200 || r.ReqBytes == 0 || r.RespBytes == 0 || r.Attempt != 1 {
 		t.Errorf("record %+v", r)
@@ -157,7 +145,7 @@ func TestMCPCallActivity(t *testing.T) {
 	if err != nil || !out.IsError || !strings.Contains(out.Content, "no such product") {
 		t.Errorf("tool error: %+v %v", out, err)
 	}
-	if r := f.recs.last(t); r.Outcome != record.OutcomeError || r.ErrorClass != activities.ErrClassToolError {
+	if r := lastRecord(t, f.recs); r.Outcome != record.OutcomeError || r.ErrorClass != activities.ErrClassToolError {
 		t.Errorf("tool error record %+v", r)
 	}
 
@@ -190,7 +178,7 @@ func TestMCPCallActivity(t *testing.T) {
 			if ae.Details(&d) != nil || d.Attempt != 1 {
 				t.Errorf("details %+v", d)
 			}
-			r := f.recs.last(t)
+			r := lastRecord(t, f.recs)
 			if r.Outcome != tc.outcome || r.ErrorClass != tc.class || r.ErrorMsg == "" || strings.Contains(r.ErrorMsg, "s3cret") {
 				t.Errorf("record %+v", r)
 			}
@@ -237,7 +225,7 @@ func TestMCPCallActivityHTTPStatuses(t *testing.T) {
 		if ae.Type() != tc.class || ae.NonRetryable() == tc.retryable || ae.NextRetryDelay() != tc.delay {
 			t.Errorf("%d: class %s nonRetryable %v delay %s: %v", tc.status, ae.Type(), ae.NonRetryable(), ae.NextRetryDelay(), err)
 		}
-		r := f.recs.last(t)
+		r := lastRecord(t, f.recs)
 		if r.StatusCode != int32(tc.status) {
 			t.Errorf("%d: record status %d", tc.status, r.StatusCode)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
 
 const modelTestKey = "sk-model-test-0123456789"
@@ -28,31 +29,14 @@ type modelFixture struct {
 	env  *testsuite.TestActivityEnvironment
 	mu   sync.Mutex
 	hdrs []http.Header
-	recs *modelRecordSink
-}
-
-type modelRecordSink struct {
-	mu   sync.Mutex
-	list []record.Record
-}
-
-func (s *modelRecordSink) Emit(r record.Record) {
-	s.mu.Lock()
-	s.list = append(s.list, r)
-	s.mu.Unlock()
-}
-
-func (s *modelRecordSink) all() []record.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]record.Record(nil), s.list...)
+	recs *recordtest.Sink
 }
 
 // newModelFixture serves every call with handler; the alias "smart" routes
 // to p/m only, "dual" to p/m then q/m (q answers with fallback).
 func newModelFixture(t *testing.T, handler, fallback http.HandlerFunc, budget llm.BudgetChecker) *modelFixture {
 	t.Helper()
-	f := &modelFixture{recs: &modelRecordSink{}}
+	f := &modelFixture{recs: &recordtest.Sink{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.hdrs = append(f.hdrs, r.Header.Clone())
@@ -144,7 +128,7 @@ func TestModelCallActivity(t *testing.T) {
 		out.Usage.PromptTokens != 10 || out.Usage.CompletionTokens != 5 || out.CostUSD != (10+10)/1e6 {
 		t.Errorf("output %+v", out)
 	}
-	recs := f.recs.all()
+	recs := f.recs.All()
 	if len(recs) != 1 {
 		t.Fatalf("%d records", len(recs))
 	}
@@ -233,7 +217,7 @@ func TestModelCallFallsBackWithinAttempt(t *testing.T) {
 	if out.Model != "q/m" || out.Content != "from q" {
 		t.Errorf("output %+v", out)
 	}
-	if recs := f.recs.all(); len(recs) != 2 || recs[0].ErrorClass != "rate_limit" || recs[1].Attempt != 1 {
+	if recs := f.recs.All(); len(recs) != 2 || recs[0].ErrorClass != "rate_limit" || recs[1].Attempt != 1 {
 		t.Errorf("records %+v", recs)
 	}
 }

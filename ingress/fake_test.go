@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
@@ -257,24 +256,6 @@ func (f *fakeOrch) PublishDefinition(ctx context.Context, c orchestrator.Caller,
 	}
 	f.defs[name+"@"+version] = def
 	return orchestrator.DefinitionInfo{Name: name, Version: version, Source: "api"}, nil
-}
-
-// recorder captures call records.
-type recorder struct {
-	mu   sync.Mutex
-	recs []record.Record
-}
-
-func (r *recorder) Emit(rec record.Record) {
-	r.mu.Lock()
-	r.recs = append(r.recs, rec)
-	r.mu.Unlock()
-}
-
-func (r *recorder) all() []record.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]record.Record(nil), r.recs...)
 }
 
 // Test keys: one per role in tenant acme, one admin in tenant other.

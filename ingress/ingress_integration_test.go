@@ -27,6 +27,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	ingclient "github.com/gateflow/gateflow/ingress/client"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/worker"
@@ -43,7 +44,7 @@ type env struct {
 	t      *testing.T
 	c      client.Client
 	url    string
-	rec    *recorder
+	rec    *recordtest.Sink
 	orch   *orchestrator.Orchestrator
 	defs   orchestrator.Definitions
 	ctx    context.Context
@@ -161,7 +162,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &recordtest.Sink{}
 	keys := testStore(t)
 	limits := func(get func(registry.Tenant) registry.RateLimit) func(string) (ratelimit.Limit, bool) {
 		return func(tenant string) (ratelimit.Limit, bool) {
@@ -337,7 +338,7 @@ func TestIntegration(t *testing.T) {
 			t.Errorf("memo request id %q", rid)
 		}
 		found := false
-		for _, r := range e.rec.all() {
+		for _, r := range e.rec.All() {
 			if r.Labels["request_id"] == "it-req-1" {
 				found = r.WorkflowID == "acme/"+s.ID && r.StatusCode == 201 && r.Kind == record.KindIngress && r.Definition == "order"
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/httperr"
@@ -31,13 +32,13 @@ type harness struct {
 	t    testing.TB
 	srv  *Server
 	fake *fakeOrch
-	rec  *recorder
+	rec  *recordtest.Sink
 	reg  *prometheus.Registry
 }
 
 func newHarness(t testing.TB, mod func(*Deps, *Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, fake: newFake(t), rec: &recorder{}, reg: prometheus.NewRegistry()}
+	h := &harness{t: t, fake: newFake(t), rec: &recordtest.Sink{}, reg: prometheus.NewRegistry()}
 	deps := Deps{Orchestrator: h.fake, Keys: testStore(t), Recorder: h.rec, Metrics: h.reg, Log: slog.New(slog.DiscardHandler)}
 	cfg := Config{KeyLimit: ratelimit.Limit{RPS: 1000, Burst: 1000}, TenantLimit: ratelimit.Limit{RPS: 1000, Burst: 1000}}
 	if mod != nil {
@@ -524,7 +525,7 @@ func TestRequestIDRecordsMetricsLogs(t *testing.T) {
 	h.do("", "GET", "/v1/workflows", "")
 	h.do("", "GET", "/healthz", "")
 
-	recs := h.rec.all()
+	recs := h.rec.All()
 	if len(recs) != 3 {
 		t.Fatalf("%d records, want 3 (probes are not recorded): %+v", len(recs), recs)
 	}
@@ -752,7 +753,7 @@ func TestMount(t *testing.T) {
 	} else if e := apiErr(t, w); e.Code != "bad_target" {
 		t.Errorf("code %q", e.Code)
 	}
-	recs := h.rec.all()
+	recs := h.rec.All()
 	if last := recs[len(recs)-1]; last.Target != "GET /v1/analytics/targets/{target}" || last.StatusCode != 400 || last.ErrorClass != "bad_target" {
 		t.Errorf("record %+v", last)
 	}

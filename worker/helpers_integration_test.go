@@ -29,6 +29,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
@@ -218,23 +219,10 @@ func (c *child) kill() {
 	_ = c.cmd.Wait()
 }
 
-// recorder collects call records.
-type recorder struct {
-	mu   sync.Mutex
-	recs []record.Record
-}
-
-func (r *recorder) Emit(rec record.Record) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, rec)
-}
-
-func (r *recorder) byStep(step string) []record.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// byStep returns the records of one step.
+func byStep(s *recordtest.Sink, step string) []record.Record {
 	var out []record.Record
-	for _, rec := range r.recs {
+	for _, rec := range s.All() {
 		if rec.StepID == step {
 			out = append(out, rec)
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows"
 )
@@ -78,7 +79,7 @@ func TestRetriesFollowBackoff(t *testing.T) {
 		}
 	}))
 	defer svc.Close()
-	recs := &recorder{}
+	recs := &recordtest.Sink{}
 	startWorker(t, c, "retries", worker.Deps{Services: staticServices{"svc": svc.URL}, Recorder: recs})
 
 	d := mustDef(t, `{"steps": [
@@ -110,12 +111,12 @@ func TestRetriesFollowBackoff(t *testing.T) {
 	if s := stepStatus(st, "flaky"); s.Attempts != 3 || s.State != workflows.StepSucceeded {
 		t.Errorf("flaky status %+v", s)
 	}
-	flaky := recs.byStep("flaky")
+	flaky := byStep(recs, "flaky")
 	if len(flaky) != 3 || flaky[0].Outcome != record.OutcomeError || flaky[0].StatusCode != 500 || flaky[0].ErrorClass != activities.ErrClassStatus ||
 		flaky[2].Outcome != record.OutcomeOK || flaky[2].Attempt != 3 || flaky[2].WorkflowID != "retries-ok" || flaky[2].Target != "svc" {
 		t.Errorf("flaky records %+v", flaky)
 	}
-	if slow := recs.byStep("slow"); len(slow) != 2 || slow[0].Outcome != record.OutcomeTimeout || slow[0].ErrorClass != activities.ErrClassTimeout {
+	if slow := byStep(recs, "slow"); len(slow) != 2 || slow[0].Outcome != record.OutcomeTimeout || slow[0].ErrorClass != activities.ErrClassTimeout {
 		t.Errorf("slow records %+v", slow)
 	}
 

@@ -9,12 +9,12 @@ package workflows
 
 import (
 	"encoding/json"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/wire"
 )
 
 // Names registered with Temporal. They are part of the wire contract with
@@ -123,125 +123,60 @@ type Carry struct {
 	State json.RawMessage `json:"state"`
 }
 
-// StepState is the lifecycle state of one step.
-type StepState string
+// The types that cross the workflow boundary to the API and its clients
+// are declared in workflows/wire (no Temporal import, so the Go client can
+// use them); these aliases keep the workflow code's names.
+type (
+	// StepState is the lifecycle state of one step.
+	StepState = wire.StepState
+	// RunState is the lifecycle state of a whole orchestration.
+	RunState = wire.RunState
+	// Status is what the status query returns.
+	Status = wire.Status
+	// StepStatus is the state of one step.
+	StepStatus = wire.StepStatus
+	// Approvers names who may decide an approval step.
+	Approvers = wire.Approvers
+	// PendingApproval is an approval step waiting for decisions.
+	PendingApproval = wire.PendingApproval
+	// Identity is the caller behind a decision.
+	Identity = wire.Identity
+	// Decision is an approver's vote, sent as the DecideUpdate or the
+	// DecisionSignal.
+	Decision = wire.Decision
+	// Vote is a decision recorded by an approval step.
+	Vote = wire.Vote
+	// DecisionResult answers a DecideUpdate.
+	DecisionResult = wire.DecisionResult
+)
 
 // Step states reported by the status query.
 const (
-	StepPending         StepState = "pending"
-	StepRunning         StepState = "running"
-	StepWaitingApproval StepState = "waiting-approval"
-	StepSucceeded       StepState = "succeeded"
-	StepFailed          StepState = "failed"
-	StepSkipped         StepState = "skipped"
-	StepCompensated     StepState = "compensated"
+	StepPending         = wire.StepPending
+	StepRunning         = wire.StepRunning
+	StepWaitingApproval = wire.StepWaitingApproval
+	StepSucceeded       = wire.StepSucceeded
+	StepFailed          = wire.StepFailed
+	StepSkipped         = wire.StepSkipped
+	StepCompensated     = wire.StepCompensated
 )
-
-// RunState is the lifecycle state of a whole orchestration.
-type RunState string
 
 // Orchestration states.
 const (
-	RunRunning     RunState = "running"
-	RunSucceeded   RunState = "succeeded"
-	RunFailed      RunState = "failed"
-	RunCancelled   RunState = "cancelled"
-	RunTerminated  RunState = "terminated"
-	RunTimedOut    RunState = "timed-out"
-	RunCompensated RunState = "compensated"
+	RunRunning     = wire.RunRunning
+	RunSucceeded   = wire.RunSucceeded
+	RunFailed      = wire.RunFailed
+	RunCancelled   = wire.RunCancelled
+	RunTerminated  = wire.RunTerminated
+	RunTimedOut    = wire.RunTimedOut
+	RunCompensated = wire.RunCompensated
 )
-
-// Status is what the status query returns: the state of every step and the
-// approvals waiting for a decision.
-type Status struct {
-	Definition string            `json:"definition"`
-	Version    string            `json:"version"`
-	Tenant     string            `json:"tenant"`
-	State      RunState          `json:"state"`
-	StartedAt  time.Time         `json:"started_at"`
-	ClosedAt   *time.Time        `json:"closed_at,omitempty"`
-	Steps      []StepStatus      `json:"steps"`
-	Pending    []PendingApproval `json:"pending_approvals,omitempty"`
-	Output     json.RawMessage   `json:"output,omitempty"`
-	Error      string            `json:"error,omitempty"`
-	// Seq increases with every change, so watchers can detect changes cheaply.
-	Seq int64 `json:"seq"`
-}
-
-// StepStatus is the state of one step (for foreach, one entry per item with
-// an id such as "fanout[3].charge").
-type StepStatus struct {
-	ID         string          `json:"id"`
-	Kind       string          `json:"kind"`
-	State      StepState       `json:"state"`
-	Attempts   int32           `json:"attempts,omitempty"`
-	StartedAt  *time.Time      `json:"started_at,omitempty"`
-	FinishedAt *time.Time      `json:"finished_at,omitempty"`
-	Output     json.RawMessage `json:"output,omitempty"`
-	// OutputTruncated is true when Output was cut to the status size cap.
-	OutputTruncated bool   `json:"output_truncated,omitempty"`
-	Error           string `json:"error,omitempty"`
-}
-
-// Approvers names who may decide an approval step.
-type Approvers = definition.Approvers
-
-// PendingApproval is an approval step waiting for decisions.
-type PendingApproval struct {
-	StepID    string     `json:"step_id"`
-	Approvers Approvers  `json:"approvers"`
-	Quorum    int        `json:"quorum"`
-	Votes     []Vote     `json:"votes,omitempty"`
-	Since     time.Time  `json:"since"`
-	Deadline  *time.Time `json:"deadline,omitempty"`
-	Escalated bool       `json:"escalated,omitempty"`
-}
-
-// Identity is the caller behind a decision, as authenticated by the ingress.
-type Identity struct {
-	KeyID string   `json:"key_id"`
-	User  string   `json:"user,omitempty"`
-	Roles []string `json:"roles,omitempty"`
-}
-
-// Decision is an approver's vote on an approval step, sent as the DecideUpdate
-// or the DecisionSignal.
-type Decision struct {
-	StepID   string   `json:"step_id"`
-	Decision string   `json:"decision"` // "approve" or "reject"
-	Comment  string   `json:"comment,omitempty"`
-	By       Identity `json:"by"`
-	// RequestID ties the decision to the ingress request for tracing.
-	RequestID string `json:"request_id,omitempty"`
-}
 
 // Decision values.
 const (
-	Approve = "approve"
-	Reject  = "reject"
+	Approve = wire.Approve
+	Reject  = wire.Reject
 )
-
-// Vote is a decision recorded by an approval step.
-type Vote struct {
-	By       Identity  `json:"by"`
-	Decision string    `json:"decision"`
-	Comment  string    `json:"comment,omitempty"`
-	At       time.Time `json:"at"`
-}
-
-// DecisionResult answers a DecideUpdate.
-type DecisionResult struct {
-	StepID string `json:"step_id"`
-	// Accepted is always true when the update succeeded (the validator
-	// rejects everything else with an error).
-	Accepted bool `json:"accepted"`
-	// Resolved is true when this vote decided the step; Outcome then holds
-	// "approved" or "rejected".
-	Resolved bool   `json:"resolved"`
-	Outcome  string `json:"outcome,omitempty"`
-	Votes    int    `json:"votes"`
-	Quorum   int    `json:"quorum"`
-}
 
 // Application error types returned by the DecideUpdate validator, so that
 // the ingress can map them to HTTP statuses without parsing messages.

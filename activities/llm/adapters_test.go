@@ -9,13 +9,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 )
 
 // Each adapter against a local server speaking the provider's wire format:
 // exact request (path, headers, body) and the unified answer.
 
 func TestOpenAIChat(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL+"/v1", map[string]Model{
 		"gpt-4o-mini": {InputPerMTok: 0.15, OutputPerMTok: 0.60, ContextTokens: 128000},
 	}), nil)
@@ -23,7 +25,7 @@ func TestOpenAIChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqs := srv.requests()
+	reqs := srv.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d requests", len(reqs))
 	}
@@ -40,7 +42,7 @@ func TestOpenAIChat(t *testing.T) {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
 	}
-	assertJSONEqual(t, r.Body, fixture(t, "openai/request_tools.json"))
+	assertJSONEqual(t, r.Body, llmtest.Fixture(t, "openai/request_tools.json"))
 
 	if resp.Model != "p/gpt-4o-mini" || resp.Object != "chat.completion" || resp.ID != "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT" {
 		t.Errorf("response head: %+v", resp)
@@ -58,7 +60,7 @@ func TestOpenAIChat(t *testing.T) {
 }
 
 func TestOpenAIToolCallResponse(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_tool_response.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_tool_response.json")))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"gpt-4o-mini": {}}), nil)
 	resp, err := env.gw.Chat(context.Background(), userRequest("p/gpt-4o-mini", "weather in Paris?"), CallOptions{})
 	if err != nil {
@@ -78,7 +80,7 @@ func TestOpenAIToolCallResponse(t *testing.T) {
 }
 
 func TestOpenAIStream(t *testing.T) {
-	srv := newFakeProvider(t, replySSE(fixture(t, "openai/chat_stream.sse")))
+	srv := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "openai/chat_stream.sse")))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"gpt-4o-mini": {InputPerMTok: 1, OutputPerMTok: 2}}), nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("p/gpt-4o-mini", "hi"), CallOptions{Tenant: "acme"})
 	if err != nil {
@@ -86,7 +88,7 @@ func TestOpenAIStream(t *testing.T) {
 	}
 	defer s.Close()
 	chunks := readAll(t, s)
-	r := srv.requests()[0]
+	r := srv.Requests()[0]
 	var sent map[string]any
 	_ = json.Unmarshal(r.Body, &sent)
 	if sent["stream"] != true || !reflectEqual(sent["stream_options"], map[string]any{"include_usage": true}) {
@@ -125,14 +127,14 @@ func TestOpenAIStream(t *testing.T) {
 			t.Errorf("usage on a content chunk")
 		}
 	}
-	recs := env.recs.all()
+	recs := env.recs.All()
 	if len(recs) != 1 || recs[0].TokensIn != 9 || recs[0].TokensOut != 3 || recs[0].Outcome != "ok" || recs[0].Labels["stream"] != "true" {
 		t.Errorf("records %+v", recs)
 	}
 }
 
 func TestOpenAIToolStream(t *testing.T) {
-	srv := newFakeProvider(t, replySSE(fixture(t, "openai/chat_tool_stream.sse")))
+	srv := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "openai/chat_tool_stream.sse")))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"gpt-4o-mini": {}}), nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("p/gpt-4o-mini", "weather?"), CallOptions{})
 	if err != nil {
@@ -152,7 +154,7 @@ func TestOpenAIToolStream(t *testing.T) {
 }
 
 func TestAnthropicChat(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, fixture(t, "anthropic/message_response.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "anthropic/message_response.json")))
 	env := newTestGateway(t, oneProvider(KindAnthropic, srv.URL, map[string]Model{
 		"sonnet": {Name: "claude-sonnet-4-5", InputPerMTok: 3, OutputPerMTok: 15},
 	}), nil)
@@ -160,7 +162,7 @@ func TestAnthropicChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := srv.requests()[0]
+	r := srv.Requests()[0]
 	if r.Path != "/v1/messages" {
 		t.Errorf("path %s", r.Path)
 	}
@@ -174,7 +176,7 @@ func TestAnthropicChat(t *testing.T) {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}
 	}
-	assertJSONEqual(t, r.Body, fixture(t, "anthropic/request_tools.json"))
+	assertJSONEqual(t, r.Body, llmtest.Fixture(t, "anthropic/request_tools.json"))
 	if resp.Choices[0].Message.Text() != "Hi! My name is Claude." || resp.Choices[0].FinishReason != FinishStop || resp.ID != "msg_013Zva2CMHLNnXjNJJKqJ2EF" {
 		t.Errorf("resp %+v", resp)
 	}
@@ -187,7 +189,7 @@ func TestAnthropicChat(t *testing.T) {
 }
 
 func TestAnthropicToolResponse(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, fixture(t, "anthropic/message_tool_response.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "anthropic/message_tool_response.json")))
 	env := newTestGateway(t, oneProvider(KindAnthropic, srv.URL, map[string]Model{"claude": {}}), nil)
 	req := userRequest("p/claude", "weather?")
 	req.ResponseFormat = &ResponseFormat{Type: "json_object"}
@@ -197,7 +199,7 @@ func TestAnthropicToolResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sent anthropicRequest
-	_ = json.Unmarshal(srv.requests()[0].Body, &sent)
+	_ = json.Unmarshal(srv.Requests()[0].Body, &sent)
 	if sent.MaxTokens != DefaultMaxOutputTokens || !strings.Contains(sent.System, "JSON") || sent.ToolChoice == nil || sent.ToolChoice.Type != "tool" || sent.ToolChoice.Name != "get_weather" {
 		t.Errorf("sent %+v", sent)
 	}
@@ -215,7 +217,7 @@ func TestAnthropicToolResponse(t *testing.T) {
 }
 
 func TestAnthropicStream(t *testing.T) {
-	srv := newFakeProvider(t, replySSE(fixture(t, "anthropic/message_stream.sse")))
+	srv := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "anthropic/message_stream.sse")))
 	env := newTestGateway(t, oneProvider(KindAnthropic, srv.URL, map[string]Model{"claude": {}}), nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("p/claude", "hi"), CallOptions{})
 	if err != nil {
@@ -224,9 +226,9 @@ func TestAnthropicStream(t *testing.T) {
 	chunks := readAll(t, s)
 	s.Close()
 	var sent map[string]any
-	_ = json.Unmarshal(srv.requests()[0].Body, &sent)
+	_ = json.Unmarshal(srv.Requests()[0].Body, &sent)
 	if sent["stream"] != true {
-		t.Errorf("not a stream request: %s", srv.requests()[0].Body)
+		t.Errorf("not a stream request: %s", srv.Requests()[0].Body)
 	}
 	if first := chunks[0]; first.Choices[0].Delta.Role != "assistant" || first.ID != "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY" {
 		t.Errorf("first chunk %+v", first)
@@ -241,7 +243,7 @@ func TestAnthropicStream(t *testing.T) {
 }
 
 func TestAnthropicToolStream(t *testing.T) {
-	srv := newFakeProvider(t, replySSE(fixture(t, "anthropic/message_tool_stream.sse")))
+	srv := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "anthropic/message_tool_stream.sse")))
 	env := newTestGateway(t, oneProvider(KindAnthropic, srv.URL, map[string]Model{"claude": {}}), nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("p/claude", "weather?"), CallOptions{})
 	if err != nil {
@@ -264,20 +266,20 @@ func TestAnthropicToolStream(t *testing.T) {
 }
 
 func TestGeminiChat(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, fixture(t, "gemini/generate_response.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "gemini/generate_response.json")))
 	env := newTestGateway(t, oneProvider(KindGemini, srv.URL+"/v1beta", map[string]Model{"gemini-2.5-flash": {InputPerMTok: 0.3, OutputPerMTok: 2.5}}), nil)
 	resp, err := env.gw.Chat(context.Background(), loadRequest(t, "unified/tool_conversation.json", "p/gemini-2.5-flash"), CallOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := srv.requests()[0]
+	r := srv.Requests()[0]
 	if r.Path != "/v1beta/models/gemini-2.5-flash:generateContent" || r.RawQuery != "" {
 		t.Errorf("sent to %s?%s", r.Path, r.RawQuery)
 	}
 	if r.Header.Get("X-Goog-Api-Key") != testKey || r.Header.Get("Authorization") != "" {
 		t.Errorf("auth headers %v", r.Header)
 	}
-	assertJSONEqual(t, r.Body, fixture(t, "gemini/request_tools.json"))
+	assertJSONEqual(t, r.Body, llmtest.Fixture(t, "gemini/request_tools.json"))
 	if resp.Choices[0].Message.Text() != "Hello! How can I help you today?" || resp.Choices[0].FinishReason != FinishStop || resp.ID != "mAitaLmkHPPlz7IPvtfUqQ4" {
 		t.Errorf("resp %+v", resp)
 	}
@@ -288,12 +290,12 @@ func TestGeminiChat(t *testing.T) {
 }
 
 func TestGeminiToolCallRoundTrip(t *testing.T) {
-	srv := newFakeProvider(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	srv := llmtest.NewProvider(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n == 0 {
-			writeJSON(w, 200, fixture(t, "gemini/generate_tool_response.json"))
+			llmtest.WriteJSON(w, 200, llmtest.Fixture(t, "gemini/generate_tool_response.json"))
 			return
 		}
-		writeJSON(w, 200, fixture(t, "gemini/generate_response.json"))
+		llmtest.WriteJSON(w, 200, llmtest.Fixture(t, "gemini/generate_response.json"))
 	})
 	env := newTestGateway(t, oneProvider(KindGemini, srv.URL, map[string]Model{"gemini-2.5-flash": {}}), nil)
 	req := userRequest("p/gemini-2.5-flash", "weather in Paris?")
@@ -316,14 +318,14 @@ func TestGeminiToolCallRoundTrip(t *testing.T) {
 	if _, err := env.gw.Chat(context.Background(), req, CallOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	assertJSONEqual(t, jsonPath(t, srv.requests()[1].Body, "contents"), []byte(`[
+	assertJSONEqual(t, jsonPath(t, srv.Requests()[1].Body, "contents"), []byte(`[
 		{"role":"user","parts":[{"text":"weather in Paris?"}]},
 		{"role":"model","parts":[{"thoughtSignature":"CiQB0e2Kb7xyz=","functionCall":{"name":"get_weather","args":{"city":"Paris"}}}]},
 		{"role":"user","parts":[{"functionResponse":{"name":"get_weather","response":{"output":"18C"}}}]}]`))
 }
 
 func TestGeminiStream(t *testing.T) {
-	srv := newFakeProvider(t, replySSE(fixture(t, "gemini/stream.sse")))
+	srv := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "gemini/stream.sse")))
 	env := newTestGateway(t, oneProvider(KindGemini, srv.URL+"/v1beta", map[string]Model{"gemini-2.5-flash": {}}), nil)
 	req := userRequest("p/gemini-2.5-flash", "hi")
 	req.ResponseFormat = &ResponseFormat{Type: "json_schema", JSONSchema: json.RawMessage(`{"name":"x","schema":{"type":"object"}}`)}
@@ -333,7 +335,7 @@ func TestGeminiStream(t *testing.T) {
 	}
 	chunks := readAll(t, s)
 	s.Close()
-	r := srv.requests()[0]
+	r := srv.Requests()[0]
 	if r.Path != "/v1beta/models/gemini-2.5-flash:streamGenerateContent" || r.RawQuery != "alt=sse" {
 		t.Errorf("sent to %s?%s", r.Path, r.RawQuery)
 	}
@@ -348,7 +350,7 @@ func TestGeminiStream(t *testing.T) {
 }
 
 func TestGeminiToolStream(t *testing.T) {
-	srv := newFakeProvider(t, replySSE(fixture(t, "gemini/tool_stream.sse")))
+	srv := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "gemini/tool_stream.sse")))
 	env := newTestGateway(t, oneProvider(KindGemini, srv.URL, map[string]Model{"g": {}}), nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("p/g", "weather?"), CallOptions{})
 	if err != nil {
@@ -403,9 +405,9 @@ func TestProviderErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := []byte("<html>Bad Gateway</html>")
 			if tc.body != "" {
-				body = fixture(t, tc.body)
+				body = llmtest.Fixture(t, tc.body)
 			}
-			srv := newFakeProvider(t, replyJSON(tc.status, body, tc.headers...))
+			srv := llmtest.NewProvider(t, llmtest.JSON(tc.status, body, tc.headers...))
 			cfg := oneProvider(tc.kind, srv.URL, map[string]Model{"m": {}})
 			cfg.Retry.MaxAttempts = 1
 			env := newTestGateway(t, cfg, nil)
@@ -423,7 +425,7 @@ func TestProviderErrors(t *testing.T) {
 			if strings.Contains(err.Error(), testKey) {
 				t.Errorf("error leaks the key: %v", err)
 			}
-			recs := env.recs.all()
+			recs := env.recs.All()
 			if len(recs) != 1 || recs[0].ErrorClass != tc.class || recs[0].StatusCode != int32(tc.status) || recs[0].Outcome == "ok" {
 				t.Errorf("records %+v", recs)
 			}
@@ -432,8 +434,8 @@ func TestProviderErrors(t *testing.T) {
 }
 
 func TestAnthropicStreamErrorEventFallsBack(t *testing.T) {
-	bad := newFakeProvider(t, replySSE(fixture(t, "anthropic/stream_overloaded.sse")))
-	good := newFakeProvider(t, replySSE(fixture(t, "anthropic/message_stream.sse")))
+	bad := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "anthropic/stream_overloaded.sse")))
+	good := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "anthropic/message_stream.sse")))
 	cfg := Config{
 		Providers: map[string]Provider{
 			"a": {Kind: KindAnthropic, BaseURL: bad.URL, APIKeyEnv: "KEY", Models: map[string]Model{"m": {}}},
@@ -453,7 +455,7 @@ func TestAnthropicStreamErrorEventFallsBack(t *testing.T) {
 	if resp.Model != "b/m" || resp.Choices[0].Message.Text() != "Hello there!" {
 		t.Errorf("resp %+v", resp)
 	}
-	recs := env.recs.all()
+	recs := env.recs.All()
 	if len(recs) != 2 || recs[0].ErrorClass != ClassOverloaded || recs[1].Outcome != "ok" {
 		t.Errorf("records %+v", recs)
 	}
@@ -474,7 +476,7 @@ func TestRequestTranslationRefusals(t *testing.T) {
 		{KindAnthropic, &ChatRequest{Messages: []Message{TextMessage("user", "x")}, ToolChoice: json.RawMessage(`"sometimes"`)}, "tool_choice"},
 	}
 	for _, tc := range cases {
-		srv := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+		srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 		env := newTestGateway(t, oneProvider(tc.kind, srv.URL, map[string]Model{"m": {}}), nil)
 		tc.req.Model = "p/m"
 		_, err := env.gw.Chat(context.Background(), tc.req, CallOptions{})
@@ -488,7 +490,7 @@ func TestRequestTranslationRefusals(t *testing.T) {
 		if ClassOf(err) != ClassBadRequest || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want bad_request with %q", tc.kind, err, tc.want)
 		}
-		if len(srv.requests()) != 0 {
+		if len(srv.Requests()) != 0 {
 			t.Errorf("%s: a refused request was sent", tc.kind)
 		}
 	}

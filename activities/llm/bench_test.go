@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 )
 
 // Gateway overhead per model call against calling the same local provider
@@ -25,23 +28,16 @@ import (
 
 // benchProvider keeps no request copies (the fake's log would grow).
 func benchProvider(b *testing.B) string {
-	plain := fixture(b, "openai/chat_response.json")
-	stream := fixture(b, "openai/chat_stream.sse")
-	srv := newFakeProvider(b, func(_ int, w http.ResponseWriter, r *http.Request) {
+	plain := llmtest.Fixture(b, "openai/chat_response.json")
+	stream := llmtest.Fixture(b, "openai/chat_stream.sse")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Accept") == "text/event-stream" {
-			writeSSE(w, stream)
+			llmtest.WriteSSE(w, stream)
 			return
 		}
-		writeJSON(w, 200, plain)
-	})
-	// Drop the captured requests as they come.
-	orig := srv.Config.Handler
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		orig.ServeHTTP(w, r)
-		srv.mu.Lock()
-		srv.reqs = srv.reqs[:0]
-		srv.mu.Unlock()
-	})
+		llmtest.WriteJSON(w, 200, plain)
+	}))
+	b.Cleanup(srv.Close)
 	return srv.URL
 }
 
@@ -251,7 +247,7 @@ func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // BenchmarkChatInMemory is BenchmarkChat over an in-memory transport: the
 // gateway's own CPU cost per call against a bare client's.
 func BenchmarkChatInMemory(b *testing.B) {
-	rt := cannedTransport{plain: fixture(b, "openai/chat_response.json"), stream: fixture(b, "openai/chat_stream.sse")}
+	rt := cannedTransport{plain: llmtest.Fixture(b, "openai/chat_response.json"), stream: llmtest.Fixture(b, "openai/chat_stream.sse")}
 	client := &http.Client{Transport: rt}
 	req := benchRequest()
 	b.Run("direct", func(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -223,7 +224,7 @@ func TestBudgetConcurrentReadsOnce(t *testing.T) {
 }
 
 func TestGatewayBudget(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 	clock := newFakeClock()
 	spend := &fakeSpend{day: 990, month: 990}
 	b := NewBudgets(spend, limits(1000, 0), clock, BudgetPolicy{})
@@ -237,10 +238,10 @@ func TestGatewayBudget(t *testing.T) {
 	if !errors.As(err, &be) || be.Used != 1019 {
 		t.Fatalf("err %v", err)
 	}
-	if len(srv.requests()) != 1 {
+	if len(srv.Requests()) != 1 {
 		t.Errorf("refused call was sent")
 	}
-	recs := env.recs.all()
+	recs := env.recs.All()
 	if len(recs) != 2 || recs[1].Outcome != record.OutcomeRejected || recs[1].ErrorClass != ClassBudget || recs[1].Target != "p/m" {
 		t.Errorf("records %+v", recs)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -33,24 +34,24 @@ func TestFallbackAcrossAlias(t *testing.T) {
 		class   string
 		outcome record.Outcome
 	}{
-		{"429", replyJSON(429, fixture(t, "openai/error_rate_limit.json")), ClassRateLimit, record.OutcomeError},
-		{"500", replyJSON(500, fixture(t, "openai/error_server.json")), ClassServer, record.OutcomeError},
-		{"503", replyJSON(503, []byte(`{"error":{"message":"overloaded"}}`)), ClassOverloaded, record.OutcomeError},
+		{"429", llmtest.JSON(429, llmtest.Fixture(t, "openai/error_rate_limit.json")), ClassRateLimit, record.OutcomeError},
+		{"500", llmtest.JSON(500, llmtest.Fixture(t, "openai/error_server.json")), ClassServer, record.OutcomeError},
+		{"503", llmtest.JSON(503, []byte(`{"error":{"message":"overloaded"}}`)), ClassOverloaded, record.OutcomeError},
 		{"timeout", func(_ int, w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
 			case <-time.After(5 * time.Second):
 			}
 		}, ClassTimeout, record.OutcomeTimeout},
-		{"context", replyJSON(400, fixture(t, "openai/error_context.json")), ClassContext, record.OutcomeError},
+		{"context", llmtest.JSON(400, llmtest.Fixture(t, "openai/error_context.json")), ClassContext, record.OutcomeError},
 		// Ollama running without the model (its OpenAI-compatible 404).
-		{"model not pulled", replyJSON(404, fixture(t, "openai/error_ollama_model_not_found.json")), ClassModelUnavailable, record.OutcomeError},
-		{"model not found", replyJSON(404, fixture(t, "openai/error_model_not_found.json")), ClassModelUnavailable, record.OutcomeError},
+		{"model not pulled", llmtest.JSON(404, llmtest.Fixture(t, "openai/error_ollama_model_not_found.json")), ClassModelUnavailable, record.OutcomeError},
+		{"model not found", llmtest.JSON(404, llmtest.Fixture(t, "openai/error_model_not_found.json")), ClassModelUnavailable, record.OutcomeError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newFakeProvider(t, tc.primary)
-			b := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+			a := llmtest.NewProvider(t, tc.primary)
+			b := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 			cfg := twoProviders(a.URL, b.URL)
 			p := cfg.Providers["a"]
 			p.Timeout = "100ms"
@@ -63,7 +64,7 @@ func TestFallbackAcrossAlias(t *testing.T) {
 			if resp.Model != "b/m" {
 				t.Errorf("answered by %s", resp.Model)
 			}
-			recs := env.recs.all()
+			recs := env.recs.All()
 			if len(recs) != 2 {
 				t.Fatalf("%d records", len(recs))
 			}
@@ -84,14 +85,14 @@ func TestFallbackAcrossAlias(t *testing.T) {
 }
 
 func TestNoFallbackOnBadRequest(t *testing.T) {
-	a := newFakeProvider(t, replyJSON(400, fixture(t, "anthropic/error_bad_request.json")))
-	b := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+	a := llmtest.NewProvider(t, llmtest.JSON(400, llmtest.Fixture(t, "anthropic/error_bad_request.json")))
+	b := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 	env := newTestGateway(t, twoProviders(a.URL, b.URL), nil)
 	_, err := env.gw.Chat(context.Background(), userRequest("smart", "hi"), CallOptions{})
 	if ClassOf(err) != ClassBadRequest || !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("err %v", err)
 	}
-	if len(b.requests()) != 0 {
+	if len(b.Requests()) != 0 {
 		t.Error("fell back on a bad request")
 	}
 }
@@ -100,8 +101,8 @@ func TestNoFallbackOnBadRequest(t *testing.T) {
 // call fails at once with model_unavailable (no retry round: pulling the
 // model is an operator's job), and each target is tried once.
 func TestModelUnavailableEverywhere(t *testing.T) {
-	notPulled := replyJSON(404, fixture(t, "openai/error_ollama_model_not_found.json"))
-	a, b := newFakeProvider(t, notPulled), newFakeProvider(t, notPulled)
+	notPulled := llmtest.JSON(404, llmtest.Fixture(t, "openai/error_ollama_model_not_found.json"))
+	a, b := llmtest.NewProvider(t, notPulled), llmtest.NewProvider(t, notPulled)
 	env := newTestGateway(t, twoProviders(a.URL, b.URL), nil)
 	_, err := env.gw.Chat(context.Background(), userRequest("smart", "hi"), CallOptions{})
 	if ClassOf(err) != ClassModelUnavailable || !errors.Is(err, ErrModelUnavailable) {
@@ -110,8 +111,8 @@ func TestModelUnavailableEverywhere(t *testing.T) {
 	if !strings.Contains(err.Error(), "try pulling it first") {
 		t.Errorf("the provider's message is lost: %v", err)
 	}
-	if len(a.requests()) != 1 || len(b.requests()) != 1 || len(env.clock.Sleeps()) != 0 {
-		t.Errorf("requests a=%d b=%d, sleeps %v", len(a.requests()), len(b.requests()), env.clock.Sleeps())
+	if len(a.Requests()) != 1 || len(b.Requests()) != 1 || len(env.clock.Sleeps()) != 0 {
+		t.Errorf("requests a=%d b=%d, sleeps %v", len(a.Requests()), len(b.Requests()), env.clock.Sleeps())
 	}
 }
 
@@ -119,9 +120,9 @@ func TestModelUnavailableEverywhere(t *testing.T) {
 // (52*0.2+26*0.2)/1e6 = 1.5600000000000003e-05 does not reach the answer
 // nor the record.
 func TestCostRounded(t *testing.T) {
-	body := strings.Replace(strings.Replace(string(fixture(t, "openai/chat_response.json")),
+	body := strings.Replace(strings.Replace(string(llmtest.Fixture(t, "openai/chat_response.json")),
 		`"prompt_tokens": 19`, `"prompt_tokens": 52`, 1), `"completion_tokens": 10`, `"completion_tokens": 26`, 1)
-	srv := newFakeProvider(t, replyJSON(200, []byte(body)))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, []byte(body)))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {InputPerMTok: 0.2, OutputPerMTok: 0.2}}), nil)
 	resp, err := env.gw.Chat(context.Background(), userRequest("p/m", "hi"), CallOptions{})
 	if err != nil {
@@ -130,7 +131,7 @@ func TestCostRounded(t *testing.T) {
 	if got := strconv.FormatFloat(resp.Usage.CostUSD, 'g', -1, 64); got != "1.56e-05" {
 		t.Errorf("response cost %s", got)
 	}
-	if recs := env.recs.all(); len(recs) != 1 || recs[0].CostUSD != resp.Usage.CostUSD {
+	if recs := env.recs.All(); len(recs) != 1 || recs[0].CostUSD != resp.Usage.CostUSD {
 		t.Errorf("records %+v", recs)
 	}
 	for _, c := range []struct{ in, want float64 }{{1.5600000000000003e-05, 1.56e-05}, {2.6399999999999998e-05, 2.64e-05}, {0, 0}, {4e-11, 0}, {6e-11, 1e-10}, {12.5, 12.5}} {
@@ -141,12 +142,12 @@ func TestCostRounded(t *testing.T) {
 }
 
 func TestRetryHonoursRetryAfter(t *testing.T) {
-	srv := newFakeProvider(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	srv := llmtest.NewProvider(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n == 0 {
-			writeJSON(w, 429, fixture(t, "openai/error_rate_limit.json"), "Retry-After", "3")
+			llmtest.WriteJSON(w, 429, llmtest.Fixture(t, "openai/error_rate_limit.json"), "Retry-After", "3")
 			return
 		}
-		writeJSON(w, 200, fixture(t, "openai/chat_response.json"))
+		llmtest.WriteJSON(w, 200, llmtest.Fixture(t, "openai/chat_response.json"))
 	})
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {}}), nil)
 	resp, err := env.gw.Chat(context.Background(), userRequest("p/m", "hi"), CallOptions{})
@@ -160,28 +161,28 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	if len(sleeps) != 1 || sleeps[0] < 3*time.Second || sleeps[0] > 4*time.Second {
 		t.Errorf("sleeps %v, want one of at least the 3s Retry-After", sleeps)
 	}
-	if n := len(srv.requests()); n != 2 {
+	if n := len(srv.Requests()); n != 2 {
 		t.Errorf("%d requests", n)
 	}
-	if recs := env.recs.all(); len(recs) != 2 || recs[0].Attempt != 1 || recs[1].Attempt != 2 {
+	if recs := env.recs.All(); len(recs) != 2 || recs[0].Attempt != 1 || recs[1].Attempt != 2 {
 		t.Errorf("records %+v", recs)
 	}
 }
 
 func TestRetryAfterTooLongGivesUp(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(429, fixture(t, "gemini/error_rate_limit.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(429, llmtest.Fixture(t, "gemini/error_rate_limit.json")))
 	env := newTestGateway(t, oneProvider(KindGemini, srv.URL, map[string]Model{"m": {}}), nil)
 	_, err := env.gw.Chat(context.Background(), userRequest("p/m", "hi"), CallOptions{})
 	if ClassOf(err) != ClassRateLimit || RetryAfterOf(err) != 37*time.Second {
 		t.Fatalf("err %v (retry after %s)", err, RetryAfterOf(err))
 	}
-	if len(env.clock.Sleeps()) != 0 || len(srv.requests()) != 1 {
-		t.Errorf("retried despite a Retry-After above the bound: sleeps %v, %d requests", env.clock.Sleeps(), len(srv.requests()))
+	if len(env.clock.Sleeps()) != 0 || len(srv.Requests()) != 1 {
+		t.Errorf("retried despite a Retry-After above the bound: sleeps %v, %d requests", env.clock.Sleeps(), len(srv.Requests()))
 	}
 }
 
 func TestRetryBackoffBounded(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(500, fixture(t, "openai/error_server.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(500, llmtest.Fixture(t, "openai/error_server.json")))
 	cfg := oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {}})
 	cfg.Retry = RetryPolicy{MaxAttempts: 4, InitialBackoff: "100ms", MaxBackoff: "250ms"}
 	env := newTestGateway(t, cfg, nil)
@@ -204,8 +205,8 @@ func TestRetryBackoffBounded(t *testing.T) {
 }
 
 func TestNoRetryStillFallsBack(t *testing.T) {
-	a := newFakeProvider(t, replyJSON(429, fixture(t, "openai/error_rate_limit.json"), "Retry-After", "1"))
-	b := newFakeProvider(t, replyJSON(503, []byte(`{"error":{"message":"busy"}}`), "Retry-After", "2"))
+	a := llmtest.NewProvider(t, llmtest.JSON(429, llmtest.Fixture(t, "openai/error_rate_limit.json"), "Retry-After", "1"))
+	b := llmtest.NewProvider(t, llmtest.JSON(503, []byte(`{"error":{"message":"busy"}}`), "Retry-After", "2"))
 	env := newTestGateway(t, twoProviders(a.URL, b.URL), nil)
 	_, err := env.gw.Chat(context.Background(), userRequest("smart", "hi"), CallOptions{NoRetry: true})
 	// The last retryable error is returned, with its delay, so a Temporal
@@ -213,14 +214,14 @@ func TestNoRetryStillFallsBack(t *testing.T) {
 	if ClassOf(err) != ClassOverloaded || RetryAfterOf(err) != 2*time.Second {
 		t.Fatalf("err %v", err)
 	}
-	if len(a.requests()) != 1 || len(b.requests()) != 1 || len(env.clock.Sleeps()) != 0 {
-		t.Errorf("requests a=%d b=%d sleeps=%v", len(a.requests()), len(b.requests()), env.clock.Sleeps())
+	if len(a.Requests()) != 1 || len(b.Requests()) != 1 || len(env.clock.Sleeps()) != 0 {
+		t.Errorf("requests a=%d b=%d sleeps=%v", len(a.Requests()), len(b.Requests()), env.clock.Sleeps())
 	}
 }
 
 func TestContextWindowCheck(t *testing.T) {
-	a := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
-	b := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+	a := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
+	b := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 	cfg := twoProviders(a.URL, b.URL)
 	small := cfg.Providers["a"]
 	small.Models = map[string]Model{"m": {ContextTokens: 1000}}
@@ -231,10 +232,10 @@ func TestContextWindowCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.Model != "b/m" || len(a.requests()) != 0 {
-		t.Errorf("model %s, small target got %d requests", resp.Model, len(a.requests()))
+	if resp.Model != "b/m" || len(a.Requests()) != 0 {
+		t.Errorf("model %s, small target got %d requests", resp.Model, len(a.Requests()))
 	}
-	recs := env.recs.all()
+	recs := env.recs.All()
 	if len(recs) != 2 || recs[0].Outcome != record.OutcomeRejected || recs[0].ErrorClass != ClassContext || recs[0].Target != "a/m" {
 		t.Errorf("records %+v", recs)
 	}
@@ -260,20 +261,20 @@ func TestUnknownModel(t *testing.T) {
 }
 
 func TestConnectionRefusedFallsBack(t *testing.T) {
-	b := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+	b := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 	env := newTestGateway(t, twoProviders("http://127.0.0.1:1", b.URL), nil)
 	resp, err := env.gw.Chat(context.Background(), userRequest("smart", "hi"), CallOptions{})
 	if err != nil || resp.Model != "b/m" {
 		t.Fatalf("resp %v err %v", resp, err)
 	}
-	if r := env.recs.all()[0]; r.ErrorClass != ClassConnection {
+	if r := env.recs.All()[0]; r.ErrorClass != ClassConnection {
 		t.Errorf("record %+v", r)
 	}
 }
 
 func TestCallerCancellationStops(t *testing.T) {
 	var calls atomic.Int32
-	srv := newFakeProvider(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+	srv := llmtest.NewProvider(t, func(_ int, w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		<-r.Context().Done()
 	})
@@ -292,20 +293,20 @@ func TestCallerCancellationStops(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("%d calls after cancellation", calls.Load())
 	}
-	if recs := env.recs.all(); len(recs) != 1 || recs[0].Outcome != record.OutcomeCancelled {
+	if recs := env.recs.All(); len(recs) != 1 || recs[0].Outcome != record.OutcomeCancelled {
 		t.Errorf("records %+v", recs)
 	}
 }
 
 func TestRecordFields(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, fixture(t, "openai/chat_response.json")))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {InputPerMTok: 1, OutputPerMTok: 3}}), nil)
 	opts := CallOptions{Tenant: "acme", KeyID: "k1", WorkflowID: "wf", RunID: "run", Definition: "def", Version: "v2",
 		StepID: "summarize", Attempt: 3, RequestID: "rid", Labels: map[string]string{"team": "x"}}
 	if _, err := env.gw.Chat(context.Background(), userRequest("p/m", "hi"), opts); err != nil {
 		t.Fatal(err)
 	}
-	recs := env.recs.all()
+	recs := env.recs.All()
 	if len(recs) != 1 {
 		t.Fatalf("%d records", len(recs))
 	}
@@ -316,7 +317,7 @@ func TestRecordFields(t *testing.T) {
 	if r.Kind != record.KindModel || r.Target != "p/m" || r.Tenant != "acme" || r.KeyID != "k1" || r.WorkflowID != "wf" || r.RunID != "run" ||
 		r.Definition != "def" || r.Version != "v2" || r.StepID != "summarize" || r.Attempt != 3 || r.StatusCode != 200 ||
 		r.Outcome != record.OutcomeOK || r.TokensIn != 19 || r.TokensOut != 10 || r.CostUSD != (19+30)/1e6 ||
-		r.ReqBytes == 0 || r.RespBytes != int64(len(fixture(t, "openai/chat_response.json"))) ||
+		r.ReqBytes == 0 || r.RespBytes != int64(len(llmtest.Fixture(t, "openai/chat_response.json"))) ||
 		r.Labels["team"] != "x" || r.Labels["request_id"] != "rid" || r.TS != env.clock.Now().UnixMilli() {
 		t.Errorf("record %+v", r)
 	}
@@ -326,7 +327,7 @@ func TestRecordFields(t *testing.T) {
 }
 
 func TestEstimatedUsageWhenProviderReportsNone(t *testing.T) {
-	srv := newFakeProvider(t, replyJSON(200, []byte(`{"id":"x","object":"chat.completion","created":1,"model":"local","choices":[{"index":0,"message":{"role":"assistant","content":"twelve chars"},"finish_reason":"stop"}]}`)))
+	srv := llmtest.NewProvider(t, llmtest.JSON(200, []byte(`{"id":"x","object":"chat.completion","created":1,"model":"local","choices":[{"index":0,"message":{"role":"assistant","content":"twelve chars"},"finish_reason":"stop"}]}`)))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {}}), nil)
 	resp, err := env.gw.Chat(context.Background(), userRequest("p/m", "hello there"), CallOptions{})
 	if err != nil {
@@ -335,7 +336,7 @@ func TestEstimatedUsageWhenProviderReportsNone(t *testing.T) {
 	if resp.Usage.PromptTokens == 0 || resp.Usage.CompletionTokens != 4 {
 		t.Errorf("usage %+v", resp.Usage)
 	}
-	if r := env.recs.all()[0]; r.Labels["usage"] != "estimated" || r.TokensOut != 4 {
+	if r := env.recs.All()[0]; r.Labels["usage"] != "estimated" || r.TokensOut != 4 {
 		t.Errorf("record %+v", r)
 	}
 }
@@ -343,13 +344,13 @@ func TestEstimatedUsageWhenProviderReportsNone(t *testing.T) {
 func TestSecretsNeverLeak(t *testing.T) {
 	// The provider echoes the key in its error, as OpenAI does for a wrong
 	// key; it must not reach errors, records or logs.
-	a := newFakeProvider(t, replyJSON(401, fixture(t, "openai/error_auth.json")))
-	b := newFakeProvider(t, func(n int, w http.ResponseWriter, r *http.Request) {
+	a := llmtest.NewProvider(t, llmtest.JSON(401, llmtest.Fixture(t, "openai/error_auth.json")))
+	b := llmtest.NewProvider(t, func(n int, w http.ResponseWriter, r *http.Request) {
 		if n == 0 {
-			writeJSON(w, 500, []byte(`{"error":{"message":"internal error for key `+testKey+`"}}`))
+			llmtest.WriteJSON(w, 500, []byte(`{"error":{"message":"internal error for key `+testKey+`"}}`))
 			return
 		}
-		writeSSE(w, []byte("data: {\"error\":{\"message\":\"bad key "+testKey+"\",\"code\":\"invalid_api_key\"}}\n\n"))
+		llmtest.WriteSSE(w, []byte("data: {\"error\":{\"message\":\"bad key "+testKey+"\",\"code\":\"invalid_api_key\"}}\n\n"))
 	})
 	env := newTestGateway(t, twoProviders(a.URL, b.URL), nil)
 	_, err := env.gw.Chat(context.Background(), userRequest("smart", "hi"), CallOptions{NoRetry: true})
@@ -371,7 +372,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Errorf("missing key error %v", merr)
 	}
 	texts := []string{err.Error(), serr.Error(), env.logs.String()}
-	for _, r := range env.recs.all() {
+	for _, r := range env.recs.All() {
 		texts = append(texts, r.ErrorMsg)
 		for _, v := range r.Labels {
 			texts = append(texts, v)
@@ -391,8 +392,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 }
 
 func TestStreamFallbackBeforeFirstChunk(t *testing.T) {
-	a := newFakeProvider(t, replyJSON(503, []byte(`{"error":{"message":"overloaded"}}`)))
-	b := newFakeProvider(t, replySSE(fixture(t, "openai/chat_stream.sse")))
+	a := llmtest.NewProvider(t, llmtest.JSON(503, []byte(`{"error":{"message":"overloaded"}}`)))
+	b := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "openai/chat_stream.sse")))
 	env := newTestGateway(t, twoProviders(a.URL, b.URL), nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("smart", "hi"), CallOptions{})
 	if err != nil {
@@ -414,16 +415,18 @@ func TestStreamMidStreamErrors(t *testing.T) {
 		respond func(int, http.ResponseWriter, *http.Request)
 		class   string
 	}{
-		{"cut", func(_ int, w http.ResponseWriter, _ *http.Request) { writeSSE(w, []byte(cut)) }, ClassConnection},
+		{"cut", func(_ int, w http.ResponseWriter, _ *http.Request) { llmtest.WriteSSE(w, []byte(cut)) }, ClassConnection},
 		{"stall", func(_ int, w http.ResponseWriter, r *http.Request) {
-			writeSSE(w, []byte(cut))
+			llmtest.WriteSSE(w, []byte(cut))
 			<-r.Context().Done()
 		}, ClassTimeout},
-		{"garbage", func(_ int, w http.ResponseWriter, _ *http.Request) { writeSSE(w, []byte(cut+"data: {not json\n\n")) }, ClassServer},
+		{"garbage", func(_ int, w http.ResponseWriter, _ *http.Request) {
+			llmtest.WriteSSE(w, []byte(cut+"data: {not json\n\n"))
+		}, ClassServer},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := newFakeProvider(t, tc.respond)
+			srv := llmtest.NewProvider(t, tc.respond)
 			cfg := oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {}})
 			p := cfg.Providers["p"]
 			p.Timeout = "2s"
@@ -447,7 +450,7 @@ func TestStreamMidStreamErrors(t *testing.T) {
 			if _, again := s.Recv(); again == nil || again == io.EOF {
 				t.Errorf("Recv after an error: %v", again)
 			}
-			recs := env.recs.all()
+			recs := env.recs.All()
 			if len(recs) != 1 || recs[0].ErrorClass != tc.class || recs[0].TokensOut == 0 {
 				t.Errorf("records %+v", recs)
 			}
@@ -459,7 +462,7 @@ func TestStreamMidStreamErrors(t *testing.T) {
 }
 
 func TestStreamClosedEarly(t *testing.T) {
-	srv := newFakeProvider(t, replySSE(fixture(t, "openai/chat_stream.sse")))
+	srv := llmtest.NewProvider(t, llmtest.SSE(llmtest.Fixture(t, "openai/chat_stream.sse")))
 	budget := &countingBudget{}
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {}}), budget)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("p/m", "hi"), CallOptions{Tenant: "acme"})
@@ -471,7 +474,7 @@ func TestStreamClosedEarly(t *testing.T) {
 	}
 	s.Close()
 	s.Close()
-	recs := env.recs.all()
+	recs := env.recs.All()
 	if len(recs) != 1 || recs[0].Outcome != record.OutcomeCancelled {
 		t.Errorf("records %+v", recs)
 	}
@@ -484,7 +487,7 @@ func TestStreamWithoutUsageGetsEstimate(t *testing.T) {
 	// llama.cpp-style: no usage chunk, [DONE] at the end.
 	body := "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"l\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"abcdef\"},\"finish_reason\":null}]}\n\n" +
 		"data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"l\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
-	srv := newFakeProvider(t, replySSE([]byte(body)))
+	srv := llmtest.NewProvider(t, llmtest.SSE([]byte(body)))
 	env := newTestGateway(t, oneProvider(KindOpenAI, srv.URL, map[string]Model{"m": {}}), nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("p/m", "hi"), CallOptions{})
 	if err != nil {
@@ -495,7 +498,7 @@ func TestStreamWithoutUsageGetsEstimate(t *testing.T) {
 	if last.Usage == nil || last.Usage.CompletionTokens != 2 || len(last.Choices) != 0 {
 		t.Errorf("last chunk %+v", last)
 	}
-	if r := env.recs.all()[0]; r.Labels["usage"] != "estimated" {
+	if r := env.recs.All()[0]; r.Labels["usage"] != "estimated" {
 		t.Errorf("record %+v", r)
 	}
 }

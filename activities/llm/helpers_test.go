@@ -6,111 +6,17 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
 
-// testKey is the credential every fake provider expects. The OpenAI auth
-// error fixture echoes it, as OpenAI does with a wrong key.
-const testKey = "sk-test-SECRET-abcdef123456"
-
-// capturedRequest is what a fake provider received.
-type capturedRequest struct {
-	Method   string
-	Path     string
-	RawQuery string
-	Header   http.Header
-	Body     []byte
-}
-
-// fakeProvider is a local server speaking a provider's wire format. respond
-// gets the 0-based index of the request.
-type fakeProvider struct {
-	*httptest.Server
-	mu      sync.Mutex
-	reqs    []capturedRequest
-	respond func(n int, w http.ResponseWriter, r *http.Request)
-}
-
-func newFakeProvider(t testing.TB, respond func(n int, w http.ResponseWriter, r *http.Request)) *fakeProvider {
-	f := &fakeProvider{respond: respond}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		f.mu.Lock()
-		n := len(f.reqs)
-		f.reqs = append(f.reqs, capturedRequest{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-		f.mu.Unlock()
-		f.respond(n, w, r)
-	}))
-	t.Cleanup(f.Close)
-	return f
-}
-
-func (f *fakeProvider) requests() []capturedRequest {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]capturedRequest(nil), f.reqs...)
-}
-
-// replyJSON answers status with body and header pairs.
-func replyJSON(status int, body []byte, headers ...string) func(int, http.ResponseWriter, *http.Request) {
-	return func(_ int, w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, status, body, headers...)
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, body []byte, headers ...string) {
-	for i := 0; i+1 < len(headers); i += 2 {
-		w.Header().Set(headers[i], headers[i+1])
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-// replySSE streams body as text/event-stream, flushing after every event.
-func replySSE(body []byte) func(int, http.ResponseWriter, *http.Request) {
-	return func(_ int, w http.ResponseWriter, _ *http.Request) {
-		writeSSE(w, body)
-	}
-}
-
-func writeSSE(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
-	for len(body) > 0 {
-		i := bytes.Index(body, []byte("\n\n"))
-		if i < 0 {
-			i = len(body)
-		} else {
-			i += 2
-		}
-		_, _ = w.Write(body[:i])
-		if fl != nil {
-			fl.Flush()
-		}
-		body = body[i:]
-	}
-}
-
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// testKey is the credential every fake provider expects.
+const testKey = llmtest.ProviderKey
 
 // assertJSONEqual compares two JSON documents semantically.
 func assertJSONEqual(t *testing.T, got, want []byte) {
@@ -166,29 +72,11 @@ func (c *fakeClock) Sleeps() []time.Duration {
 	return append([]time.Duration(nil), c.sleeps...)
 }
 
-// recordSink collects emitted call records.
-type recordSink struct {
-	mu   sync.Mutex
-	recs []record.Record
-}
-
-func (s *recordSink) Emit(r record.Record) {
-	s.mu.Lock()
-	s.recs = append(s.recs, r)
-	s.mu.Unlock()
-}
-
-func (s *recordSink) all() []record.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]record.Record(nil), s.recs...)
-}
-
 // testEnv is a gateway wired to fakes.
 type testEnv struct {
 	gw    *Gateway
 	clock *fakeClock
-	recs  *recordSink
+	recs  *recordtest.Sink
 	logs  *bytes.Buffer
 }
 
@@ -196,7 +84,7 @@ type testEnv struct {
 // environment variable KEY.
 func newTestGateway(t testing.TB, cfg Config, budget BudgetChecker) *testEnv {
 	t.Helper()
-	env := &testEnv{clock: newFakeClock(), recs: &recordSink{}, logs: &bytes.Buffer{}}
+	env := &testEnv{clock: newFakeClock(), recs: &recordtest.Sink{}, logs: &bytes.Buffer{}}
 	logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: env.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	gw, err := NewGateway(cfg, Deps{
 		HTTP:      NewHTTPClient(),
@@ -237,7 +125,7 @@ func userRequest(model, text string) *ChatRequest {
 func loadRequest(t testing.TB, name, model string) *ChatRequest {
 	t.Helper()
 	var req ChatRequest
-	if err := json.Unmarshal(fixture(t, name), &req); err != nil {
+	if err := json.Unmarshal(llmtest.Fixture(t, name), &req); err != nil {
 		t.Fatal(err)
 	}
 	req.Model = model

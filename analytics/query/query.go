@@ -25,6 +25,8 @@
 package query
 
 import (
+	"github.com/gateflow/gateflow/analytics/report"
+
 	"context"
 	"errors"
 	"fmt"
@@ -66,17 +68,17 @@ const MaxRange = 400 * 24 * time.Hour
 const MaxLimit = 1000
 
 // Interval is the bucket size of a trend.
-type Interval string
+type Interval = report.Interval
 
 // Intervals.
 const (
-	Minute Interval = "minute"
-	Hour   Interval = "hour"
-	Day    Interval = "day"
+	Minute = report.Minute
+	Hour   = report.Hour
+	Day    = report.Day
 )
 
 // Intervals lists the accepted intervals.
-func Intervals() []Interval { return []Interval{Minute, Hour, Day} }
+func Intervals() []Interval { return report.Intervals() }
 
 // MaxBuckets bounds the buckets (intervals) of one trend.
 const MaxBuckets = 20000
@@ -84,17 +86,17 @@ const MaxBuckets = 20000
 var intervalDur = map[Interval]time.Duration{Minute: time.Minute, Hour: time.Hour, Day: 24 * time.Hour}
 
 // Dimension is what results are grouped by.
-type Dimension string
+type Dimension = report.Dimension
 
-// Dimensions. Service and Model are the target of http and model calls.
+// Dimensions.
 const (
-	ByNone       Dimension = ""
-	ByKind       Dimension = "kind"
-	ByTarget     Dimension = "target"
-	ByService    Dimension = "service"
-	ByModel      Dimension = "model"
-	ByDefinition Dimension = "definition"
-	ByStep       Dimension = "step"
+	ByNone       = report.ByNone
+	ByKind       = report.ByKind
+	ByTarget     = report.ByTarget
+	ByService    = report.ByService
+	ByModel      = report.ByModel
+	ByDefinition = report.ByDefinition
+	ByStep       = report.ByStep
 )
 
 // dimension is a whitelisted group-by: its SQL expression and the fixed
@@ -116,9 +118,7 @@ var dimensions = map[Dimension]dimension{
 }
 
 // Dimensions lists the accepted group-by values, for help texts.
-func Dimensions() []Dimension {
-	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep}
-}
+func Dimensions() []Dimension { return report.Dimensions() }
 
 // Filter scopes a question. Tenant, From and To are required; the others
 // narrow the calls considered when set.
@@ -166,21 +166,8 @@ type Querier struct {
 // sink does at start).
 func New(conn driver.Conn) *Querier { return &Querier{conn: conn} }
 
-// Stats are the aggregates of a set of calls.
-type Stats struct {
-	Calls     uint64  `json:"calls"`
-	Errors    uint64  `json:"errors"`
-	Timeouts  uint64  `json:"timeouts"`
-	ErrorRate float64 `json:"error_rate"`
-	TokensIn  int64   `json:"tokens_in"`
-	TokensOut int64   `json:"tokens_out"`
-	CostUSD   float64 `json:"cost_usd"`
-	AvgMS     float64 `json:"latency_avg_ms"`
-	P50MS     float64 `json:"latency_p50_ms"`
-	P95MS     float64 `json:"latency_p95_ms"`
-	P99MS     float64 `json:"latency_p99_ms"`
-	MaxMS     float64 `json:"latency_max_ms"`
-}
+// Stats are the figures of a set of calls.
+type Stats = report.Stats
 
 // statsSQL merges the partial aggregates of the calls source, in statsScan
 // order (the percentiles as one Float64 array).
@@ -219,14 +206,8 @@ func finite(f float64) float64 {
 	return f
 }
 
-// Point is one bucket of a trend, for one group. A bucket is named by its
-// start; the first and last may be partial when From or To fall inside
-// one.
-type Point struct {
-	Time  time.Time `json:"time"`
-	Group string    `json:"group,omitempty"`
-	Stats
-}
+// Point is one bucket of a trend, for one group.
+type Point = report.Point
 
 // TrendRequest asks for volume, errors and latency per interval.
 type TrendRequest struct {
@@ -305,22 +286,20 @@ func (q *Querier) Trend(ctx context.Context, req TrendRequest) ([]Point, error) 
 }
 
 // Metric is what a top-N ranks by.
-type Metric string
+type Metric = report.Metric
 
 // Metrics.
 const (
-	ByCalls     Metric = "calls"
-	ByErrors    Metric = "errors"
-	ByErrorRate Metric = "error_rate"
-	ByCost      Metric = "cost"
-	ByTokens    Metric = "tokens"
-	ByLatency   Metric = "latency_p95"
+	ByCalls     = report.ByCalls
+	ByErrors    = report.ByErrors
+	ByErrorRate = report.ByErrorRate
+	ByCost      = report.ByCost
+	ByTokens    = report.ByTokens
+	ByLatency   = report.ByLatency
 )
 
 // Metrics lists the accepted top-N metrics.
-func Metrics() []Metric {
-	return []Metric{ByCalls, ByErrors, ByErrorRate, ByCost, ByTokens, ByLatency}
-}
+func Metrics() []Metric { return report.Metrics() }
 
 var metricSQL = map[Metric]string{
 	ByCalls:     "calls_",
@@ -340,11 +319,7 @@ type TopRequest struct {
 }
 
 // Item is one group of a top-N, with the ranking value.
-type Item struct {
-	Group string  `json:"group"`
-	Value float64 `json:"value"`
-	Stats
-}
+type Item = report.Item
 
 func (r TopRequest) build() (string, clickhouse.Parameters, error) {
 	f, err := r.Filter.normalize()
@@ -421,18 +396,7 @@ func (q *Querier) SlowestSteps(ctx context.Context, f Filter, limit int) ([]Item
 }
 
 // Approval is the turnaround of approval decisions made under one role.
-type Approval struct {
-	Role      string  `json:"role"`
-	Decisions uint64  `json:"decisions"`
-	Approved  uint64  `json:"approved"`
-	Rejected  uint64  `json:"rejected"`
-	TimedOut  uint64  `json:"timed_out"`
-	AvgMS     float64 `json:"turnaround_avg_ms"`
-	P50MS     float64 `json:"turnaround_p50_ms"`
-	P95MS     float64 `json:"turnaround_p95_ms"`
-	P99MS     float64 `json:"turnaround_p99_ms"`
-	MaxMS     float64 `json:"turnaround_max_ms"`
-}
+type Approval = report.Approval
 
 func approvalsSQL(f Filter) (string, clickhouse.Parameters, error) {
 	f, err := f.normalize()
@@ -500,18 +464,8 @@ type CompareRequest struct {
 	By Dimension `json:"by,omitempty"`
 }
 
-// Change is one group's figures in both periods and the relative changes
-// ((current-previous)/previous; nil when the previous value is 0).
-type Change struct {
-	Group     string   `json:"group,omitempty"`
-	Current   Stats    `json:"current"`
-	Previous  Stats    `json:"previous"`
-	Calls     *float64 `json:"calls_change"`
-	ErrorRate *float64 `json:"error_rate_change"`
-	P95       *float64 `json:"latency_p95_change"`
-	Cost      *float64 `json:"cost_change"`
-	Tokens    *float64 `json:"tokens_change"`
-}
+// Change is one group's figures in both periods and the relative changes.
+type Change = report.Change
 
 func (r CompareRequest) build() (string, clickhouse.Parameters, error) {
 	f, err := r.Filter.normalize()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/analytics/query"
+	"github.com/gateflow/gateflow/analytics/report"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/httperr"
@@ -34,67 +35,29 @@ type Querier interface {
 	TokensSince(ctx context.Context, tenant string, since time.Time) (int64, error)
 }
 
-// Scope is what every answer echoes: the tenant, the resolved time range
-// and the filters applied.
-type Scope struct {
-	Tenant     string    `json:"tenant"`
-	From       time.Time `json:"from"`
-	To         time.Time `json:"to"`
-	Kind       string    `json:"kind,omitempty"`
-	Target     string    `json:"target,omitempty"`
-	Definition string    `json:"definition,omitempty"`
-	Step       string    `json:"step,omitempty"`
-}
+// Scope is what every answer echoes (report.Scope).
+type Scope = report.Scope
 
 func scopeOf(f query.Filter) Scope {
 	return Scope{Tenant: f.Tenant, From: f.From, To: f.To, Kind: f.Kind, Target: f.Target, Definition: f.Definition, Step: f.StepID}
 }
 
-// TrendResponse answers GET /v1/analytics/trend.
-type TrendResponse struct {
-	Scope
-	Interval query.Interval  `json:"interval"`
-	GroupBy  query.Dimension `json:"group_by,omitempty"`
-	Points   []query.Point   `json:"points"`
-}
-
-// TopResponse answers GET /v1/analytics/top.
-type TopResponse struct {
-	Scope
-	By     query.Dimension `json:"by"`
-	Metric query.Metric    `json:"metric"`
-	Limit  int             `json:"limit"`
-	Items  []query.Item    `json:"items"`
-}
-
-// SlowestStepsResponse answers GET /v1/analytics/slowest-steps.
-type SlowestStepsResponse struct {
-	Scope
-	Limit int          `json:"limit"`
-	Steps []query.Item `json:"steps"`
-}
-
-// ApprovalsResponse answers GET /v1/analytics/approvals.
-type ApprovalsResponse struct {
-	Scope
-	Roles []query.Approval `json:"roles"`
-}
-
-// CompareResponse answers GET /v1/analytics/compare: [from, to) against
-// [previous_from, from).
-type CompareResponse struct {
-	Scope
-	PreviousFrom time.Time       `json:"previous_from"`
-	By           query.Dimension `json:"by,omitempty"`
-	Groups       []query.Change  `json:"groups"`
-}
-
-// TokensResponse answers GET /v1/analytics/tokens.
-type TokensResponse struct {
-	Tenant string    `json:"tenant"`
-	Since  time.Time `json:"since"`
-	Tokens int64     `json:"tokens"`
-}
+// The answers, declared with the analytics vocabulary in analytics/report
+// so that clients read them without linking a database driver.
+type (
+	// TrendResponse answers GET /v1/analytics/trend.
+	TrendResponse = report.TrendResponse
+	// TopResponse answers GET /v1/analytics/top.
+	TopResponse = report.TopResponse
+	// SlowestStepsResponse answers GET /v1/analytics/slowest-steps.
+	SlowestStepsResponse = report.SlowestStepsResponse
+	// ApprovalsResponse answers GET /v1/analytics/approvals.
+	ApprovalsResponse = report.ApprovalsResponse
+	// CompareResponse answers GET /v1/analytics/compare.
+	CompareResponse = report.CompareResponse
+	// TokensResponse answers GET /v1/analytics/tokens.
+	TokensResponse = report.TokensResponse
+)
 
 // Options tune Routes.
 type Options struct {

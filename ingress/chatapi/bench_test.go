@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/ingress/chatapi"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 )
@@ -32,11 +33,11 @@ import (
 //
 //	go test -run X -bench GatewayOverhead -benchtime 5000x ./activities/llm/chatapi/
 func BenchmarkGatewayOverhead(b *testing.B) {
-	answer := gwtest.Fixture(b, "openai/chat_response.json")
-	stream := gwtest.Fixture(b, "openai/chat_stream.sse")
+	answer := llmtest.Fixture(b, "openai/chat_response.json")
+	stream := llmtest.Fixture(b, "openai/chat_stream.sse")
 	prov := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if bytes.Contains(readBody(r), []byte(`"stream":true`)) {
-			gwtest.WriteSSE(w, stream)
+			llmtest.WriteSSE(w, stream)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -14,6 +14,7 @@ import (
 	"github.com/openai/openai-go/option"
 
 	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/chatapi"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
@@ -22,7 +23,7 @@ import (
 // stack is a provider, a gateway over it and the ingress serving the
 // endpoint.
 type stack struct {
-	prov *gwtest.Provider
+	prov *llmtest.Provider
 	gw   *llm.Gateway
 	in   *gwtest.Ingress
 	rec  *gwtest.Recorder // model records
@@ -30,7 +31,7 @@ type stack struct {
 
 func newStack(t *testing.T, respond func(int, http.ResponseWriter, *http.Request), mod func(*llm.Config), budget llm.BudgetChecker) *stack {
 	t.Helper()
-	prov := gwtest.NewProvider(t, respond)
+	prov := llmtest.NewProvider(t, respond)
 	cfg := gwtest.Config(prov.URL)
 	if mod != nil {
 		mod(&cfg)
@@ -46,7 +47,7 @@ func (s *stack) client(key string) openai.Client {
 }
 
 func TestOpenAISDKPlain(t *testing.T) {
-	s := newStack(t, gwtest.JSON(200, gwtest.Fixture(t, "openai/chat_response.json")), nil, nil)
+	s := newStack(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")), nil, nil)
 	c := s.client("submitter")
 	resp, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model:    "local/m1",
@@ -94,7 +95,7 @@ func TestOpenAISDKPlain(t *testing.T) {
 }
 
 func TestOpenAISDKStream(t *testing.T) {
-	s := newStack(t, gwtest.SSE(gwtest.Fixture(t, "openai/chat_stream.sse")), nil, nil)
+	s := newStack(t, llmtest.SSE(llmtest.Fixture(t, "openai/chat_stream.sse")), nil, nil)
 	c := s.client("model")
 	for _, includeUsage := range []bool{true, false} {
 		t.Run("include_usage="+strconv.FormatBool(includeUsage), func(t *testing.T) {
@@ -156,7 +157,7 @@ func TestOpenAISDKStream(t *testing.T) {
 // event, which the OpenAI SDK surfaces; there is no [DONE].
 func TestStreamErrorAfterStart(t *testing.T) {
 	s := newStack(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-		gwtest.WriteSSE(w, []byte(`data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`+"\n\n"+
+		llmtest.WriteSSE(w, []byte(`data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}`+"\n\n"+
 			`data: {"error":{"message":"upstream exploded","type":"server_error"}}`+"\n\n"))
 	}, nil, nil)
 	resp, body := s.in.Do(t, "submitter", "POST", "/v1/chat/completions", `{"model":"local/m1","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
@@ -175,7 +176,7 @@ func TestStreamErrorAfterStart(t *testing.T) {
 }
 
 func TestErrorStatuses(t *testing.T) {
-	fx := func(name string) []byte { return gwtest.Fixture(t, name) }
+	fx := func(name string) []byte { return llmtest.Fixture(t, name) }
 	cases := []struct {
 		name       string
 		respond    func(int, http.ResponseWriter, *http.Request)
@@ -183,14 +184,14 @@ func TestErrorStatuses(t *testing.T) {
 		code       string
 		retryAfter string
 	}{
-		{"rate limit", gwtest.JSON(429, fx("openai/error_rate_limit.json"), "Retry-After", "7"), 429, "provider_rate_limited", "7"},
-		{"overloaded", gwtest.JSON(503, fx("openai/error_server.json")), 503, "provider_overloaded", ""},
-		{"server error", gwtest.JSON(500, fx("openai/error_server.json")), 502, "provider_error", ""},
-		{"provider credential", gwtest.JSON(401, fx("openai/error_auth.json")), 502, "provider_auth_failed", ""},
-		{"model not pulled", gwtest.JSON(404, fx("openai/error_ollama_model_not_found.json")), 502, "provider_model_unavailable", ""},
-		{"context too long", gwtest.JSON(400, fx("openai/error_context.json")), 400, "context_length_exceeded", ""},
-		{"bad request", gwtest.JSON(400, []byte(`{"error":{"message":"'temperature' is too high","type":"invalid_request_error"}}`)), 400, "invalid_request", ""},
-		{"malformed answer", gwtest.JSON(200, []byte(`{"choices": [`)), 502, "provider_error", ""},
+		{"rate limit", llmtest.JSON(429, fx("openai/error_rate_limit.json"), "Retry-After", "7"), 429, "provider_rate_limited", "7"},
+		{"overloaded", llmtest.JSON(503, fx("openai/error_server.json")), 503, "provider_overloaded", ""},
+		{"server error", llmtest.JSON(500, fx("openai/error_server.json")), 502, "provider_error", ""},
+		{"provider credential", llmtest.JSON(401, fx("openai/error_auth.json")), 502, "provider_auth_failed", ""},
+		{"model not pulled", llmtest.JSON(404, fx("openai/error_ollama_model_not_found.json")), 502, "provider_model_unavailable", ""},
+		{"context too long", llmtest.JSON(400, fx("openai/error_context.json")), 400, "context_length_exceeded", ""},
+		{"bad request", llmtest.JSON(400, []byte(`{"error":{"message":"'temperature' is too high","type":"invalid_request_error"}}`)), 400, "invalid_request", ""},
+		{"malformed answer", llmtest.JSON(200, []byte(`{"choices": [`)), 502, "provider_error", ""},
 		{"timeout", func(_ int, w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-time.After(2 * time.Second):
@@ -254,7 +255,7 @@ func apiError(t *testing.T, resp *http.Response, b []byte) body {
 }
 
 func TestRequestValidation(t *testing.T) {
-	s := newStack(t, gwtest.JSON(200, gwtest.Fixture(t, "openai/chat_response.json")), nil, nil)
+	s := newStack(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")), nil, nil)
 	cases := []struct {
 		name, key, body string
 		status          int
@@ -296,7 +297,7 @@ func TestRequestValidation(t *testing.T) {
 }
 
 func TestIgnoredParams(t *testing.T) {
-	s := newStack(t, gwtest.JSON(200, gwtest.Fixture(t, "openai/chat_response.json")), nil, nil)
+	s := newStack(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")), nil, nil)
 	resp, b := s.in.Do(t, "submitter", "POST", "/v1/chat/completions",
 		`{"model":"local/m1","store":true,"metadata":{"a":"b"},"n":1,"seed":3,"messages":[{"role":"user","content":"hi"}]}`)
 	if resp.StatusCode != 200 || resp.Header.Get(chatapi.HeaderIgnoredParams) != "metadata,store" {
@@ -323,7 +324,7 @@ func TestBudgetExceeded(t *testing.T) {
 		}
 		return 0, 0
 	}), nil, llm.BudgetPolicy{})
-	s := newStack(t, gwtest.JSON(200, gwtest.Fixture(t, "openai/chat_response.json")), nil, budgets)
+	s := newStack(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")), nil, budgets)
 	resp, b := s.in.Do(t, "submitter", "POST", "/v1/chat/completions", `{"model":"smart","messages":[{"role":"user","content":"hi"}]}`)
 	e := apiError(t, resp, b)
 	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
@@ -359,7 +360,7 @@ func TestBudgetExceeded(t *testing.T) {
 }
 
 func TestModelsAndOpenAPI(t *testing.T) {
-	s := newStack(t, gwtest.JSON(200, nil), nil, nil)
+	s := newStack(t, llmtest.JSON(200, nil), nil, nil)
 	c := s.client("submitter")
 	page, err := c.Models.List(context.Background())
 	if err != nil {

@@ -6,23 +6,23 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/gateflow/gateflow/ingress/analyticsapi"
+	"github.com/gateflow/gateflow/analytics/report"
 )
 
 // Answers of the analytics endpoints, shared with the server.
 type (
 	// AnalyticsTrend answers AnalyticsTrend.
-	AnalyticsTrend = analyticsapi.TrendResponse
+	AnalyticsTrend = report.TrendResponse
 	// AnalyticsTop answers AnalyticsTop.
-	AnalyticsTop = analyticsapi.TopResponse
+	AnalyticsTop = report.TopResponse
 	// AnalyticsSlowestSteps answers AnalyticsSlowestSteps.
-	AnalyticsSlowestSteps = analyticsapi.SlowestStepsResponse
+	AnalyticsSlowestSteps = report.SlowestStepsResponse
 	// AnalyticsApprovals answers AnalyticsApprovals.
-	AnalyticsApprovals = analyticsapi.ApprovalsResponse
+	AnalyticsApprovals = report.ApprovalsResponse
 	// AnalyticsCompare answers AnalyticsCompare.
-	AnalyticsCompare = analyticsapi.CompareResponse
+	AnalyticsCompare = report.CompareResponse
 	// AnalyticsTokens answers AnalyticsTokens.
-	AnalyticsTokens = analyticsapi.TokensResponse
+	AnalyticsTokens = report.TokensResponse
 )
 
 // AnalyticsFilter selects the calls an analytics question is about; empty

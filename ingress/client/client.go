@@ -17,27 +17,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
-	"github.com/gateflow/gateflow/workflows/orchestrator"
+	"github.com/gateflow/gateflow/workflows/wire"
 )
 
-// Response types, shared with the server.
+// Response types, shared with the server through workflows/wire (which
+// imports no Temporal or server code).
 type (
 	// Status is an orchestration's state.
-	Status = orchestrator.Status
+	Status = wire.RunStatus
 	// Page is one page of a workflow list.
-	Page = orchestrator.Page
+	Page = wire.Page
 	// Summary is one workflow of a list.
-	Summary = orchestrator.Summary
+	Summary = wire.Summary
 	// Approvals lists the approvals waiting for the caller.
-	Approvals = orchestrator.Approvals
+	Approvals = wire.Approvals
 	// Approval is one approval waiting for the caller.
-	Approval = orchestrator.Approval
+	Approval = wire.Approval
 	// DecisionResult answers a decision.
-	DecisionResult = workflows.DecisionResult
+	DecisionResult = wire.DecisionResult
 	// DefinitionInfo describes a definition version.
-	DefinitionInfo = orchestrator.DefinitionInfo
+	DefinitionInfo = wire.DefinitionInfo
 )
 
 // Error is an error answered by the API.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
@@ -73,7 +74,7 @@ func newEnv(t *testing.T) *env {
 	orch.Pending["acme"] = []orchestrator.Approval{{WorkflowID: "wf-9", Definition: "order", Version: "1",
 		PendingApproval: workflows.PendingApproval{StepID: "approve", Quorum: 1}}}
 
-	prov := gwtest.NewProvider(t, gwtest.JSON(200, gwtest.ChatAnswer("Short.")))
+	prov := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.ChatAnswer("Short.")))
 	gw := gwtest.Gateway(t, gwtest.Config(prov.URL), nil, nil)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "prompts"), 0o755); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
@@ -59,7 +60,7 @@ output:
 
 // stack serves the prompt APIs of a catalog through a real ingress.
 type stack struct {
-	prov *gwtest.Provider
+	prov *llmtest.Provider
 	in   *gwtest.Ingress
 	rec  *gwtest.Recorder
 	cat  *atomic.Pointer[prompt.Catalog]
@@ -67,7 +68,7 @@ type stack struct {
 
 func newStack(t *testing.T, respond func(int, http.ResponseWriter, *http.Request), budget llm.BudgetChecker, apis ...string) *stack {
 	t.Helper()
-	prov := gwtest.NewProvider(t, respond)
+	prov := llmtest.NewProvider(t, respond)
 	rec := &gwtest.Recorder{}
 	gw := gwtest.Gateway(t, gwtest.Config(prov.URL), rec, budget)
 	cat := &atomic.Pointer[prompt.Catalog]{}
@@ -101,7 +102,7 @@ func (s *stack) messages(t *testing.T, n int) []llm.Message {
 }
 
 func TestRunTextAPI(t *testing.T) {
-	s := newStack(t, gwtest.JSON(200, gwtest.ChatAnswer("A short summary.")), nil, summarizeYAML)
+	s := newStack(t, llmtest.JSON(200, llmtest.ChatAnswer("A short summary.")), nil, summarizeYAML)
 	resp, b := s.in.Do(t, "submitter", "POST", "/v1/apis/summarize", `{"text":"Gateflow runs orchestrations."}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, b)
@@ -134,7 +135,7 @@ func TestRunTextAPI(t *testing.T) {
 }
 
 func TestVariablesValidation(t *testing.T) {
-	s := newStack(t, gwtest.JSON(200, gwtest.ChatAnswer("x")), nil, summarizeYAML)
+	s := newStack(t, llmtest.JSON(200, llmtest.ChatAnswer("x")), nil, summarizeYAML)
 	cases := []struct {
 		body   string
 		status int
@@ -170,10 +171,10 @@ func TestVariablesValidation(t *testing.T) {
 }
 
 func TestOutputSchema(t *testing.T) {
-	good := gwtest.ChatAnswer("```json\n{\"city\": \"Lyon\", \"population\": 522250}\n```")
-	bad := gwtest.ChatAnswer(`{"city": "Lyon", "population": "about half a million"}`)
+	good := llmtest.ChatAnswer("```json\n{\"city\": \"Lyon\", \"population\": 522250}\n```")
+	bad := llmtest.ChatAnswer(`{"city": "Lyon", "population": "about half a million"}`)
 	t.Run("valid", func(t *testing.T) {
-		s := newStack(t, gwtest.JSON(200, good), nil, extractYAML)
+		s := newStack(t, llmtest.JSON(200, good), nil, extractYAML)
 		resp, b := s.in.Do(t, "submitter", "POST", "/v1/apis/extract", `{"text":"Lyon has 522250 inhabitants."}`)
 		var res struct {
 			Output   map[string]any
@@ -203,7 +204,7 @@ func TestOutputSchema(t *testing.T) {
 			if n > 0 {
 				body = good
 			}
-			gwtest.JSON(200, body)(n, w, r)
+			llmtest.JSON(200, body)(n, w, r)
 		}, nil, extractYAML)
 		resp, b := s.in.Do(t, "submitter", "POST", "/v1/apis/extract", `{"text":"Lyon"}`)
 		var res struct {
@@ -220,7 +221,7 @@ func TestOutputSchema(t *testing.T) {
 		}
 	})
 	t.Run("fails twice", func(t *testing.T) {
-		s := newStack(t, gwtest.JSON(200, bad), nil, extractYAML)
+		s := newStack(t, llmtest.JSON(200, bad), nil, extractYAML)
 		resp, b := s.in.Do(t, "submitter", "POST", "/v1/apis/extract", `{"text":"Lyon"}`)
 		var e struct {
 			Error struct {
@@ -238,7 +239,7 @@ func TestOutputSchema(t *testing.T) {
 		}
 	})
 	t.Run("not JSON", func(t *testing.T) {
-		s := newStack(t, gwtest.JSON(200, gwtest.ChatAnswer("Lyon, about 500k")), nil, extractYAML)
+		s := newStack(t, llmtest.JSON(200, llmtest.ChatAnswer("Lyon, about 500k")), nil, extractYAML)
 		resp, b := s.in.Do(t, "submitter", "POST", "/v1/apis/extract", `{"text":"Lyon"}`)
 		if resp.StatusCode != 502 || !strings.Contains(string(b), `"path":"output"`) {
 			t.Errorf("%d %s", resp.StatusCode, b)
@@ -248,7 +249,7 @@ func TestOutputSchema(t *testing.T) {
 
 func TestTenantsListingAndOpenAPI(t *testing.T) {
 	restricted := strings.Replace(extractYAML, "name: extract", "name: extract\ntenants: [other]", 1)
-	s := newStack(t, gwtest.JSON(200, gwtest.ChatAnswer("ok")), nil, summarizeYAML, restricted)
+	s := newStack(t, llmtest.JSON(200, llmtest.ChatAnswer("ok")), nil, summarizeYAML, restricted)
 
 	list := func(key string) []string {
 		_, b := s.in.Do(t, key, "GET", "/v1/apis", "")
@@ -313,7 +314,7 @@ func TestTenantsListingAndOpenAPI(t *testing.T) {
 
 func TestBudgetThroughPromptAPI(t *testing.T) {
 	budgets := llm.NewBudgets(spend(10), llm.LimitFunc(func(string) (int64, int64) { return 0, 5 }), nil, llm.BudgetPolicy{})
-	s := newStack(t, gwtest.JSON(200, gwtest.ChatAnswer("x")), budgets, summarizeYAML)
+	s := newStack(t, llmtest.JSON(200, llmtest.ChatAnswer("x")), budgets, summarizeYAML)
 	resp, b := s.in.Do(t, "submitter", "POST", "/v1/apis/summarize", `{"text":"x"}`)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "monthly token budget") {
 		t.Errorf("%d %s", resp.StatusCode, b)

@@ -10,25 +10,14 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/gateflow/gateflow/workflows"
+	"github.com/gateflow/gateflow/workflows/wire"
 )
 
 // Approval is an approval step waiting for the caller's decision.
-type Approval struct {
-	WorkflowID string `json:"workflow_id"`
-	Definition string `json:"definition"`
-	Version    string `json:"version"`
-	workflows.PendingApproval
-}
+type Approval = wire.Approval
 
 // Approvals is the answer of PendingApprovals.
-type Approvals struct {
-	Items []Approval `json:"items"`
-	// Truncated is true when more workflows matched than were inspected
-	// (Options.ApprovalScanLimit); the list may be incomplete.
-	Truncated bool `json:"truncated,omitempty"`
-	// Scanned is how many running workflows were queried.
-	Scanned int `json:"scanned"`
-}
+type Approvals = wire.Approvals
 
 // MayDecide reports whether the caller is among the approvers of p (an
 // approval without roles or users admits anyone) and has not voted on it

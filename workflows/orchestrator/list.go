@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/gateflow/gateflow/workflows"
+	"github.com/gateflow/gateflow/workflows/wire"
 )
 
 // List page sizes.
@@ -43,21 +44,10 @@ type ListFilter struct {
 }
 
 // Summary is one orchestration in a list.
-type Summary struct {
-	ID         string             `json:"id"`
-	RunID      string             `json:"run_id"`
-	Definition string             `json:"definition"`
-	Version    string             `json:"version"`
-	State      workflows.RunState `json:"state"`
-	StartedAt  time.Time          `json:"started_at"`
-	ClosedAt   *time.Time         `json:"closed_at,omitempty"`
-}
+type Summary = wire.Summary
 
 // Page is one page of a list; NextCursor is empty on the last page.
-type Page struct {
-	Items      []Summary `json:"items"`
-	NextCursor string    `json:"next_cursor,omitempty"`
-}
+type Page = wire.Page
 
 // executionStatus maps filterable API states to Temporal's visibility
 // values. The filter is on Temporal's close status, while items show the

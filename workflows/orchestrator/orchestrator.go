@@ -30,6 +30,7 @@ import (
 
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/wire"
 )
 
 // Sentinel error kinds. Errors returned by the Orchestrator wrap exactly one
@@ -125,17 +126,7 @@ type Definitions interface {
 }
 
 // DefinitionInfo describes one published version.
-type DefinitionInfo struct {
-	Name        string     `json:"name"`
-	Version     string     `json:"version"`
-	Description string     `json:"description,omitempty"`
-	Source      string     `json:"source,omitempty"` // "file" or "api"
-	PublishedAt *time.Time `json:"published_at,omitempty"`
-	PublishedBy string     `json:"published_by,omitempty"`
-	// Existing is true when a publish found the same content already
-	// published (an idempotent retry).
-	Existing bool `json:"existing,omitempty"`
-}
+type DefinitionInfo = wire.DefinitionInfo
 
 // Policies answers per-tenant permissions.
 type Policies interface {

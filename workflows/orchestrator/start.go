@@ -18,6 +18,7 @@ import (
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/wire"
 )
 
 // MaxIdempotencyKey is the longest accepted Idempotency-Key.
@@ -39,14 +40,7 @@ type StartRequest struct {
 }
 
 // StartResult names the started (or already existing) orchestration.
-type StartResult struct {
-	ID         string `json:"id"`
-	RunID      string `json:"run_id"`
-	Definition string `json:"definition"`
-	Version    string `json:"version"`
-	// Created is false when an idempotent retry found the existing workflow.
-	Created bool `json:"-"`
-}
+type StartResult = wire.StartResult
 
 // Start resolves the definition, validates the input and starts the
 // orchestration workflow. With an idempotency key, the workflow id is

@@ -14,14 +14,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/workflows"
+	"github.com/gateflow/gateflow/workflows/wire"
 )
 
-// Status is an orchestration's state as the API shows it.
-type Status struct {
-	ID    string `json:"id"`
-	RunID string `json:"run_id"`
-	workflows.Status
-}
+// Status is an orchestration's state as the API shows it (wire.RunStatus).
+type Status = wire.RunStatus
 
 // Status returns the state of a workflow of the caller's tenant: from the
 // status query while it runs, and from Temporal's record of the closed

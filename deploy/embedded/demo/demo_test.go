@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
-	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/deploy/embedded/demo"
 	"github.com/gateflow/gateflow/deploy/examples"
 	"github.com/gateflow/gateflow/workflows/registry"
@@ -409,17 +408,6 @@ func TestModelJSONHintsAndTools(t *testing.T) {
 	})
 }
 
-type records struct {
-	mu   sync.Mutex
-	recs []record.Record
-}
-
-func (r *records) Emit(rec record.Record) {
-	r.mu.Lock()
-	r.recs = append(r.recs, rec)
-	r.mu.Unlock()
-}
-
 // TestGatewayFallsBackToDemoModel checks the claim of the example config:
 // with no local model server (connection refused), the `default` alias
 // answers from the demo model, plain and streaming, without a retry round.
@@ -441,7 +429,7 @@ func TestGatewayFallsBackToDemoModel(t *testing.T) {
 	dp := cfg.Providers["demo"]
 	dp.BaseURL = d.URL(demo.Model)
 	cfg.Providers["demo"] = dp
-	rec := &records{}
+	rec := &recordtest.Sink{}
 	gw, err := llm.NewGateway(cfg, llm.Deps{Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
@@ -460,12 +448,10 @@ func TestGatewayFallsBackToDemoModel(t *testing.T) {
 	if took := time.Since(began); took > 5*time.Second {
 		t.Errorf("fallback took %s", took)
 	}
-	rec.mu.Lock()
 	var got []string
-	for _, r := range rec.recs {
+	for _, r := range rec.All() {
 		got = append(got, r.Target+":"+string(r.Outcome)+":"+r.ErrorClass)
 	}
-	rec.mu.Unlock()
 	if strings.Join(got, " ") != "local/llama3.2:error:connection demo/echo:ok:" {
 		t.Errorf("records %v", got)
 	}

@@ -8,20 +8,15 @@ package gwtest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/activities/llm/llmtest"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/ingress"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
@@ -60,36 +55,8 @@ func KeyStore(t testing.TB) *auth.Store {
 	return st
 }
 
-// Recorder captures call records.
-type Recorder struct {
-	mu   sync.Mutex
-	recs []record.Record
-}
-
-// Emit keeps r.
-func (r *Recorder) Emit(rec record.Record) {
-	r.mu.Lock()
-	r.recs = append(r.recs, rec)
-	r.mu.Unlock()
-}
-
-// All returns the records so far.
-func (r *Recorder) All() []record.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]record.Record(nil), r.recs...)
-}
-
-// Kind returns the records of one kind.
-func (r *Recorder) Kind(k record.Kind) []record.Record {
-	var out []record.Record
-	for _, rec := range r.All() {
-		if rec.Kind == k {
-			out = append(out, rec)
-		}
-	}
-	return out
-}
+// Recorder captures call records (the tests' one record sink).
+type Recorder = recordtest.Sink
 
 // Ingress is a real ingress server on a loopback port.
 type Ingress struct {
@@ -159,104 +126,6 @@ func (in *Ingress) Do(t testing.TB, key, method, path, body string) (*http.Respo
 	return resp, b
 }
 
-// Captured is a request a Provider received.
-type Captured struct {
-	Path   string
-	Header http.Header
-	Body   []byte
-}
-
-// Provider is a local server speaking the OpenAI chat completions wire
-// format. Respond gets the 0-based index of the request.
-type Provider struct {
-	*httptest.Server
-	mu      sync.Mutex
-	reqs    []Captured
-	respond func(n int, w http.ResponseWriter, r *http.Request)
-}
-
-// NewProvider starts a provider answering with respond.
-func NewProvider(t testing.TB, respond func(n int, w http.ResponseWriter, r *http.Request)) *Provider {
-	p := &Provider{respond: respond}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		p.mu.Lock()
-		n := len(p.reqs)
-		p.reqs = append(p.reqs, Captured{Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
-		p.mu.Unlock()
-		p.respond(n, w, r)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-// Requests returns what the provider received.
-func (p *Provider) Requests() []Captured {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]Captured(nil), p.reqs...)
-}
-
-// Fixture reads a file of activities/llm/testdata ("openai/chat_response.json").
-func Fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// JSON answers status with body and header pairs.
-func JSON(status int, body []byte, headers ...string) func(int, http.ResponseWriter, *http.Request) {
-	return func(_ int, w http.ResponseWriter, _ *http.Request) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	}
-}
-
-// SSE streams body as text/event-stream, flushing after every event.
-func SSE(body []byte) func(int, http.ResponseWriter, *http.Request) {
-	return func(_ int, w http.ResponseWriter, _ *http.Request) {
-		WriteSSE(w, body)
-	}
-}
-
-// WriteSSE writes body event by event.
-func WriteSSE(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
-	for len(body) > 0 {
-		i := bytes.Index(body, []byte("\n\n"))
-		if i < 0 {
-			i = len(body)
-		} else {
-			i += 2
-		}
-		_, _ = w.Write(body[:i])
-		if fl != nil {
-			fl.Flush()
-		}
-		body = body[i:]
-	}
-}
-
-// ChatAnswer is an OpenAI chat completion whose message content is text.
-func ChatAnswer(text string) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"id":"chatcmpl-1","object":"chat.completion","created":1741569952,"model":"m1","choices":[{"index":0,"message":{"role":"assistant","content":`)
-	q, _ := json.Marshal(text)
-	b.Write(q)
-	b.WriteString(`},"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29}}`)
-	return b.Bytes()
-}
-
 // Config is a model registry with provider "local" (kind openai) at
 // baseURL: models m1 and m2 (priced) and the alias "smart" -> [local/m1,
 // local/m2]; one attempt round with short backoffs.
@@ -274,7 +143,7 @@ func Config(baseURL string) llm.Config {
 }
 
 // ProviderKey is the credential the gateway sends to Provider.
-const ProviderKey = "sk-test-SECRET-abcdef123456"
+const ProviderKey = llmtest.ProviderKey
 
 // Gateway builds a gateway over cfg with a fixed credential and the
 // recorder (and budget, when not nil).
