@@ -20,11 +20,11 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
-	"github.com/gateflow/gateflow/workflows/registry"
 )
 
 // BenchmarkPendingApprovals compares, in the same run on one in-memory
@@ -66,7 +66,7 @@ func BenchmarkPendingApprovals(b *testing.B) {
 		}
 		defs = append(defs, d)
 	}
-	reg, err := registry.NewStatic(registry.Config{Tenants: map[string]registry.Tenant{"acme": {}}}, defs...)
+	reg, err := sysconfig.NewStatic(sysconfig.Config{Tenants: map[string]sysconfig.Tenant{"acme": {}}}, defs...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func scanEveryRunning(ctx context.Context, c client.Client, caller orchestrator.
 }
 
 // staticDefinitions serves the registry's config-dir definitions.
-type staticDefinitions struct{ reg *registry.Registry }
+type staticDefinitions struct{ reg *sysconfig.Registry }
 
 func (s staticDefinitions) Get(_ context.Context, _, name, version string) (definition.Definition, error) {
 	d, ok := s.reg.Current().Definition(name, version)

@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	ingclient "github.com/gateflow/gateflow/ingress/client"
@@ -125,12 +126,12 @@ func newEnv(t *testing.T) *env {
 		}
 		defs = append(defs, d)
 	}
-	reg, err := registry.NewStatic(registry.Config{
-		Services: map[string]registry.Service{"inventory": {BaseURL: svc.URL}},
-		Tenants: map[string]registry.Tenant{
-			"acme":  {AllowInlineDefinitions: true, RateLimit: registry.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: registry.RateLimit{RPS: 1000, Burst: 1000}},
-			"other": {RateLimit: registry.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: registry.RateLimit{RPS: 1000, Burst: 1000}},
-			"tiny":  {RateLimit: registry.RateLimit{RPS: 5, Burst: 3}},
+	reg, err := sysconfig.NewStatic(sysconfig.Config{
+		Services: map[string]sysconfig.Service{"inventory": {BaseURL: svc.URL}},
+		Tenants: map[string]sysconfig.Tenant{
+			"acme":  {AllowInlineDefinitions: true, RateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}},
+			"other": {RateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}},
+			"tiny":  {RateLimit: sysconfig.RateLimit{RPS: 5, Burst: 3}},
 		},
 	}, defs...)
 	if err != nil {
@@ -164,7 +165,7 @@ func newEnv(t *testing.T) *env {
 	}
 	rec := &recordtest.Sink{}
 	keys := testStore(t)
-	limits := func(get func(registry.Tenant) registry.RateLimit) func(string) (ratelimit.Limit, bool) {
+	limits := func(get func(sysconfig.Tenant) sysconfig.RateLimit) func(string) (ratelimit.Limit, bool) {
 		return func(tenant string) (ratelimit.Limit, bool) {
 			l := get(reg.Current().Tenant(tenant))
 			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
@@ -172,8 +173,8 @@ func newEnv(t *testing.T) *env {
 	}
 	srv, err := New(Deps{
 		Orchestrator: orch, Keys: keys, Recorder: rec,
-		TenantLimits: limits(func(t registry.Tenant) registry.RateLimit { return t.RateLimit }),
-		KeyLimits:    limits(func(t registry.Tenant) registry.RateLimit { return t.KeyRateLimit }),
+		TenantLimits: limits(func(t sysconfig.Tenant) sysconfig.RateLimit { return t.RateLimit }),
+		KeyLimits:    limits(func(t sysconfig.Tenant) sysconfig.RateLimit { return t.KeyRateLimit }),
 	}, Config{})
 	if err != nil {
 		t.Fatal(err)

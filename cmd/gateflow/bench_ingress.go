@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/deploy/embedded/temporalserver"
 	"github.com/gateflow/gateflow/ingress"
@@ -33,7 +34,6 @@ import (
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
-	"github.com/gateflow/gateflow/workflows/registry"
 )
 
 // benchIngressConfig drives `gateflow ingress bench` (hidden): submissions
@@ -129,7 +129,7 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 	if err != nil {
 		return err
 	}
-	reg, err := registry.NewStatic(registry.Config{Tenants: map[string]registry.Tenant{"bench": {}}}, def)
+	reg, err := sysconfig.NewStatic(sysconfig.Config{Tenants: map[string]sysconfig.Tenant{"bench": {}}}, def)
 	if err != nil {
 		return err
 	}

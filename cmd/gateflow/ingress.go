@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/gateflow/gateflow/activities/llm/prompt"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress"
 	"github.com/gateflow/gateflow/ingress/analyticsapi"
@@ -164,7 +165,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if keys.Len() == 0 {
 		log.Warn("no API keys: every request will be refused; add one with `gateflow keys create`", "keys_file", cfg.KeysFile)
 	}
-	reg, err := registry.New(cfg.ConfigDir, prompt.Extension())
+	reg, err := sysconfig.New(cfg.ConfigDir, prompt.Extension())
 	if err != nil {
 		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
 	}
@@ -274,7 +275,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 // definitions from the config dir and the tenant registry workflows,
 // inline definitions where the tenant allows them, validation against the
 // registry's services, models and MCP servers.
-func newOrchestrator(c client.Client, reg *registry.Registry, taskQueue string, log *slog.Logger) (*orchestrator.Orchestrator, error) {
+func newOrchestrator(c client.Client, reg *sysconfig.Registry, taskQueue string, log *slog.Logger) (*orchestrator.Orchestrator, error) {
 	store := registry.NewStore(c, reg, log.With("component", "definitions"), registry.WithTaskQueue(taskQueue))
 	return orchestrator.New(orchestrator.Options{
 		Client:             c,
@@ -292,7 +293,7 @@ func newOrchestrator(c client.Client, reg *registry.Registry, taskQueue string, 
 // (polled every interval; 0: signals only) until ctx ends; an invalid file
 // keeps the previous keys.
 func watchKeys(ctx context.Context, keys *auth.Store, path string, interval time.Duration, log *slog.Logger) {
-	registry.OnChange(ctx, interval, []string{path}, func(trigger string) {
+	sysconfig.OnChange(ctx, interval, []string{path}, func(trigger string) {
 		if err := keys.Reload(); err != nil {
 			log.Error("keys reload failed; keeping the previous keys", "file", path, "trigger", trigger, "err", err)
 			return

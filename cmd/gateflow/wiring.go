@@ -13,10 +13,10 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/ingress/chatapi"
 	"github.com/gateflow/gateflow/worker"
-	"github.com/gateflow/gateflow/workflows/registry"
 )
 
 // The pieces the ingress and the worker both build, in one place.
@@ -67,7 +67,7 @@ func dialOrchestrations(ctx context.Context, cfg temporalConfig, mh client.Metri
 // newModelGateway builds the model gateway of a process and keeps it
 // following registry reloads until ctx ends. Budgets read tenants' spend
 // from the ClickHouse rollups, so every replica sees the same figure.
-func newModelGateway(ctx context.Context, reg *registry.Registry, spend llm.SpendReader, rec llm.Recorder,
+func newModelGateway(ctx context.Context, reg *sysconfig.Registry, spend llm.SpendReader, rec llm.Recorder,
 	log *slog.Logger) (*llm.Gateway, error) {
 	models := reg.Current().Models()
 	gw, err := llm.NewGateway(models, llm.Deps{

@@ -15,6 +15,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/worker/sdkmetrics"
@@ -122,7 +123,7 @@ func newWorkerCmd() *cobra.Command {
 // running activities get StopTimeout, queued call records go to Kafka (or
 // the spool).
 func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
-	reg, err := registry.New(cfg.ConfigDir)
+	reg, err := sysconfig.New(cfg.ConfigDir)
 	if err != nil {
 		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
 	}

@@ -21,7 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gateflow/gateflow/activities/llm/prompt"
-	"github.com/gateflow/gateflow/workflows/registry"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 )
 
 // doc is one YAML document of a manifest file.
@@ -566,7 +566,7 @@ func TestConfigDirLoads(t *testing.T) {
 			}
 		}
 	}
-	snap, err := registry.Load(dir, prompt.Extension())
+	snap, err := sysconfig.Load(dir, prompt.Extension())
 	if err != nil {
 		t.Fatalf("the cluster config dir does not load: %v", err)
 	}

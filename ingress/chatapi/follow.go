@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/workflows/registry"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 )
 
 // FollowRegistry keeps gw on the models of the registry's current
@@ -18,7 +18,7 @@ import (
 // Polling the snapshot pointer costs nothing and needs no hook in the
 // registry; a model added by a reload is routable at most one interval
 // later.
-func FollowRegistry(ctx context.Context, reg *registry.Registry, gw *llm.Gateway, interval time.Duration, log *slog.Logger) {
+func FollowRegistry(ctx context.Context, reg *sysconfig.Registry, gw *llm.Gateway, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -27,7 +27,7 @@ func FollowRegistry(ctx context.Context, reg *registry.Registry, gw *llm.Gateway
 	}
 	// The first round reloads unconditionally: a reload may have happened
 	// between building the gateway and this call.
-	var last *registry.Snapshot
+	var last *sysconfig.Snapshot
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

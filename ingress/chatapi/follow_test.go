@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/ingress/chatapi"
-	"github.com/gateflow/gateflow/workflows/registry"
 )
 
 const modelsYAML = `
@@ -25,11 +25,11 @@ models:
 
 func TestFollowRegistry(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, registry.ConfigFile)
+	file := filepath.Join(dir, sysconfig.ConfigFile)
 	if err := os.WriteFile(file, []byte(modelsYAML), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.New(dir)
+	reg, err := sysconfig.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

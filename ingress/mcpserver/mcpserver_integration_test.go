@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 	"github.com/gateflow/gateflow/ingress/mcpserver"
@@ -96,8 +97,8 @@ func TestMCPEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.NewStatic(registry.Config{
-		MCPServers: map[string]registry.MCPServer{"tools": {URL: toolSrv.URL}},
+	reg, err := sysconfig.NewStatic(sysconfig.Config{
+		MCPServers: map[string]sysconfig.MCPServer{"tools": {URL: toolSrv.URL}},
 	}, def)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
 
@@ -130,7 +131,7 @@ func Digest(d *definition.Definition) (string, error) {
 // (the catalog and the config-file definitions); validators do not run on
 // replay, so reading the config there is safe.
 type Entity struct {
-	reg *Registry
+	reg *sysconfig.Registry
 	// ContinueAsNewAfter is the number of publications after which a run
 	// continues as new even when the server does not suggest it yet.
 	ContinueAsNewAfter int
@@ -138,13 +139,13 @@ type Entity struct {
 
 // NewEntity returns the registry workflow bound to the config registry it
 // validates against (nil skips catalog checks).
-func NewEntity(reg *Registry) *Entity {
+func NewEntity(reg *sysconfig.Registry) *Entity {
 	return &Entity{reg: reg, ContinueAsNewAfter: continueAsNewAfter}
 }
 
 // RegisterWorkflows registers the registry workflow on a worker:
 // registry.RegisterWorkflows(w, reg).
-func RegisterWorkflows(w worker.Registry, reg *Registry) {
+func RegisterWorkflows(w worker.Registry, reg *sysconfig.Registry) {
 	w.RegisterWorkflowWithOptions(NewEntity(reg).Run, workflow.RegisterOptions{Name: RegistryWorkflow})
 }
 
@@ -231,7 +232,7 @@ func (e *Entity) Run(ctx workflow.Context, in RegistryInput) error {
 func (e *Entity) validate(st *entityState, req PublishRequest) error {
 	d := &req.Definition
 	var cat definition.Catalog
-	var snap *Snapshot
+	var snap *sysconfig.Snapshot
 	if e.reg != nil {
 		snap = e.reg.Current()
 		cat = snap
@@ -262,7 +263,7 @@ func (e *Entity) validate(st *entityState, req PublishRequest) error {
 		}
 		return nil // same content: an idempotent retry
 	}
-	limit := DefaultMaxPublished
+	limit := sysconfig.DefaultMaxPublished
 	if snap != nil {
 		limit = snap.Tenant(st.tenant).MaxPublished()
 	}

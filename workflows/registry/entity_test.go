@@ -10,8 +10,12 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
+
+// examplesDir is the example config directory.
+const examplesDir = "../../deploy/examples"
 
 func testDef(name, version, service string) definition.Definition {
 	return definition.Definition{Name: name, Version: version, Description: "d " + version,
@@ -48,7 +52,7 @@ func newEntityEnv(t *testing.T, e *Entity) *testsuite.TestWorkflowEnvironment {
 }
 
 func TestEntityPublishAndQuery(t *testing.T) {
-	reg, err := New(examplesDir)
+	reg, err := sysconfig.New(examplesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +177,8 @@ func TestEntityPublishAndQuery(t *testing.T) {
 }
 
 func TestEntityLimit(t *testing.T) {
-	reg, err := NewStatic(Config{Services: map[string]Service{"echo": {BaseURL: "http://127.0.0.1:1"}},
-		Tenants: map[string]Tenant{"small": {MaxPublishedDefinitions: 1}}})
+	reg, err := sysconfig.NewStatic(sysconfig.Config{Services: map[string]sysconfig.Service{"echo": {BaseURL: "http://127.0.0.1:1"}},
+		Tenants: map[string]sysconfig.Tenant{"small": {MaxPublishedDefinitions: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,3 +1,9 @@
+// Package registry keeps the definitions published through the API: one
+// Temporal entity workflow per tenant holds them, changed only by validated
+// Updates, so that every ingress and worker replica sees a published
+// version as soon as the Update returns; Store reads them through a short
+// cache and merges them with the config-dir definitions of the system
+// configuration (activities/sysconfig), which win on a name@version clash.
 package registry
 
 import (
@@ -14,7 +20,20 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/workflows/definition"
+)
+
+// Sentinel errors. The ingress maps them to HTTP statuses.
+var (
+	// ErrNotFound: no such definition (or version) for the tenant.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: name@version is already published with another content,
+	// or is defined in the config directory. Published versions are
+	// immutable.
+	ErrExists = errors.New("already exists")
+	// ErrLimit: the tenant reached its bound of published versions.
+	ErrLimit = errors.New("limit reached")
 )
 
 // DefaultTaskQueue is the task queue the registry workflow runs on unless
@@ -32,7 +51,7 @@ const DefaultCacheTTL = 2 * time.Second
 // are cached for a short TTL.
 type Store struct {
 	c         client.Client
-	reg       *Registry
+	reg       *sysconfig.Registry
 	log       *slog.Logger
 	taskQueue string
 	ttl       time.Duration
@@ -65,7 +84,7 @@ func WithCacheTTL(d time.Duration) StoreOption { return func(s *Store) { s.ttl =
 
 // NewStore returns a Store using the Temporal client c and the config
 // registry reg (for config-file definitions and validation).
-func NewStore(c client.Client, reg *Registry, log *slog.Logger, opts ...StoreOption) *Store {
+func NewStore(c client.Client, reg *sysconfig.Registry, log *slog.Logger, opts ...StoreOption) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

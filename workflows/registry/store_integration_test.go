@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.temporal.io/server/temporaltest"
 
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
 
@@ -23,7 +24,7 @@ import (
 // own Temporal client) against a real Temporal server and a worker hosting
 // the registry workflow: each sees what the other published.
 func TestStoreReplicas(t *testing.T) {
-	reg, err := New(examplesDir)
+	reg, err := sysconfig.New(examplesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestStoreReplicas(t *testing.T) {
 // TestStoreAcrossContinueAsNew publishes past the continue-as-new point on
 // a real server: every version stays readable and immutable.
 func TestStoreAcrossContinueAsNew(t *testing.T) {
-	reg, err := New(examplesDir)
+	reg, err := sysconfig.New(examplesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestStoreAcrossContinueAsNew(t *testing.T) {
 // by the Store, a query without it), resolving "latest", and publishing
 // (validation + update-with-start vs a bare update).
 func BenchmarkStore(b *testing.B) {
-	reg, err := New(examplesDir)
+	reg, err := sysconfig.New(examplesDir)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,9 +31,9 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/workflows/definition"
-	"github.com/gateflow/gateflow/workflows/registry"
 )
 
 // ExtensionName is the registry extension that loads prompt APIs (and the
@@ -328,7 +328,7 @@ func (c *Catalog) sort() {
 func Load(dir string, models ModelCatalog) (*Catalog, error) {
 	var files []string
 	for _, pat := range []string{"*.yaml", "*.yml", "*.json"} {
-		m, err := filepath.Glob(filepath.Join(dir, registry.PromptsDir, pat))
+		m, err := filepath.Glob(filepath.Join(dir, sysconfig.PromptsDir, pat))
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +338,7 @@ func Load(dir string, models ModelCatalog) (*Catalog, error) {
 	ve := &definition.ValidationError{Subject: "prompt APIs"}
 	c := &Catalog{byName: map[string][]*API{}}
 	for _, f := range files {
-		rel := filepath.ToSlash(filepath.Join(registry.PromptsDir, filepath.Base(f)))
+		rel := filepath.ToSlash(filepath.Join(sysconfig.PromptsDir, filepath.Base(f)))
 		data, err := readFile(f)
 		if err != nil {
 			ve.Errorf(rel, "%v", err)
@@ -387,18 +387,18 @@ func located(file, path string) string {
 }
 
 // Extension loads prompts/*.yaml into every registry snapshot, checking
-// models against the snapshot's model registry: pass it to registry.New
+// models against the snapshot's model registry: pass it to sysconfig.New
 // (and to every process that serves prompt APIs).
-func Extension() registry.Extension {
-	return registry.Extension{
+func Extension() sysconfig.Extension {
+	return sysconfig.Extension{
 		Name: ExtensionName,
-		Load: func(dir string, snap *registry.Snapshot) (any, error) { return Load(dir, snap) },
+		Load: func(dir string, snap *sysconfig.Snapshot) (any, error) { return Load(dir, snap) },
 	}
 }
 
 // FromSnapshot returns the catalog a snapshot loaded with Extension, or an
 // empty one.
-func FromSnapshot(s *registry.Snapshot) *Catalog {
+func FromSnapshot(s *sysconfig.Snapshot) *Catalog {
 	if s != nil {
 		if c, ok := s.Extension(ExtensionName).(*Catalog); ok && c != nil {
 			return c
@@ -409,7 +409,7 @@ func FromSnapshot(s *registry.Snapshot) *Catalog {
 
 // FromRegistry returns a function giving the current snapshot's catalog,
 // for NewRunner: each call sees the latest successful reload.
-func FromRegistry(reg *registry.Registry) func() *Catalog {
+func FromRegistry(reg *sysconfig.Registry) func() *Catalog {
 	return func() *Catalog { return FromSnapshot(reg.Current()) }
 }
 

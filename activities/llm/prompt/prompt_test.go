@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/gateflow/gateflow/activities/llm/prompt"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/workflows/definition"
-	"github.com/gateflow/gateflow/workflows/registry"
 )
 
 const gateflowYAML = `
@@ -84,7 +84,7 @@ func TestLoadThroughRegistry(t *testing.T) {
 		"prompts/summarize.yaml": summarizeYAML,
 		"prompts/extract.yaml":   extractYAML,
 	})
-	reg, err := registry.New(dir, prompt.Extension())
+	reg, err := sysconfig.New(dir, prompt.Extension())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,10 +21,10 @@ import (
 
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
+	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/deploy/embedded/demo"
 	"github.com/gateflow/gateflow/deploy/examples"
-	"github.com/gateflow/gateflow/workflows/registry"
 )
 
 // freePorts returns distinct free loopback ports for every demo service.
@@ -98,7 +98,7 @@ func TestExampleConfigPointsAtDemoPorts(t *testing.T) {
 	}
 	check := func(t *testing.T, p demo.Ports) {
 		t.Helper()
-		s, err := registry.Load(dir, prompt.Extension()) // validates the prompt files too
+		s, err := sysconfig.Load(dir, prompt.Extension()) // validates the prompt files too
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -418,7 +418,7 @@ func TestGatewayFallsBackToDemoModel(t *testing.T) {
 	if _, err := examples.Seed(dir); err != nil {
 		t.Fatal(err)
 	}
-	s, err := registry.Load(dir, prompt.Extension())
+	s, err := sysconfig.Load(dir, prompt.Extension())
 	if err != nil {
 		t.Fatal(err)
 	}

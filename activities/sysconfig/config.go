@@ -1,15 +1,18 @@
-// Package registry loads Gateflow's configuration directory (services,
-// tenants, models, MCP servers and definitions), keeps it as an immutable
-// snapshot that SIGHUP reloads with validation, and stores definitions
-// published through the API in a Temporal entity workflow per tenant, so
-// that every ingress replica sees them.
+// Package sysconfig is Gateflow's system configuration: the configuration
+// directory that operators manage (services, tenants, models, MCP servers,
+// config-dir definitions, prompt APIs through extensions). It loads and
+// validates the directory into an immutable Snapshot, and a Registry holds
+// the current one, reloaded on change or SIGHUP (an invalid reload keeps the
+// old snapshot). It is not workflow code: the ingress, the worker and the
+// model gateway read it; definitions published through the API live in
+// workflows/registry.
 //
 // Config directory layout:
 //
 //	gateflow.yaml          services, tenants, models, mcp_servers
 //	definitions/*.yaml     one definition per file (.yaml, .yml or .json)
 //	prompts/*.yaml         loaded by an Extension (prompt APIs)
-package registry
+package sysconfig
 
 import (
 	"encoding/json"

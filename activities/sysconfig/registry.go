@@ -1,4 +1,4 @@
-package registry
+package sysconfig
 
 import (
 	"context"
@@ -27,18 +27,6 @@ const (
 	// PromptsDir is read by the prompts Extension (owned by the models
 	// package), not by Load itself.
 	PromptsDir = "prompts"
-)
-
-// Sentinel errors. The ingress maps them to HTTP statuses.
-var (
-	// ErrNotFound: no such definition (or version) for the tenant.
-	ErrNotFound = errors.New("not found")
-	// ErrExists: name@version is already published with another content,
-	// or is defined in the config directory. Published versions are
-	// immutable.
-	ErrExists = errors.New("already exists")
-	// ErrLimit: the tenant reached its bound of published versions.
-	ErrLimit = errors.New("limit reached")
 )
 
 // Extension loads one more part of the config directory into every

@@ -1,4 +1,4 @@
-package registry
+package sysconfig
 
 import (
 	"context"
