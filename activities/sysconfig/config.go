@@ -155,23 +155,32 @@ func decodeConfig(data []byte) (Config, []definition.Problem) {
 	if tree == nil {
 		return cfg, nil // an empty file is an empty config
 	}
+	return cfg, DecodeTree(tree, &cfg)
+}
+
+// DecodeTree decodes a document tree (from definition.DecodeDocument) into
+// dst, a pointer to a struct with json tags, the way every file of the
+// config directory is read: keys that are not fields and values of the
+// wrong type are reported as problems located by their path ("tenants.acme.
+// rate_limit.rps"), never as a Go decoding error.
+func DecodeTree(tree any, dst any) []definition.Problem {
 	var problems []definition.Problem
-	checkFields(tree, reflect.TypeFor[Config](), "", &problems)
+	checkFields(tree, reflect.TypeOf(dst), "", &problems)
 	if len(problems) > 0 {
-		return cfg, problems
+		return problems
 	}
 	raw, err := json.Marshal(tree)
 	if err == nil {
-		err = json.Unmarshal(raw, &cfg)
+		err = json.Unmarshal(raw, dst)
 	}
 	if err != nil {
 		var te *json.UnmarshalTypeError
 		if ok := asTypeError(err, &te); ok {
-			return cfg, []definition.Problem{{Path: te.Field, Message: fmt.Sprintf("must be %s, not %s", kindName(te.Type), te.Value)}}
+			return []definition.Problem{{Path: te.Field, Message: fmt.Sprintf("must be %s, not %s", kindName(te.Type), te.Value)}}
 		}
-		return cfg, []definition.Problem{{Message: err.Error()}}
+		return []definition.Problem{{Message: err.Error()}}
 	}
-	return cfg, nil
+	return nil
 }
 
 func asTypeError(err error, te **json.UnmarshalTypeError) bool {
@@ -188,7 +197,9 @@ func kindName(t reflect.Type) string {
 		return "a string"
 	case reflect.Bool:
 		return "a boolean"
-	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Float64, reflect.Float32:
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Int16, reflect.Int8, reflect.Uint, reflect.Uint64, reflect.Uint32, reflect.Uint16, reflect.Uint8:
+		return "an integer"
+	case reflect.Float64, reflect.Float32:
 		return "a number"
 	case reflect.Map, reflect.Struct:
 		return "an object"

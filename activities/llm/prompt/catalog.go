@@ -32,7 +32,6 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/gateflow/gateflow/activities/sysconfig"
-	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
 
@@ -244,21 +243,9 @@ func Parse(data []byte, models ModelCatalog) (*API, error) {
 			m["version"], _ = definition.FormatValue(v)
 		}
 	}
-	b, err := json.Marshal(tree)
-	if err != nil {
-		ve.Errorf("", "%v", err)
-		return nil, ve
-	}
 	var f file
-	if err := api.DecodeJSON(b, &f, 0, ""); err != nil {
-		var ae *api.Error
-		if errors.As(err, &ae) && len(ae.Details) > 0 {
-			for _, d := range ae.Details {
-				ve.Errorf(d.Path, "%s", d.Message)
-			}
-		} else {
-			ve.Errorf("", "%v", err)
-		}
+	if ps := sysconfig.DecodeTree(tree, &f); len(ps) > 0 {
+		ve.Problems = append(ve.Problems, ps...)
 		return nil, ve
 	}
 	a := &API{
