@@ -11,21 +11,25 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // SchemaVersion is the version of the wire format written by this code.
 const SchemaVersion = 1
 
-// Kind is what was called.
-type Kind string
+// Kind is what was called: one of the call kinds declared in
+// activities/calls.
+type Kind = calls.Kind
 
-// Kinds of call.
+// Aliases of the calls.Kind* constants, kept so that the HTTP faces being
+// moved into ingress/ compile unchanged; other code names calls.Kind*.
 const (
-	KindIngress  Kind = "ingress"
-	KindHTTP     Kind = "http"
-	KindModel    Kind = "model"
-	KindApproval Kind = "approval"
-	KindMCP      Kind = "mcp"
+	KindIngress  = calls.KindIngress
+	KindHTTP     = calls.KindHTTP
+	KindModel    = calls.KindModel
+	KindApproval = calls.KindApproval
+	KindMCP      = calls.KindMCP
 )
 
 // Outcome is how a call ended.

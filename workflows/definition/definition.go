@@ -18,18 +18,21 @@ package definition
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
-// Step kinds.
+// Step kinds. The kinds that make calls are the call kinds of
+// activities/calls, so that call records and steps use the same strings.
 const (
-	KindHTTP     = "http"
-	KindModel    = "model"
-	KindApproval = "approval"
+	KindHTTP     = string(calls.KindHTTP)
+	KindModel    = string(calls.KindModel)
+	KindApproval = string(calls.KindApproval)
+	KindMCP      = string(calls.KindMCP)
 	KindParallel = "parallel"
 	KindForeach  = "foreach"
 	KindSwitch   = "switch"
 	KindWait     = "wait"
-	KindMCP      = "mcp"
 )
 
 // stepKinds describes every step kind, in documentation order; each entry

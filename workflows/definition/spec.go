@@ -1,5 +1,7 @@
 package definition
 
+import "github.com/gateflow/gateflow/activities/calls"
+
 // This file describes the definition format once, as data: Parse checks
 // documents against it (unknown fields, fields that do not belong to a step
 // kind, types and bounds, each with its path) and JSONSchema generates
@@ -78,11 +80,8 @@ const (
 )
 
 // ErrorClasses are the error classes a retry policy may list in
-// non_retryable_errors (the activities package's ErrClass* values).
-var ErrorClasses = []string{
-	"timeout", "connection", "status", "too_large", "bad_request", "auth",
-	"rate_limit", "overloaded", "context_too_long", "budget_exceeded", "not_allowed", "internal",
-}
+// non_retryable_errors: those a step can fail with (activities/calls).
+var ErrorClasses = calls.StepClasses()
 
 var statusBounds = field{typ: tInt, min: num(100), max: num(599)}
 
