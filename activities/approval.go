@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -52,7 +53,7 @@ func (a *ApprovalActivity) Record(ctx context.Context, in ApprovalRecord) error 
 	default:
 		return fmt.Errorf("approval record: unknown decision %q", in.Decision)
 	}
-	r := record.New(record.KindApproval, in.WaitingSince)
+	r := record.New(calls.KindApproval, in.WaitingSince)
 	r.ID = approvalRecordID(in)
 	r.Tenant = in.Meta.Tenant
 	r.KeyID = in.KeyID

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
@@ -59,7 +60,7 @@ func TestApprovalRecord(t *testing.T) {
 		if sec, _ := id.Time().UnixTime(); sec != base.DecidedAt.Unix() {
 			t.Errorf("id time %d", sec)
 		}
-		if r.Kind != record.KindApproval || r.Outcome != tc.outcome || r.LatencyMS != 90000 || r.TS != since.UnixMilli() ||
+		if r.Kind != calls.KindApproval || r.Outcome != tc.outcome || r.LatencyMS != 90000 || r.TS != since.UnixMilli() ||
 			r.Tenant != "acme" || r.KeyID != "k-ann" || r.StepID != "fanout[1].approve" || r.WorkflowID != "wf-1" ||
 			r.Labels["roles"] != "manager,finance" || r.Labels["decision"] != tc.decision || r.Labels["user"] != "ann" {
 			t.Errorf("record %+v", r)

@@ -4,6 +4,8 @@
 //
 // This file is the contract with the orchestration workflow: activity names
 // and the types that cross the activity boundary. Add fields; never rename.
+// The error classes activities fail with (the Type of their application
+// errors) are declared in activities/calls.
 package activities
 
 import (
@@ -20,29 +22,6 @@ const (
 	MCPCallActivity        = "gateflow.MCPCall"
 	RecordApprovalActivity = "gateflow.RecordApproval"
 )
-
-// Error classes: the Type of the Temporal application errors activities
-// return, usable in a step's retry.non_retryable_errors, and written to call
-// records as error_class.
-const (
-	ErrClassTimeout    = "timeout"     // deadline passed (retryable)
-	ErrClassConnection = "connection"  // could not connect / reset (retryable)
-	ErrClassStatus     = "status"      // unexpected HTTP status (retryable unless listed)
-	ErrClassTooLarge   = "too_large"   // response above the size cap (not retryable)
-	ErrClassBadRequest = "bad_request" // the request itself is invalid (not retryable)
-	ErrClassAuth       = "auth"        // credentials refused (not retryable)
-	ErrClassRateLimit  = "rate_limit"  // 429 from the target (retryable)
-	ErrClassOverloaded = "overloaded"  // 503/529 from the target (retryable)
-	ErrClassContext    = "context_too_long"
-	ErrClassBudget     = "budget_exceeded" // tenant token budget spent (not retryable)
-	ErrClassNotAllowed = "not_allowed"     // URL host not in the tenant's allow-list
-	ErrClassInternal   = "internal"
-)
-
-// ErrClassModelUnavailable: the model provider does not serve the model
-// (404 / model_not_found) on any target tried (not retryable; the gateway
-// falls back to the next target of an alias first).
-const ErrClassModelUnavailable = "model_unavailable"
 
 // RunMeta identifies the orchestration a call belongs to and who started
 // it; it is copied into every call record.

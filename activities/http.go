@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -39,7 +40,7 @@ type HTTPOptions struct {
 	// many concurrent calls to few hosts.
 	Transport http.RoundTripper
 	// MaxResponseBytes caps a response body; a larger one fails the call
-	// with ErrClassTooLarge (not retried).
+	// with calls.ClassTooLarge (not retried).
 	MaxResponseBytes int64
 	// DefaultTimeout bounds one attempt when neither the step nor the
 	// service sets a timeout.
@@ -200,7 +201,7 @@ func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutp
 		hbTimeout = info.HeartbeatTimeout
 	}
 	target := in.Service
-	rec := newCallRecord(ctx, record.KindHTTP, in.StepRef, target, start)
+	rec := newCallRecord(ctx, calls.KindHTTP, in.StepRef, target, start)
 	method := strings.ToUpper(in.Method)
 	if method == "" {
 		method = http.MethodGet
@@ -223,7 +224,7 @@ func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutp
 	switch {
 	case cerr.class == "" && ctx.Err() != nil:
 		rec.Outcome = record.OutcomeCancelled
-	case cerr.class == ErrClassTimeout:
+	case cerr.class == calls.ClassTimeout:
 		rec.Outcome = record.OutcomeTimeout
 	default:
 		rec.Outcome = record.OutcomeError
@@ -233,7 +234,7 @@ func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutp
 	}
 	class := cerr.class
 	if class == "" {
-		class = "cancelled"
+		class = calls.ClassCancelled
 	}
 	rec.SetError(class, cerr)
 	a.rec.Emit(rec)
@@ -265,7 +266,7 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 	if in.Service != "" {
 		ep, err := a.services.Resolve(tenant, in.Service)
 		if err != nil {
-			return HTTPCallOutput{}, &callError{class: ErrClassBadRequest, msg: fmt.Sprintf("service %q: %v", in.Service, err)}
+			return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("service %q: %v", in.Service, err)}
 		}
 		rawURL = joinURL(ep.BaseURL, in.Path)
 		headers = ep.Headers
@@ -284,12 +285,12 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return HTTPCallOutput{}, &callError{class: ErrClassBadRequest, msg: fmt.Sprintf("invalid url %q: want an absolute http(s) URL", redactURL(rawURL))}
+		return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("invalid url %q: want an absolute http(s) URL", redactURL(rawURL))}
 	}
 	if in.Service == "" {
 		rec.Target = u.Host
 		if err := a.services.AllowURL(tenant, rawURL); err != nil {
-			return HTTPCallOutput{}, &callError{class: ErrClassNotAllowed, msg: fmt.Sprintf("url host %s: %v", u.Host, err)}
+			return HTTPCallOutput{}, &callError{class: calls.ClassNotAllowed, msg: fmt.Sprintf("url host %s: %v", u.Host, err)}
 		}
 	}
 	if len(in.Query) > 0 {
@@ -310,14 +311,14 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 	}
 	req, err := http.NewRequestWithContext(callCtx, method, u.String(), body)
 	if err != nil {
-		return HTTPCallOutput{}, &callError{class: ErrClassBadRequest, msg: fmt.Sprintf("%s: build request: %v", what, err)}
+		return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: build request: %v", what, err)}
 	}
 	// Service headers first (secret references resolved now, never
 	// logged), then the step's own headers, taken literally.
 	for _, k := range sortedKeys(headers) {
 		v, err := ResolveSecrets(headers[k])
 		if err != nil {
-			return HTTPCallOutput{}, &callError{class: ErrClassInternal, msg: fmt.Sprintf("service %q header %s: %v", in.Service, k, err)}
+			return HTTPCallOutput{}, &callError{class: calls.ClassInternal, msg: fmt.Sprintf("service %q header %s: %v", in.Service, k, err)}
 		}
 		req.Header.Set(k, v)
 	}
@@ -343,7 +344,7 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 	rec.StatusCode = int32(resp.StatusCode)
 	rec.RespBytes = int64(len(data))
 	if tooLarge {
-		return HTTPCallOutput{}, &callError{class: ErrClassTooLarge, status: resp.StatusCode,
+		return HTTPCallOutput{}, &callError{class: calls.ClassTooLarge, status: resp.StatusCode,
 			msg: fmt.Sprintf("%s: response larger than %d bytes", what, maxResp)}
 	}
 	if err != nil {
@@ -366,13 +367,13 @@ func classifyTransport(actCtx, callCtx context.Context, what string, timeout tim
 	var na *notAllowedError
 	switch {
 	case errors.As(err, &na):
-		return &callError{class: ErrClassNotAllowed, msg: fmt.Sprintf("%s: redirect refused: %v", what, na.err)}
+		return &callError{class: calls.ClassNotAllowed, msg: fmt.Sprintf("%s: redirect refused: %v", what, na.err)}
 	case errors.Is(actCtx.Err(), context.Canceled):
 		return &callError{msg: fmt.Sprintf("%s: cancelled", what)}
 	case errors.Is(callCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return &callError{class: ErrClassTimeout, retryable: true, msg: fmt.Sprintf("%s: no response within %s", what, timeout)}
+		return &callError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: no response within %s", what, timeout)}
 	default:
-		return &callError{class: ErrClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, unwrapURLError(err))}
+		return &callError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, unwrapURLError(err))}
 	}
 }
 
@@ -402,13 +403,13 @@ func classifyStatus(what string, status int, body []byte, nonRetryable []int) *c
 	}
 	switch status {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		e.class, e.retryable = ErrClassAuth, false
+		e.class, e.retryable = calls.ClassAuth, false
 	case http.StatusTooManyRequests:
-		e.class = ErrClassRateLimit
+		e.class = calls.ClassRateLimit
 	case http.StatusServiceUnavailable, 529:
-		e.class = ErrClassOverloaded
+		e.class = calls.ClassOverloaded
 	default:
-		e.class = ErrClassStatus
+		e.class = calls.ClassStatus
 	}
 	if slices.Contains(nonRetryable, status) {
 		e.retryable = false

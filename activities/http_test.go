@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
@@ -152,7 +153,7 @@ func TestHTTPCallSuccess(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if r.Kind != record.KindHTTP || r.Target != "billing" || r.Outcome != record.OutcomeOK || r.StatusCode != 200 ||
+	if r.Kind != calls.KindHTTP || r.Target != "billing" || r.Outcome != record.OutcomeOK || r.StatusCode != 200 ||
 		r.Tenant != "acme" || r.KeyID != "k1" || r.StepID != "charge" || r.Definition != "orders" || r.Version != "1" ||
 		r.Attempt != 1 || r.ReqBytes != 13 || r.RespBytes != int64(len(`{"id":"ch_1","amount":42}`)) || r.Labels["method"] != "POST" {
 		t.Errorf("record %+v", r)
@@ -223,22 +224,22 @@ func TestHTTPCallErrors(t *testing.T) {
 		status       int
 		outcome      record.Outcome
 	}{
-		{"500", activities.HTTPCallInput{URL: f.srv.URL + "/500"}, activities.ErrClassStatus, false, 500, record.OutcomeError},
-		{"500 listed", activities.HTTPCallInput{URL: f.srv.URL + "/500", NonRetryableStatuses: []int{500}}, activities.ErrClassStatus, true, 500, record.OutcomeError},
-		{"401", activities.HTTPCallInput{URL: f.srv.URL + "/401"}, activities.ErrClassAuth, true, 401, record.OutcomeError},
-		{"429", activities.HTTPCallInput{URL: f.srv.URL + "/429"}, activities.ErrClassRateLimit, false, 429, record.OutcomeError},
-		{"503", activities.HTTPCallInput{URL: f.srv.URL + "/503"}, activities.ErrClassOverloaded, false, 503, record.OutcomeError},
-		{"422", activities.HTTPCallInput{URL: f.srv.URL + "/422"}, activities.ErrClassStatus, false, 422, record.OutcomeError},
-		{"timeout", activities.HTTPCallInput{URL: f.srv.URL + "/slow", Timeout: 50 * time.Millisecond}, activities.ErrClassTimeout, false, 0, record.OutcomeTimeout},
-		{"too large", activities.HTTPCallInput{URL: f.srv.URL + "/big"}, activities.ErrClassTooLarge, true, 200, record.OutcomeError},
-		{"unknown service", activities.HTTPCallInput{Service: "nope"}, activities.ErrClassBadRequest, true, 0, record.OutcomeError},
-		{"host not allowed", activities.HTTPCallInput{URL: "http://198.51.100.7/x"}, activities.ErrClassNotAllowed, true, 0, record.OutcomeError},
-		{"redirect not allowed", activities.HTTPCallInput{URL: f.srv.URL + "/redirect"}, activities.ErrClassNotAllowed, true, 0, record.OutcomeError},
-		{"bad url", activities.HTTPCallInput{URL: "ftp://example.com/x"}, activities.ErrClassBadRequest, true, 0, record.OutcomeError},
-		{"per-service cap", activities.HTTPCallInput{Service: "tiny", Path: "/big"}, activities.ErrClassTooLarge, true, 200, record.OutcomeError},
-		{"name resolving to a refused address", activities.HTTPCallInput{URL: "http://localhost:" + portOf(f.srv.URL) + "/x"}, activities.ErrClassNotAllowed, true, 0, record.OutcomeError},
-		{"missing secret", activities.HTTPCallInput{Service: "nosecret"}, activities.ErrClassInternal, true, 0, record.OutcomeError},
-		{"connection refused", activities.HTTPCallInput{URL: closedURL(t)}, activities.ErrClassConnection, false, 0, record.OutcomeError},
+		{"500", activities.HTTPCallInput{URL: f.srv.URL + "/500"}, calls.ClassStatus, false, 500, record.OutcomeError},
+		{"500 listed", activities.HTTPCallInput{URL: f.srv.URL + "/500", NonRetryableStatuses: []int{500}}, calls.ClassStatus, true, 500, record.OutcomeError},
+		{"401", activities.HTTPCallInput{URL: f.srv.URL + "/401"}, calls.ClassAuth, true, 401, record.OutcomeError},
+		{"429", activities.HTTPCallInput{URL: f.srv.URL + "/429"}, calls.ClassRateLimit, false, 429, record.OutcomeError},
+		{"503", activities.HTTPCallInput{URL: f.srv.URL + "/503"}, calls.ClassOverloaded, false, 503, record.OutcomeError},
+		{"422", activities.HTTPCallInput{URL: f.srv.URL + "/422"}, calls.ClassStatus, false, 422, record.OutcomeError},
+		{"timeout", activities.HTTPCallInput{URL: f.srv.URL + "/slow", Timeout: 50 * time.Millisecond}, calls.ClassTimeout, false, 0, record.OutcomeTimeout},
+		{"too large", activities.HTTPCallInput{URL: f.srv.URL + "/big"}, calls.ClassTooLarge, true, 200, record.OutcomeError},
+		{"unknown service", activities.HTTPCallInput{Service: "nope"}, calls.ClassBadRequest, true, 0, record.OutcomeError},
+		{"host not allowed", activities.HTTPCallInput{URL: "http://198.51.100.7/x"}, calls.ClassNotAllowed, true, 0, record.OutcomeError},
+		{"redirect not allowed", activities.HTTPCallInput{URL: f.srv.URL + "/redirect"}, calls.ClassNotAllowed, true, 0, record.OutcomeError},
+		{"bad url", activities.HTTPCallInput{URL: "ftp://example.com/x"}, calls.ClassBadRequest, true, 0, record.OutcomeError},
+		{"per-service cap", activities.HTTPCallInput{Service: "tiny", Path: "/big"}, calls.ClassTooLarge, true, 200, record.OutcomeError},
+		{"name resolving to a refused address", activities.HTTPCallInput{URL: "http://localhost:" + portOf(f.srv.URL) + "/x"}, calls.ClassNotAllowed, true, 0, record.OutcomeError},
+		{"missing secret", activities.HTTPCallInput{Service: "nosecret"}, calls.ClassInternal, true, 0, record.OutcomeError},
+		{"connection refused", activities.HTTPCallInput{URL: closedURL(t)}, calls.ClassConnection, false, 0, record.OutcomeError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -29,12 +30,6 @@ const (
 	DefaultMCPTimeout          = 30 * time.Second
 	DefaultMCPMaxResponseBytes = 10 << 20
 )
-
-// ErrClassToolError is the error class written to the call record of a
-// tool call the tool itself reported as failed (CallToolResult.isError).
-// The step does not fail: its output has is_error true, so the definition
-// decides (a `when` on steps.<id>.output.is_error).
-const ErrClassToolError = "tool_error"
 
 // ErrUnknownMCPServer is returned (wrapped) by MCPServers for a name the
 // registry does not hold.
@@ -74,7 +69,7 @@ type MCPOptions struct {
 	// neither the step nor the server sets a timeout (default 30 s).
 	DefaultTimeout time.Duration
 	// MaxResponseBytes caps what one call reads from the server (default
-	// 10 MiB); beyond, the call fails with ErrClassTooLarge.
+	// 10 MiB); beyond, the call fails with calls.ClassTooLarge.
 	MaxResponseBytes int64
 	// HeartbeatInterval is how often a call in flight heartbeats; zero
 	// means half the heartbeat timeout (at most 5 s), or 10 s without one:
@@ -159,7 +154,7 @@ func (a *MCPActivity) Call(ctx context.Context, in MCPCallInput) (MCPCallOutput,
 		attempt = info.Attempt
 		hbTimeout = info.HeartbeatTimeout
 	}
-	rec := newCallRecord(ctx, record.KindMCP, in.StepRef, in.Server+"/"+in.Tool, start)
+	rec := newCallRecord(ctx, calls.KindMCP, in.StepRef, in.Server+"/"+in.Tool, start)
 	rec.ReqBytes = int64(len(in.Arguments))
 
 	stop := heartbeatWhileCalling(ctx, a.hbEvery, hbTimeout)
@@ -170,7 +165,7 @@ func (a *MCPActivity) Call(ctx context.Context, in MCPCallInput) (MCPCallOutput,
 		rec.Outcome = record.OutcomeOK
 		if out.IsError {
 			rec.Outcome = record.OutcomeError
-			rec.SetError(ErrClassToolError, errors.New(out.Content))
+			rec.SetError(calls.ClassToolError, errors.New(out.Content))
 		}
 		a.rec.Emit(rec)
 		out.Attempt = attempt
@@ -179,9 +174,9 @@ func (a *MCPActivity) Call(ctx context.Context, in MCPCallInput) (MCPCallOutput,
 	switch cerr.class {
 	case "":
 		rec.Outcome = record.OutcomeCancelled
-	case ErrClassTimeout:
+	case calls.ClassTimeout:
 		rec.Outcome = record.OutcomeTimeout
-	case ErrClassBadRequest:
+	case calls.ClassBadRequest:
 		if cerr.status == 0 {
 			rec.Outcome = record.OutcomeRejected // refused before any request
 		} else {
@@ -195,7 +190,7 @@ func (a *MCPActivity) Call(ctx context.Context, in MCPCallInput) (MCPCallOutput,
 	}
 	class := cerr.class
 	if class == "" {
-		class = "cancelled"
+		class = calls.ClassCancelled
 	}
 	rec.SetError(class, cerr)
 	a.rec.Emit(rec)
@@ -215,11 +210,11 @@ func (a *MCPActivity) call(ctx context.Context, in MCPCallInput, rec *record.Rec
 	what := fmt.Sprintf("mcp server %q tool %q", in.Server, in.Tool)
 	ep, err := a.servers.MCPServer(in.Meta.Tenant, in.Server)
 	if err != nil {
-		return MCPCallOutput{}, &mcpError{class: ErrClassBadRequest, msg: fmt.Sprintf("%s: %v", what, err)}
+		return MCPCallOutput{}, &mcpError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: %v", what, err)}
 	}
 	args, err := toolArguments(in.Arguments)
 	if err != nil {
-		return MCPCallOutput{}, &mcpError{class: ErrClassBadRequest, msg: fmt.Sprintf("%s: arguments: %v", what, err)}
+		return MCPCallOutput{}, &mcpError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: arguments: %v", what, err)}
 	}
 	headers := make(map[string]string, len(ep.Headers))
 	keys := make([]string, 0, len(ep.Headers))
@@ -230,7 +225,7 @@ func (a *MCPActivity) call(ctx context.Context, in MCPCallInput, rec *record.Rec
 	for _, k := range keys {
 		v, err := ResolveSecrets(ep.Headers[k])
 		if err != nil {
-			return MCPCallOutput{}, &mcpError{class: ErrClassInternal, msg: fmt.Sprintf("%s: header %s: %v", what, k, err)}
+			return MCPCallOutput{}, &mcpError{class: calls.ClassInternal, msg: fmt.Sprintf("%s: header %s: %v", what, k, err)}
 		}
 		headers[k] = v
 	}
@@ -351,35 +346,35 @@ func (a *MCPActivity) classify(actCtx, callCtx context.Context, tr *observingTra
 	case errors.Is(actCtx.Err(), context.Canceled):
 		return &mcpError{msg: what + ": cancelled"}
 	case tooLarge:
-		return &mcpError{class: ErrClassTooLarge, status: status, msg: fmt.Sprintf("%s: answer larger than %d bytes", what, a.maxResp)}
+		return &mcpError{class: calls.ClassTooLarge, status: status, msg: fmt.Sprintf("%s: answer larger than %d bytes", what, a.maxResp)}
 	case callCtx.Err() != nil:
-		return &mcpError{class: ErrClassTimeout, retryable: true, status: status, msg: fmt.Sprintf("%s: no answer within %s", what, timeout)}
+		return &mcpError{class: calls.ClassTimeout, retryable: true, status: status, msg: fmt.Sprintf("%s: no answer within %s", what, timeout)}
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return &mcpError{class: ErrClassAuth, status: status, msg: fmt.Sprintf("%s: HTTP %d: credentials refused", what, status)}
+		return &mcpError{class: calls.ClassAuth, status: status, msg: fmt.Sprintf("%s: HTTP %d: credentials refused", what, status)}
 	case status == http.StatusTooManyRequests:
-		return &mcpError{class: ErrClassRateLimit, retryable: true, status: status, retryAfter: retryAfter, msg: fmt.Sprintf("%s: HTTP 429: rate limited", what)}
+		return &mcpError{class: calls.ClassRateLimit, retryable: true, status: status, retryAfter: retryAfter, msg: fmt.Sprintf("%s: HTTP 429: rate limited", what)}
 	case status == http.StatusServiceUnavailable:
-		return &mcpError{class: ErrClassOverloaded, retryable: true, status: status, retryAfter: retryAfter, msg: fmt.Sprintf("%s: HTTP 503: unavailable", what)}
+		return &mcpError{class: calls.ClassOverloaded, retryable: true, status: status, retryAfter: retryAfter, msg: fmt.Sprintf("%s: HTTP 503: unavailable", what)}
 	case status == http.StatusRequestTimeout || status == http.StatusGatewayTimeout:
-		return &mcpError{class: ErrClassTimeout, retryable: true, status: status, msg: fmt.Sprintf("%s: HTTP %d", what, status)}
+		return &mcpError{class: calls.ClassTimeout, retryable: true, status: status, msg: fmt.Sprintf("%s: HTTP %d", what, status)}
 	case status >= 500:
-		return &mcpError{class: ErrClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: HTTP %d", what, status)}
+		return &mcpError{class: calls.ClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: HTTP %d", what, status)}
 	case status >= 400:
-		return &mcpError{class: ErrClassBadRequest, status: status, msg: fmt.Sprintf("%s: HTTP %d: %v", what, status, err)}
+		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: HTTP %d: %v", what, status, err)}
 	case errors.As(err, &we) && badRequestCodes[we.Code]:
-		return &mcpError{class: ErrClassBadRequest, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
+		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
 	case status == 0:
 		// No answer at all: the SDK reports a failed send as a transport
 		// rejection, whatever the network error was.
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return &mcpError{class: ErrClassTimeout, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
+			return &mcpError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
 		}
-		return &mcpError{class: ErrClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
+		return &mcpError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
 	case errors.As(err, &we):
-		return &mcpError{class: ErrClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
+		return &mcpError{class: calls.ClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
 	}
-	return &mcpError{class: ErrClassConnection, retryable: true, status: status, msg: fmt.Sprintf("%s: %v", what, err)}
+	return &mcpError{class: calls.ClassConnection, retryable: true, status: status, msg: fmt.Sprintf("%s: %v", what, err)}
 }
 
 // observingTransport adds the server's headers to every request of one

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
@@ -135,7 +136,7 @@ func TestMCPCallActivity(t *testing.T) {
 		t.Errorf("output %+v", out)
 	}
 	r := lastRecord(t, f.recs)
-	if r.Kind != record.KindMCP || r.Target != "calc/add" || r.Tenant != "acme" || r.KeyID != "k1" || r.StepID != "post" ||
+	if r.Kind != calls.KindMCP || r.Target != "calc/add" || r.Tenant != "acme" || r.KeyID != "k1" || r.StepID != "post" ||
 		r.Outcome != record.OutcomeOK || r.StatusCode != 200 || r.ReqBytes == 0 || r.RespBytes == 0 || r.Attempt != 1 {
 		t.Errorf("record %+v", r)
 	}
@@ -145,7 +146,7 @@ func TestMCPCallActivity(t *testing.T) {
 	if err != nil || !out.IsError || !strings.Contains(out.Content, "no such product") {
 		t.Errorf("tool error: %+v %v", out, err)
 	}
-	if r := lastRecord(t, f.recs); r.Outcome != record.OutcomeError || r.ErrorClass != activities.ErrClassToolError {
+	if r := lastRecord(t, f.recs); r.Outcome != record.OutcomeError || r.ErrorClass != calls.ClassToolError {
 		t.Errorf("tool error record %+v", r)
 	}
 
@@ -156,13 +157,13 @@ func TestMCPCallActivity(t *testing.T) {
 		retryable                bool
 		outcome                  record.Outcome
 	}{
-		{"unknown tool", "calc", "nope", "", 0, activities.ErrClassBadRequest, false, record.OutcomeError},
-		{"arguments not an object", "calc", "add", `[1,2]`, 0, activities.ErrClassBadRequest, false, record.OutcomeRejected},
-		{"unknown server", "ghost", "add", "", 0, activities.ErrClassBadRequest, false, record.OutcomeRejected},
-		{"credentials refused", "nokey", "add", "", 0, activities.ErrClassAuth, false, record.OutcomeError},
-		{"secret missing", "badref", "add", "", 0, activities.ErrClassInternal, false, record.OutcomeError},
-		{"timeout", "calc", "sleep", "", 200 * time.Millisecond, activities.ErrClassTimeout, true, record.OutcomeTimeout},
-		{"too large", "limited", "big", "", 0, activities.ErrClassTooLarge, false, record.OutcomeError},
+		{"unknown tool", "calc", "nope", "", 0, calls.ClassBadRequest, false, record.OutcomeError},
+		{"arguments not an object", "calc", "add", `[1,2]`, 0, calls.ClassBadRequest, false, record.OutcomeRejected},
+		{"unknown server", "ghost", "add", "", 0, calls.ClassBadRequest, false, record.OutcomeRejected},
+		{"credentials refused", "nokey", "add", "", 0, calls.ClassAuth, false, record.OutcomeError},
+		{"secret missing", "badref", "add", "", 0, calls.ClassInternal, false, record.OutcomeError},
+		{"timeout", "calc", "sleep", "", 200 * time.Millisecond, calls.ClassTimeout, true, record.OutcomeTimeout},
+		{"too large", "limited", "big", "", 0, calls.ClassTooLarge, false, record.OutcomeError},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,11 +210,11 @@ func TestMCPCallActivityHTTPStatuses(t *testing.T) {
 		retryable bool
 		delay     time.Duration
 	}{
-		{http.StatusTooManyRequests, "calc", activities.ErrClassRateLimit, true, 7 * time.Second},
-		{http.StatusServiceUnavailable, "calc", activities.ErrClassOverloaded, true, 0},
-		{http.StatusInternalServerError, "calc", activities.ErrClassStatus, true, 0},
-		{http.StatusNotFound, "calc", activities.ErrClassBadRequest, false, 0},
-		{0, "dead", activities.ErrClassConnection, true, 0},
+		{http.StatusTooManyRequests, "calc", calls.ClassRateLimit, true, 7 * time.Second},
+		{http.StatusServiceUnavailable, "calc", calls.ClassOverloaded, true, 0},
+		{http.StatusInternalServerError, "calc", calls.ClassStatus, true, 0},
+		{http.StatusNotFound, "calc", calls.ClassBadRequest, false, 0},
+		{0, "dead", calls.ClassConnection, true, 0},
 	}
 	for _, tc := range cases {
 		status = tc.status

@@ -13,12 +13,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm"
 )
-
-// ErrClassBadOutput is the error class of a model answer that is not the
-// JSON the step asked for. It is retryable: another sample usually is.
-const ErrClassBadOutput = "bad_output"
 
 // ModelGateway is what the model activity needs of *llm.Gateway.
 type ModelGateway interface {
@@ -52,18 +49,6 @@ func NewModelActivity(gw ModelGateway, opts ModelOptions) *ModelActivity {
 // Register registers Call under ModelCallActivity.
 func (a *ModelActivity) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(a.Call, activity.RegisterOptions{Name: ModelCallActivity})
-}
-
-// nonRetryableModelClasses fail the step at once: retrying the same request
-// cannot succeed.
-var nonRetryableModelClasses = map[string]bool{
-	llm.ClassAuth:       true,
-	llm.ClassBadRequest: true,
-	llm.ClassContext:    true,
-	// Every target of the alias lacks the model: retrying will not add it.
-	llm.ClassModelUnavailable: true,
-	llm.ClassBudget:           true,
-	llm.ClassTooLarge:         true,
 }
 
 // Call makes one model call. The provider request id is derived from the
@@ -118,7 +103,7 @@ func (a *ModelActivity) Call(ctx context.Context, in ModelCallInput) (ModelCallO
 		v, err := decodeJSONAnswer(out.Content)
 		if err != nil {
 			return ModelCallOutput{}, temporal.NewApplicationErrorWithOptions(
-				"model "+resp.Model+" answered with invalid JSON: "+err.Error(), ErrClassBadOutput,
+				"model "+resp.Model+" answered with invalid JSON: "+err.Error(), calls.ClassBadOutput,
 				temporal.ApplicationErrorOptions{Details: []any{CallErrorDetails{Attempt: opts.Attempt}}})
 		}
 		out.JSON = v
@@ -135,7 +120,7 @@ func modelError(ctx context.Context, err error, attempt int32) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		class = llm.ClassInternal
+		class = calls.ClassInternal
 	}
 	status := 0
 	var le *llm.Error
@@ -143,7 +128,10 @@ func modelError(ctx context.Context, err error, attempt int32) error {
 		status = le.Status
 	}
 	return temporal.NewApplicationErrorWithOptions(err.Error(), class, temporal.ApplicationErrorOptions{
-		NonRetryable:   nonRetryableModelClasses[class],
+		// Classes not retryable fail the step at once: retrying the same
+		// request cannot succeed (model_unavailable: every target of the
+		// alias lacks the model, and a retry will not add it).
+		NonRetryable:   !calls.Retryable(class),
 		NextRetryDelay: llm.RetryAfterOf(err),
 		Details:        []any{CallErrorDetails{Attempt: attempt, StatusCode: status}},
 	})

@@ -16,8 +16,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
 
@@ -133,7 +133,7 @@ func TestModelCallActivity(t *testing.T) {
 		t.Fatalf("%d records", len(recs))
 	}
 	r := recs[0]
-	if r.Tenant != "acme" || r.StepID != "classify" || r.Definition != "triage" || r.WorkflowID == "" || r.Attempt != 1 || r.Kind != record.KindModel {
+	if r.Tenant != "acme" || r.StepID != "classify" || r.Definition != "triage" || r.WorkflowID == "" || r.Attempt != 1 || r.Kind != calls.KindModel {
 		t.Errorf("record %+v", r)
 	}
 	// The provider request id is derived from workflow, step and attempt:
@@ -165,7 +165,7 @@ func TestModelCallJSON(t *testing.T) {
 	bad := newModelFixture(t, modelAnswer("I think it is spam."), nil, nil)
 	_, err = bad.call("p/m", asJSON)
 	ae := modelAppError(t, err)
-	if ae.Type() != activities.ErrClassBadOutput || ae.NonRetryable() {
+	if ae.Type() != calls.ClassBadOutput || ae.NonRetryable() {
 		t.Errorf("type %q nonRetryable %v", ae.Type(), ae.NonRetryable())
 	}
 }
@@ -179,11 +179,11 @@ func TestModelCallErrors(t *testing.T) {
 		status       int
 		delay        time.Duration
 	}{
-		{"auth", modelFail(401, `{"error":{"message":"Incorrect API key provided: `+modelTestKey+`","code":"invalid_api_key"}}`), activities.ErrClassAuth, true, 401, 0},
-		{"rate limit", modelFail(429, `{"error":{"message":"slow down","code":"rate_limit_exceeded"}}`, "Retry-After", "20"), activities.ErrClassRateLimit, false, 429, 20 * time.Second},
-		{"context", modelFail(400, `{"error":{"message":"too long","code":"context_length_exceeded"}}`), activities.ErrClassContext, true, 400, 0},
-		{"bad request", modelFail(400, `{"error":{"message":"bad"}}`), activities.ErrClassBadRequest, true, 400, 0},
-		{"overloaded", modelFail(503, `{"error":{"message":"busy"}}`), activities.ErrClassOverloaded, false, 503, 0},
+		{"auth", modelFail(401, `{"error":{"message":"Incorrect API key provided: `+modelTestKey+`","code":"invalid_api_key"}}`), calls.ClassAuth, true, 401, 0},
+		{"rate limit", modelFail(429, `{"error":{"message":"slow down","code":"rate_limit_exceeded"}}`, "Retry-After", "20"), calls.ClassRateLimit, false, 429, 20 * time.Second},
+		{"context", modelFail(400, `{"error":{"message":"too long","code":"context_length_exceeded"}}`), calls.ClassContextTooLong, true, 400, 0},
+		{"bad request", modelFail(400, `{"error":{"message":"bad"}}`), calls.ClassBadRequest, true, 400, 0},
+		{"overloaded", modelFail(503, `{"error":{"message":"busy"}}`), calls.ClassOverloaded, false, 503, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,34 +232,10 @@ func TestModelCallBudget(t *testing.T) {
 	f := newModelFixture(t, modelAnswer("x"), nil, refuseBudget{})
 	_, err := f.call("p/m", nil)
 	ae := modelAppError(t, err)
-	if ae.Type() != activities.ErrClassBudget || !ae.NonRetryable() {
+	if ae.Type() != calls.ClassBudgetExceeded || !ae.NonRetryable() {
 		t.Errorf("type %q nonRetryable %v", ae.Type(), ae.NonRetryable())
 	}
 	if len(f.hdrs) != 0 {
 		t.Error("a refused call was sent")
-	}
-}
-
-// TestModelErrorClassesMatchContract keeps llm's class strings equal to
-// the activity contract's.
-func TestModelErrorClassesMatchContract(t *testing.T) {
-	pairs := map[string]string{
-		llm.ClassRateLimit:        activities.ErrClassRateLimit,
-		llm.ClassOverloaded:       activities.ErrClassOverloaded,
-		llm.ClassServer:           activities.ErrClassStatus,
-		llm.ClassTimeout:          activities.ErrClassTimeout,
-		llm.ClassConnection:       activities.ErrClassConnection,
-		llm.ClassAuth:             activities.ErrClassAuth,
-		llm.ClassBadRequest:       activities.ErrClassBadRequest,
-		llm.ClassContext:          activities.ErrClassContext,
-		llm.ClassModelUnavailable: activities.ErrClassModelUnavailable,
-		llm.ClassTooLarge:         activities.ErrClassTooLarge,
-		llm.ClassBudget:           activities.ErrClassBudget,
-		llm.ClassInternal:         activities.ErrClassInternal,
-	}
-	for l, a := range pairs {
-		if l != a {
-			t.Errorf("llm class %q != activities class %q", l, a)
-		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -30,7 +31,7 @@ func (f RecorderFunc) Emit(r record.Record) { f(r) }
 
 // newCallRecord starts the record of one activity attempt: who, which
 // orchestration, which step, which attempt. The caller fills the outcome.
-func newCallRecord(ctx context.Context, kind record.Kind, ref StepRef, target string, start time.Time) record.Record {
+func newCallRecord(ctx context.Context, kind calls.Kind, ref StepRef, target string, start time.Time) record.Record {
 	r := record.New(kind, start)
 	r.Tenant = ref.Meta.Tenant
 	r.KeyID = ref.Meta.KeyID

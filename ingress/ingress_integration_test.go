@@ -26,8 +26,8 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/sysconfig"
-	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	ingclient "github.com/gateflow/gateflow/ingress/client"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
@@ -341,7 +341,7 @@ func TestIntegration(t *testing.T) {
 		found := false
 		for _, r := range e.rec.All() {
 			if r.Labels["request_id"] == "it-req-1" {
-				found = r.WorkflowID == "acme/"+s.ID && r.StatusCode == 201 && r.Kind == record.KindIngress && r.Definition == "order"
+				found = r.WorkflowID == "acme/"+s.ID && r.StatusCode == 201 && r.Kind == calls.KindIngress && r.Definition == "order"
 			}
 		}
 		if !found {

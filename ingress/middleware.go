@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
@@ -162,7 +163,7 @@ func (s *Server) emitRecord(r *http.Request, info *api.RequestInfo, target strin
 	if s.deps.Recorder == nil {
 		return
 	}
-	rec := record.New(record.KindIngress, start)
+	rec := record.New(calls.KindIngress, start)
 	rec.Target = target
 	rec.StatusCode = int32(status)
 	rec.LatencyMS = float64(elapsed.Microseconds()) / 1000

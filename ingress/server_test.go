@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/ingress/api"
@@ -533,7 +534,7 @@ func TestRequestIDRecordsMetricsLogs(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Error(err)
 	}
-	if r.Kind != record.KindIngress || r.Target != "POST /v1/workflows" || r.Tenant != "acme" || r.KeyID != "a00000000001" ||
+	if r.Kind != calls.KindIngress || r.Target != "POST /v1/workflows" || r.Tenant != "acme" || r.KeyID != "a00000000001" ||
 		r.StatusCode != 201 || r.Outcome != record.OutcomeOK || r.WorkflowID != "acme/"+res.ID || r.Definition != "order" ||
 		r.ReqBytes == 0 || r.RespBytes == 0 || r.Labels["request_id"] != "client-req-1" {
 		t.Errorf("record %+v", r)

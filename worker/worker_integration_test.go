@@ -20,7 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/worker"
@@ -112,11 +112,11 @@ func TestRetriesFollowBackoff(t *testing.T) {
 		t.Errorf("flaky status %+v", s)
 	}
 	flaky := byStep(recs, "flaky")
-	if len(flaky) != 3 || flaky[0].Outcome != record.OutcomeError || flaky[0].StatusCode != 500 || flaky[0].ErrorClass != activities.ErrClassStatus ||
+	if len(flaky) != 3 || flaky[0].Outcome != record.OutcomeError || flaky[0].StatusCode != 500 || flaky[0].ErrorClass != calls.ClassStatus ||
 		flaky[2].Outcome != record.OutcomeOK || flaky[2].Attempt != 3 || flaky[2].WorkflowID != "retries-ok" || flaky[2].Target != "svc" {
 		t.Errorf("flaky records %+v", flaky)
 	}
-	if slow := byStep(recs, "slow"); len(slow) != 2 || slow[0].Outcome != record.OutcomeTimeout || slow[0].ErrorClass != activities.ErrClassTimeout {
+	if slow := byStep(recs, "slow"); len(slow) != 2 || slow[0].Outcome != record.OutcomeTimeout || slow[0].ErrorClass != calls.ClassTimeout {
 		t.Errorf("slow records %+v", slow)
 	}
 

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/workflows"
 )
 
@@ -30,7 +31,7 @@ const sagaDef = `{"steps": [
 func failOn(path string, undoFails ...string) func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
 	return func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
 		if in.Path == path || slices.Contains(undoFails, in.Path) {
-			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("failed "+in.Path, activities.ErrClassStatus, nil)
+			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("failed "+in.Path, calls.ClassStatus, nil)
 		}
 		return echo(in), nil
 	}
@@ -154,7 +155,7 @@ func TestContinueAsNewForeach(t *testing.T) {
 	const n = 300
 	f := &fakes{http: func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
 		if in.Path == "/last" {
-			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("stop", activities.ErrClassStatus, nil)
+			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("stop", calls.ClassStatus, nil)
 		}
 		return echo(in), nil
 	}}

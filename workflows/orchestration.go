@@ -355,26 +355,35 @@ func (r *run) runStep(ctx workflow.Context, sc *scope, st *definition.Step, stat
 }
 
 func (r *run) dispatch(ctx workflow.Context, sc *scope, st *definition.Step, id string) (stepOutcome, error) {
-	switch st.Kind {
-	case definition.KindHTTP:
-		return r.callHTTP(ctx, sc, st, id)
-	case definition.KindModel:
-		return r.callModel(ctx, sc, st, id)
-	case definition.KindMCP:
-		return r.callMCP(ctx, sc, st, id)
-	case definition.KindApproval:
-		return r.approval(ctx, sc, st, id)
-	case definition.KindParallel:
-		return r.parallel(ctx, sc, st, id)
-	case definition.KindForeach:
-		return r.foreach(ctx, sc, st, id)
-	case definition.KindSwitch:
-		return r.switchStep(ctx, sc, st, id)
-	case definition.KindWait:
-		return r.wait(ctx, sc, st, id)
-	default:
+	runStep := stepRunner(st.Kind)
+	if runStep == nil {
 		return stepOutcome{}, fmt.Errorf("unknown step kind %q", st.Kind)
 	}
+	return runStep(r, ctx, sc, st, id)
+}
+
+// stepRunner returns the interpreter of a step kind, nil for a kind it does
+// not know (TestEveryStepKindHasARunner checks every definition.Kinds).
+func stepRunner(kind string) func(*run, workflow.Context, *scope, *definition.Step, string) (stepOutcome, error) {
+	switch kind {
+	case definition.KindHTTP:
+		return (*run).callHTTP
+	case definition.KindModel:
+		return (*run).callModel
+	case definition.KindMCP:
+		return (*run).callMCP
+	case definition.KindApproval:
+		return (*run).approval
+	case definition.KindParallel:
+		return (*run).parallel
+	case definition.KindForeach:
+		return (*run).foreach
+	case definition.KindSwitch:
+		return (*run).switchStep
+	case definition.KindWait:
+		return (*run).wait
+	}
+	return nil
 }
 
 // skipNested marks the statically known steps inside a skipped step (or an

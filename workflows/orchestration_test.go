@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/workflows"
 )
 
@@ -57,7 +58,7 @@ func TestHTTPStepsDataFlow(t *testing.T) {
 func TestHTTPRetryAndAttempts(t *testing.T) {
 	f := &fakes{http: func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
 		if in.Path == "/flaky" && attempt < 3 {
-			return activities.HTTPCallOutput{}, temporal.NewApplicationError("status 500", activities.ErrClassStatus)
+			return activities.HTTPCallOutput{}, temporal.NewApplicationError("status 500", calls.ClassStatus)
 		}
 		return activities.HTTPCallOutput{Status: 200}, nil
 	}}
@@ -79,7 +80,7 @@ func TestHTTPRetryAndAttempts(t *testing.T) {
 
 func TestHTTPNonRetryableErrorClass(t *testing.T) {
 	f := &fakes{http: func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
-		return activities.HTTPCallOutput{}, temporal.NewApplicationError("POST s/x: status 500: boom", activities.ErrClassStatus)
+		return activities.HTTPCallOutput{}, temporal.NewApplicationError("POST s/x: status 500: boom", calls.ClassStatus)
 	}}
 	h := newHarness(t, f)
 	d := def(t, `{"steps": [{"id": "a", "kind": "http", "service": "s", "path": "/x",
@@ -103,7 +104,7 @@ func TestHTTPNonRetryableErrorClass(t *testing.T) {
 
 func TestRetriesExhaustedReportsAttempts(t *testing.T) {
 	f := &fakes{http: func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
-		return activities.HTTPCallOutput{}, temporal.NewApplicationError("status 503", activities.ErrClassOverloaded)
+		return activities.HTTPCallOutput{}, temporal.NewApplicationError("status 503", calls.ClassOverloaded)
 	}}
 	h := newHarness(t, f)
 	d := def(t, `{"steps": [{"id": "a", "kind": "http", "service": "s", "retry": {"max_attempts": 3, "initial_interval": "1s"}}]}`)
@@ -178,7 +179,7 @@ func TestParallelJoin(t *testing.T) {
 func TestParallelFirstFailureCancelsOthers(t *testing.T) {
 	f := &fakes{http: func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
 		if in.Path == "/bad" {
-			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("nope", activities.ErrClassAuth, nil)
+			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("nope", calls.ClassAuth, nil)
 		}
 		return echo(in), nil
 	}}
@@ -251,7 +252,7 @@ func TestForeachConcurrencyAndResults(t *testing.T) {
 func TestForeachFailureStopsItems(t *testing.T) {
 	f := &fakes{http: func(in activities.HTTPCallInput, attempt int32) (activities.HTTPCallOutput, error) {
 		if in.Path == "/x/2" {
-			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("bad item", activities.ErrClassStatus, nil)
+			return activities.HTTPCallOutput{}, temporal.NewNonRetryableApplicationError("bad item", calls.ClassStatus, nil)
 		}
 		return echo(in), nil
 	}}

@@ -7,29 +7,30 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
-// Error classes. The strings are the same as the activities.ErrClass*
-// constants (a test keeps them equal): they become the Type of the Temporal
-// application errors the model activity returns and the error_class of call
-// records.
+// Error classes, the gateway's names for those declared in activities/calls:
+// they become the Type of the Temporal application errors the model
+// activity returns and the error_class of call records.
 const (
-	ClassRateLimit  = "rate_limit"       // 429 from the provider
-	ClassOverloaded = "overloaded"       // 503/529: provider overloaded
-	ClassServer     = "status"           // other 5xx, or a malformed provider answer
-	ClassTimeout    = "timeout"          // the attempt's deadline passed
-	ClassConnection = "connection"       // could not connect, reset, stream cut
-	ClassAuth       = "auth"             // credential missing or refused
-	ClassBadRequest = "bad_request"      // the request itself is invalid
-	ClassContext    = "context_too_long" // prompt + completion above the context window
+	ClassRateLimit  = calls.ClassRateLimit      // 429 from the provider
+	ClassOverloaded = calls.ClassOverloaded     // 503/529: provider overloaded
+	ClassServer     = calls.ClassStatus         // other 5xx, or a malformed provider answer
+	ClassTimeout    = calls.ClassTimeout        // the attempt's deadline passed
+	ClassConnection = calls.ClassConnection     // could not connect, reset, stream cut
+	ClassAuth       = calls.ClassAuth           // credential missing or refused
+	ClassBadRequest = calls.ClassBadRequest     // the request itself is invalid
+	ClassContext    = calls.ClassContextTooLong // prompt + completion above the context window
 	// ClassModelUnavailable: the target's provider does not serve its model
 	// (404, code model_not_found: not pulled into Ollama, misspelt, not
 	// available to this account) or has no such endpoint. It concerns that
 	// target only, so the call falls back to the next one.
-	ClassModelUnavailable = "model_unavailable"
-	ClassTooLarge         = "too_large"       // provider answer above the size cap
-	ClassBudget           = "budget_exceeded" // tenant token budget spent
-	ClassInternal         = "internal"        // gateway-side failure (e.g. budget store unreadable)
+	ClassModelUnavailable = calls.ClassModelUnavailable
+	ClassTooLarge         = calls.ClassTooLarge       // provider answer above the size cap
+	ClassBudget           = calls.ClassBudgetExceeded // tenant token budget spent
+	ClassInternal         = calls.ClassInternal       // gateway-side failure (e.g. budget store unreadable)
 )
 
 // Sentinel errors, matched with errors.Is against any gateway error of that
@@ -134,16 +135,7 @@ func (e *Error) Retryable() bool {
 	if e.noRetry {
 		return false
 	}
-	return RetryableClass(e.Class)
-}
-
-// RetryableClass reports whether errors of class may succeed when retried.
-func RetryableClass(class string) bool {
-	switch class {
-	case ClassRateLimit, ClassOverloaded, ClassServer, ClassTimeout, ClassConnection, ClassInternal:
-		return true
-	}
-	return false
+	return calls.Retryable(e.Class)
 }
 
 // fallbackClass reports whether an error of class moves the call on to the

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -455,7 +456,7 @@ func (c *call) checkContext(t *target) *Error {
 // newRecord starts the call record of an attempt on target.
 func (c *call) newRecord(target string, start time.Time) record.Record {
 	o := c.opts
-	r := record.New(record.KindModel, start)
+	r := record.New(calls.KindModel, start)
 	r.Tenant = o.Tenant
 	r.KeyID = o.KeyID
 	r.Target = target

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/analytics/record"
 )
@@ -314,7 +315,7 @@ func TestRecordFields(t *testing.T) {
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if r.Kind != record.KindModel || r.Target != "p/m" || r.Tenant != "acme" || r.KeyID != "k1" || r.WorkflowID != "wf" || r.RunID != "run" ||
+	if r.Kind != calls.KindModel || r.Target != "p/m" || r.Tenant != "acme" || r.KeyID != "k1" || r.WorkflowID != "wf" || r.RunID != "run" ||
 		r.Definition != "def" || r.Version != "v2" || r.StepID != "summarize" || r.Attempt != 3 || r.StatusCode != 200 ||
 		r.Outcome != record.OutcomeOK || r.TokensIn != 19 || r.TokensOut != 10 || r.CostUSD != (19+30)/1e6 ||
 		r.ReqBytes == 0 || r.RespBytes != int64(len(llmtest.Fixture(t, "openai/chat_response.json"))) ||

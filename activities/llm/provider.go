@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // adapter translates between the unified format and one provider's wire
@@ -147,7 +149,7 @@ func statusError(status int, h http.Header, code, msg string) *Error {
 	if retry, set := shouldRetryHeader(h); set {
 		if !retry {
 			e.noRetry = true
-		} else if !RetryableClass(e.Class) {
+		} else if !calls.Retryable(e.Class) {
 			e.Class = ClassServer
 		}
 	}

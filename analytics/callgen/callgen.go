@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -30,7 +31,7 @@ var Tenants = []string{"acme", "globex", "initech", "umbrella"}
 // Step is one step of a generated definition and the target it calls.
 type Step struct {
 	ID     string
-	Kind   record.Kind
+	Kind   calls.Kind
 	Target string
 }
 
@@ -41,35 +42,35 @@ const ApprovalStep = "approve"
 // steps excluded; see Approvals).
 var Definitions = map[string][]Step{
 	"onboarding": {
-		{"validate", record.KindHTTP, "accounts"},
-		{"create_account", record.KindHTTP, "crm"},
-		{"kyc", record.KindHTTP, "identity"},
-		{"welcome_mail", record.KindHTTP, "mailer"},
+		{"validate", calls.KindHTTP, "accounts"},
+		{"create_account", calls.KindHTTP, "crm"},
+		{"kyc", calls.KindHTTP, "identity"},
+		{"welcome_mail", calls.KindHTTP, "mailer"},
 	},
 	"triage": {
-		{"classify", record.KindModel, "openai/gpt-4o"},
-		{"lookup", record.KindMCP, "search/lookup"},
-		{"summarize", record.KindModel, "anthropic/claude-sonnet"},
-		{"route", record.KindHTTP, "tickets"},
+		{"classify", calls.KindModel, "openai/gpt-4o"},
+		{"lookup", calls.KindMCP, "search/lookup"},
+		{"summarize", calls.KindModel, "anthropic/claude-sonnet"},
+		{"route", calls.KindHTTP, "tickets"},
 	},
 	"billing": {
-		{"fetch_invoice", record.KindHTTP, "invoices"},
-		{"charge", record.KindHTTP, "payments"},
-		{"book", record.KindHTTP, "ledger"},
-		{"notify", record.KindHTTP, "mailer"},
+		{"fetch_invoice", calls.KindHTTP, "invoices"},
+		{"charge", calls.KindHTTP, "payments"},
+		{"book", calls.KindHTTP, "ledger"},
+		{"notify", calls.KindHTTP, "mailer"},
 	},
 	"support": {
-		{"search", record.KindMCP, "search/lookup"},
-		{"read", record.KindMCP, "files/read"},
-		{"answer", record.KindModel, "gemini/flash"},
-		{"translate", record.KindModel, "openai/gpt-4o-mini"},
-		{"escalate", record.KindHTTP, "tickets"},
+		{"search", calls.KindMCP, "search/lookup"},
+		{"read", calls.KindMCP, "files/read"},
+		{"answer", calls.KindModel, "gemini/flash"},
+		{"translate", calls.KindModel, "openai/gpt-4o-mini"},
+		{"escalate", calls.KindHTTP, "tickets"},
 	},
 	"reporting": {
-		{"extract", record.KindHTTP, "warehouse"},
-		{"render", record.KindHTTP, "pdf"},
-		{"archive", record.KindMCP, "files/write"},
-		{"publish", record.KindHTTP, "cdn"},
+		{"extract", calls.KindHTTP, "warehouse"},
+		{"render", calls.KindHTTP, "pdf"},
+		{"archive", calls.KindMCP, "files/write"},
+		{"publish", calls.KindHTTP, "cdn"},
 	},
 }
 
@@ -87,7 +88,7 @@ var (
 	roles       = []string{"approver", "manager", "admin"}
 	priceIn     = map[string]float64{"openai/gpt-4o": 2.5e-6, "openai/gpt-4o-mini": 0.15e-6, "anthropic/claude-sonnet": 3e-6, "gemini/flash": 0.1e-6}
 	priceOut    = map[string]float64{"openai/gpt-4o": 10e-6, "openai/gpt-4o-mini": 0.6e-6, "anthropic/claude-sonnet": 15e-6, "gemini/flash": 0.4e-6}
-	baseLatency = map[record.Kind]float64{record.KindIngress: 4, record.KindHTTP: 40, record.KindModel: 900, record.KindMCP: 120}
+	baseLatency = map[calls.Kind]float64{calls.KindIngress: 4, calls.KindHTTP: 40, calls.KindModel: 900, calls.KindMCP: 120}
 	// slowTargets have twice their kind's base latency.
 	slowTargets = map[string]bool{"payments": true, "anthropic/claude-sonnet": true, "warehouse": true, "pdf": true}
 )
@@ -192,7 +193,7 @@ func (g *Generator) Next() record.Record {
 
 	switch x := rng.IntN(100); {
 	case x < 20:
-		r.Kind = record.KindIngress
+		r.Kind = calls.KindIngress
 		r.Target = g.weighted(routes, routeWeight)
 	case x < 96:
 		def := g.weighted(defNames, defWeight)
@@ -209,7 +210,7 @@ func (g *Generator) Next() record.Record {
 		}
 	default:
 		def := g.pick(Approvals)
-		r.Kind, r.Target, r.StepID, r.Definition = record.KindApproval, "approval", ApprovalStep, def
+		r.Kind, r.Target, r.StepID, r.Definition = calls.KindApproval, "approval", ApprovalStep, def
 		r.Version = strconv.Itoa(1 + rng.IntN(3))
 		r.WorkflowID = fmt.Sprintf("%s-%d", def, g.seq/8)
 		r.RunID = fmt.Sprintf("run-%d", g.seq/8)
@@ -226,7 +227,7 @@ func (g *Generator) Next() record.Record {
 	r.RespBytes = 100 + rng.Int64N(20000)
 	r.StatusCode = 200
 	r.Outcome = record.OutcomeOK
-	if r.Kind == record.KindModel {
+	if r.Kind == calls.KindModel {
 		r.TokensIn = 50 + rng.Int64N(2000)
 		r.TokensOut = 10 + rng.Int64N(800)
 		r.CostUSD = float64(r.TokensIn)*priceIn[r.Target] + float64(r.TokensOut)*priceOut[r.Target]
@@ -241,7 +242,7 @@ func (g *Generator) Next() record.Record {
 	case x < 9:
 		r.Outcome, r.StatusCode, r.ErrorClass = record.OutcomeRejected, 429, "rate_limit"
 	}
-	if r.Kind == record.KindModel && r.Outcome != record.OutcomeOK {
+	if r.Kind == calls.KindModel && r.Outcome != record.OutcomeOK {
 		r.TokensOut, r.CostUSD = 0, float64(r.TokensIn)*priceIn[r.Target]
 	}
 	if rng.IntN(3) == 0 {

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // TestCardinality: the generator produces exactly the documented
@@ -27,7 +27,7 @@ func TestCardinality(t *testing.T) {
 		}
 		seen[combo{r.Tenant, string(r.Kind), r.Target, r.Definition, r.StepID}]++
 		targets[r.Target] = true
-		if r.Kind == record.KindIngress {
+		if r.Kind == calls.KindIngress {
 			continue
 		}
 		k := [2]string{r.Definition, r.StepID}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/analytics/spool"
 )
@@ -26,7 +27,7 @@ func deadBroker(t *testing.T) string {
 }
 
 func testRecord(i int) record.Record {
-	r := record.New(record.KindHTTP, time.UnixMilli(1_750_000_000_000+int64(i)))
+	r := record.New(calls.KindHTTP, time.UnixMilli(1_750_000_000_000+int64(i)))
 	r.Tenant = "t1"
 	r.Target = "svc"
 	r.WorkflowID = fmt.Sprintf("wf-%d", i%10)
@@ -114,7 +115,7 @@ func TestEmitFillsMissingFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Emit(record.Record{Kind: record.KindIngress, Outcome: record.OutcomeOK, Tenant: "t"})
+	p.Emit(record.Record{Kind: calls.KindIngress, Outcome: record.OutcomeOK, Tenant: "t"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Close(ctx); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/callgen"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/analytics/record"
@@ -235,7 +236,7 @@ func checkQueries(t *testing.T, fx fixture, from, to time.Time) {
 			t.Fatal(err)
 		}
 		want := map[time.Time]*agg{}
-		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Kind == record.KindModel && r.Target == model }) {
+		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Kind == calls.KindModel && r.Target == model }) {
 			m := time.UnixMilli(r.TS).UTC().Truncate(time.Minute)
 			if want[m] == nil {
 				want[m] = &agg{}
@@ -272,9 +273,9 @@ func checkQueries(t *testing.T, fx fixture, from, to time.Time) {
 		key    func(record.Record) string
 		value  func(*agg) float64
 	}{
-		{query.ByService, query.ByErrors, func(r record.Record) bool { return r.Kind == record.KindHTTP },
+		{query.ByService, query.ByErrors, func(r record.Record) bool { return r.Kind == calls.KindHTTP },
 			func(r record.Record) string { return r.Target }, func(a *agg) float64 { return float64(a.errors) }},
-		{query.ByModel, query.ByCost, func(r record.Record) bool { return r.Kind == record.KindModel },
+		{query.ByModel, query.ByCost, func(r record.Record) bool { return r.Kind == calls.KindModel },
 			func(r record.Record) string { return r.Target }, func(a *agg) float64 { return a.cost }},
 		{query.ByDefinition, query.ByTokens, func(r record.Record) bool { return r.Definition != "" },
 			func(r record.Record) string { return r.Definition }, func(a *agg) float64 { return float64(a.tin + a.tout) }},
@@ -344,7 +345,7 @@ func checkQueries(t *testing.T, fx fixture, from, to time.Time) {
 		}
 		want := map[string]*agg{}
 		decisions := map[string]map[string]uint64{}
-		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Kind == record.KindApproval }) {
+		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Kind == calls.KindApproval }) {
 			for _, role := range strings.Split(r.Labels[record.LabelRoles], ",") {
 				if want[role] == nil {
 					want[role] = &agg{}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // Decode parses a wire message and validates it. Unknown fields are
@@ -231,7 +233,7 @@ func (d *decoder) field(r *Record, f int) bool {
 	case fKind:
 		var s string
 		s, ok = d.str()
-		r.Kind = Kind(s)
+		r.Kind = calls.Kind(s)
 	case fTarget:
 		r.Target, ok = d.str()
 	case fWorkflowID:

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // checkSameAsEncodingJSON fails when the fast path accepts b but decodes it
@@ -31,8 +33,8 @@ func checkSameAsEncodingJSON(t *testing.T, b []byte) (fast bool) {
 // decodeSeeds are messages in and around the wire format.
 func decodeSeeds() []string {
 	full := sampleRecord()
-	min := Record{Schema: 1, ID: NewID(), TS: 1, Tenant: "t", Kind: KindHTTP, Target: "svc", Outcome: OutcomeError}
-	esc := Record{Schema: 1, ID: NewID(), TS: 2, Tenant: "t\n\t\r\x00\x1f\\\"", Kind: KindIngress,
+	min := Record{Schema: 1, ID: NewID(), TS: 1, Tenant: "t", Kind: calls.KindHTTP, Target: "svc", Outcome: OutcomeError}
+	esc := Record{Schema: 1, ID: NewID(), TS: 2, Tenant: "t\n\t\r\x00\x1f\\\"", Kind: calls.KindIngress,
 		Target: "POST /v1/x\u2028\u2029 é 日本 😀", Outcome: OutcomeTimeout, ErrorMsg: "bad \xff utf8",
 		LatencyMS: 1e-9, CostUSD: 1e22, Labels: map[string]string{"": "", "k\"": "v\n"}}
 	id := full.ID
@@ -90,7 +92,7 @@ func TestDecodeRandomRecords(t *testing.T) {
 	}
 	fast := 0
 	for range 3000 {
-		r := Record{Schema: rng.IntN(3), ID: NewID(), TS: rng.Int64(), Tenant: str(), KeyID: str(), Kind: Kind(str()),
+		r := Record{Schema: rng.IntN(3), ID: NewID(), TS: rng.Int64(), Tenant: str(), KeyID: str(), Kind: calls.Kind(str()),
 			Target: str(), WorkflowID: str(), StepID: str(), Attempt: rng.Int32() - rng.Int32(), StatusCode: rng.Int32N(600),
 			Outcome: Outcome(str()), LatencyMS: rng.NormFloat64() * float64(rng.IntN(1e6)), ReqBytes: rng.Int64N(1e9),
 			TokensIn: rng.Int64N(3), CostUSD: rng.Float64() * float64(rng.IntN(2)), ErrorMsg: str()}

@@ -9,10 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 func sampleRecord() Record {
-	r := New(KindModel, time.UnixMilli(1_750_000_000_123))
+	r := New(calls.KindModel, time.UnixMilli(1_750_000_000_123))
 	r.Tenant = "acme"
 	r.KeyID = "key-1"
 	r.Target = "openai/gpt-4o"
@@ -37,11 +39,11 @@ func sampleRecord() Record {
 func TestAppendJSONRoundTrip(t *testing.T) {
 	cases := map[string]Record{
 		"full":    sampleRecord(),
-		"minimal": {Schema: 1, ID: NewID(), TS: 1, Tenant: "t", Kind: KindHTTP, Target: "svc", Outcome: OutcomeError},
-		"escapes": {Schema: 1, ID: NewID(), TS: 2, Tenant: "t\n\t\r\x00\x1f\\\"", Kind: KindIngress,
+		"minimal": {Schema: 1, ID: NewID(), TS: 1, Tenant: "t", Kind: calls.KindHTTP, Target: "svc", Outcome: OutcomeError},
+		"escapes": {Schema: 1, ID: NewID(), TS: 2, Tenant: "t\n\t\r\x00\x1f\\\"", Kind: calls.KindIngress,
 			Target: "POST /v1/x\u2028\u2029", Outcome: OutcomeTimeout, ErrorMsg: "bad \xff utf8 é 日本",
 			LatencyMS: 1e-9, CostUSD: 1e22},
-		"negative": {Schema: 1, ID: NewID(), TS: 3, Kind: KindApproval, Outcome: OutcomeRejected, LatencyMS: -0.5, Attempt: -1},
+		"negative": {Schema: 1, ID: NewID(), TS: 3, Kind: calls.KindApproval, Outcome: OutcomeRejected, LatencyMS: -0.5, Attempt: -1},
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -97,7 +99,7 @@ func TestAppendJSONRandom(t *testing.T) {
 		return sb.String()
 	}
 	for range 2000 {
-		r := Record{Schema: 1, ID: NewID(), TS: rng.Int64(), Tenant: str(), KeyID: str(), Kind: Kind(str()),
+		r := Record{Schema: 1, ID: NewID(), TS: rng.Int64(), Tenant: str(), KeyID: str(), Kind: calls.Kind(str()),
 			Target: str(), StepID: str(), Attempt: rng.Int32N(5), Outcome: Outcome(str()),
 			LatencyMS: rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15)), TokensIn: rng.Int64N(3),
 			CostUSD: rng.Float64() * float64(rng.IntN(2)), ErrorMsg: str()}

@@ -11,22 +11,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // SchemaVersion is the version of the wire format written by this code.
 const SchemaVersion = 1
-
-// Kind is what was called.
-type Kind string
-
-// Kinds of call.
-const (
-	KindIngress  Kind = "ingress"
-	KindHTTP     Kind = "http"
-	KindModel    Kind = "model"
-	KindApproval Kind = "approval"
-	KindMCP      Kind = "mcp"
-)
 
 // Outcome is how a call ended.
 type Outcome string
@@ -50,24 +40,24 @@ type Record struct {
 	// ID is a UUIDv7: unique, and time-ordered so inserts stay sorted.
 	ID string `json:"id"`
 	// TS is when the call started, in Unix milliseconds.
-	TS         int64   `json:"ts"`
-	Tenant     string  `json:"tenant"`
-	KeyID      string  `json:"key_id,omitempty"`
-	Kind       Kind    `json:"kind"`
-	Target     string  `json:"target"`
-	WorkflowID string  `json:"workflow_id,omitempty"`
-	RunID      string  `json:"run_id,omitempty"`
-	Definition string  `json:"definition,omitempty"`
-	Version    string  `json:"version,omitempty"`
-	StepID     string  `json:"step_id,omitempty"`
-	Attempt    int32   `json:"attempt,omitempty"`
-	StatusCode int32   `json:"status_code,omitempty"`
-	Outcome    Outcome `json:"outcome"`
-	LatencyMS  float64 `json:"latency_ms"`
-	ReqBytes   int64   `json:"request_bytes,omitempty"`
-	RespBytes  int64   `json:"response_bytes,omitempty"`
-	TokensIn   int64   `json:"tokens_in,omitempty"`
-	TokensOut  int64   `json:"tokens_out,omitempty"`
+	TS         int64      `json:"ts"`
+	Tenant     string     `json:"tenant"`
+	KeyID      string     `json:"key_id,omitempty"`
+	Kind       calls.Kind `json:"kind"`
+	Target     string     `json:"target"`
+	WorkflowID string     `json:"workflow_id,omitempty"`
+	RunID      string     `json:"run_id,omitempty"`
+	Definition string     `json:"definition,omitempty"`
+	Version    string     `json:"version,omitempty"`
+	StepID     string     `json:"step_id,omitempty"`
+	Attempt    int32      `json:"attempt,omitempty"`
+	StatusCode int32      `json:"status_code,omitempty"`
+	Outcome    Outcome    `json:"outcome"`
+	LatencyMS  float64    `json:"latency_ms"`
+	ReqBytes   int64      `json:"request_bytes,omitempty"`
+	RespBytes  int64      `json:"response_bytes,omitempty"`
+	TokensIn   int64      `json:"tokens_in,omitempty"`
+	TokensOut  int64      `json:"tokens_out,omitempty"`
 	// CostUSD is the cost of the call in US dollars, when known.
 	CostUSD    float64           `json:"cost_usd,omitempty"`
 	ErrorClass string            `json:"error_class,omitempty"`
@@ -77,7 +67,7 @@ type Record struct {
 
 // New returns a record of the given kind started at start, with a fresh id
 // and the current schema version.
-func New(kind Kind, start time.Time) Record {
+func New(kind calls.Kind, start time.Time) Record {
 	return Record{
 		Schema: SchemaVersion,
 		ID:     NewID(),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/callgen"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/analytics/record"
@@ -126,7 +127,7 @@ func TestEndpointsOnClickHouse(t *testing.T) {
 			// Top models by cost.
 			byModel := map[string]*totals{}
 			for _, r := range recs {
-				if in(r, tenant) && r.Kind == record.KindModel {
+				if in(r, tenant) && r.Kind == calls.KindModel {
 					if byModel[r.Target] == nil {
 						byModel[r.Target] = &totals{}
 					}
@@ -176,7 +177,7 @@ func TestEndpointsOnClickHouse(t *testing.T) {
 			// Approvals by role.
 			roles := map[string]uint64{}
 			for _, r := range recs {
-				if in(r, tenant) && r.Kind == record.KindApproval {
+				if in(r, tenant) && r.Kind == calls.KindApproval {
 					for _, role := range strings.Split(r.Labels[record.LabelRoles], ",") {
 						roles[role]++
 					}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress/api"
 )
@@ -102,7 +103,7 @@ func rangeParams() []api.Param {
 
 func filterParamDocs() []api.Param {
 	return []api.Param{
-		{Name: "kind", In: "query", Description: "Only calls of this kind.", Schema: enum([]string{"ingress", "http", "model", "approval", "mcp"})},
+		{Name: "kind", In: "query", Description: "Only calls of this kind.", Schema: enum(calls.KindNames())},
 		{Name: "target", In: "query", Description: "Only calls to this target (route, service, provider/model, server/tool).", Schema: str()},
 		{Name: "definition", In: "query", Description: "Only calls of this definition.", Schema: str()},
 		{Name: "step", In: "query", Description: "Only calls of this step.", Schema: str()},

@@ -13,6 +13,7 @@ import (
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/analytics/record"
@@ -75,8 +76,8 @@ func TestOpenAISDKPlain(t *testing.T) {
 
 	// One ingress record and one model record, tied by the request id,
 	// both with the key's tenant.
-	ing := s.in.Rec.Kind(record.KindIngress)
-	models := s.rec.Kind(record.KindModel)
+	ing := s.in.Rec.Kind(calls.KindIngress)
+	models := s.rec.Kind(calls.KindModel)
 	if len(ing) != 1 || len(models) != 1 {
 		t.Fatalf("%d ingress, %d model records", len(ing), len(models))
 	}
@@ -146,7 +147,7 @@ func TestOpenAISDKStream(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || !strings.HasSuffix(string(body), "data: [DONE]\n\n") {
 		t.Errorf("raw stream %d %q: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	for _, m := range s.rec.Kind(record.KindModel) {
+	for _, m := range s.rec.Kind(calls.KindModel) {
 		if m.Labels["stream"] != "true" || m.TokensIn != 9 || m.TokensOut != 3 || m.Tenant != "acme" {
 			t.Errorf("stream record %+v", m)
 		}
@@ -333,7 +334,7 @@ func TestBudgetExceeded(t *testing.T) {
 		t.Errorf("%d Retry-After=%q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
 	// The OpenAI SDK (with its default retries) does not retry a spent budget.
-	before := len(s.in.Rec.Kind(record.KindIngress))
+	before := len(s.in.Rec.Kind(calls.KindIngress))
 	c := openai.NewClient(option.WithBaseURL(s.in.URL+"/v1/"), option.WithAPIKey(gwtest.Token("submitter")))
 	_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
 		Model: "smart", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
@@ -342,13 +343,13 @@ func TestBudgetExceeded(t *testing.T) {
 	if !errors.As(err, &apierr) || apierr.StatusCode != 429 || !strings.Contains(apierr.Message, "budget") {
 		t.Errorf("SDK error %v", err)
 	}
-	if n := len(s.in.Rec.Kind(record.KindIngress)) - before; n != 1 {
+	if n := len(s.in.Rec.Kind(calls.KindIngress)) - before; n != 1 {
 		t.Errorf("the SDK sent %d requests", n)
 	}
 	if len(s.prov.Requests()) != 0 {
 		t.Errorf("a refused call reached the provider")
 	}
-	rej := s.rec.Kind(record.KindModel)
+	rej := s.rec.Kind(calls.KindModel)
 	if len(rej) == 0 || rej[0].Outcome != record.OutcomeRejected || rej[0].ErrorClass != llm.ClassBudget || rej[0].Tenant != "acme" {
 		t.Errorf("budget records %+v", rej)
 	}

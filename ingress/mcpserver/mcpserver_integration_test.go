@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/server/temporaltest"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
@@ -191,7 +192,7 @@ func TestMCPEndToEnd(t *testing.T) {
 	}
 	var mcpRecs []record.Record
 	for _, r := range recs.All() {
-		if r.Kind == record.KindMCP {
+		if r.Kind == calls.KindMCP {
 			mcpRecs = append(mcpRecs, r)
 		}
 	}

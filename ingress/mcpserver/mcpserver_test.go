@@ -13,9 +13,9 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
-	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 	"github.com/gateflow/gateflow/ingress/mcpserver"
 	"github.com/gateflow/gateflow/workflows"
@@ -233,13 +233,13 @@ func TestStartAndWait(t *testing.T) {
 
 	// The ingress record of a start names the workflow.
 	var named bool
-	for _, r := range e.in.Rec.Kind(record.KindIngress) {
+	for _, r := range e.in.Rec.Kind(calls.KindIngress) {
 		if r.Target == "POST /mcp" && r.WorkflowID == "acme/"+id && r.Tenant == "acme" {
 			named = true
 		}
 	}
 	if !named {
-		t.Errorf("no ingress record names acme/%s: %+v", id, e.in.Rec.Kind(record.KindIngress))
+		t.Errorf("no ingress record names acme/%s: %+v", id, e.in.Rec.Kind(calls.KindIngress))
 	}
 }
 

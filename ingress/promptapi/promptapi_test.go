@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
-	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 	"github.com/gateflow/gateflow/ingress/promptapi"
 )
@@ -121,7 +121,7 @@ func TestRunTextAPI(t *testing.T) {
 	if sent["temperature"] != 0.2 || sent["max_tokens"] != float64(300) {
 		t.Errorf("request %v", sent)
 	}
-	models := s.rec.Kind(record.KindModel)
+	models := s.rec.Kind(calls.KindModel)
 	if len(models) != 1 || models[0].Tenant != "acme" || models[0].Labels["prompt_api"] != "summarize" || models[0].Labels["model"] != "smart" {
 		t.Errorf("records %+v", models)
 	}

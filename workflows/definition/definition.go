@@ -18,37 +18,27 @@ package definition
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
-// Step kinds.
+// Step kinds. The kinds that make calls are the call kinds of
+// activities/calls, so that call records and steps use the same strings.
 const (
-	KindHTTP     = "http"
-	KindModel    = "model"
-	KindApproval = "approval"
+	KindHTTP     = string(calls.KindHTTP)
+	KindModel    = string(calls.KindModel)
+	KindApproval = string(calls.KindApproval)
+	KindMCP      = string(calls.KindMCP)
 	KindParallel = "parallel"
 	KindForeach  = "foreach"
 	KindSwitch   = "switch"
 	KindWait     = "wait"
-	KindMCP      = "mcp"
 )
 
-// Kinds lists every step kind, in documentation order.
-var Kinds = []string{KindHTTP, KindModel, KindApproval, KindParallel, KindForeach, KindSwitch, KindWait, KindMCP}
-
-// What an approval step does when its timeout passes without a decision.
-const (
-	OnTimeoutReject   = "reject"
-	OnTimeoutApprove  = "approve"
-	OnTimeoutEscalate = "escalate"
-)
-
-// What a rejected approval step does: fail the orchestration (default,
-// running compensations), or succeed with decision "rejected" in its output
-// so that later steps can branch on it.
-const (
-	OnRejectFail     = "fail"
-	OnRejectContinue = "continue"
-)
+// stepKinds describes every step kind, in documentation order; each entry
+// is in its kind_*.go file. Parse, Validate and JSONSchema follow from it
+// (see kinds.go).
+var stepKinds = []*stepKind{&httpKind, &modelKind, &approvalKind, &parallelKind, &foreachKind, &switchKind, &waitKind, &mcpKind}
 
 // Definition is one version of an orchestration.
 type Definition struct {
@@ -72,8 +62,9 @@ type Definition struct {
 // Ref returns "name@version", the way definitions are named in messages.
 func (d *Definition) Ref() string { return d.Name + "@" + d.Version }
 
-// Step is one unit of work. Which fields apply depends on Kind; validation
-// refuses fields that do not belong to the step's kind.
+// Step is one unit of work. Which fields apply depends on Kind: the kind's
+// entry in stepKinds (its kind_*.go file) lists them, and parsing and
+// validation refuse the others.
 type Step struct {
 	ID   string `json:"id"`
 	Kind string `json:"kind"`

@@ -416,7 +416,7 @@ func (s *shaper) step(v any, path string, depth int) map[string]any {
 		return nil
 	}
 	kind, _ := m["kind"].(string)
-	allowed := kindAllows[kind]
+	allowed := kindsByName[kind].allowed
 	out := make(map[string]any, len(m))
 	for _, k := range sortedKeys(m) {
 		f, known := stepSpec.field(k)

@@ -2,7 +2,6 @@ package definition
 
 import (
 	"encoding/json"
-	"slices"
 )
 
 // SchemaID is the $id of the definition JSON Schema.
@@ -29,35 +28,32 @@ func JSONSchema() []byte {
 			"description": "Any JSON value; strings may embed ${{ expr }}. A string that is exactly one ${{ expr }} takes the expression's typed value.",
 		},
 	}
-	for _, o := range []*objectSpec{stepSpec, retrySpec, approversSpec, messageSpec, branchSpec, caseSpec} {
+	for _, o := range objectSpecs(definitionSpec) {
 		defs[o.name] = objectSchema(o)
 	}
 	step := defs[stepSpec.name].(map[string]any)
 	var rules []any
-	for _, k := range Kinds {
-		allowed := append(slices.Clone(stepCommon), kindFields[k]...)
+	for _, k := range stepKinds {
+		var allowed []string
+		for _, f := range stepCommonFields {
+			allowed = append(allowed, f.name)
+		}
+		for _, f := range k.fields {
+			allowed = append(allowed, f.name)
+		}
 		then := map[string]any{"propertyNames": map[string]any{"enum": allowed}}
-		switch k {
-		case KindHTTP:
-			then["oneOf"] = []any{map[string]any{"required": []string{"service"}}, map[string]any{"required": []string{"url"}}}
-		case KindModel:
-			then["required"] = []string{"model"}
-			then["oneOf"] = []any{map[string]any{"required": []string{"prompt"}}, map[string]any{"required": []string{"messages"}}}
-		case KindApproval:
-			then["required"] = []string{"approvers"}
-		case KindParallel:
-			then["required"] = []string{"branches"}
-		case KindForeach:
-			then["required"] = []string{"items", "steps"}
-		case KindSwitch:
-			then["required"] = []string{"cases"}
-		case KindWait:
-			then["oneOf"] = []any{map[string]any{"required": []string{"duration"}}, map[string]any{"required": []string{"until"}}}
-		case KindMCP:
-			then["required"] = []string{"server", "tool"}
+		if len(k.required) > 0 {
+			then["required"] = k.required
+		}
+		if len(k.oneOf) > 0 {
+			var alts []any
+			for _, f := range k.oneOf {
+				alts = append(alts, map[string]any{"required": []string{f}})
+			}
+			then["oneOf"] = alts
 		}
 		rules = append(rules, map[string]any{
-			"if":   map[string]any{"properties": map[string]any{"kind": map[string]any{"const": k}}, "required": []string{"kind"}},
+			"if":   map[string]any{"properties": map[string]any{"kind": map[string]any{"const": k.name}}, "required": []string{"kind"}},
 			"then": then,
 		})
 	}
@@ -74,6 +70,38 @@ func JSONSchema() []byte {
 		panic(err) // only static data above
 	}
 	return append(out, '\n')
+}
+
+// objectSpecs returns the objects nested in o (steps included), each once:
+// the $defs of the schema.
+func objectSpecs(o *objectSpec) []*objectSpec {
+	var out []*objectSpec
+	seen := map[*objectSpec]bool{}
+	var visitField func(f *field)
+	visit := func(o *objectSpec) {
+		if seen[o] {
+			return
+		}
+		seen[o] = true
+		if o != definitionSpec {
+			out = append(out, o)
+		}
+		for i := range o.fields {
+			visitField(&o.fields[i])
+		}
+	}
+	visitField = func(f *field) {
+		switch f.typ {
+		case tObject:
+			visit(f.obj)
+		case tList:
+			visitField(f.elem)
+		case tStep, tStepList:
+			visit(stepSpec)
+		}
+	}
+	visit(o)
+	return out
 }
 
 func objectSchema(o *objectSpec) map[string]any {

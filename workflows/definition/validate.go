@@ -3,7 +3,6 @@ package definition
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -162,20 +161,8 @@ func (v *validator) indexStep(s *Step, path string, chain []scopeLink, compensat
 	if s.Compensate != nil {
 		v.indexStep(s.Compensate, path+".compensate", chain, true)
 	}
-	sub := func(kind string, arm int) []scopeLink {
-		return append(slices.Clip(chain), scopeLink{id: s.ID, kind: kind, arm: arm})
-	}
-	for b := range s.Branches {
-		v.indexSteps(s.Branches[b].Steps, fmt.Sprintf("%s.branches[%d].steps", path, b), sub(KindParallel, b), compensation)
-	}
-	if len(s.Steps) > 0 {
-		v.indexSteps(s.Steps, path+".steps", sub(KindForeach, 0), compensation)
-	}
-	for c := range s.Cases {
-		v.indexSteps(s.Cases[c].Steps, fmt.Sprintf("%s.cases[%d].steps", path, c), sub(KindSwitch, c), compensation)
-	}
-	if len(s.Default) > 0 {
-		v.indexSteps(s.Default, path+".default", sub(KindSwitch, -1), compensation)
+	for _, a := range everyArm(s) {
+		v.indexSteps(a.steps, path+a.path, append(slices.Clip(chain), scopeLink{id: s.ID, kind: a.kind, arm: a.index}), compensation)
 	}
 }
 
@@ -205,7 +192,7 @@ func (v *validator) step(s *Step, path string, ctx exprCtx, compensation bool) {
 	case reservedIDs[s.ID]:
 		v.errorf(path+".id", "%q is a reserved word of the expression language", s.ID)
 	}
-	allowed, known := kindAllows[s.Kind]
+	k, known := kindsByName[s.Kind]
 	switch {
 	case s.Kind == "":
 		v.errorf(path+".kind", "required (one of %s)", strings.Join(Kinds, ", "))
@@ -213,14 +200,14 @@ func (v *validator) step(s *Step, path string, ctx exprCtx, compensation bool) {
 		v.errorf(path+".kind", "unknown step kind %q (want one of %s)", s.Kind, strings.Join(Kinds, ", "))
 	}
 	if known {
-		for _, f := range stepSpec.fields {
-			if !allowed[f.name] && stepFieldSet(s, f.name) {
+		for _, f := range stepFields {
+			if !k.allowed[f.name] && f.set(s) {
 				v.errorf(path+"."+f.name, "not allowed for kind %s", s.Kind)
 			}
 		}
 	}
 	if compensation {
-		if known && !slices.Contains(CompensationKinds, s.Kind) {
+		if known && !k.compensation {
 			v.errorf(path+".kind", "a compensation must be one of %s, not %s", strings.Join(CompensationKinds, ", "), s.Kind)
 		}
 		if s.Compensate != nil {
@@ -230,30 +217,15 @@ func (v *validator) step(s *Step, path string, ctx exprCtx, compensation bool) {
 	if s.When != "" {
 		v.expr(path+".when", s.When, ctx)
 	}
-	if allowed["timeout"] {
+	if k.allowed["timeout"] {
 		v.duration(path+".timeout", s.Timeout, maxStepTimeout)
 	}
-	if s.Retry != nil && allowed["retry"] {
+	if s.Retry != nil && k.allowed["retry"] {
 		v.retry(path+".retry", s.Retry)
 	}
-
-	switch s.Kind {
-	case KindHTTP:
-		v.httpStep(s, path, ctx)
-	case KindModel:
-		v.modelStep(s, path, ctx)
-	case KindApproval:
-		v.approvalStep(s, path)
-	case KindParallel:
-		v.parallelStep(s, path, ctx)
-	case KindForeach:
-		v.foreachStep(s, path, ctx)
-	case KindSwitch:
-		v.switchStep(s, path, ctx)
-	case KindWait:
-		v.waitStep(s, path, ctx)
-	case KindMCP:
-		v.mcpStep(s, path, ctx)
+	if known {
+		k.check(v, s, path, ctx)
+		v.arms(k, s, path, ctx)
 	}
 
 	if s.Compensate != nil && !compensation {
@@ -269,306 +241,38 @@ func (v *validator) step(s *Step, path string, ctx exprCtx, compensation bool) {
 	}
 }
 
-func (v *validator) httpStep(s *Step, path string, ctx exprCtx) {
-	switch {
-	case s.Service == "" && s.URL == "":
-		v.errorf(path+".service", "an http step needs service or url")
-	case s.Service != "" && s.URL != "":
-		v.errorf(path+".url", "set service or url, not both")
+// arms checks the step lists a container step nests, each in a scope of
+// its own, and adds to ctx.visible the steps visible after the container.
+func (v *validator) arms(k kindRules, s *Step, path string, ctx exprCtx) {
+	if k.arms == nil {
+		return
 	}
-	if s.Service != "" {
-		v.name(path+".service", s.Service)
-		if v.cat != nil && !strings.Contains(s.Service, "${{") && !v.cat.HasService(s.Service) {
-			v.errorf(path+".service", "unknown service %q", s.Service)
-		}
-	}
-	if s.URL != "" {
-		if err := checkStepURL(s.URL); err != nil {
-			v.errorf(path+".url", "%v", err)
-		}
-		v.templateString(path+".url", s.URL, ctx)
-		if s.Path != "" {
-			v.errorf(path+".path", "only with service (put the path in url)")
-		}
-	}
-	if s.Method != "" && !slices.Contains(HTTPMethods, strings.ToUpper(s.Method)) {
-		v.errorf(path+".method", "must be one of %s", strings.Join(HTTPMethods, ", "))
-	}
-	if s.Path != "" {
-		if !strings.HasPrefix(s.Path, "/") && !strings.HasPrefix(s.Path, "${{") {
-			v.errorf(path+".path", "must start with /")
-		}
-		v.templateString(path+".path", s.Path, ctx)
-	}
-	for _, k := range sortedKeys(s.Headers) {
-		p := joinPath(path+".headers", k)
-		if !headerNamePattern.MatchString(k) {
-			v.errorf(p, "not a valid header name")
-		}
-		v.templateString(p, s.Headers[k], ctx)
-	}
-	for _, k := range sortedKeys(s.Query) {
-		v.templateString(joinPath(path+".query", k), s.Query[k], ctx)
-	}
-	if s.Body != nil {
-		v.template(path+".body", s.Body, ctx)
-	}
-	for i, st := range s.SuccessStatuses {
-		v.bounds(fmt.Sprintf("%s.success_statuses[%d]", path, i), &statusBounds, float64(st))
-	}
-}
-
-// checkStepURL requires an absolute http(s) URL whose scheme and host are
-// literal (the host is checked against the tenant's allow-list at run time).
-func checkStepURL(raw string) error {
-	lit := raw
-	if i := strings.Index(raw, "${{"); i >= 0 {
-		lit = raw[:i]
-	}
-	u, err := url.Parse(lit)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("must be an absolute http:// or https:// URL")
-	}
-	if lit != raw && (u.Path == "" && u.RawQuery == "" && !strings.HasSuffix(lit, "/")) {
-		return errors.New("the scheme and host must be literal (expressions may follow in the path or query)")
-	}
-	if u.User != nil {
-		return errors.New("must not hold credentials (use a service with secret headers instead)")
-	}
-	return nil
-}
-
-func (v *validator) modelStep(s *Step, path string, ctx exprCtx) {
-	switch {
-	case s.Model == "":
-		v.errorf(path+".model", "required")
-	default:
-		v.name(path+".model", s.Model)
-		if v.cat != nil && !v.cat.HasModel(s.Model) {
-			v.errorf(path+".model", "unknown model %q", s.Model)
-		}
-	}
-	switch {
-	case s.Prompt == "" && len(s.Messages) == 0:
-		v.errorf(path+".prompt", "a model step needs prompt or messages")
-	case s.Prompt != "" && len(s.Messages) > 0:
-		v.errorf(path+".messages", "set prompt or messages, not both")
-	}
-	if s.System != "" {
-		v.templateString(path+".system", s.System, ctx)
-	}
-	if s.Prompt != "" {
-		v.templateString(path+".prompt", s.Prompt, ctx)
-	}
-	for i, m := range s.Messages {
-		p := fmt.Sprintf("%s.messages[%d]", path, i)
-		if !slices.Contains(ModelRoles, m.Role) {
-			v.errorf(p+".role", "must be one of %s", strings.Join(ModelRoles, ", "))
-		}
-		if m.Content == "" {
-			v.errorf(p+".content", "required")
-		} else {
-			v.templateString(p+".content", m.Content, ctx)
-		}
-	}
-	v.intField(path, "max_tokens", s.MaxTokens)
-	if s.Temperature != nil {
-		f, _ := stepSpec.field("temperature")
-		v.bounds(path+".temperature", f, *s.Temperature)
-	}
-	if s.ResponseFormat != "" && s.ResponseFormat != "text" && s.ResponseFormat != "json" {
-		v.errorf(path+".response_format", "must be text or json")
-	}
-}
-
-func (v *validator) approvalStep(s *Step, path string) {
-	possible := v.approvers(path+".approvers", s.Approvers, true)
-	v.intField(path, "quorum", s.Quorum)
-	if possible > 0 && s.Quorum > possible {
-		v.errorf(path+".quorum", "%d is more than the %d users who may approve", s.Quorum, possible)
-	}
-	switch s.OnTimeout {
-	case "", OnTimeoutReject, OnTimeoutApprove, OnTimeoutEscalate:
-	default:
-		v.errorf(path+".on_timeout", "must be one of %s, %s, %s", OnTimeoutReject, OnTimeoutApprove, OnTimeoutEscalate)
-	}
-	switch s.OnReject {
-	case "", OnRejectFail, OnRejectContinue:
-	default:
-		v.errorf(path+".on_reject", "must be %s or %s", OnRejectFail, OnRejectContinue)
-	}
-	if s.OnTimeout != "" && s.Timeout == "" {
-		v.errorf(path+".timeout", "required when on_timeout is set")
-	}
-	if s.OnTimeout == OnTimeoutEscalate {
-		if s.EscalateTo == nil {
-			v.errorf(path+".escalate_to", "required when on_timeout is escalate")
-		} else {
-			v.approvers(path+".escalate_to", s.EscalateTo, true)
-		}
-	} else {
-		if s.EscalateTo != nil {
-			v.errorf(path+".escalate_to", "only with on_timeout: escalate")
-		}
-		if s.EscalationTimeout != "" {
-			v.errorf(path+".escalation_timeout", "only with on_timeout: escalate")
-		}
-	}
-	v.duration(path+".escalation_timeout", s.EscalationTimeout, maxStepTimeout)
-}
-
-// approvers checks an approvers block and returns the number of distinct
-// users when only users are listed (0 when roles make it open-ended).
-func (v *validator) approvers(path string, a *Approvers, required bool) int {
-	if a == nil || (len(a.Roles) == 0 && len(a.Users) == 0) {
-		if required {
-			v.errorf(path, "at least one role or user is required")
-		}
-		return 0
-	}
-	for i, r := range a.Roles {
-		if strings.TrimSpace(r) == "" {
-			v.errorf(fmt.Sprintf("%s.roles[%d]", path, i), "must not be empty")
-		}
-	}
-	users := map[string]bool{}
-	for i, u := range a.Users {
-		if strings.TrimSpace(u) == "" {
-			v.errorf(fmt.Sprintf("%s.users[%d]", path, i), "must not be empty")
-		}
-		users[u] = true
-	}
-	if len(a.Roles) > 0 {
-		return 0
-	}
-	return len(users)
-}
-
-func (v *validator) parallelStep(s *Step, path string, ctx exprCtx) {
-	if len(s.Branches) == 0 {
-		v.errorf(path+".branches", "at least one branch is required")
-	}
-	names := map[string]int{}
 	var added []map[string]bool
-	for b := range s.Branches {
-		br := &s.Branches[b]
-		bp := fmt.Sprintf("%s.branches[%d]", path, b)
-		if br.Name != "" {
-			if first, dup := names[br.Name]; dup {
-				v.errorf(bp+".name", "duplicate branch name %q (first used by branches[%d])", br.Name, first)
-			} else {
-				names[br.Name] = b
-			}
+	for _, a := range k.arms(s) {
+		actx := ctx
+		actx.visible = copySet(ctx.visible)
+		actx.chain = append(slices.Clip(ctx.chain), scopeLink{id: s.ID, kind: k.name, arm: a.index})
+		if k.perItem {
+			actx.inForeach = true
 		}
-		if len(br.Steps) == 0 {
-			v.errorf(bp+".steps", "at least one step is required")
-		}
-		bctx := ctx
-		bctx.visible = copySet(ctx.visible)
-		bctx.chain = append(slices.Clip(ctx.chain), scopeLink{id: s.ID, kind: KindParallel, arm: b})
-		v.stepList(br.Steps, bp+".steps", bctx)
-		added = append(added, bctx.visible)
+		v.stepList(a.steps, path+a.path, actx)
+		added = append(added, actx.visible)
 	}
-	// After the join every branch's steps have run.
+	if k.perItem {
+		return
+	}
 	for _, m := range added {
 		for id := range m {
 			ctx.visible[id] = true
 		}
-	}
-}
-
-func (v *validator) foreachStep(s *Step, path string, ctx exprCtx) {
-	if s.Items == "" {
-		v.errorf(path+".items", "required")
-	} else {
-		v.expr(path+".items", s.Items, ctx)
-	}
-	if len(s.Steps) == 0 {
-		v.errorf(path+".steps", "at least one step is required")
-	}
-	v.intField(path, "concurrency", s.Concurrency)
-	bctx := ctx
-	bctx.visible = copySet(ctx.visible)
-	bctx.chain = append(slices.Clip(ctx.chain), scopeLink{id: s.ID, kind: KindForeach})
-	bctx.inForeach = true
-	v.stepList(s.Steps, path+".steps", bctx)
-}
-
-func (v *validator) switchStep(s *Step, path string, ctx exprCtx) {
-	var added []map[string]bool
-	if len(s.Cases) == 0 {
-		v.errorf(path+".cases", "at least one case is required")
-	}
-	for c := range s.Cases {
-		cs := &s.Cases[c]
-		cp := fmt.Sprintf("%s.cases[%d]", path, c)
-		if cs.When == "" {
-			v.errorf(cp+".when", "required")
-		} else {
-			v.expr(cp+".when", cs.When, ctx)
-		}
-		if len(cs.Steps) == 0 {
-			v.errorf(cp+".steps", "at least one step is required")
-		}
-		cctx := ctx
-		cctx.visible = copySet(ctx.visible)
-		cctx.chain = append(slices.Clip(ctx.chain), scopeLink{id: s.ID, kind: KindSwitch, arm: c})
-		v.stepList(cs.Steps, cp+".steps", cctx)
-		added = append(added, cctx.visible)
-	}
-	if len(s.Default) > 0 {
-		dctx := ctx
-		dctx.visible = copySet(ctx.visible)
-		dctx.chain = append(slices.Clip(ctx.chain), scopeLink{id: s.ID, kind: KindSwitch, arm: -1})
-		v.stepList(s.Default, path+".default", dctx)
-		added = append(added, dctx.visible)
-	}
-	// The arms run in the switch's scope: after it, steps of the arm taken
-	// hold results and the others are absent (null in expressions), which
-	// expressions handle with ?. and ??.
-	for _, m := range added {
-		for id := range m {
-			ctx.visible[id] = true
-		}
-	}
-}
-
-func (v *validator) waitStep(s *Step, path string, ctx exprCtx) {
-	switch {
-	case s.Duration == "" && s.Until == "":
-		v.errorf(path+".duration", "a wait step needs duration or until")
-	case s.Duration != "" && s.Until != "":
-		v.errorf(path+".until", "set duration or until, not both")
-	}
-	v.duration(path+".duration", s.Duration, maxDefinitionTimeout)
-	if s.Until != "" {
-		v.expr(path+".until", s.Until, ctx)
-	}
-}
-
-func (v *validator) mcpStep(s *Step, path string, ctx exprCtx) {
-	if s.Server == "" {
-		v.errorf(path+".server", "required")
-	} else {
-		v.name(path+".server", s.Server)
-		if v.cat != nil && !v.cat.HasMCPServer(s.Server) {
-			v.errorf(path+".server", "unknown MCP server %q", s.Server)
-		}
-	}
-	if s.Tool == "" {
-		v.errorf(path+".tool", "required")
-	} else {
-		v.name(path+".tool", s.Tool)
-	}
-	if s.Arguments != nil {
-		v.template(path+".arguments", s.Arguments, ctx)
 	}
 }
 
 func (v *validator) retry(path string, r *RetryPolicy) {
-	v.intFieldOf(retrySpec, path, "max_attempts", r.MaxAttempts)
+	f, _ := retrySpec.field("max_attempts")
+	v.intField(path, f, r.MaxAttempts)
 	if r.BackoffCoefficient != 0 {
-		f, _ := retrySpec.field("backoff_coefficient")
+		f, _ = retrySpec.field("backoff_coefficient")
 		v.bounds(path+".backoff_coefficient", f, r.BackoffCoefficient)
 	}
 	v.duration(path+".initial_interval", r.InitialInterval, maxRetryInterval)
@@ -586,17 +290,13 @@ func (v *validator) retry(path string, r *RetryPolicy) {
 	}
 }
 
-func (v *validator) intField(path, name string, val int) {
-	v.intFieldOf(stepSpec, path, name, val)
-}
-
-// intFieldOf checks a set (non-zero) integer against the field's bounds.
-func (v *validator) intFieldOf(spec *objectSpec, path, name string, val int) {
+// intField checks a set (non-zero) integer field of the object at path
+// against the field's bounds.
+func (v *validator) intField(path string, f *field, val int) {
 	if val == 0 {
 		return
 	}
-	f, _ := spec.field(name)
-	v.bounds(path+"."+name, f, float64(val))
+	v.bounds(path+"."+f.name, f, float64(val))
 }
 
 func (v *validator) bounds(path string, f *field, val float64) {
@@ -746,116 +446,6 @@ func (v *validator) whyNotVisible(id string, ctx exprCtx) string {
 	return fmt.Sprintf("refers to step %q, which runs later (%s): a forward reference would be a cycle", id, target.path)
 }
 
-// stepFieldSet reports whether the named field of s holds a value.
-func stepFieldSet(s *Step, name string) bool {
-	switch name {
-	case "id":
-		return s.ID != ""
-	case "kind":
-		return s.Kind != ""
-	case "name":
-		return s.Name != ""
-	case "when":
-		return s.When != ""
-	case "compensate":
-		return s.Compensate != nil
-	case "timeout":
-		return s.Timeout != ""
-	case "retry":
-		return s.Retry != nil
-	case "service":
-		return s.Service != ""
-	case "url":
-		return s.URL != ""
-	case "method":
-		return s.Method != ""
-	case "path":
-		return s.Path != ""
-	case "headers":
-		return len(s.Headers) > 0
-	case "query":
-		return len(s.Query) > 0
-	case "body":
-		return s.Body != nil
-	case "success_statuses":
-		return len(s.SuccessStatuses) > 0
-	case "model":
-		return s.Model != ""
-	case "system":
-		return s.System != ""
-	case "prompt":
-		return s.Prompt != ""
-	case "messages":
-		return len(s.Messages) > 0
-	case "max_tokens":
-		return s.MaxTokens != 0
-	case "temperature":
-		return s.Temperature != nil
-	case "response_format":
-		return s.ResponseFormat != ""
-	case "approvers":
-		return s.Approvers != nil
-	case "quorum":
-		return s.Quorum != 0
-	case "on_timeout":
-		return s.OnTimeout != ""
-	case "on_reject":
-		return s.OnReject != ""
-	case "escalate_to":
-		return s.EscalateTo != nil
-	case "escalation_timeout":
-		return s.EscalationTimeout != ""
-	case "branches":
-		return len(s.Branches) > 0
-	case "items":
-		return s.Items != ""
-	case "concurrency":
-		return s.Concurrency != 0
-	case "steps":
-		return len(s.Steps) > 0
-	case "cases":
-		return len(s.Cases) > 0
-	case "default":
-		return len(s.Default) > 0
-	case "duration":
-		return s.Duration != ""
-	case "until":
-		return s.Until != ""
-	case "server":
-		return s.Server != ""
-	case "tool":
-		return s.Tool != ""
-	case "arguments":
-		return s.Arguments != nil
-	}
-	return false
-}
-
-// HTTPMethod is the method of an http step, upper case, GET by default.
-func (s *Step) HTTPMethod() string {
-	if s.Method == "" {
-		return "GET"
-	}
-	return strings.ToUpper(s.Method)
-}
-
-// ForeachConcurrency is the number of items a foreach runs at once.
-func (s *Step) ForeachConcurrency() int {
-	if s.Concurrency <= 0 {
-		return DefaultForeachConcurrency
-	}
-	return s.Concurrency
-}
-
-// ApprovalQuorum is the number of approvals an approval step needs (1 by
-// default).
-func (s *Step) ApprovalQuorum() int {
-	if s.Quorum <= 0 {
-		return 1
-	}
-	return s.Quorum
-}
-
 // Walk calls fn for every step of the definition, nested ones and
 // compensations included, depth first in document order, with its path
 // (e.g. "steps[1].branches[0].steps[2]"). fn returning false stops the walk.
@@ -879,20 +469,12 @@ func walkStep(s *Step, path string, fn func(string, *Step) bool) bool {
 	if s.Compensate != nil && !walkStep(s.Compensate, path+".compensate", fn) {
 		return false
 	}
-	for b := range s.Branches {
-		if !walkSteps(s.Branches[b].Steps, fmt.Sprintf("%s.branches[%d].steps", path, b), fn) {
+	for _, a := range everyArm(s) {
+		if !walkSteps(a.steps, path+a.path, fn) {
 			return false
 		}
 	}
-	if !walkSteps(s.Steps, path+".steps", fn) {
-		return false
-	}
-	for c := range s.Cases {
-		if !walkSteps(s.Cases[c].Steps, fmt.Sprintf("%s.cases[%d].steps", path, c), fn) {
-			return false
-		}
-	}
-	return walkSteps(s.Default, path+".default", fn)
+	return true
 }
 
 // Problems checks a retry policy used outside a definition (a service's

@@ -7,6 +7,7 @@ package recordtest
 import (
 	"sync"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -39,7 +40,7 @@ func (s *Sink) Len() int {
 }
 
 // Kind returns the records of one kind.
-func (s *Sink) Kind(k record.Kind) []record.Record {
+func (s *Sink) Kind(k calls.Kind) []record.Record {
 	var out []record.Record
 	for _, r := range s.All() {
 		if r.Kind == k {

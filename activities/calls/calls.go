@@ -1,0 +1,128 @@
+// Package calls is the vocabulary of the calls Gateflow makes and records:
+// their kinds and the classes of their errors, each declared once here.
+//
+// It imports nothing of Gateflow, so that the definition format
+// (workflows/definition: step kinds, retry.non_retryable_errors), the
+// activities and the model gateway that make the calls, and the call
+// records (analytics/record) share one declaration although workflows/ and
+// analytics/ may not import each other.
+package calls
+
+// Kind is what was called: the kind of a call record. The call step kinds
+// of a definition (http, model, approval, mcp) are these strings too.
+type Kind string
+
+// Kinds of call.
+const (
+	// KindIngress is a request to the ingress API.
+	KindIngress Kind = "ingress"
+	// KindHTTP is an HTTP call to a service: an attempt of an http step.
+	KindHTTP Kind = "http"
+	// KindModel is a model call through the model gateway: an attempt of a
+	// model step, or a request to the chat API.
+	KindModel Kind = "model"
+	// KindApproval is a decision on an approval step (or its timeout).
+	KindApproval Kind = "approval"
+	// KindMCP is a tool call to an MCP server: an attempt of an mcp step.
+	KindMCP Kind = "mcp"
+)
+
+// Kinds returns every call kind, in documentation order.
+func Kinds() []Kind {
+	return []Kind{KindIngress, KindHTTP, KindModel, KindApproval, KindMCP}
+}
+
+// KindNames returns the call kinds as strings, in documentation order (for
+// enums of API documents).
+func KindNames() []string {
+	var out []string
+	for _, k := range Kinds() {
+		out = append(out, string(k))
+	}
+	return out
+}
+
+// Error classes: the Type of the Temporal application errors call
+// activities fail with (so that a step's retry.non_retryable_errors can
+// name them), and the error_class of call records. Classes describes each.
+const (
+	ClassTimeout          = "timeout"
+	ClassConnection       = "connection"
+	ClassStatus           = "status"
+	ClassTooLarge         = "too_large"
+	ClassBadRequest       = "bad_request"
+	ClassAuth             = "auth"
+	ClassRateLimit        = "rate_limit"
+	ClassOverloaded       = "overloaded"
+	ClassContextTooLong   = "context_too_long"
+	ClassBudgetExceeded   = "budget_exceeded"
+	ClassNotAllowed       = "not_allowed"
+	ClassInternal         = "internal"
+	ClassModelUnavailable = "model_unavailable"
+	ClassBadOutput        = "bad_output"
+	ClassToolError        = "tool_error"
+	ClassCancelled        = "cancelled"
+)
+
+// Class describes one error class.
+type Class struct {
+	Name string
+	// Retryable says whether retrying the same call may succeed. It is the
+	// default: the model activity follows it; the http and mcp activities
+	// decide per error (a status listed in non_retryable_statuses, or a
+	// configuration problem reported as internal, is not retried).
+	Retryable bool
+	// RecordOnly classes are only written to call records: no step fails
+	// with them, so a retry policy cannot name them.
+	RecordOnly bool
+	// Doc says when the class is used.
+	Doc string
+}
+
+var classes = []Class{
+	{Name: ClassTimeout, Retryable: true, Doc: "the attempt's deadline passed"},
+	{Name: ClassConnection, Retryable: true, Doc: "could not connect, connection reset, stream cut"},
+	{Name: ClassStatus, Retryable: true, Doc: "unexpected HTTP status (for a model: another 5xx, or a malformed provider answer)"},
+	{Name: ClassTooLarge, Doc: "answer above the size cap"},
+	{Name: ClassBadRequest, Doc: "the request itself is invalid"},
+	{Name: ClassAuth, Doc: "credential missing or refused"},
+	{Name: ClassRateLimit, Retryable: true, Doc: "429 from the target"},
+	{Name: ClassOverloaded, Retryable: true, Doc: "503 or 529 from the target"},
+	{Name: ClassContextTooLong, Doc: "prompt and completion above the model's context window"},
+	{Name: ClassBudgetExceeded, Doc: "the tenant's token budget is spent"},
+	{Name: ClassNotAllowed, Doc: "URL host not in the tenant's allow-list, or a redirect refused"},
+	{Name: ClassInternal, Retryable: true, Doc: "gateway- or worker-side failure (e.g. the budget store unreadable)"},
+	{Name: ClassModelUnavailable, Doc: "the provider does not serve the model, on any target of the alias"},
+	{Name: ClassBadOutput, Retryable: true, Doc: "a model answer that is not the JSON the step asked for (another sample usually is)"},
+	{Name: ClassToolError, RecordOnly: true, Doc: "the MCP tool reported its call as failed; the step succeeds with is_error true"},
+	{Name: ClassCancelled, RecordOnly: true, Doc: "the attempt was cancelled"},
+}
+
+// Classes returns every error class, in documentation order.
+func Classes() []Class {
+	return append([]Class(nil), classes...)
+}
+
+// StepClasses returns the names of the classes a step can fail with, in
+// documentation order: what a retry policy may list in
+// non_retryable_errors.
+func StepClasses() []string {
+	var out []string
+	for _, c := range classes {
+		if !c.RecordOnly {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// Retryable reports whether errors of class may succeed when the same call
+// is retried; false for unknown classes.
+func Retryable(class string) bool {
+	for _, c := range classes {
+		if c.Name == class {
+			return c.Retryable
+		}
+	}
+	return false
+}
