@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/gateflow/gateflow/cmd/gateflow/internal/partgroup"
 	"github.com/gateflow/gateflow/deploy/examples"
 	"github.com/gateflow/gateflow/ingress/auth"
 )
@@ -42,7 +43,7 @@ type devEnv struct {
 	// Out is where a newly created dev key is printed (the terminal).
 	Out io.Writer
 
-	parts *devParts
+	parts *partgroup.Group
 }
 
 // Go runs a part (e.g. runWorker) until dev stops: fn gets a context that
@@ -151,8 +152,8 @@ func startAppParts(ctx context.Context, env devEnv) error {
 		env.AddSummary("OpenAPI", "http://"+addr+"/v1/openapi.json")
 		env.AddSummary("Ready check", "http://"+addr+"/readyz")
 		env.AddSummary("MCP", "http://"+addr+"/mcp")
-	case <-env.parts.failed:
-		return env.parts.firstErr()
+	case <-env.parts.Failed():
+		return env.parts.Err()
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(devIngressReadyTimeout):
