@@ -322,8 +322,25 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		}
 		req.Header.Set(k, v)
 	}
+	// A step's headers add to the service's, never replace them: a
+	// definition must not swap the service's credentials for its own or
+	// claim another identity.
 	for k, v := range in.Headers {
+		if calls.IsReservedHeader(k) {
+			return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: header %s is set by the gateway; a step may not set it", what, k)}
+		}
+		if hasHeader(headers, k) {
+			return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: header %s is configured for service %q; a step may not replace it", what, k, in.Service)}
+		}
 		req.Header.Set(k, v)
+	}
+	if in.Service != "" {
+		// Who the call is for, which services can trust: no step can set
+		// these (above, and refused at validation).
+		req.Header.Set(calls.HeaderTenant, tenant)
+		if u := in.Meta.SubmittedBy; u != "" && u != in.Meta.KeyID {
+			req.Header.Set(calls.HeaderUser, u)
+		}
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -498,4 +515,14 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// hasHeader reports whether h names header k, in any case.
+func hasHeader(h map[string]string, k string) bool {
+	for name := range h {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
 }

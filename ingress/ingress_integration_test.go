@@ -156,7 +156,7 @@ func newEnv(t *testing.T) *env {
 		Client: c, TaskQueue: tq,
 		Definitions:        orchestrator.RegistryDefinitions(store),
 		Policies:           reg,
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 		WatchMinInterval:   20 * time.Millisecond,
 	})
@@ -803,7 +803,7 @@ func (e *env) orchestrator(tq string) *orchestrator.Orchestrator {
 	e.t.Helper()
 	o, err := orchestrator.New(orchestrator.Options{
 		Client: e.c, TaskQueue: tq, Definitions: e.defs,
-		ValidateDefinition: func(*definition.Definition) error { return nil },
+		ValidateDefinition: func(string, *definition.Definition) error { return nil },
 		ValidateInput:      func(*definition.Definition, json.RawMessage) error { return nil },
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gateflow/gateflow/workflows/definition"
 	"gopkg.in/yaml.v3"
 )
 
@@ -53,7 +54,7 @@ func (k Key) Validate() error {
 	if _, err := parseHash(k.Hash); err != nil {
 		errs = append(errs, fmt.Errorf("key %s: %w", k.ID, err))
 	}
-	if !tenantRe.MatchString(k.Tenant) {
+	if !definition.TenantPattern.MatchString(k.Tenant) {
 		errs = append(errs, fmt.Errorf("key %s: tenant %q: want lowercase letters, digits, - or _", k.ID, k.Tenant))
 	}
 	if len(k.Roles) == 0 {

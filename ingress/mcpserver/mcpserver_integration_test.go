@@ -135,7 +135,7 @@ func TestMCPEndToEnd(t *testing.T) {
 		Client: c, TaskQueue: tq,
 		Definitions:        orchestrator.RegistryDefinitions(store),
 		Policies:           reg,
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 		WatchMinInterval:   20 * time.Millisecond,
 	})

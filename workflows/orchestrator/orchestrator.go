@@ -144,9 +144,12 @@ type Options struct {
 	Definitions Definitions
 	// Policies answers per-tenant permissions; nil allows no inline definitions.
 	Policies Policies
-	// ValidateDefinition checks an inline or published definition
-	// (definition.Validate with the registry). Required.
-	ValidateDefinition func(def *definition.Definition) error
+	// ValidateDefinition checks a definition as the tenant may run it
+	// (definition.Validate against what the tenant may use: its services,
+	// models and MCP servers): an inline one, one being published, and every
+	// definition at start, so that a withdrawn grant refuses the start with
+	// the path of the step instead of failing a step later. Required.
+	ValidateDefinition func(tenant string, def *definition.Definition) error
 	// ValidateInput checks an input against a definition's input schema
 	// (definition.ValidateInput). Required.
 	ValidateInput func(def *definition.Definition, input json.RawMessage) error

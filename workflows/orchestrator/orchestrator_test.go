@@ -242,7 +242,7 @@ type fakeDefs struct{}
 
 func (fakeDefs) Get(_ context.Context, _, name, version string) (definition.Definition, error) {
 	if name == "order" {
-		return definition.Definition{Name: "order", Version: "1"}, nil
+		return definition.Definition{Name: "order", Version: "1", Steps: []definition.Step{{ID: "a", Kind: "wait"}}}, nil
 	}
 	return definition.Definition{}, fmt.Errorf("store: %w", ErrNotFound)
 }
@@ -256,7 +256,7 @@ type allowAll bool
 func (a allowAll) AllowInline(string) bool { return bool(a) }
 
 func TestResolve(t *testing.T) {
-	o := &Orchestrator{opts: Options{Definitions: fakeDefs{}, ValidateDefinition: func(d *definition.Definition) error {
+	o := &Orchestrator{opts: Options{Definitions: fakeDefs{}, ValidateDefinition: func(_ string, d *definition.Definition) error {
 		if len(d.Steps) == 0 {
 			return &definition.ValidationError{Problems: []definition.Problem{{Path: "steps", Message: "empty"}}}
 		}
