@@ -134,7 +134,9 @@ func (r *Registry) ValidateFor(tenant string, d *definition.Definition) error {
 
 // MayUseModel implements the model gateway's access check on the current
 // snapshot.
-func (r *Registry) MayUseModel(tenant, name string) bool { return r.Current().MayUseModel(tenant, name) }
+func (r *Registry) MayUseModel(tenant, name string) bool {
+	return r.Current().MayUseModel(tenant, name)
+}
 
 // ModelsFor lists the models the tenant may call, on the current snapshot.
 func (r *Registry) ModelsFor(tenant string) []string { return r.Current().ModelsFor(tenant) }
