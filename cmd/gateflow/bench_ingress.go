@@ -41,9 +41,10 @@ import (
 // benchIngressConfig drives `gateflow ingress bench` (hidden): submissions
 // per second through the ingress beside the same number of starts made
 // directly with the Temporal client, against the same server in one run.
-// The ingress runs as deployed: its tenant and key rate limits on (from
-// the system configuration, set high enough never to refuse) and its call records
-// going through the analytics producer to Kafka (an embedded kfake broker).
+// The ingress runs as deployed: its tenant and key rate limits on (from the
+// system configuration, set high enough never to refuse) and its call
+// records going through the analytics producer to Kafka (an embedded kfake
+// broker).
 type benchIngressConfig struct {
 	Temporal    temporalConfig
 	Embedded    bool
