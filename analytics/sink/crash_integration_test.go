@@ -89,8 +89,9 @@ func startSinkChild(t *testing.T, brokers, ch, group string, batchRows int, batc
 // waits until two batches are stored, kills it, and asserts that some but
 // not all rows were stored and not every offset committed: the successor
 // must redeliver the rest, and skip whatever the killed sink stored without
-// committing (logged; 7000 of 53 000 redelivered messages in the runs so
-// far).
+// committing. How much that is depends on where the kill lands (logged: 7000
+// of the 53 000 redelivered messages in 4 of 5 runs, 0 in one);
+// TestRedelivery covers skipping stored messages deterministically.
 func TestSinkKilledMidBatch(t *testing.T) {
 	dsn, _ := embeddedtest.StartClickHouse(t)
 	kafka := startKafka(t)
