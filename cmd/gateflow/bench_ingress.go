@@ -134,7 +134,7 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 		return err
 	}
 	taskQueue := fmt.Sprintf("bench-ingress-%d", time.Now().UnixNano())
-	orch, err := newOrchestrator(c, reg, taskQueue, log)
+	orch, err := newOrchestrator(c, reg, taskQueue, nil, log)
 	if err != nil {
 		return err
 	}
