@@ -167,7 +167,7 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 		}
 	}()
 	taskQueue := fmt.Sprintf("bench-ingress-%d", time.Now().UnixNano())
-	orch, err := newOrchestrator(c, reg, taskQueue, log)
+	orch, err := newOrchestrator(c, reg, taskQueue, nil, log)
 	if err != nil {
 		return err
 	}

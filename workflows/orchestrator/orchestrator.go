@@ -26,6 +26,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/workflows"
@@ -173,6 +174,10 @@ type Options struct {
 	WatchMaxInterval time.Duration
 	// Log receives warnings about partial failures; nil discards them.
 	Log *slog.Logger
+	// DataConverter is the one the client uses (payloadcodec's when
+	// payloads are encrypted): memo fields are read with it. Nil means
+	// Temporal's default.
+	DataConverter converter.DataConverter
 }
 
 // Orchestrator implements the API operations on top of Temporal.
@@ -218,6 +223,9 @@ func New(opts Options) (*Orchestrator, error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.DataConverter == nil {
+		opts.DataConverter = converter.GetDefaultDataConverter()
 	}
 	return &Orchestrator{
 		c:            opts.Client,

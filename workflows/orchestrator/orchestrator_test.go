@@ -183,8 +183,9 @@ func TestClosedState(t *testing.T) {
 		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo(42), workflows.RunFailed},
 		{enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, memo("compensated"), workflows.RunRunning},
 	}
+	o := &Orchestrator{opts: Options{DataConverter: converter.GetDefaultDataConverter()}}
 	for _, c := range cases {
-		if got := closedState(c.status, c.memo); got != c.want {
+		if got := o.closedState(c.status, c.memo); got != c.want {
 			t.Errorf("%s with memo %v: %s, want %s", c.status, c.memo, got, c.want)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/activities"
@@ -135,7 +134,7 @@ func (o *Orchestrator) existing(ctx context.Context, caller Caller, id, hash str
 	}
 	var prev string
 	if p := desc.Memo.GetFields()[workflows.MemoBodyHash]; p != nil {
-		if err := converter.GetDefaultDataConverter().FromPayload(p, &prev); err != nil {
+		if err := o.opts.DataConverter.FromPayload(p, &prev); err != nil {
 			return StartResult{}, fmt.Errorf("decode memo of %s: %w", id, err)
 		}
 	}
