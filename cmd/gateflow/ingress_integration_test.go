@@ -76,6 +76,7 @@ const smokeConfig = `
 tenants:
   acme:
     allow_inline_definitions: true
+    uses: {definitions: ["*"]}
     rate_limit: {rps: 100, burst: 100}
     key_rate_limit: {rps: 100, burst: 100}
 `
