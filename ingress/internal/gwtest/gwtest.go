@@ -137,7 +137,7 @@ func Config(baseURL string) llm.Config {
 				"m2": {InputPerMTok: 1, OutputPerMTok: 2},
 			}},
 		},
-		Aliases: map[string][]string{"smart": {"local/m1", "local/m2"}},
+		Aliases: map[string]llm.Alias{"smart": llm.OrderedAlias("local/m1", "local/m2")},
 		Retry:   llm.RetryPolicy{MaxAttempts: 1, InitialBackoff: "1ms", MaxBackoff: "2ms"},
 	}
 }
