@@ -224,21 +224,45 @@ type cohereDecoder struct {
 	done    bool
 }
 
+// cohereDeltaMessage is the message part of a stream event's delta. Its
+// content is an object in content deltas (an array in message-start) and
+// its tool_calls an object in tool call events (an array in
+// message-start): both are read only when they are objects.
+type cohereDeltaMessage struct {
+	Content   json.RawMessage `json:"content"`
+	ToolCalls json.RawMessage `json:"tool_calls"`
+}
+
+// text is a content delta's text.
+func (m *cohereDeltaMessage) text() string {
+	var c struct {
+		Text string `json:"text"`
+	}
+	if m == nil || len(m.Content) == 0 || m.Content[0] != '{' || json.Unmarshal(m.Content, &c) != nil {
+		return ""
+	}
+	return c.Text
+}
+
+// toolCall is a tool call event's call.
+func (m *cohereDeltaMessage) toolCall() *cohereToolRef {
+	var tc cohereToolRef
+	if m == nil || len(m.ToolCalls) == 0 || m.ToolCalls[0] != '{' || json.Unmarshal(m.ToolCalls, &tc) != nil {
+		return nil
+	}
+	return &tc
+}
+
 // cohereEvent is any stream event.
 type cohereEvent struct {
 	Type  string `json:"type"`
 	ID    string `json:"id"`
 	Index int    `json:"index"`
 	Delta *struct {
-		Message *struct {
-			Content *struct {
-				Text string `json:"text"`
-			} `json:"content"`
-			ToolCalls *cohereToolRef `json:"tool_calls"`
-		} `json:"message"`
-		FinishReason string       `json:"finish_reason"`
-		Usage        *cohereUsage `json:"usage"`
-		Error        string       `json:"error"`
+		Message      *cohereDeltaMessage `json:"message"`
+		FinishReason string              `json:"finish_reason"`
+		Usage        *cohereUsage        `json:"usage"`
+		Error        string              `json:"error"`
 	} `json:"delta"`
 }
 
@@ -274,12 +298,7 @@ func (d *cohereDecoder) next() (*ChatChunk, error) {
 		if e.Type == "" {
 			e.Type = ev.Event
 		}
-		var msg *struct {
-			Content *struct {
-				Text string `json:"text"`
-			} `json:"content"`
-			ToolCalls *cohereToolRef `json:"tool_calls"`
-		}
+		var msg *cohereDeltaMessage
 		if e.Delta != nil {
 			msg = e.Delta.Message
 		}
@@ -288,25 +307,26 @@ func (d *cohereDecoder) next() (*ChatChunk, error) {
 			d.id = e.ID
 			return d.chunk(Delta{Role: "assistant", Content: strPtr("")}), nil
 		case "content-delta":
-			if msg != nil && msg.Content != nil && msg.Content.Text != "" {
-				return d.chunk(Delta{Content: strPtr(msg.Content.Text)}), nil
+			if text := msg.text(); text != "" {
+				return d.chunk(Delta{Content: strPtr(text)}), nil
 			}
 		case "tool-call-start":
-			if msg == nil || msg.ToolCalls == nil {
+			tc := msg.toolCall()
+			if tc == nil {
 				continue
 			}
 			idx := d.ntools
 			d.ntools++
 			d.tools[e.Index] = idx
-			tc := msg.ToolCalls
 			return d.chunk(Delta{ToolCalls: []ToolCall{{Index: &idx, ID: tc.ID, Type: "function",
 				Function: FunctionCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments}}}}), nil
 		case "tool-call-delta":
 			idx, ok := d.tools[e.Index]
-			if !ok || msg == nil || msg.ToolCalls == nil || msg.ToolCalls.Function.Arguments == "" {
+			tc := msg.toolCall()
+			if !ok || tc == nil || tc.Function.Arguments == "" {
 				continue
 			}
-			return d.chunk(Delta{ToolCalls: []ToolCall{{Index: &idx, Function: FunctionCall{Arguments: msg.ToolCalls.Function.Arguments}}}}), nil
+			return d.chunk(Delta{ToolCalls: []ToolCall{{Index: &idx, Function: FunctionCall{Arguments: tc.Function.Arguments}}}}), nil
 		case "message-end":
 			d.done = true
 			reason := ""
