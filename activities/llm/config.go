@@ -26,7 +26,7 @@ type Config struct {
 	// Budget tunes how per-tenant token budgets are enforced.
 	Budget BudgetPolicy `yaml:"budget,omitempty" json:"budget,omitempty"`
 	// Catalogue overrides or extends the built-in model catalogue
-	// (catalogue.yaml): keys are "<catalogue>/<model>" such as
+	// (catalogue.json): keys are "<catalogue>/<model>" such as
 	// "openai/gpt-4o"; a field set here replaces the built-in one, an
 	// unknown key adds a model. No release is needed for a new price.
 	Catalogue map[string]CatalogueEntry `yaml:"catalogue,omitempty" json:"catalogue,omitempty"`

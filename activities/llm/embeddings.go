@@ -316,15 +316,6 @@ func (g *Gateway) doEmbed(ctx context.Context, c *call, t *target, emb embedder,
 	return out, nil
 }
 
-// float32s converts a provider's vector.
-func float32s(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, f := range v {
-		out[i] = float32(f)
-	}
-	return out
-}
-
 // openaiEmbeddingRequest is OpenAI's POST /embeddings body.
 type openaiEmbeddingRequest struct {
 	Model          string          `json:"model"`
