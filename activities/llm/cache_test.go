@@ -334,7 +334,7 @@ func TestCacheHitSkipsBudget(t *testing.T) {
 	ctx := context.Background()
 	_, _ = env.gw.Chat(ctx, zeroTemp("p/m", "q"), CallOptions{Tenant: "acme"})
 	spend.set(2_000_000, 0, nil) // over budget now
-	clock.Advance(time.Minute)    // past the spend cache
+	clock.Advance(time.Minute)   // past the spend cache
 	r, err := env.gw.Chat(ctx, zeroTemp("p/m", "q"), CallOptions{Tenant: "acme"})
 	if err != nil || r.Cache.Status != CacheHit {
 		t.Errorf("hit refused by the budget: %v", err)

@@ -34,8 +34,8 @@ type Captured struct {
 	// EscapedPath is the path as sent (percent-encoded).
 	EscapedPath string
 	RawQuery    string
-	Header   http.Header
-	Body     []byte
+	Header      http.Header
+	Body        []byte
 }
 
 // Provider is a local server speaking whatever wire format its responder
