@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,11 +55,63 @@ func benchRequest() *ChatRequest {
 }
 
 func benchGateway(b *testing.B, url string, withBudget bool) *Gateway {
+	return benchGatewayWith(b, url, benchVariant{budget: withBudget})
+}
+
+// benchVariant selects what a benchmark gateway does beyond routing.
+type benchVariant struct {
+	name    string
+	budget  bool
+	balance bool // the request's model is an alias weighted over two deployments
+	cache   bool // the response cache is on (off otherwise)
+	request func(i int) *ChatRequest
+}
+
+// benchVariants are the gateway configurations measured against a bare
+// client: routing only; with a budget; with balancing; with balancing
+// and the cache on (a request the cache must not take, a deterministic
+// one stored on every call, and hits).
+func benchVariants() []benchVariant {
+	base := benchRequest()
+	balanced := func(i int) *ChatRequest { r := *base; r.Model = "pool"; return &r }
+	zero := 0.0
+	unique := func(i int) *ChatRequest {
+		r := *base
+		r.Model = "pool"
+		r.Temperature = &zero
+		r.Messages = append([]Message{TextMessage("system", "request "+strconv.Itoa(i))}, base.Messages[1:]...)
+		return &r
+	}
+	same := func(i int) *ChatRequest { r := *base; r.Model = "pool"; r.Temperature = &zero; return &r }
+	return []benchVariant{
+		{name: "gateway", request: func(int) *ChatRequest { return base }},
+		{name: "gateway+budget", budget: true, request: func(int) *ChatRequest { return base }},
+		{name: "gateway+balancing", balance: true, request: balanced},
+		{name: "gateway+balancing+cache(not eligible)", balance: true, cache: true, request: balanced},
+		{name: "gateway+balancing+cache(miss,store)", balance: true, cache: true, request: unique},
+		{name: "gateway+balancing+cache(hit)", balance: true, cache: true, request: same},
+	}
+}
+
+func benchConfig(url string, v benchVariant) Config {
+	m := Model{InputPerMTok: 0.15, OutputPerMTok: 0.6, ContextTokens: 128000}
+	cfg := Config{Providers: map[string]Provider{
+		"p": {Kind: KindOpenAI, BaseURL: url, APIKeyEnv: "KEY", Models: map[string]Model{"m": m}},
+		"q": {Kind: KindOpenAI, BaseURL: url, APIKeyEnv: "KEY", Models: map[string]Model{"m": m}},
+	}}
+	if v.balance {
+		cfg.Aliases = map[string]Alias{"pool": {Strategy: StrategyWeighted, Targets: []AliasTarget{{Model: "p/m", Weight: 3}, {Model: "q/m", Weight: 1}}}}
+	}
+	cfg.Cache = CachePolicy{Disabled: !v.cache}
+	return cfg
+}
+
+func benchGatewayWith(b *testing.B, url string, v benchVariant) *Gateway {
 	var budget BudgetChecker
-	if withBudget {
+	if v.budget {
 		budget = NewBudgets(&fakeSpend{}, LimitFunc(func(string) (int64, int64) { return 1 << 40, 0 }), SystemClock{}, BudgetPolicy{})
 	}
-	gw, err := NewGateway(oneProvider(KindOpenAI, url, map[string]Model{"m": {InputPerMTok: 0.15, OutputPerMTok: 0.6, ContextTokens: 128000}}), Deps{
+	gw, err := NewGateway(benchConfig(url, v), Deps{
 		HTTP:      NewHTTPClient(),
 		Budget:    budget,
 		Recorder:  nopRecorder{},
@@ -117,19 +170,23 @@ func BenchmarkChat(b *testing.B) {
 		b.StopTimer()
 		lat.report(b, "")
 	})
-	for _, variant := range []struct {
-		name   string
-		budget bool
-	}{{"gateway", false}, {"gateway+budget", true}} {
+	for _, variant := range benchVariants() {
 		b.Run(variant.name, func(b *testing.B) {
-			gw := benchGateway(b, url, variant.budget)
+			gw := benchGatewayWith(b, url, variant)
 			lat := make(latencies, 0, b.N)
 			opts := CallOptions{Tenant: "acme", StepID: "s"}
+			reqs := make([]*ChatRequest, b.N)
+			for i := range reqs {
+				reqs[i] = variant.request(i)
+			}
+			if _, err := gw.Chat(context.Background(), variant.request(-1), opts); err != nil {
+				b.Fatal(err) // warm: connections, and the entry hits replay
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				start := time.Now()
-				resp, err := gw.Chat(context.Background(), req, opts)
+				resp, err := gw.Chat(context.Background(), reqs[i], opts)
 				if err != nil || len(resp.Choices) == 0 {
 					b.Fatal(err)
 				}
@@ -271,20 +328,33 @@ func BenchmarkChatInMemory(b *testing.B) {
 			}
 		}
 	})
-	b.Run("gateway", func(b *testing.B) {
-		gw, err := NewGateway(oneProvider(KindOpenAI, "http://provider.invalid/v1", map[string]Model{"m": {InputPerMTok: 1, OutputPerMTok: 1, ContextTokens: 128000}}), Deps{
-			HTTP: client, Recorder: nopRecorder{}, LookupEnv: func(string) (string, bool) { return testKey, true },
-		})
-		if err != nil {
-			b.Fatal(err)
+	for _, variant := range benchVariants() {
+		if variant.budget {
+			continue
 		}
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			if _, err := gw.Chat(context.Background(), req, CallOptions{Tenant: "acme"}); err != nil {
+		b.Run(variant.name, func(b *testing.B) {
+			gw, err := NewGateway(benchConfig("http://provider.invalid/v1", variant), Deps{
+				HTTP: client, Recorder: nopRecorder{}, LookupEnv: func(string) (string, bool) { return testKey, true },
+			})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			reqs := make([]*ChatRequest, b.N)
+			for i := range reqs {
+				reqs[i] = variant.request(i)
+			}
+			if _, err := gw.Chat(context.Background(), variant.request(-1), CallOptions{Tenant: "acme"}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := gw.Chat(context.Background(), reqs[i], CallOptions{Tenant: "acme"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 	b.Run("gateway-stream", func(b *testing.B) {
 		gw, err := NewGateway(oneProvider(KindOpenAI, "http://provider.invalid/v1", map[string]Model{"m": {}}), Deps{
 			HTTP: client, Recorder: nopRecorder{}, LookupEnv: func(string) (string, bool) { return testKey, true },
