@@ -41,6 +41,9 @@ func (q *cliQuerier) Compare(context.Context, query.CompareRequest) ([]query.Cha
 	return nil, nil
 }
 func (q *cliQuerier) TokensSince(context.Context, string, time.Time) (int64, error) { return 557, nil }
+func (q *cliQuerier) Cache(context.Context, query.CacheRequest) ([]query.CacheStats, error) {
+	return nil, nil
+}
 
 // cliOrch is the ingress's required orchestrator; the analytics routes
 // never call it.
