@@ -401,3 +401,89 @@ func BenchmarkChatInMemory(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkOverheadInterleaved makes, in every iteration, one call of each
+// kind against the same local provider: a bare client, the gateway, and
+// the gateway with balancing and the response cache on (a request the
+// cache does not take, one it stores, one it answers). Interleaving puts
+// them under the same load, which on a shared machine matters more than
+// the differences measured; the p50 of each is reported.
+//
+//	go test -run XXX -bench OverheadInterleaved -benchtime 20000x ./activities/llm/
+func BenchmarkOverheadInterleaved(b *testing.B) {
+	url := benchProvider(b)
+	base := benchRequest()
+	variants := benchVariants()
+	pick := func(name string) benchVariant {
+		for _, v := range variants {
+			if v.name == name {
+				return v
+			}
+		}
+		b.Fatalf("no variant %s", name)
+		return benchVariant{}
+	}
+	kinds := []struct {
+		label string
+		v     benchVariant
+	}{
+		{"gateway", pick("gateway")},
+		{"balancing", pick("gateway+balancing")},
+		{"balancing+cache-bypass", pick("gateway+balancing+cache(not eligible)")},
+		{"balancing+cache-miss", pick("gateway+balancing+cache(miss,store)")},
+		{"balancing+cache-hit", pick("gateway+balancing+cache(hit)")},
+	}
+	gws := make([]*Gateway, len(kinds))
+	for i, k := range kinds {
+		gws[i] = benchGatewayWith(b, url, k.v)
+		if _, err := gws[i].Chat(context.Background(), k.v.request(-1), CallOptions{Tenant: "acme"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	client := NewHTTPClient()
+	direct := func() {
+		r := *base
+		r.Model = "m"
+		body, _ := json.Marshal(&r)
+		hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
+		hreq.Header.Set("Content-Type", "application/json")
+		hreq.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := client.Do(hreq)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out ChatResponse
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	lat := make([]latencies, len(kinds)+1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		direct()
+		lat[0] = append(lat[0], time.Since(start))
+		for k, kind := range kinds {
+			req := kind.v.request(i)
+			start := time.Now()
+			if _, err := gws[k].Chat(context.Background(), req, CallOptions{Tenant: "acme"}); err != nil {
+				b.Fatal(err)
+			}
+			lat[k+1] = append(lat[k+1], time.Since(start))
+		}
+	}
+	b.StopTimer()
+	p50 := func(l latencies) time.Duration {
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		return l[len(l)/2]
+	}
+	d := p50(lat[0])
+	b.ReportMetric(float64(d.Nanoseconds())/1e3, "direct-p50-µs")
+	for k, kind := range kinds {
+		g := p50(lat[k+1])
+		b.ReportMetric(float64(g.Nanoseconds())/1e3, kind.label+"-p50-µs")
+	}
+}
