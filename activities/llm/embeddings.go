@@ -224,7 +224,6 @@ func (g *Gateway) attemptEmbed(ctx context.Context, c *call, t *target, in embed
 	c.attempts++
 	start := g.clock.Now()
 	r := c.newRecord(t.name, start)
-	r.Labels["op"] = "embeddings"
 	emb, ok := t.prov.adapter.(embedder)
 	if !ok || !t.prov.embeddings {
 		e := &Error{Class: ClassModelUnavailable, Target: t.name, Message: fmt.Sprintf("provider %q (kind %s) serves no embeddings", t.prov.name, t.prov.kind)}

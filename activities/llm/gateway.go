@@ -707,6 +707,9 @@ func (c *call) newRecord(target string, start time.Time) record.Record {
 	if c.stream {
 		labels["stream"] = "true"
 	}
+	if c.emb != nil {
+		labels["op"] = "embeddings"
+	}
 	r.Labels = labels
 	if c.cacheKey != nil {
 		r.Cache = c.cacheStatus

@@ -49,6 +49,16 @@ var nativeKinds = map[string]string{
 	KindCohere:    "https://api.cohere.com",
 }
 
+// nativeKeyEnv is the environment variable a native kind's key is read
+// from when the provider names none and talks to the vendor's own
+// endpoint (Bedrock and Vertex AI use their SDKs' credential chains).
+var nativeKeyEnv = map[string]string{
+	KindAnthropic: "ANTHROPIC_API_KEY",
+	KindGemini:    "GEMINI_API_KEY",
+	KindAzure:     "AZURE_OPENAI_API_KEY",
+	KindCohere:    "COHERE_API_KEY",
+}
+
 // knownKind reports whether kind is a native kind or a preset.
 func knownKind(kind string) bool {
 	if _, ok := nativeKinds[kind]; ok {
@@ -341,6 +351,11 @@ func newProvider(pn string, p Provider, deps *Deps) *provider {
 		if base == "" {
 			base = nativeKinds[p.Kind]
 		}
+		if env, ok := nativeKeyEnv[p.Kind]; ok && keyEnv == "" && p.APIKeyFile == "" && (p.BaseURL == "" || p.Kind == KindAzure) {
+			// The vendor's own endpoint: its conventional variable. (A
+			// base_url may be a proxy that adds the key itself.)
+			keyEnv = env
+		}
 	}
 	cred := newCredential(Provider{APIKeyEnv: keyEnv, APIKeyFile: p.APIKeyFile}, deps.LookupEnv, deps.ReadFile, deps.Clock.Now)
 	prov.auth = headerAuth{cred: cred, header: "Authorization", prefix: "Bearer "}
@@ -387,10 +402,6 @@ func newProvider(pn string, p Provider, deps *Deps) *provider {
 		prov.embeddings = true
 	case KindCohere:
 		prov.adapter = cohereAdapter{}
-		if keyEnv == "" && p.APIKeyFile == "" {
-			prov.auth = headerAuth{cred: newCredential(Provider{APIKeyEnv: "COHERE_API_KEY"}, deps.LookupEnv, deps.ReadFile, deps.Clock.Now),
-				header: "Authorization", prefix: "Bearer "}
-		}
 		prov.embeddings = true
 	}
 	prov.baseURL = strings.TrimRight(base, "/")

@@ -760,3 +760,33 @@ func TestEmbeddingsFallBackFromChatOnlyProvider(t *testing.T) {
 		t.Errorf("records %+v", recs)
 	}
 }
+
+// Native kinds read their vendor's conventional variable when they talk
+// to the vendor's own endpoint, and no key through a base_url of one's own.
+func TestNativeKeyDefaults(t *testing.T) {
+	env := map[string]string{"ANTHROPIC_API_KEY": "a-key", "GEMINI_API_KEY": "g-key", "COHERE_API_KEY": "c-key", "AZURE_OPENAI_API_KEY": "z-key"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cases := []struct {
+		p      Provider
+		header string
+		want   string
+	}{
+		{Provider{Kind: KindAnthropic}, "X-Api-Key", "a-key"},
+		{Provider{Kind: KindAnthropic, BaseURL: "http://proxy.internal"}, "X-Api-Key", ""},
+		{Provider{Kind: KindGemini}, "X-Goog-Api-Key", "g-key"},
+		{Provider{Kind: KindCohere}, "Authorization", "Bearer c-key"},
+		{Provider{Kind: KindAzure, BaseURL: "https://r.openai.azure.com"}, "Api-Key", "z-key"},
+	}
+	for _, tc := range cases {
+		tc.p.Models = map[string]Model{"m": {}}
+		gw, err := NewGateway(Config{Providers: map[string]Provider{"p": tc.p}}, Deps{LookupEnv: lookup})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg := gw.routes.Load().targets["p/m"]
+		req, _ := http.NewRequest("POST", "http://x", nil)
+		if _, err := tg.prov.auth.authorize(context.Background(), req, nil); err != nil || req.Header.Get(tc.header) != tc.want {
+			t.Errorf("%s %s: %s = %q (%v)", tc.p.Kind, tc.p.BaseURL, tc.header, req.Header.Get(tc.header), err)
+		}
+	}
+}
