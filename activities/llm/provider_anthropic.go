@@ -437,11 +437,13 @@ func anthropicError(status int, h http.Header, info anthropicErrorInfo) *Error {
 	}
 	e := statusError(status, h, info.Type, info.Message)
 	switch info.Type {
-	case "invalid_request_error", "not_found_error", "request_too_large":
+	case "invalid_request_error", "request_too_large":
 		e.Class = ClassBadRequest
 		if looksLikeContextError(info.Type, info.Message) {
 			e.Class = ClassContext
 		}
+	case "not_found_error":
+		e.Class = ClassModelUnavailable
 	case "authentication_error", "permission_error", "billing_error":
 		e.Class = ClassAuth
 	case "rate_limit_error":

@@ -533,11 +533,15 @@ func (geminiAdapter) decodeError(status int, h http.Header, body []byte) *Error 
 func geminiError(status int, h http.Header, info *geminiErrorInfo) *Error {
 	e := statusError(status, h, info.Status, info.Message)
 	switch info.Status {
-	case "INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE":
+	case "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE":
 		e.Class = ClassBadRequest
 		if looksLikeContextError("", info.Message) {
 			e.Class = ClassContext
 		}
+	case "NOT_FOUND":
+		// The model (or, on Vertex AI, the publisher model in this
+		// project and location) does not exist for this target.
+		e.Class = ClassModelUnavailable
 	case "UNAUTHENTICATED", "PERMISSION_DENIED":
 		e.Class = ClassAuth
 	case "RESOURCE_EXHAUSTED":

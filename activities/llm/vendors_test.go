@@ -398,6 +398,7 @@ func TestVertexErrors(t *testing.T) {
 	}{
 		"vertex/error_permission.json": {403, ClassAuth},
 		"vertex/error_quota.json":      {429, ClassRateLimit},
+		"vertex/error_not_found.json":  {404, ClassModelUnavailable},
 	} {
 		srv := llmtest.NewProvider(t, llmtest.JSON(want.status, llmtest.Fixture(t, fixture)))
 		cfg := vertexProvider(srv.URL)
