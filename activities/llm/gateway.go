@@ -649,7 +649,13 @@ func (c *call) observe(t *target, err error, latency time.Duration) {
 	}
 	var e *Error
 	if errors.As(err, &e) {
-		t.state.failed(e, c.g.clock.Now(), c.cooldown)
+		now := c.g.clock.Now()
+		before := t.state.coolingUntil(now)
+		t.state.failed(e, now, c.cooldown)
+		if until := t.state.coolingUntil(now); until.After(before) {
+			c.g.log.Warn("model deployment cooling down", "target", t.name, "class", e.Class, "status", e.Status,
+				"for", until.Sub(now).Round(time.Millisecond).String())
+		}
 	}
 }
 
