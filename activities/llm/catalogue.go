@@ -42,7 +42,7 @@ type CatalogueEntry struct {
 	JSON   *bool `yaml:"json,omitempty" json:"json,omitempty"`
 	Vision *bool `yaml:"vision,omitempty" json:"vision,omitempty"`
 	// Source is the URL the figures were read from, AsOf the date
-	// (YYYY-MM-DD) they were read.
+	// (YYYY-MM-DD) of that source: the figures were current then.
 	Source string `yaml:"source,omitempty" json:"source,omitempty"`
 	AsOf   string `yaml:"as_of,omitempty" json:"as_of,omitempty"`
 }
