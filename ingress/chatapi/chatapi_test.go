@@ -407,7 +407,15 @@ func TestModelsAndOpenAPI(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%d %v", resp.StatusCode, err)
 	}
-	if doc.Paths["/v1/chat/completions"]["post"] == nil || doc.Paths["/v1/models"]["get"] == nil || doc.Components.Schemas["ChatCompletionRequest"] == nil {
+	if doc.Paths["/v1/chat/completions"]["post"] == nil || doc.Paths["/v1/models"]["get"] == nil || doc.Paths["/v1/embeddings"]["post"] == nil ||
+		doc.Components.Schemas["ChatCompletionRequest"] == nil || doc.Components.Schemas["EmbeddingRequest"] == nil || doc.Components.Schemas["OpenAIError"] == nil {
 		t.Errorf("document lacks the model routes: %v", doc.Paths)
+	}
+	// The ingress's own errors of these routes are documented in OpenAI's shape.
+	for _, route := range []string{"/v1/chat/completions", "/v1/embeddings"} {
+		op, _ := json.Marshal(doc.Paths[route]["post"])
+		if !strings.Contains(string(op), `"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/OpenAIError"}}}`) {
+			t.Errorf("%s: 401 not in OpenAI's shape: %s", route, op)
+		}
 	}
 }
