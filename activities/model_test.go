@@ -54,7 +54,7 @@ func newModelFixture(t *testing.T, handler, fallback http.HandlerFunc, budget ll
 			"p": {Kind: llm.KindOpenAI, BaseURL: srv.URL, APIKeyEnv: "K", Models: map[string]llm.Model{"m": {InputPerMTok: 1, OutputPerMTok: 2}}},
 			"q": {Kind: llm.KindOpenAI, BaseURL: srv2.URL, APIKeyEnv: "K", Models: map[string]llm.Model{"m": {}}},
 		},
-		Aliases: map[string][]string{"dual": {"p/m", "q/m"}},
+		Aliases: map[string]llm.Alias{"dual": llm.OrderedAlias("p/m", "q/m")},
 	}
 	gw, err := llm.NewGateway(cfg, llm.Deps{
 		Recorder:  f.recs,

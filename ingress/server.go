@@ -199,6 +199,9 @@ type routeSpec struct {
 	maxBody   int64
 	doc       api.Operation
 	h         echo.HandlerFunc
+	// errorBody encodes the route's error answers (api.Route.ErrorBody);
+	// nil is the one error shape.
+	errorBody func(*api.Error) any
 }
 
 type groupDoc struct{ name, description string }
@@ -266,7 +269,7 @@ func (s *Server) Mount(g api.Group) error {
 		specs = append(specs, &routeSpec{
 			method: rt.Method, path: rt.Path, roles: rt.Roles, public: rt.Public,
 			streaming: rt.Streaming, record: true, maxBody: rt.MaxBodyBytes, doc: rt.Doc,
-			h: wrapHandler(rt.Handler, api.PathParams(rt.Path)),
+			h: wrapHandler(rt.Handler, api.PathParams(rt.Path)), errorBody: rt.ErrorBody,
 		})
 	}
 	if err := s.mount(g.Name, g.Description, specs, g.Schemas); err != nil {
@@ -423,7 +426,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(e.Status)
 		return
 	}
-	b, _ := json.Marshal(api.Body{Error: e})
+	var b []byte
+	if rs := s.byKey[c.Request().Method+" "+c.Path()]; rs != nil && rs.errorBody != nil {
+		b, _ = json.Marshal(rs.errorBody(e))
+	} else {
+		b, _ = json.Marshal(api.Body{Error: e})
+	}
 	_ = c.JSONBlob(e.Status, append(b, '\n'))
 }
 

@@ -441,7 +441,7 @@ func TestAnthropicStreamErrorEventFallsBack(t *testing.T) {
 			"a": {Kind: KindAnthropic, BaseURL: bad.URL, APIKeyEnv: "KEY", Models: map[string]Model{"m": {}}},
 			"b": {Kind: KindAnthropic, BaseURL: good.URL, APIKeyEnv: "KEY", Models: map[string]Model{"m": {}}},
 		},
-		Aliases: map[string][]string{"claude": {"a/m", "b/m"}},
+		Aliases: map[string]Alias{"claude": OrderedAlias("a/m", "b/m")},
 	}
 	env := newTestGateway(t, cfg, nil)
 	s, err := env.gw.ChatStream(context.Background(), userRequest("claude", "hi"), CallOptions{})

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,11 +169,63 @@ func benchRequest() *ChatRequest {
 }
 
 func benchGateway(b *testing.B, url string, withBudget bool, rec Recorder) *Gateway {
+	return benchGatewayWith(b, url, benchVariant{budget: withBudget}, rec)
+}
+
+// benchVariant selects what a benchmark gateway does beyond routing.
+type benchVariant struct {
+	name    string
+	budget  bool
+	balance bool // the request's model is an alias weighted over two deployments
+	cache   bool // the response cache is on (off otherwise)
+	request func(i int) *ChatRequest
+}
+
+// benchVariants are the gateway configurations measured against a bare
+// client: routing only; with a budget; with balancing; with balancing
+// and the cache on (a request the cache must not take, a deterministic
+// one stored on every call, and hits).
+func benchVariants() []benchVariant {
+	base := benchRequest()
+	balanced := func(i int) *ChatRequest { r := *base; r.Model = "pool"; return &r }
+	zero := 0.0
+	unique := func(i int) *ChatRequest {
+		r := *base
+		r.Model = "pool"
+		r.Temperature = &zero
+		r.Messages = append([]Message{TextMessage("system", "request "+strconv.Itoa(i))}, base.Messages[1:]...)
+		return &r
+	}
+	same := func(i int) *ChatRequest { r := *base; r.Model = "pool"; r.Temperature = &zero; return &r }
+	return []benchVariant{
+		{name: "gateway", request: func(int) *ChatRequest { return base }},
+		{name: "gateway+budget", budget: true, request: func(int) *ChatRequest { return base }},
+		{name: "gateway+balancing", balance: true, request: balanced},
+		{name: "gateway+balancing+cache(not eligible)", balance: true, cache: true, request: balanced},
+		{name: "gateway+balancing+cache(miss,store)", balance: true, cache: true, request: unique},
+		{name: "gateway+balancing+cache(hit)", balance: true, cache: true, request: same},
+	}
+}
+
+func benchConfig(url string, v benchVariant) Config {
+	m := Model{InputPerMTok: 0.15, OutputPerMTok: 0.6, ContextTokens: 128000}
+	cfg := Config{Providers: map[string]Provider{
+		"p": {Kind: KindOpenAI, BaseURL: url, APIKeyEnv: "KEY", Models: map[string]Model{"m": m}},
+		"q": {Kind: KindOpenAI, BaseURL: url, APIKeyEnv: "KEY", Models: map[string]Model{"m": m}},
+	}}
+	if v.balance {
+		cfg.Aliases = map[string]Alias{"pool": {Strategy: StrategyWeighted, Targets: []AliasTarget{{Model: "p/m", Weight: 3}, {Model: "q/m", Weight: 1}}}}
+	}
+	cfg.Cache = CachePolicy{Disabled: !v.cache}
+	return cfg
+}
+
+func benchGatewayWith(b *testing.B, url string, v benchVariant, rec Recorder) *Gateway {
 	var budget BudgetChecker
-	if withBudget {
+	if v.budget {
 		budget = NewBudgets(&fakeSpend{}, LimitFunc(func(string) (int64, int64) { return 1 << 40, 0 }), SystemClock{}, BudgetPolicy{})
 	}
-	gw, err := NewGateway(oneProvider(KindOpenAI, url, map[string]Model{"m": {InputPerMTok: 0.15, OutputPerMTok: 0.6, ContextTokens: 128000}}), Deps{
+	gw, err := NewGateway(benchConfig(url, v), Deps{
 		HTTP:      NewHTTPClient(),
 		Budget:    budget,
 		Recorder:  rec,
@@ -196,7 +249,8 @@ func (l latencies) report(b *testing.B, prefix string) {
 	b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds()), prefix+"p99-ns")
 }
 
-// BenchmarkChat: direct, gateway and gateway with a budget, interleaved.
+// BenchmarkChat: direct, and the gateway with each variant (budget,
+// balancing, the response cache), interleaved.
 func BenchmarkChat(b *testing.B) {
 	url := benchProvider(b)
 	req := benchRequest()
@@ -226,22 +280,29 @@ func BenchmarkChat(b *testing.B) {
 		}
 		return time.Since(start)
 	}
-	viaGateway := func(gw *Gateway) func() time.Duration {
+	// One mode per gateway variant (routing only, budget, balancing, the
+	// response cache bypassed, missed and stored, hit), each on its own
+	// gateway, warmed once (connections; the hit variant's entry).
+	modes := []benchMode{{"direct", direct}}
+	for _, v := range benchVariants() {
+		gw := benchGatewayWith(b, url, v, rec)
 		opts := CallOptions{Tenant: "acme", StepID: "s"}
-		return func() time.Duration {
+		if _, err := gw.Chat(context.Background(), v.request(-1), opts); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		modes = append(modes, benchMode{v.name, func() time.Duration {
+			r := v.request(n)
+			n++
 			start := time.Now()
-			resp, err := gw.Chat(context.Background(), req, opts)
+			resp, err := gw.Chat(context.Background(), r, opts)
 			if err != nil || len(resp.Choices) == 0 {
 				b.Fatal(err)
 			}
 			return time.Since(start)
-		}
+		}})
 	}
-	runInterleaved(b, []benchMode{
-		{"direct", direct},
-		{"gateway", viaGateway(benchGateway(b, url, false, rec))},
-		{"gateway+budget", viaGateway(benchGateway(b, url, true, rec))},
-	})
+	runInterleaved(b, modes)
 }
 
 // BenchmarkStreamTTFT measures time to the first content chunk of a

@@ -82,19 +82,32 @@ func TestConfigYAML(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	bad := Config{
 		Providers: map[string]Provider{
-			"x":   {Kind: "cohere", Models: map[string]Model{"m": {}}},
+			"x":   {Kind: "nope", Models: map[string]Model{"m": {}}},
+			"br":  {Kind: KindBedrock, Models: map[string]Model{"m": {}}},
+			"vx":  {Kind: KindVertex, APIKeyEnv: "K", Models: map[string]Model{"m": {Catalogue: "vertex/not-a-model"}}},
+			"az":  {Kind: KindAzure, DropParams: []string{"temperature", "colour"}, Models: map[string]Model{"m": {}}},
 			"y":   {Kind: KindOpenAI, BaseURL: "ftp://host", Timeout: "soon", Models: map[string]Model{"m": {InputPerMTok: -1}}},
 			"z":   {Kind: KindGemini, APIKeyEnv: "A", APIKeyFile: "/b"},
 			"a/b": {Kind: KindOpenAI, Models: map[string]Model{"m": {}}},
 		},
-		Aliases: map[string][]string{"fast": {"y/m", "nope/m"}, "empty": nil, "p/q": {"y/m"}},
-		Retry:   RetryPolicy{MaxRetryAfter: "-1s"},
+		Aliases: map[string]Alias{"fast": OrderedAlias("y/m", "nope/m"), "empty": {}, "p/q": OrderedAlias("y/m"),
+			"lb": {Strategy: "round_robin", Targets: []AliasTarget{{Model: "y/m", Weight: -1}, {Model: "y/m"}}, Fallbacks: []string{"x/none"},
+				Cache: &AliasCache{Enabled: true, TTL: "forever"}}},
+		Retry:     RetryPolicy{MaxRetryAfter: "-1s"},
+		Catalogue: map[string]CatalogueEntry{"flat": {}, "x/m": {AsOf: "last week", Mode: "image"}},
+		Cache:     CachePolicy{TTL: "1 hour", MaxMB: -1},
+		Cooldown:  CooldownPolicy{Duration: "-1s", Failures: -2},
 	}
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{`kind "cohere"`, "ftp://host", "timeout", "negative", "not both", "no models", `"nope/m"`, `alias "empty"`, `"p/q"`, "retry.max_retry_after", `provider "a/b"`} {
+	for _, want := range []string{`kind "nope"`, "ftp://host", "timeout", "negative", "not both", "no models", `"nope/m"`, `alias "empty"`, `"p/q"`,
+		"retry.max_retry_after", `provider "a/b"`, `"br": kind bedrock needs region`, `"vx": kind vertex needs project`,
+		"Application Default Credentials", `catalogue entry "vertex/not-a-model" is unknown`, `"az": kind azure needs base_url`,
+		`drop_params: "colour"`, `strategy "round_robin"`, "weight must not be negative", `"y/m" is listed twice`, `fallback "x/none"`,
+		`cache.ttl`, `catalogue "flat": keys are`, `as_of "last week"`, `mode "image"`, "cache.ttl:", "cache.max_mb", "cooldown.duration",
+		"cooldown.failures"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}

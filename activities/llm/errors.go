@@ -50,6 +50,9 @@ var (
 	ErrInternal          = errors.New("model gateway internal error")
 	ErrUnknownModel      = errors.New("unknown model")
 	ErrBudgetUnavailable = errors.New("token budget unavailable")
+	// ErrCoolingDown marks a target skipped because its provider asked to
+	// wait (a Retry-After still running); its class is rate_limit.
+	ErrCoolingDown = errors.New("deployment cooling down")
 )
 
 var classSentinels = map[string]error{

@@ -166,9 +166,15 @@ func contentText(raw json.RawMessage) string {
 }
 
 // cost is the price of usage at the model's prices (US dollars per million
-// tokens), rounded with RoundCost.
+// tokens), rounded with RoundCost. Prompt tokens read from the provider's
+// prompt cache are priced at the cached input price when the model has
+// one.
 func cost(m Model, u Usage) float64 {
-	return RoundCost((float64(u.PromptTokens)*m.InputPerMTok + float64(u.CompletionTokens)*m.OutputPerMTok) / 1e6)
+	in := float64(u.PromptTokens) * m.InputPerMTok
+	if cached := u.cachedTokens(); cached > 0 && cached <= u.PromptTokens && m.CachedInputPerMTok > 0 {
+		in = float64(u.PromptTokens-cached)*m.InputPerMTok + float64(cached)*m.CachedInputPerMTok
+	}
+	return RoundCost((in + float64(u.CompletionTokens)*m.OutputPerMTok) / 1e6)
 }
 
 // CostPrecision is the unit costs are rounded to: 1e-10 US dollars, far

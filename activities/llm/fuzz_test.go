@@ -43,12 +43,15 @@ func FuzzSSEReader(f *testing.F) {
 	})
 }
 
-var fuzzTarget = &target{name: "p/m", upstream: "m", prov: &provider{name: "p"}}
+var fuzzTarget = &target{name: "p/m", upstream: "m", prov: &provider{name: "p", apiVersion: "v1"}}
+
+// allAdapters are the wire formats fuzzed.
+var allAdapters = []adapter{openaiAdapter{}, anthropicAdapter{}, geminiAdapter{}, azureAdapter{}, bedrockAdapter{}, vertexAdapter{}, cohereAdapter{}}
 
 func FuzzDecodeResponse(f *testing.F) {
 	addFixtures(f, "*/*.json")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, a := range []adapter{openaiAdapter{}, anthropicAdapter{}, geminiAdapter{}} {
+		for _, a := range allAdapters {
 			if resp, err := a.decodeResponse(fuzzTarget, body); err == nil && resp == nil {
 				t.Fatal("nil response without error")
 			}
@@ -63,8 +66,11 @@ func FuzzDecodeResponse(f *testing.F) {
 
 func FuzzDecodeStream(f *testing.F) {
 	addFixtures(f, "*/*.sse")
+	for _, name := range []string{"bedrock/stream.events.json", "bedrock/tool_stream.events.json", "bedrock/stream_throttled.events.json"} {
+		f.Add(eventStream(f, name))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, a := range []adapter{openaiAdapter{}, anthropicAdapter{}, geminiAdapter{}} {
+		for _, a := range allAdapters {
 			d := a.newDecoder(fuzzTarget, bytes.NewReader(body))
 			for i := 0; ; i++ {
 				c, err := d.next()
@@ -96,8 +102,29 @@ func FuzzEncodeRequest(f *testing.F) {
 			return
 		}
 		measurePrompt(&req)
-		for _, a := range []adapter{openaiAdapter{}, anthropicAdapter{}, geminiAdapter{}} {
+		for _, a := range allAdapters {
 			_, _ = a.encodeRequest(fuzzTarget, &req, false)
+		}
+	})
+}
+
+func FuzzDecodeEmbeddings(f *testing.F) {
+	addFixtures(f, "*/*embed*.json", "vertex/predict_embeddings.json")
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, a := range allAdapters {
+			e, ok := a.(embedder)
+			if !ok {
+				continue
+			}
+			for _, n := range []int{1, 2} {
+				if resp, err := e.decodeEmbeddings(fuzzTarget, [][]byte{body, body}, n); err == nil && resp == nil {
+					t.Fatal("nil answer without error")
+				}
+			}
+		}
+		in, err := parseEmbeddingInput(body)
+		if err == nil && (in.len() == 0 || in.len() > MaxEmbeddingInputs) {
+			t.Fatalf("accepted %d inputs", in.len())
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,16 @@ type Deps struct {
 	// os.ReadFile.
 	LookupEnv func(string) (string, bool)
 	ReadFile  func(string) ([]byte, error)
+	// AWSCredentials resolves the credentials of Bedrock providers; nil
+	// means DefaultAWSCredentials (the SDK's default chain).
+	AWSCredentials AWSCredentialsFunc
+	// GoogleTokenSource gives the access tokens of Vertex AI providers;
+	// nil means DefaultGoogleTokenSource (Application Default
+	// Credentials).
+	GoogleTokenSource GoogleTokenSourceFunc
+	// Rand draws the balancing decisions; nil uses math/rand/v2's global
+	// source. Tests pass a seeded one.
+	Rand *rand.Rand
 	// Access says which models a tenant may call; nil lets every tenant
 	// call every model (tests, single-tenant embedding).
 	Access ModelAccess
@@ -104,12 +115,18 @@ type CallOptions struct {
 	// grants it, so the tenant's model list is not consulted: a prompt API
 	// visible to the tenant (its model is the operator's choice).
 	Granted bool
+	// Cache is what the caller asks of the response cache; CacheTTL, when
+	// positive, overrides the entry's time to live (capped by
+	// cache.max_ttl).
+	Cache    CacheMode
+	CacheTTL time.Duration
 }
 
-// Gateway routes unified chat requests to providers: it resolves a model or
-// alias, enforces budgets, checks context windows, falls back and retries,
-// accounts tokens and cost, and emits one call record per attempt. It is
-// safe for concurrent use.
+// Gateway routes unified chat and embedding requests to providers: it
+// resolves a model or alias, balances the alias's targets, enforces
+// budgets, checks context windows, falls back and retries, serves and
+// fills the response cache, accounts tokens and cost, and emits one call
+// record per attempt. It is safe for concurrent use.
 type Gateway struct {
 	routes atomic.Pointer[routes]
 	deps   Deps
@@ -118,6 +135,13 @@ type Gateway struct {
 	budget BudgetChecker
 	rec    Recorder
 	log    *slog.Logger
+	cache  *responseCache
+	rnd    randSource
+	// states holds every target's deployment state by name, across
+	// reloads.
+	states sync.Map
+	// reloadMu serializes reloads.
+	reloadMu sync.Mutex
 }
 
 // NewGateway builds a gateway over a validated configuration.
@@ -137,6 +161,12 @@ func NewGateway(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
+	if deps.AWSCredentials == nil {
+		deps.AWSCredentials = DefaultAWSCredentials
+	}
+	if deps.GoogleTokenSource == nil {
+		deps.GoogleTokenSource = DefaultGoogleTokenSource
+	}
 	g := &Gateway{
 		deps:   deps,
 		http:   deps.HTTP,
@@ -144,38 +174,110 @@ func NewGateway(cfg Config, deps Deps) (*Gateway, error) {
 		budget: deps.Budget,
 		rec:    deps.Recorder,
 		log:    deps.Log,
+		rnd:    globalRand{},
 	}
-	g.routes.Store(newRoutes(cfg, &g.deps))
+	if deps.Rand != nil {
+		g.rnd = &lockedRand{r: deps.Rand}
+	}
+	rt, err := g.newRoutes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.cache = newResponseCache(rt.cache.maxBytes)
+	g.routes.Store(rt)
 	return g, nil
 }
 
 // routes is one configuration's routing table; Reload swaps it whole.
 type routes struct {
-	targets map[string]*target
-	aliases map[string][]*target
-	names   []string
-	retry   retryPolicy
+	cfg      Config
+	targets  map[string]*target
+	aliases  map[string]*pool
+	names    []string
+	infos    []ModelInfo
+	retry    retryPolicy
+	cooldown cooldownPolicy
+	cache    cachePolicy
 }
 
-func newRoutes(cfg Config, deps *Deps) *routes {
-	targets, aliases := compile(cfg, deps)
-	return &routes{targets: targets, aliases: aliases, names: cfg.Names(), retry: cfg.Retry.parse()}
+func (g *Gateway) newRoutes(cfg Config) (*routes, error) {
+	cat, err := NewCatalogue(cfg.Catalogue)
+	if err != nil {
+		return nil, err
+	}
+	targets, aliases := compile(cfg, &g.deps, cat, g.stateFor)
+	rt := &routes{cfg: cfg, targets: targets, aliases: aliases, names: cfg.Names(),
+		retry: cfg.Retry.parse(), cooldown: cfg.Cooldown.parse(), cache: cfg.Cache.parse()}
+	for _, name := range rt.names {
+		if p, ok := aliases[name]; ok {
+			info := ModelInfo{ID: name, Targets: p.names(), Strategy: p.strategy, Mode: p.targets[0].info.Mode}
+			rt.infos = append(rt.infos, info)
+			continue
+		}
+		rt.infos = append(rt.infos, targets[name].info)
+	}
+	return rt, nil
+}
+
+// stateFor returns the deployment state of a target name.
+func (g *Gateway) stateFor(name string) *deployment {
+	if d, ok := g.states.Load(name); ok {
+		return d.(*deployment)
+	}
+	d, _ := g.states.LoadOrStore(name, &deployment{})
+	return d.(*deployment)
 }
 
 // Reload replaces the configuration (after a registry reload). Calls in
 // flight finish on the configuration they started with; an invalid
-// configuration is refused and the current one stays.
+// configuration is refused and the current one stays. Deployment states
+// (latency, cool-downs) carry over; the response cache is emptied when
+// the model configuration changed.
 func (g *Gateway) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("models config: %w", err)
 	}
-	g.routes.Store(newRoutes(cfg, &g.deps))
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	rt, err := g.newRoutes(cfg)
+	if err != nil {
+		return fmt.Errorf("models config: %w", err)
+	}
+	old := g.routes.Swap(rt)
+	if old != nil && !reflect.DeepEqual(old.cfg, cfg) {
+		g.cache.purge()
+	}
+	g.cache.resize(rt.cache.maxBytes)
 	return nil
 }
 
 type nopRecorder struct{}
 
 func (nopRecorder) Emit(record.Record) {}
+
+// globalRand draws from math/rand/v2's global source.
+type globalRand struct{}
+
+func (globalRand) intN(n int) int { return rand.IntN(n) }
+func (globalRand) float() float64 { return rand.Float64() }
+
+// lockedRand makes a *rand.Rand safe for concurrent use.
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func (l *lockedRand) intN(n int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.IntN(n)
+}
+
+func (l *lockedRand) float() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Float64()
+}
 
 // Has reports whether model is an alias or a configured "provider/model".
 func (g *Gateway) Has(model string) bool {
@@ -199,55 +301,71 @@ func (g *Gateway) ModelsFor(tenant string) []string {
 	return out
 }
 
-// Targets returns the "provider/model" targets a name routes to, in
-// fallback order.
+// ModelInfos describes every alias and "provider/model", sorted by name:
+// limits, prices and capabilities from the configuration and the
+// catalogue.
+func (g *Gateway) ModelInfos() []ModelInfo { return append([]ModelInfo(nil), g.routes.Load().infos...) }
+
+// ModelInfosFor is ModelInfos restricted to the models the tenant may call
+// (GET /v1/models).
+func (g *Gateway) ModelInfosFor(tenant string) []ModelInfo {
+	infos := g.routes.Load().infos
+	out := make([]ModelInfo, 0, len(infos))
+	for _, info := range infos {
+		if g.deps.Access == nil || g.deps.Access.MayUseModel(tenant, info.ID) {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
+// Targets returns the "provider/model" targets a name routes to: its
+// targets in configuration order, then its fallbacks.
 func (g *Gateway) Targets(model string) ([]string, error) {
-	ts, err := g.routes.Load().resolve(model)
+	p, err := g.routes.Load().resolve(model)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = t.name
-	}
-	return out, nil
+	return p.names(), nil
 }
 
-func (rt *routes) resolve(model string) ([]*target, error) {
-	if ts, ok := rt.aliases[model]; ok {
-		return ts, nil
+func (rt *routes) resolve(model string) (*pool, error) {
+	if p, ok := rt.aliases[model]; ok {
+		return p, nil
 	}
 	if t, ok := rt.targets[model]; ok {
-		return []*target{t}, nil
+		return single(t), nil
 	}
 	return nil, unknownModel(model)
 }
 
 // Chat runs a non-streaming chat completion. The response's Model is the
-// "provider/model" that answered and its Usage carries the cost.
+// "provider/model" that answered, its Usage carries the cost, and its
+// Cache says whether the response cache answered.
 func (g *Gateway) Chat(ctx context.Context, req *ChatRequest, opts CallOptions) (*ChatResponse, error) {
 	c, err := g.begin(ctx, req, &opts, false)
 	if err != nil {
 		return nil, err
 	}
-	defer c.settleOnce()
-	for round := 0; ; round++ {
-		for i, t := range c.targets {
-			if c.excluded[i] {
-				continue
-			}
-			resp, err := g.attemptChat(ctx, c, i, t)
-			if err == nil {
-				return resp, nil
-			}
-			if stop := c.failed(ctx, i, err); stop {
-				return nil, c.finalError(ctx)
-			}
-		}
-		if err := g.waitRound(ctx, c, round); err != nil {
-			return nil, err
-		}
+	if hit := g.chatFromCache(c); hit != nil {
+		return hit, nil
 	}
+	if err := g.reserve(ctx, c); err != nil {
+		return nil, err
+	}
+	defer c.settleOnce()
+	var resp *ChatResponse
+	err = g.run(ctx, c, func(i int, t *target) error {
+		r, err := g.attemptChat(ctx, c, t)
+		resp = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.storeChat(c, resp, resp.Model)
+	resp.Cache = &CacheInfo{Status: c.cacheStatus}
+	return resp, nil
 }
 
 // ChatStream starts a streaming chat completion. Fallbacks and retries
@@ -259,38 +377,48 @@ func (g *Gateway) ChatStream(ctx context.Context, req *ChatRequest, opts CallOpt
 	if err != nil {
 		return nil, err
 	}
-	for round := 0; ; round++ {
-		for i, t := range c.targets {
-			if c.excluded[i] {
-				continue
-			}
-			s, err := g.openStream(ctx, c, i, t)
-			if err == nil {
-				return s, nil
-			}
-			if stop := c.failed(ctx, i, err); stop {
-				c.settleOnce()
-				return nil, c.finalError(ctx)
-			}
-		}
-		if err := g.waitRound(ctx, c, round); err != nil {
-			c.settleOnce()
-			return nil, err
-		}
+	if s := g.streamFromCache(c); s != nil {
+		return s, nil
 	}
+	if err := g.reserve(ctx, c); err != nil {
+		return nil, err
+	}
+	var s *Stream
+	err = g.run(ctx, c, func(i int, t *target) error {
+		st, err := g.openStream(ctx, c, t)
+		s = st
+		return err
+	})
+	if err != nil {
+		c.settleOnce()
+		return nil, err
+	}
+	return s, nil
 }
 
-// call is the state of one Chat or ChatStream across its attempts.
+// call is the state of one Chat, ChatStream or Embed across its attempts.
 type call struct {
 	g         *Gateway
 	req       *ChatRequest
+	emb       *EmbeddingRequest
 	opts      *CallOptions
 	model     string
+	pool      *pool
 	targets   []*target
 	retry     retryPolicy
+	cooldown  cooldownPolicy
 	size      promptSize
 	stream    bool
 	requestID string
+
+	// Response cache: the key (when the call is eligible), whether a hit
+	// may be served (not for refresh), the TTL of what is stored, and the
+	// status reported.
+	cacheKey    *cacheKey
+	cacheRead   bool
+	cacheTTL    time.Duration
+	cacheStatus string
+	cacheMax    int64
 
 	settle   Settle
 	settled  bool
@@ -302,6 +430,8 @@ type call struct {
 	last      error
 	retryable *Error
 	summary   []string
+	// cooling counts targets skipped because their provider asked to wait.
+	cooling int
 }
 
 func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions, stream bool) (*call, error) {
@@ -309,54 +439,104 @@ func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions
 		return nil, badRequest("no request")
 	}
 	rt := g.routes.Load()
-	targets, err := rt.resolve(req.Model)
+	p, err := rt.resolve(req.Model)
 	if err != nil {
 		return nil, err
 	}
-	if g.deps.Access != nil && opts.Tenant != "" && !opts.Granted && !g.deps.Access.MayUseModel(opts.Tenant, req.Model) {
-		// A model the tenant may not use is unknown to it.
-		return nil, unknownModel(req.Model)
+	if err := g.checkAccess(opts, req.Model); err != nil {
+		return nil, err
 	}
 	if len(req.Messages) == 0 {
 		return nil, badRequest("messages must not be empty")
 	}
+	c := g.newCall(rt, p, req.Model, opts, stream)
+	c.req = req
+	c.size = measurePrompt(req)
+	g.prepareCache(c, rt.cache, deterministic(req), func() (cacheKey, error) { return chatCacheKey(opts.Tenant, req) })
+	return c, nil
+}
+
+// newCall starts the state of a call routed to pool p.
+func (g *Gateway) newCall(rt *routes, p *pool, model string, opts *CallOptions, stream bool) *call {
+	targets := p.order(g.rnd, g.clock.Now(), stream)
 	c := &call{
-		g:         g,
-		req:       req,
-		opts:      opts,
-		model:     req.Model,
-		targets:   targets,
-		retry:     rt.retry,
-		size:      measurePrompt(req),
-		stream:    stream,
-		requestID: opts.RequestID,
-		excluded:  make([]bool, len(targets)),
-		lastErr:   make([]*Error, len(targets)),
+		g:           g,
+		opts:        opts,
+		model:       model,
+		pool:        p,
+		targets:     targets,
+		retry:       rt.retry,
+		cooldown:    rt.cooldown,
+		stream:      stream,
+		requestID:   opts.RequestID,
+		excluded:    make([]bool, len(targets)),
+		lastErr:     make([]*Error, len(targets)),
+		cacheStatus: CacheBypass,
 	}
 	if c.requestID == "" {
 		c.requestID = record.NewID()
 	}
-	if g.budget != nil && opts.Tenant != "" {
-		completion := int64(requestedMaxTokens(req))
+	return c
+}
+
+// prepareCache decides whether the call may be served from and stored in
+// the response cache, and computes its key.
+func (g *Gateway) prepareCache(c *call, pol cachePolicy, det bool, key func() (cacheKey, error)) {
+	mode := c.opts.Cache
+	if !pol.enabled || mode == CacheOff {
+		return
+	}
+	if mode != CacheOn && mode != CacheRefreshOnly && !c.pool.cache && !(pol.deterministic && det) {
+		return
+	}
+	k, err := key()
+	if err != nil {
+		return
+	}
+	c.cacheKey = &k
+	c.cacheRead = mode != CacheRefreshOnly
+	c.cacheStatus = CacheMiss
+	if !c.cacheRead {
+		c.cacheStatus = CacheRefresh
+	}
+	c.cacheMax = pol.maxEntry
+	c.cacheTTL = pol.ttl
+	if c.pool.cacheTTL > 0 {
+		c.cacheTTL = c.pool.cacheTTL
+	}
+	if t := c.opts.CacheTTL; t > 0 {
+		c.cacheTTL = min(t, pol.maxTTL)
+	}
+}
+
+// reserve admits the call against the tenant's budget.
+func (g *Gateway) reserve(ctx context.Context, c *call) error {
+	if g.budget == nil || c.opts.Tenant == "" {
+		return nil
+	}
+	tokens := c.size.upper()
+	if c.req != nil {
+		completion := int64(requestedMaxTokens(c.req))
 		if completion == 0 {
 			completion = defaultCompletionReserve
 		}
-		settle, err := g.budget.Reserve(ctx, opts.Tenant, c.size.upper()+completion)
-		if err != nil {
-			// Refused before any attempt: one record for the call, its
-			// target the requested name.
-			r := c.newRecord(req.Model, g.clock.Now())
-			r.Outcome = record.OutcomeError
-			if errors.Is(err, ErrBudgetExceeded) {
-				r.Outcome = record.OutcomeRejected
-			}
-			r.SetError(ClassOf(err), err)
-			g.rec.Emit(r)
-			return nil, err
-		}
-		c.settle = settle
+		tokens += completion
 	}
-	return c, nil
+	settle, err := g.budget.Reserve(ctx, c.opts.Tenant, tokens)
+	if err != nil {
+		// Refused before any attempt: one record for the call, its target
+		// the requested name.
+		r := c.newRecord(c.model, g.clock.Now())
+		r.Outcome = record.OutcomeError
+		if errors.Is(err, ErrBudgetExceeded) {
+			r.Outcome = record.OutcomeRejected
+		}
+		r.SetError(ClassOf(err), err)
+		g.rec.Emit(r)
+		return err
+	}
+	c.settle = settle
+	return nil
 }
 
 func (c *call) settleOnce() {
@@ -367,6 +547,45 @@ func (c *call) settleOnce() {
 	if c.settle != nil {
 		c.settle(c.used)
 	}
+}
+
+// run tries the call's targets in order, round after round, until an
+// attempt succeeds or the call must stop. A target whose provider asked to
+// wait (Retry-After still running) is not called: it counts as rate
+// limited for the remaining wait.
+func (g *Gateway) run(ctx context.Context, c *call, attempt func(i int, t *target) error) error {
+	for round := 0; ; round++ {
+		for i, t := range c.targets {
+			if c.excluded[i] {
+				continue
+			}
+			if wait := t.state.retryAfter(g.clock.Now()); wait > 0 && !c.cooldown.disabled {
+				c.skipCooling(i, t, wait)
+				continue
+			}
+			err := attempt(i, t)
+			if err == nil {
+				return nil
+			}
+			if stop := c.failed(ctx, i, err); stop {
+				return c.finalError(ctx)
+			}
+		}
+		if err := g.waitRound(ctx, c, round); err != nil {
+			return err
+		}
+	}
+}
+
+// skipCooling notes a target left out because its provider asked to wait.
+func (c *call) skipCooling(i int, t *target, wait time.Duration) {
+	e := &Error{Class: ClassRateLimit, Target: t.name, RetryAfter: wait, Err: ErrCoolingDown,
+		Message: fmt.Sprintf("cooling down: the provider asked to wait %s", wait.Round(time.Millisecond))}
+	c.cooling++
+	c.last = e
+	c.lastErr[i] = e
+	c.retryable = e
+	c.summary = append(c.summary, t.name+": cooling down")
 }
 
 // failed takes note of a failed attempt on target i and reports whether
@@ -401,7 +620,8 @@ func statusSuffix(status int) string {
 // finalError is what the caller gets when no attempt succeeded: the
 // caller's own context error, else the last retryable error (so that a
 // retry of the whole call may succeed), else the last error; with a
-// summary of every attempt when there were several.
+// summary of every attempt when there were several. A call that made no
+// attempt at all (every target cooling down) leaves one rejected record.
 func (c *call) finalError(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("model %q: %w", c.model, err)
@@ -409,6 +629,10 @@ func (c *call) finalError(ctx context.Context) error {
 	err := c.last
 	if c.retryable != nil {
 		err = c.retryable
+	}
+	if c.attempts == 0 && c.cooling > 0 {
+		r := c.newRecord(c.model, c.g.clock.Now())
+		c.rejectRecord(&r, c.g.clock.Now(), err)
 	}
 	if len(c.summary) > 1 {
 		return fmt.Errorf("model %q: all %d attempts failed (%s): %w", c.model, len(c.summary), strings.Join(c.summary, "; "), err)
@@ -460,6 +684,24 @@ func (g *Gateway) waitRound(ctx context.Context, c *call, round int) error {
 	return nil
 }
 
+// observe updates a target's deployment state with an attempt's outcome.
+func (c *call) observe(t *target, err error, latency time.Duration) {
+	if err == nil {
+		t.state.succeeded(latency, c.stream)
+		return
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		now := c.g.clock.Now()
+		before := t.state.coolingUntil(now)
+		t.state.failed(e, now, c.cooldown)
+		if until := t.state.coolingUntil(now); until.After(before) {
+			c.g.log.Warn("model deployment cooling down", "target", t.name, "class", e.Class, "status", e.Status,
+				"for", until.Sub(now).Round(time.Millisecond).String())
+		}
+	}
+}
+
 // timeout is the deadline of one attempt on t.
 func (c *call) timeout(t *target) time.Duration {
 	if c.opts.Timeout > 0 {
@@ -476,7 +718,10 @@ func (c *call) checkContext(t *target) *Error {
 		return nil
 	}
 	lower := c.size.lower()
-	want := int64(requestedMaxTokens(c.req))
+	want := int64(0)
+	if c.req != nil {
+		want = int64(requestedMaxTokens(c.req))
+	}
 	if lower+want <= limit {
 		return nil
 	}
@@ -511,7 +756,13 @@ func (c *call) newRecord(target string, start time.Time) record.Record {
 	if c.stream {
 		labels["stream"] = "true"
 	}
+	if c.emb != nil {
+		labels["op"] = "embeddings"
+	}
 	r.Labels = labels
+	if c.cacheKey != nil {
+		r.Cache = c.cacheStatus
+	}
 	return r
 }
 
@@ -547,28 +798,15 @@ func (c *call) rejectRecord(r *record.Record, start time.Time, err error) {
 
 // prepared is an attempt's request, ready to send.
 type prepared struct {
-	req   *http.Request
-	key   string
-	bytes int64
+	req    *http.Request
+	secret string
+	bytes  int64
 }
 
-// prepare builds the HTTP request of an attempt on t. The returned error is
-// an *Error with Target set.
-func (g *Gateway) prepare(ctx context.Context, c *call, t *target) (*prepared, error) {
-	key, err := t.prov.cred.get()
-	if err != nil {
-		return nil, &Error{Class: ClassAuth, Target: t.name, Message: "credential: " + err.Error()}
-	}
-	body, err := t.prov.adapter.encodeRequest(t, c.req, c.stream)
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
-			e = &Error{Class: ClassBadRequest, Message: err.Error()}
-		}
-		e.Target = t.name
-		return nil, e
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.prov.adapter.endpoint(t, c.stream), bytes.NewReader(body))
+// newProviderRequest builds and authorizes one provider request. The
+// returned error is an *Error with Target set.
+func (g *Gateway) newProviderRequest(ctx context.Context, c *call, t *target, url string, body []byte, stream bool) (*prepared, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, &Error{Class: ClassBadRequest, Target: t.name, Message: "build request: " + err.Error()}
 	}
@@ -581,11 +819,29 @@ func (g *Gateway) prepare(ctx context.Context, c *call, t *target) (*prepared, e
 	if t.prov.reqIDHeader != "" {
 		h.Set(t.prov.reqIDHeader, c.requestID)
 	}
-	t.prov.adapter.setHeaders(h, t, key)
-	if c.stream {
-		h.Set("Accept", "text/event-stream")
+	t.prov.adapter.setHeaders(h, t)
+	if stream {
+		h.Set("Accept", t.prov.adapter.streamAccept())
 	}
-	return &prepared{req: hreq, key: key, bytes: int64(len(body))}, nil
+	secret, err := t.prov.auth.authorize(ctx, hreq, body)
+	if err != nil {
+		return nil, &Error{Class: ClassAuth, Target: t.name, Message: "credential: " + err.Error()}
+	}
+	return &prepared{req: hreq, secret: secret, bytes: int64(len(body))}, nil
+}
+
+// prepare builds the HTTP request of a chat attempt on t.
+func (g *Gateway) prepare(ctx context.Context, c *call, t *target) (*prepared, error) {
+	body, err := t.prov.adapter.encodeRequest(t, c.req, c.stream)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Class: ClassBadRequest, Message: err.Error()}
+		}
+		e.Target = t.name
+		return nil, e
+	}
+	return g.newProviderRequest(ctx, c, t, t.prov.adapter.endpoint(t, c.stream), body, c.stream)
 }
 
 // send performs the request and turns every failure into an *Error.
@@ -600,10 +856,10 @@ func (g *Gateway) send(ctx, actx context.Context, p *prepared, t *target, r *rec
 	}
 	body, _ := readCapped(resp.Body, maxErrorBody)
 	resp.Body.Close()
-	r.RespBytes = int64(len(body))
+	r.RespBytes += int64(len(body))
 	e := t.prov.adapter.decodeError(resp.StatusCode, resp.Header, body)
 	e.Target = t.name
-	e.Message = redact(record.Truncate(e.Message, record.MaxErrorMessage), p.key)
+	e.Message = redact(record.Truncate(e.Message, record.MaxErrorMessage), p.secret)
 	if ra := parseRetryAfter(resp.Header, g.clock.Now()); ra > e.RetryAfter {
 		e.RetryAfter = ra
 	}
@@ -626,8 +882,8 @@ func (g *Gateway) transportError(ctx, actx context.Context, t *target, err error
 	return &Error{Class: ClassConnection, Target: t.name, Message: err.Error(), Err: err}
 }
 
-// attemptChat makes one non-streaming attempt on target i.
-func (g *Gateway) attemptChat(ctx context.Context, c *call, i int, t *target) (*ChatResponse, error) {
+// attemptChat makes one non-streaming attempt on t.
+func (g *Gateway) attemptChat(ctx context.Context, c *call, t *target) (*ChatResponse, error) {
 	c.attempts++
 	start := g.clock.Now()
 	r := c.newRecord(t.name, start)
@@ -635,7 +891,10 @@ func (g *Gateway) attemptChat(ctx context.Context, c *call, i int, t *target) (*
 		c.rejectRecord(&r, start, e)
 		return nil, e
 	}
+	t.state.inflight.Add(1)
 	resp, err := g.doChat(ctx, c, t, &r)
+	t.state.inflight.Add(-1)
+	c.observe(t, err, g.clock.Now().Sub(start))
 	if err != nil {
 		c.finishRecord(&r, start, err)
 		return nil, err
@@ -677,7 +936,7 @@ func (g *Gateway) doChat(ctx context.Context, c *call, t *target, r *record.Reco
 		}
 		e.Target = t.name
 		e.Status = resp.StatusCode
-		e.Message = redact(e.Message, p.key)
+		e.Message = redact(e.Message, p.secret)
 		return nil, e
 	}
 	g.finishResponse(c, t, out, r)
@@ -717,6 +976,69 @@ func (g *Gateway) finishResponse(c *call, t *target, out *ChatResponse, r *recor
 	out.Usage.CostUSD = cost(t.model, out.Usage)
 }
 
+// chatFromCache answers a call from the response cache, nil on a miss.
+func (g *Gateway) chatFromCache(c *call) *ChatResponse {
+	e := g.cacheLookup(c)
+	if e == nil || e.chat == nil {
+		return nil
+	}
+	out := cloneChat(e.chat)
+	out.Cache = &CacheInfo{Status: CacheHit, Age: g.clock.Now().Sub(e.stored)}
+	g.hitRecord(c, e)
+	return out
+}
+
+// cacheLookup finds the call's entry, when the call may be served from
+// the cache.
+func (g *Gateway) cacheLookup(c *call) *cacheEntry {
+	if c.cacheKey == nil || !c.cacheRead {
+		return nil
+	}
+	return g.cache.get(*c.cacheKey, c.opts.Tenant, g.clock.Now())
+}
+
+// hitRecord emits the record of a cache hit: no tokens, no cost, the cost
+// the stored answer had as cost_saved_usd.
+func (g *Gateway) hitRecord(c *call, e *cacheEntry) {
+	now := g.clock.Now()
+	c.cacheStatus = CacheHit
+	c.attempts++
+	r := c.newRecord(e.target, now)
+	r.Cache = CacheHit
+	r.CostSavedUSD = e.cost
+	r.Outcome = record.OutcomeOK
+	r.StatusCode = http.StatusOK
+	c.g.rec.Emit(r)
+}
+
+// storeChat keeps a successful answer in the cache, when the call is
+// eligible and the answer small enough.
+func (g *Gateway) storeChat(c *call, resp *ChatResponse, target string) {
+	if c.cacheKey == nil || resp == nil {
+		return
+	}
+	size := entryOverhead + chatSize(resp)
+	if size > c.cacheMax {
+		return
+	}
+	now := g.clock.Now()
+	stored := cloneChat(resp)
+	g.cache.put(&cacheEntry{key: *c.cacheKey, tenant: c.opts.Tenant, chat: stored, target: target,
+		cost: resp.Usage.CostUSD, stored: now, expires: now.Add(c.cacheTTL), size: size})
+}
+
+// chatSize approximates the memory of a response by its text.
+func chatSize(r *ChatResponse) int64 {
+	n := int64(len(r.ID) + len(r.Model) + 64)
+	for _, ch := range r.Choices {
+		n += int64(len(ch.Message.Content)+len(ch.FinishReason)) + 64
+		for _, tc := range ch.Message.ToolCalls {
+			n += int64(len(tc.ID)+len(tc.Function.Name)+len(tc.Function.Arguments)) + 64
+		}
+	}
+	return n
+}
+
 var errBodyTooLarge = errors.New("provider answer above the size cap")
 
 // bufPool recycles response read buffers.
@@ -741,6 +1063,16 @@ func readCapped(r io.Reader, limit int64) ([]byte, error) {
 		return out[:limit], fmt.Errorf("%w (%d bytes)", errBodyTooLarge, limit)
 	}
 	return out, nil
+}
+
+// checkAccess refuses a model the tenant may not use, with the same error
+// as a model that does not exist (checked before the response cache, so a
+// withdrawn grant also stops cached answers).
+func (g *Gateway) checkAccess(opts *CallOptions, model string) error {
+	if g.deps.Access != nil && opts.Tenant != "" && !opts.Granted && !g.deps.Access.MayUseModel(opts.Tenant, model) {
+		return unknownModel(model)
+	}
+	return nil
 }
 
 // unknownModel is the error for a model that is not configured, or that the

@@ -26,7 +26,7 @@ func twoProviders(a, b string) Config {
 			"a": {Kind: KindOpenAI, BaseURL: a, APIKeyEnv: "KEY", Models: map[string]Model{"m": {InputPerMTok: 1, OutputPerMTok: 1}}},
 			"b": {Kind: KindOpenAI, BaseURL: b, APIKeyEnv: "KEY", Models: map[string]Model{"m": {InputPerMTok: 2, OutputPerMTok: 2}}},
 		},
-		Aliases: map[string][]string{"smart": {"a/m", "b/m"}},
+		Aliases: map[string]Alias{"smart": OrderedAlias("a/m", "b/m")},
 	}
 }
 

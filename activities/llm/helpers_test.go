@@ -6,10 +6,14 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"golang.org/x/oauth2"
 
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
@@ -17,6 +21,11 @@ import (
 
 // testKey is the credential every fake provider expects.
 const testKey = llmtest.ProviderKey
+
+// Credentials of the Bedrock and Vertex fakes.
+var testAWSCreds = aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
+
+const testGoogleToken = "ya29.test-access-token-0123456789"
 
 // assertJSONEqual compares two JSON documents semantically.
 func assertJSONEqual(t *testing.T, got, want []byte) {
@@ -93,6 +102,13 @@ func newTestGateway(t testing.TB, cfg Config, budget BudgetChecker) *testEnv {
 		Recorder:  env.recs,
 		Log:       logger,
 		LookupEnv: func(k string) (string, bool) { return map[string]string{"KEY": testKey}[k], k == "KEY" },
+		AWSCredentials: func(context.Context, string) (aws.CredentialsProvider, error) {
+			return aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return testAWSCreds, nil }), nil
+		},
+		GoogleTokenSource: func(context.Context) (oauth2.TokenSource, error) {
+			return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: testGoogleToken, Expiry: time.Now().Add(time.Hour)}), nil
+		},
+		Rand: rand.New(rand.NewPCG(1, 2)),
 	})
 	if err != nil {
 		t.Fatal(err)

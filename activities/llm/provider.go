@@ -15,9 +15,9 @@ import (
 type adapter interface {
 	// endpoint is the URL of a chat call to t.
 	endpoint(t *target, stream bool) string
-	// setHeaders sets the credential and format headers (Content-Type and
-	// the request id header are set by the gateway).
-	setHeaders(h http.Header, t *target, key string)
+	// setHeaders sets the format headers (Content-Type, the request id
+	// header and the credential are set by the gateway).
+	setHeaders(h http.Header, t *target)
 	// encodeRequest returns the provider request body.
 	encodeRequest(t *target, req *ChatRequest, stream bool) ([]byte, error)
 	// decodeResponse turns a 2xx body into a unified response.
@@ -26,23 +26,20 @@ type adapter interface {
 	newDecoder(t *target, body io.Reader) chunkDecoder
 	// decodeError classifies a non-2xx answer.
 	decodeError(status int, h http.Header, body []byte) *Error
+	// streamAccept is the Accept header of stream requests.
+	streamAccept() string
 }
+
+// sseAccept is the Accept of the adapters that stream server-sent events.
+type sseAccept struct{}
+
+func (sseAccept) streamAccept() string { return "text/event-stream" }
 
 // chunkDecoder yields unified chunks from a provider stream, io.EOF after
 // the last. When the provider reports usage the decoder ends with a chunk
 // that has no choices and carries it.
 type chunkDecoder interface {
 	next() (*ChatChunk, error)
-}
-
-func adapterFor(kind string) adapter {
-	switch kind {
-	case KindAnthropic:
-		return anthropicAdapter{}
-	case KindGemini:
-		return geminiAdapter{}
-	}
-	return openaiAdapter{}
 }
 
 // classifyStatus is the class of an HTTP status when the body says nothing
@@ -83,6 +80,7 @@ var contextErrorHints = []string{
 	"too many tokens",
 	"exceeds the maximum number of tokens",
 	"input token count",
+	"input is too long",
 	"exceed_context_size",
 }
 

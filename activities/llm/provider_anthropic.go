@@ -14,7 +14,7 @@ import (
 // top-level field, content blocks (text, image, tool_use, tool_result) and
 // the message_start / content_block_* / message_delta / message_stop
 // stream events.
-type anthropicAdapter struct{}
+type anthropicAdapter struct{ sseAccept }
 
 type anthropicRequest struct {
 	Model         string               `json:"model"`
@@ -89,20 +89,26 @@ type anthropicUsage struct {
 	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
 }
 
-// prompt counts every input token, cached or not (all are billed; the
-// registry has one input price).
+// prompt counts every input token, cached or not (all are billed).
 func (u anthropicUsage) prompt() int64 {
 	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+}
+
+// usage converts; cache reads are priced at the cached input price.
+func (u anthropicUsage) usage() Usage {
+	r := Usage{PromptTokens: u.prompt(), CompletionTokens: u.OutputTokens}
+	r.TotalTokens = r.PromptTokens + r.CompletionTokens
+	if u.CacheReadInputTokens > 0 {
+		r.PromptTokensDetails = &PromptTokensDetails{CachedTokens: u.CacheReadInputTokens}
+	}
+	return r
 }
 
 func (anthropicAdapter) endpoint(t *target, _ bool) string {
 	return t.prov.baseURL + "/v1/messages"
 }
 
-func (anthropicAdapter) setHeaders(h http.Header, t *target, key string) {
-	if key != "" {
-		h.Set("X-Api-Key", key)
-	}
+func (anthropicAdapter) setHeaders(h http.Header, t *target) {
 	h.Set("Anthropic-Version", t.prov.apiVersion)
 	h.Set("Accept", "application/json")
 }
@@ -267,7 +273,7 @@ func (anthropicAdapter) decodeResponse(t *target, body []byte) (*ChatResponse, e
 		ID:      r.ID,
 		Object:  ObjectChatCompletion,
 		Choices: []Choice{{Index: 0, Message: msg, FinishReason: anthropicFinish(r.StopReason)}},
-		Usage:   Usage{PromptTokens: r.Usage.prompt(), CompletionTokens: r.Usage.OutputTokens, TotalTokens: r.Usage.prompt() + r.Usage.OutputTokens},
+		Usage:   r.Usage.usage(),
 	}, nil
 }
 
@@ -399,8 +405,7 @@ func (d *anthropicDecoder) next() (*ChatChunk, error) {
 			d.done = true
 			fin := &ChatChunk{ID: d.id, Object: ObjectChatCompletionChunk,
 				Choices: []ChunkChoice{{Delta: Delta{}, FinishReason: strPtr(anthropicFinish(d.stop))}}}
-			u := Usage{PromptTokens: d.usage.prompt(), CompletionTokens: d.usage.OutputTokens}
-			u.TotalTokens = u.PromptTokens + u.CompletionTokens
+			u := d.usage.usage()
 			d.pending = append(d.pending, &ChatChunk{ID: d.id, Object: ObjectChatCompletionChunk, Choices: []ChunkChoice{}, Usage: &u})
 			return fin, nil
 		case "error":
@@ -432,11 +437,13 @@ func anthropicError(status int, h http.Header, info anthropicErrorInfo) *Error {
 	}
 	e := statusError(status, h, info.Type, info.Message)
 	switch info.Type {
-	case "invalid_request_error", "not_found_error", "request_too_large":
+	case "invalid_request_error", "request_too_large":
 		e.Class = ClassBadRequest
 		if looksLikeContextError(info.Type, info.Message) {
 			e.Class = ClassContext
 		}
+	case "not_found_error":
+		e.Class = ClassModelUnavailable
 	case "authentication_error", "permission_error", "billing_error":
 		e.Class = ClassAuth
 	case "rate_limit_error":

@@ -18,7 +18,7 @@ import (
 // systemInstruction, functionDeclarations/functionCall/functionResponse and
 // usageMetadata. The base URL includes the API version
 // (https://generativelanguage.googleapis.com/v1beta).
-type geminiAdapter struct{}
+type geminiAdapter struct{ sseAccept }
 
 // Tool call ids. Gemini may or may not give function calls an id; when it
 // does not, the gateway makes one (prefix geminiGeneratedID) and does not
@@ -125,16 +125,21 @@ type geminiCandidate struct {
 }
 
 type geminiUsage struct {
-	PromptTokenCount     int64 `json:"promptTokenCount"`
-	CandidatesTokenCount int64 `json:"candidatesTokenCount"`
-	ThoughtsTokenCount   int64 `json:"thoughtsTokenCount"`
-	TotalTokenCount      int64 `json:"totalTokenCount"`
+	PromptTokenCount        int64 `json:"promptTokenCount"`
+	CandidatesTokenCount    int64 `json:"candidatesTokenCount"`
+	ThoughtsTokenCount      int64 `json:"thoughtsTokenCount"`
+	TotalTokenCount         int64 `json:"totalTokenCount"`
+	CachedContentTokenCount int64 `json:"cachedContentTokenCount"`
 }
 
-// usage converts: thinking tokens are billed as output.
+// usage converts: thinking tokens are billed as output; cached content
+// tokens are part of the prompt tokens, priced at the cached price.
 func (u *geminiUsage) usage() Usage {
 	out := Usage{PromptTokens: u.PromptTokenCount, CompletionTokens: u.CandidatesTokenCount + u.ThoughtsTokenCount}
 	out.TotalTokens = out.PromptTokens + out.CompletionTokens
+	if u.CachedContentTokenCount > 0 {
+		out.PromptTokensDetails = &PromptTokensDetails{CachedTokens: u.CachedContentTokenCount}
+	}
 	return out
 }
 
@@ -157,10 +162,7 @@ func (geminiAdapter) endpoint(t *target, stream bool) string {
 	return u + ":generateContent"
 }
 
-func (geminiAdapter) setHeaders(h http.Header, t *target, key string) {
-	if key != "" {
-		h.Set("X-Goog-Api-Key", key)
-	}
+func (geminiAdapter) setHeaders(h http.Header, t *target) {
 	h.Set("Accept", "application/json")
 }
 
@@ -531,11 +533,15 @@ func (geminiAdapter) decodeError(status int, h http.Header, body []byte) *Error 
 func geminiError(status int, h http.Header, info *geminiErrorInfo) *Error {
 	e := statusError(status, h, info.Status, info.Message)
 	switch info.Status {
-	case "INVALID_ARGUMENT", "FAILED_PRECONDITION", "NOT_FOUND", "OUT_OF_RANGE":
+	case "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE":
 		e.Class = ClassBadRequest
 		if looksLikeContextError("", info.Message) {
 			e.Class = ClassContext
 		}
+	case "NOT_FOUND":
+		// The model (or, on Vertex AI, the publisher model in this
+		// project and location) does not exist for this target.
+		e.Class = ClassModelUnavailable
 	case "UNAUTHENTICATED", "PERMISSION_DENIED":
 		e.Class = ClassAuth
 	case "RESOURCE_EXHAUSTED":

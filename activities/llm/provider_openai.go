@@ -13,35 +13,144 @@ import (
 // Bearer auth), which OpenAI, Mistral, Groq, Together, vLLM, Ollama,
 // llama.cpp server and LM Studio all serve. The unified format is this
 // format, so requests pass through with the model name replaced.
-type openaiAdapter struct{}
+type openaiAdapter struct{ sseAccept }
 
 func (openaiAdapter) endpoint(t *target, _ bool) string {
 	return t.prov.baseURL + "/chat/completions"
 }
 
-func (openaiAdapter) setHeaders(h http.Header, t *target, key string) {
-	if key != "" {
-		h.Set("Authorization", "Bearer "+key)
-	}
+func (openaiAdapter) setHeaders(h http.Header, t *target) {
 	h.Set("Accept", "application/json")
 }
 
 func (openaiAdapter) encodeRequest(t *target, req *ChatRequest, stream bool) ([]byte, error) {
+	return encodeOpenAIRequest(t, req, stream)
+}
+
+// encodeOpenAIRequest is the OpenAI chat completions body of req for t,
+// adapted to the provider's quirks.
+func encodeOpenAIRequest(t *target, req *ChatRequest, stream bool) ([]byte, error) {
+	q := t.prov.quirks
 	r := *req
 	r.Model = t.upstream
 	r.Stream = stream
 	r.StreamOptions = nil
-	if stream {
+	if stream && (q == nil || !q.noStreamOptions) {
 		// Always ask for usage: it is what cost accounting and budgets
 		// settle on. The gateway ends every stream with a usage chunk.
 		r.StreamOptions = &StreamOptions{IncludeUsage: true}
 	}
 	// Send one completion bound: max_completion_tokens wins when both are
-	// set (the unified format's rule); older servers only know max_tokens.
+	// set (the unified format's rule); vendors that do not document it
+	// get it as max_tokens.
 	if r.MaxCompletionTokens != nil {
-		r.MaxTokens = nil
+		if q != nil && q.legacyMaxTokens {
+			r.MaxTokens, r.MaxCompletionTokens = r.MaxCompletionTokens, nil
+		} else {
+			r.MaxTokens = nil
+		}
 	}
-	return json.Marshal(&r)
+	if q == nil {
+		return json.Marshal(&r)
+	}
+	q.apply(&r)
+	b, err := json.Marshal(&r)
+	if err != nil || len(q.rename) == 0 {
+		return b, err
+	}
+	return renameFields(b, q.rename)
+}
+
+// quirks adapt the OpenAI request to a vendor that is compatible but not
+// identical (Preset).
+type quirks struct {
+	drop               map[string]bool
+	rename             map[string]string
+	legacyMaxTokens    bool
+	noStreamOptions    bool
+	noMessageName      bool
+	toolChoiceRequired string
+}
+
+// newQuirks combines a preset's quirks with the provider's own
+// drop_params; nil when there are none.
+func newQuirks(pre *Preset, drop []string) *quirks {
+	q := &quirks{drop: map[string]bool{}, rename: pre.Rename, legacyMaxTokens: pre.LegacyMaxTokens,
+		noStreamOptions: pre.NoStreamOptions, noMessageName: pre.NoMessageName, toolChoiceRequired: pre.ToolChoiceRequired}
+	for _, d := range pre.Drop {
+		q.drop[d] = true
+	}
+	for _, d := range drop {
+		q.drop[d] = true
+	}
+	if len(q.drop) == 0 && len(q.rename) == 0 && !q.legacyMaxTokens && !q.noStreamOptions && !q.noMessageName && q.toolChoiceRequired == "" {
+		return nil
+	}
+	return q
+}
+
+// apply removes and rewrites the parameters of r the vendor refuses.
+func (q *quirks) apply(r *ChatRequest) {
+	for d := range q.drop {
+		switch d {
+		case "temperature":
+			r.Temperature = nil
+		case "top_p":
+			r.TopP = nil
+		case "max_tokens":
+			r.MaxTokens = nil
+		case "max_completion_tokens":
+			r.MaxCompletionTokens = nil
+		case "stop":
+			r.Stop = nil
+		case "tool_choice":
+			r.ToolChoice = nil
+		case "response_format":
+			r.ResponseFormat = nil
+		case "user":
+			r.User = ""
+		case "seed":
+			r.Seed = nil
+		case "presence_penalty":
+			r.PresencePenalty = nil
+		case "frequency_penalty":
+			r.FrequencyPenalty = nil
+		case "parallel_tool_calls":
+			r.ParallelToolCalls = nil
+		case "stream_options":
+			r.StreamOptions = nil
+		}
+	}
+	if q.noMessageName {
+		for i := range r.Messages {
+			if r.Messages[i].Name != "" {
+				msgs := append([]Message(nil), r.Messages...)
+				for j := range msgs {
+					msgs[j].Name = ""
+				}
+				r.Messages = msgs
+				break
+			}
+		}
+	}
+	if q.toolChoiceRequired != "" && string(bytes.TrimSpace(r.ToolChoice)) == `"required"` {
+		r.ToolChoice, _ = json.Marshal(q.toolChoiceRequired)
+	}
+}
+
+// renameFields renames top-level fields of a JSON object.
+func renameFields(b []byte, rename map[string]string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for from, to := range rename {
+		if v, ok := m[from]; ok {
+			delete(m, from)
+			m[to] = v
+		}
+	}
+	return json.Marshal(m)
 }
 
 // openaiResponse is a chat completion with the error field that some
@@ -116,6 +225,11 @@ func (d *openaiDecoder) next() (*ChatChunk, error) {
 				e.Class = ClassRateLimit
 			}
 			return nil, e
+		}
+		if len(c.Choices) == 0 && c.Usage == nil {
+			// Azure's prompt_filter_results, keep-alive objects: nothing
+			// of the unified format.
+			continue
 		}
 		chunk := c.ChatChunk
 		return &chunk, nil

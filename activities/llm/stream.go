@@ -42,7 +42,14 @@ type Stream struct {
 	actx    context.Context // the attempt's
 	cancel  context.CancelCauseFunc
 	timer   *time.Timer
-	key     string
+	secret  string
+	// busy: the stream counts in its target's calls in flight.
+	busy bool
+	// asm assembles the answer for the response cache (nil when the call
+	// is not cached); hit is the cache entry a replayed stream serves.
+	asm       *assembler
+	hit       *cacheEntry
+	cacheInfo CacheInfo
 
 	id      string
 	created int64
@@ -58,9 +65,9 @@ type Stream struct {
 	err    error
 }
 
-// openStream makes one streaming attempt on target i, returning once the
-// first chunk with output has arrived.
-func (g *Gateway) openStream(ctx context.Context, c *call, i int, t *target) (*Stream, error) {
+// openStream makes one streaming attempt on t, returning once the first
+// chunk with output has arrived.
+func (g *Gateway) openStream(ctx context.Context, c *call, t *target) (*Stream, error) {
 	c.attempts++
 	start := g.clock.Now()
 	r := c.newRecord(t.name, start)
@@ -73,12 +80,17 @@ func (g *Gateway) openStream(ctx context.Context, c *call, i int, t *target) (*S
 	// Recv re-arms the timer with the idle timeout.
 	timer := time.AfterFunc(c.timeout(t), func() { cancel(errAttemptTimeout) })
 	s := &Stream{g: g, c: c, t: t, rec: r, start: start, ctx: ctx, actx: actx, cancel: cancel, timer: timer}
+	t.state.inflight.Add(1)
+	s.busy = true
+	if c.cacheKey != nil {
+		s.asm = &assembler{}
+	}
 	p, err := g.prepare(actx, c, t)
 	if err != nil {
 		s.finish(err)
 		return nil, err
 	}
-	s.key = p.key
+	s.secret = p.secret
 	s.rec.ReqBytes = p.bytes
 	resp, err := g.send(ctx, actx, p, t, &s.rec)
 	if err != nil {
@@ -109,8 +121,25 @@ func (g *Gateway) openStream(ctx context.Context, c *call, i int, t *target) (*S
 		s.dec = eofDecoder{}
 	}
 	timer.Stop() // re-armed by Recv while it waits on the provider
+	c.observe(t, nil, g.clock.Now().Sub(start))
 	s.opened = true
 	return s, nil
+}
+
+// streamFromCache replays a cached answer as a stream, nil on a miss.
+func (g *Gateway) streamFromCache(c *call) *Stream {
+	e := g.cacheLookup(c)
+	if e == nil || e.chat == nil {
+		return nil
+	}
+	now := g.clock.Now()
+	g.hitRecord(c, e)
+	t := &target{name: e.target, state: &deployment{}}
+	s := &Stream{g: g, c: c, t: t, start: now, ctx: context.Background(), hit: e,
+		cacheInfo: CacheInfo{Status: CacheHit, Age: now.Sub(e.stored)}, opened: true}
+	s.id, s.created = e.chat.ID, e.chat.Created
+	s.dec = &replayDecoder{chunks: replayChunks(e.chat)}
+	return s
 }
 
 // hasOutput reports whether a chunk carries more than the role.
@@ -133,6 +162,15 @@ func (eofDecoder) next() (*ChatChunk, error) { return nil, io.EOF }
 // Model is the "provider/model" serving the stream.
 func (s *Stream) Model() string { return s.t.name }
 
+// Cache says whether the response cache serves the stream (a replay of
+// a cached answer) or will store it.
+func (s *Stream) Cache() CacheInfo {
+	if s.hit != nil {
+		return s.cacheInfo
+	}
+	return CacheInfo{Status: s.c.cacheStatus}
+}
+
 // Usage is the stream's token usage and cost, complete once Recv has
 // returned io.EOF.
 func (s *Stream) Usage() Usage { return s.usage }
@@ -152,10 +190,14 @@ func (s *Stream) Recv() (*ChatChunk, error) {
 		// The idle timer runs only while waiting on the provider, not
 		// while the caller handles a chunk (a slow client is not a stalled
 		// provider).
-		s.timer.Reset(s.t.idleTimeout)
+		if s.timer != nil {
+			s.timer.Reset(s.t.idleTimeout)
+		}
 		var err error
 		c, err = s.dec.next()
-		s.timer.Stop()
+		if s.timer != nil {
+			s.timer.Stop()
+		}
 		if err == io.EOF {
 			if s.usageSent {
 				s.finish(nil)
@@ -198,6 +240,16 @@ func (s *Stream) prepare(c *ChatChunk) {
 	c.Model = s.t.name
 	if c.Choices == nil {
 		c.Choices = []ChunkChoice{}
+	}
+	if s.asm != nil {
+		s.asm.add(c)
+	}
+	if s.hit != nil {
+		// A replay: the cached usage (and its cost) is the answer's own.
+		if c.Usage != nil {
+			s.usage, s.usageKnown, s.usageSent = *c.Usage, true, true
+		}
+		return
 	}
 	for _, ch := range c.Choices {
 		if ch.Delta.Content != nil {
@@ -256,14 +308,14 @@ func (s *Stream) classify(err error) error {
 	var e *Error
 	if errors.As(err, &e) {
 		e.Target = s.t.name
-		e.Message = redact(e.Message, s.key)
+		e.Message = redact(e.Message, s.secret)
 		return e
 	}
 	return &Error{Class: ClassConnection, Target: s.t.name, Message: err.Error(), Err: err}
 }
 
 // finish ends the attempt once: releases the connection, emits the record,
-// settles the budget.
+// settles the budget, stores a complete answer in the response cache.
 func (s *Stream) finish(err error) {
 	if s.done {
 		return
@@ -273,11 +325,21 @@ func (s *Stream) finish(err error) {
 	if err == nil {
 		s.err = io.EOF
 	}
+	if s.hit != nil {
+		return // a replay: its record was emitted when it started
+	}
 	s.timer.Stop()
 	s.cancel(nil)
+	if s.busy {
+		s.t.state.inflight.Add(-1)
+		s.busy = false
+	}
 	if s.body != nil {
 		s.body.Close()
 		s.rec.RespBytes = s.counter.n
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.c.observe(s.t, err, 0)
 	}
 	sent := s.body != nil
 	if sent && (err == nil || errors.Is(err, context.Canceled) || s.outBytes > 0 || s.usageKnown) {
@@ -292,6 +354,11 @@ func (s *Stream) finish(err error) {
 		s.c.used += s.usage.PromptTokens + s.usage.CompletionTokens
 	}
 	s.c.finishRecord(&s.rec, s.start, err)
+	if err == nil && s.asm != nil {
+		resp := s.asm.response()
+		resp.Usage = s.usage
+		s.g.storeChat(s.c, resp, s.t.name)
+	}
 	if s.opened {
 		// A failed open leaves settlement to ChatStream, which may still
 		// try the next target.
@@ -315,10 +382,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // response, then closes the stream.
 func Collect(s *Stream) (*ChatResponse, error) {
 	defer s.Close()
-	out := &ChatResponse{Object: ObjectChatCompletion}
-	var text strings.Builder
-	var calls []ToolCall
-	finish := ""
+	var a assembler
 	for {
 		c, err := s.Recv()
 		if err == io.EOF {
@@ -327,42 +391,104 @@ func Collect(s *Stream) (*ChatResponse, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.ID, out.Created, out.Model = c.ID, c.Created, c.Model
-		if c.Usage != nil {
-			out.Usage = *c.Usage
+		a.add(c)
+	}
+	return a.response(), nil
+}
+
+// assembler builds a chat completion from stream chunks (choice 0).
+type assembler struct {
+	id      string
+	created int64
+	model   string
+	text    strings.Builder
+	calls   []ToolCall
+	finish  string
+	usage   Usage
+}
+
+func (a *assembler) add(c *ChatChunk) {
+	a.id, a.created, a.model = c.ID, c.Created, c.Model
+	if c.Usage != nil {
+		a.usage = *c.Usage
+	}
+	for _, ch := range c.Choices {
+		if ch.Index != 0 {
+			continue
 		}
-		for _, ch := range c.Choices {
-			if ch.Index != 0 {
-				continue
+		if ch.Delta.Content != nil {
+			a.text.WriteString(*ch.Delta.Content)
+		}
+		for _, tc := range ch.Delta.ToolCalls {
+			idx := len(a.calls)
+			if tc.Index != nil {
+				idx = *tc.Index
 			}
-			if ch.Delta.Content != nil {
-				text.WriteString(*ch.Delta.Content)
+			for len(a.calls) <= idx {
+				a.calls = append(a.calls, ToolCall{Type: "function"})
 			}
-			for _, tc := range ch.Delta.ToolCalls {
-				idx := len(calls)
-				if tc.Index != nil {
-					idx = *tc.Index
-				}
-				for len(calls) <= idx {
-					calls = append(calls, ToolCall{Type: "function"})
-				}
-				if tc.ID != "" {
-					calls[idx].ID = tc.ID
-				}
-				if tc.Function.Name != "" {
-					calls[idx].Function.Name = tc.Function.Name
-				}
-				calls[idx].Function.Arguments += tc.Function.Arguments
+			if tc.ID != "" {
+				a.calls[idx].ID = tc.ID
 			}
-			if ch.FinishReason != nil {
-				finish = *ch.FinishReason
+			if tc.Function.Name != "" {
+				a.calls[idx].Function.Name = tc.Function.Name
 			}
+			a.calls[idx].Function.Arguments += tc.Function.Arguments
+		}
+		if ch.FinishReason != nil {
+			a.finish = *ch.FinishReason
 		}
 	}
-	msg := Message{Role: "assistant", ToolCalls: calls}
-	msg.Content = textContent(text.String(), len(calls) > 0)
-	out.Choices = []Choice{{Index: 0, Message: msg, FinishReason: finish}}
-	return out, nil
+}
+
+func (a *assembler) response() *ChatResponse {
+	msg := Message{Role: "assistant", ToolCalls: a.calls}
+	msg.Content = textContent(a.text.String(), len(a.calls) > 0)
+	return &ChatResponse{ID: a.id, Object: ObjectChatCompletion, Created: a.created, Model: a.model,
+		Choices: []Choice{{Index: 0, Message: msg, FinishReason: a.finish}}, Usage: a.usage}
+}
+
+// replayChunks turns a cached answer into the chunks of a stream: the
+// role, the text, each tool call, the finish reason, then the usage.
+func replayChunks(r *ChatResponse) []*ChatChunk {
+	chunk := func(d Delta) *ChatChunk {
+		return &ChatChunk{ID: r.ID, Object: ObjectChatCompletionChunk, Created: r.Created, Model: r.Model, Choices: []ChunkChoice{{Delta: d}}}
+	}
+	out := []*ChatChunk{chunk(Delta{Role: "assistant", Content: strPtr("")})}
+	finish := FinishStop
+	if len(r.Choices) > 0 {
+		ch := r.Choices[0]
+		if text := contentText(ch.Message.Content); text != "" {
+			out = append(out, chunk(Delta{Content: strPtr(text)}))
+		}
+		for i, tc := range ch.Message.ToolCalls {
+			idx := i
+			out = append(out, chunk(Delta{ToolCalls: []ToolCall{{Index: &idx, ID: tc.ID, Type: "function",
+				Function: FunctionCall{Name: tc.Function.Name, Arguments: tc.Function.Arguments}}}}))
+		}
+		if ch.FinishReason != "" {
+			finish = ch.FinishReason
+		}
+	}
+	fin := chunk(Delta{})
+	fin.Choices[0].FinishReason = strPtr(finish)
+	u := r.Usage
+	out = append(out, fin, &ChatChunk{ID: r.ID, Object: ObjectChatCompletionChunk, Created: r.Created, Model: r.Model, Choices: []ChunkChoice{}, Usage: &u})
+	return out
+}
+
+// replayDecoder yields prepared chunks.
+type replayDecoder struct {
+	chunks []*ChatChunk
+}
+
+func (d *replayDecoder) next() (*ChatChunk, error) {
+	if len(d.chunks) == 0 {
+		return nil, io.EOF
+	}
+	c := d.chunks[0]
+	d.chunks = d.chunks[1:]
+	return c, nil
 }
 
 // EncodeSSE writes one chunk as an SSE event (`data: {...}` and a blank

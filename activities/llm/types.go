@@ -121,6 +121,9 @@ type ChatResponse struct {
 	Model   string   `json:"model"`
 	Choices []Choice `json:"choices"`
 	Usage   Usage    `json:"usage"`
+	// Cache says whether the answer came from the response cache (not
+	// part of the JSON answer; the ingress sends it as a header).
+	Cache *CacheInfo `json:"-"`
 }
 
 // Choice is one completion alternative.
@@ -135,9 +138,26 @@ type Usage struct {
 	PromptTokens     int64 `json:"prompt_tokens"`
 	CompletionTokens int64 `json:"completion_tokens"`
 	TotalTokens      int64 `json:"total_tokens"`
+	// PromptTokensDetails counts the prompt tokens read from the
+	// provider's prompt cache (OpenAI's field; filled from Anthropic,
+	// Gemini and Bedrock usage too), priced at the cached input price.
+	PromptTokensDetails *PromptTokensDetails `json:"prompt_tokens_details,omitempty"`
 	// CostUSD is what the call cost at the registry's prices, set by the
 	// gateway (an extension field; OpenAI SDKs ignore it).
 	CostUSD float64 `json:"cost_usd,omitempty"`
+}
+
+// PromptTokensDetails breaks prompt tokens down.
+type PromptTokensDetails struct {
+	CachedTokens int64 `json:"cached_tokens"`
+}
+
+// cachedTokens is the prompt tokens read from the provider's cache.
+func (u Usage) cachedTokens() int64 {
+	if u.PromptTokensDetails == nil {
+		return 0
+	}
+	return u.PromptTokensDetails.CachedTokens
 }
 
 // ChatChunk is one event of a streamed chat completion, shaped like

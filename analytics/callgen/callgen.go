@@ -245,6 +245,19 @@ func (g *Generator) Next() record.Record {
 	if r.Kind == calls.KindModel && r.Outcome != record.OutcomeOK {
 		r.TokensOut, r.CostUSD = 0, float64(r.TokensIn)*priceIn[r.Target]
 	}
+	if r.Kind == calls.KindModel && r.Outcome == record.OutcomeOK {
+		// The response cache, decided from a drawn value so that the
+		// random sequence (and every other field) stays as it was: 30% of
+		// successful model calls are hits (no tokens, no cost, the cost
+		// saved), 40% misses, the rest not eligible.
+		switch r.ReqBytes % 10 {
+		case 0, 1, 2:
+			r.Cache, r.CostSavedUSD = "hit", r.CostUSD
+			r.TokensIn, r.TokensOut, r.CostUSD = 0, 0, 0
+		case 3, 4, 5, 6:
+			r.Cache = "miss"
+		}
+	}
 	if rng.IntN(3) == 0 {
 		r.Labels = map[string]string{"region": g.pick([]string{"eu", "us"})}
 	}

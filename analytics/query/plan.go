@@ -80,6 +80,20 @@ var approvals = source{
 		if(labels['decision'] != '', labels['decision'], toString(outcome)) AS decision`,
 }
 
+// modelCache reads the response cache's figures of model calls.
+var modelCache = source{
+	levels: []level{
+		{schema.TableModelCache1d, "day", 24 * time.Hour},
+		{schema.TableModelCache1h, "hour", time.Hour},
+		{schema.TableModelCache1m, "minute", time.Minute},
+		{schema.TableCalls, "ts", rawGran},
+	},
+	rollupCols: `lookups, hits, cost_saved_usd, cost_usd`,
+	rawCols: `count() AS lookups, countIf(cache = 'hit') AS hits, sum(cost_saved_usd) AS cost_saved_usd,
+		sum(cost_usd) AS cost_usd`,
+	rawWhere: "kind = 'model' AND cache != ''",
+}
+
 // upTo returns the levels whose buckets fit in one bucket of size max.
 func (s source) upTo(max time.Duration) []level {
 	var out []level

@@ -588,6 +588,82 @@ FROM (
 	return sql, b.params, nil
 }
 
+// CacheRequest asks for the response cache's figures of the tenant's
+// model calls in [From, To), in total or by model (Target may narrow them
+// to one provider/model; Kind, when set, must be "model"; definitions and
+// steps are not kept by the cache rollups).
+type CacheRequest struct {
+	Filter
+	By Dimension `json:"by,omitempty"`
+}
+
+// CacheStats are the response cache's figures of a group.
+type CacheStats = report.CacheStats
+
+func (r CacheRequest) build() (string, clickhouse.Parameters, error) {
+	f, err := r.Filter.normalize()
+	if err != nil {
+		return "", nil, err
+	}
+	switch {
+	case f.Kind != "" && f.Kind != "model":
+		return "", nil, invalid("kind", "the cache concerns model calls only")
+	case f.Definition != "":
+		return "", nil, invalid("definition", "the cache figures are not kept per definition")
+	case f.StepID != "":
+		return "", nil, invalid("step_id", "the cache figures are not kept per step")
+	}
+	group := "''"
+	switch r.By {
+	case ByNone:
+	case ByModel, ByTarget:
+		group = "target"
+	default:
+		return "", nil, invalid("by", "%q: want model or nothing", r.By)
+	}
+	b := newBuilder()
+	var conds []string
+	if f.Target != "" {
+		conds = append(conds, "target = "+b.param("target", "String", f.Target))
+	}
+	union := b.union(modelCache, []period{{f.From, f.To, 0}}, "", group, f.Tenant, conds)
+	sql := `SELECT g, sum(lookups), sum(hits), sum(cost_saved_usd), sum(cost_usd)
+FROM (
+	` + union + `
+)
+GROUP BY g
+ORDER BY sum(cost_saved_usd) DESC, g`
+	return sql, b.params, nil
+}
+
+// Cache returns the response cache's figures: one group (Group "") in
+// total, or one per provider/model with By model, the most saved first.
+func (q *Querier) Cache(ctx context.Context, req CacheRequest) ([]CacheStats, error) {
+	sql, params, err := req.build()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(params)), sql)
+	if err != nil {
+		return nil, fmt.Errorf("cache query: %w", err)
+	}
+	defer rows.Close()
+	out := []CacheStats{}
+	for rows.Next() {
+		var s CacheStats
+		if err := rows.Scan(&s.Group, &s.Lookups, &s.Hits, &s.CostSavedUSD, &s.CostUSD); err != nil {
+			return nil, fmt.Errorf("cache query: %w", err)
+		}
+		s.Misses = s.Lookups - min(s.Hits, s.Lookups)
+		if s.Lookups > 0 {
+			s.HitRate = float64(s.Hits) / float64(s.Lookups)
+		}
+		s.CostSavedUSD, s.CostUSD = finite(s.CostSavedUSD), finite(s.CostUSD)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // Tables returns the tables a question reads, sorted by name (for tests,
 // the benchmark and operators).
 func Tables(req any) ([]string, error) {
@@ -599,6 +675,8 @@ func Tables(req any) ([]string, error) {
 	case TopRequest:
 		sql, _, err = r.build()
 	case CompareRequest:
+		sql, _, err = r.build()
+	case CacheRequest:
 		sql, _, err = r.build()
 	default:
 		return nil, fmt.Errorf("tables of %T: unsupported", req)

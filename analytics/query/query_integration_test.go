@@ -468,6 +468,51 @@ func checkQueries(t *testing.T, fx fixture, from, to time.Time) {
 		}
 	})
 
+	t.Run("response cache by model", func(t *testing.T) {
+		got, err := fx.q.Cache(ctx, query.CacheRequest{Filter: f, By: query.ByModel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type fig struct {
+			lookups, hits uint64
+			saved, cost   float64
+		}
+		want := map[string]*fig{}
+		total := &fig{}
+		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Kind == calls.KindModel && r.Cache != "" }) {
+			for _, w := range []*fig{total, want[r.Target]} {
+				if w == nil {
+					w = &fig{}
+					want[r.Target] = w
+				}
+				w.lookups++
+				if r.Cache == "hit" {
+					w.hits++
+				}
+				w.saved += r.CostSavedUSD
+				w.cost += r.CostUSD
+			}
+		}
+		if len(got) != len(want) || len(got) == 0 {
+			t.Fatalf("%d groups, want %d", len(got), len(want))
+		}
+		for i, g := range got {
+			w := want[g.Group]
+			if w == nil || g.Lookups != w.lookups || g.Hits != w.hits || g.Misses != w.lookups-w.hits ||
+				!near(g.CostSavedUSD, w.saved, 1e-9) || !near(g.CostUSD, w.cost, 1e-9) || !near(g.HitRate, float64(w.hits)/float64(w.lookups), 1e-12) {
+				t.Errorf("%s: %+v, want %+v", g.Group, g, w)
+			}
+			if i > 0 && g.CostSavedUSD > got[i-1].CostSavedUSD {
+				t.Errorf("not ordered by cost saved")
+			}
+		}
+		sum, err := fx.q.Cache(ctx, query.CacheRequest{Filter: f})
+		if err != nil || len(sum) != 1 || sum[0].Group != "" || sum[0].Lookups != total.lookups || sum[0].Hits != total.hits ||
+			!near(sum[0].CostSavedUSD, total.saved, 1e-9) {
+			t.Errorf("total %+v %v, want %+v", sum, err, total)
+		}
+	})
+
 	t.Run("other tenants are invisible", func(t *testing.T) {
 		items, err := fx.q.Top(ctx, query.TopRequest{Filter: query.Filter{Tenant: "nobody", From: from, To: to},
 			By: query.ByKind, Metric: query.ByCalls, Limit: 10})

@@ -33,6 +33,11 @@ func TestFiltersAreParameters(t *testing.T) {
 		"tokens": func() (string, clickhouse.Parameters, error) {
 			return tokensSinceSQL(evil, f.From.Add(1500*time.Millisecond))
 		},
+		"cache": func() (string, clickhouse.Parameters, error) {
+			cf := f
+			cf.Kind, cf.Definition, cf.StepID = "", "", ""
+			return CacheRequest{Filter: cf, By: ByModel}.build()
+		},
 	}
 	for name, build := range builds {
 		t.Run(name, func(t *testing.T) {
@@ -112,6 +117,9 @@ func TestInvalidRequests(t *testing.T) {
 		"approvals kind":   func() error { f := ok; f.Kind = "http"; _, _, err := approvalsSQL(f); return err },
 		"year 1970":        func() error { f := ok; f.From = time.Unix(0, 0); _, _, err := approvalsSQL(f); return err },
 		"tokens no tenant": func() error { _, _, err := tokensSinceSQL("", ok.From); return err },
+		"cache kind":       func() error { f := ok; f.Kind = "http"; _, _, err := CacheRequest{Filter: f}.build(); return err },
+		"cache definition": func() error { f := ok; f.Definition = "d"; _, _, err := CacheRequest{Filter: f}.build(); return err },
+		"cache by step":    func() error { _, _, err := CacheRequest{Filter: ok, By: ByStep}.build(); return err },
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -226,6 +234,23 @@ func TestTablesByInterval(t *testing.T) {
 	got, _ := Tables(TopRequest{Filter: f, By: ByKind, Metric: ByCalls, Limit: 1})
 	if strings.Join(got, ",") != "calls,calls_1d,calls_1h,calls_1m" {
 		t.Errorf("ragged top reads %v", got)
+	}
+}
+
+func TestCacheReadsItsRollups(t *testing.T) {
+	f := Filter{Tenant: "t", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 8, 0, 0, 0, 0, time.UTC)}
+	got, err := Tables(CacheRequest{Filter: f})
+	if err != nil || strings.Join(got, ",") != "model_cache_1d" {
+		t.Errorf("whole days read %v %v", got, err)
+	}
+	f.To = f.To.Add(-90 * time.Second)
+	got, _ = Tables(CacheRequest{Filter: f, By: ByModel})
+	if strings.Join(got, ",") != "calls,model_cache_1d,model_cache_1h,model_cache_1m" {
+		t.Errorf("ragged range reads %v", got)
+	}
+	sql, _, _ := CacheRequest{Filter: f}.build()
+	if !strings.Contains(sql, "kind = 'model' AND cache != ''") {
+		t.Errorf("raw segments not restricted to cached model calls:\n%s", sql)
 	}
 }
 

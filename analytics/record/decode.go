@@ -60,6 +60,8 @@ const (
 	fTokensIn
 	fTokensOut
 	fCost
+	fCache
+	fCostSaved
 	fErrorClass
 	fErrorMsg
 	fLabels
@@ -68,7 +70,7 @@ const (
 
 var fieldNames = [numFields]string{"schema", "id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms", "request_bytes",
-	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "error_class", "error_message", "labels"}
+	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class", "error_message", "labels"}
 
 func fieldOf(key string) int {
 	switch key {
@@ -114,6 +116,10 @@ func fieldOf(key string) int {
 		return fTokensOut
 	case "cost_usd":
 		return fCost
+	case "cache":
+		return fCache
+	case "cost_saved_usd":
+		return fCostSaved
 	case "error_class":
 		return fErrorClass
 	case "error_message":
@@ -270,6 +276,10 @@ func (d *decoder) field(r *Record, f int) bool {
 		r.TokensOut, ok = d.int(64)
 	case fCost:
 		r.CostUSD, ok = d.float()
+	case fCache:
+		r.Cache, ok = d.str()
+	case fCostSaved:
+		r.CostSavedUSD, ok = d.float()
 	case fErrorClass:
 		r.ErrorClass, ok = d.str()
 	case fErrorMsg:

@@ -95,7 +95,8 @@ func TestDecodeRandomRecords(t *testing.T) {
 		r := Record{Schema: rng.IntN(3), ID: NewID(), TS: rng.Int64(), Tenant: str(), KeyID: str(), Kind: calls.Kind(str()),
 			Target: str(), WorkflowID: str(), StepID: str(), Attempt: rng.Int32() - rng.Int32(), StatusCode: rng.Int32N(600),
 			Outcome: Outcome(str()), LatencyMS: rng.NormFloat64() * float64(rng.IntN(1e6)), ReqBytes: rng.Int64N(1e9),
-			TokensIn: rng.Int64N(3), CostUSD: rng.Float64() * float64(rng.IntN(2)), ErrorMsg: str()}
+			TokensIn: rng.Int64N(3), CostUSD: rng.Float64() * float64(rng.IntN(2)), ErrorMsg: str(),
+			Cache: str(), CostSavedUSD: rng.Float64() * float64(rng.IntN(2))}
 		if rng.IntN(2) == 0 {
 			r.Labels = map[string]string{}
 			for range rng.IntN(6) {

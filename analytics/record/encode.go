@@ -69,6 +69,11 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		b = append(b, `,"cost_usd":`...)
 		b = appendFloat(b, r.CostUSD)
 	}
+	b = appendStringField(b, "cache", r.Cache, true)
+	if r.CostSavedUSD != 0 && !math.IsNaN(r.CostSavedUSD) && !math.IsInf(r.CostSavedUSD, 0) {
+		b = append(b, `,"cost_saved_usd":`...)
+		b = appendFloat(b, r.CostSavedUSD)
+	}
 	b = appendStringField(b, "error_class", r.ErrorClass, true)
 	b = appendStringField(b, "error_message", r.ErrorMsg, true)
 	if len(r.Labels) > 0 {

@@ -32,6 +32,7 @@ func sampleRecord() Record {
 	r.TokensIn = 150
 	r.TokensOut = 42
 	r.CostUSD = 0.000123
+	r.Cache = "miss"
 	r.Labels = map[string]string{"region": "eu", "b": "x\"y", "a": "<&>"}
 	return r
 }
@@ -43,6 +44,8 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		"escapes": {Schema: 1, ID: NewID(), TS: 2, Tenant: "t\n\t\r\x00\x1f\\\"", Kind: calls.KindIngress,
 			Target: "POST /v1/x\u2028\u2029", Outcome: OutcomeTimeout, ErrorMsg: "bad \xff utf8 é 日本",
 			LatencyMS: 1e-9, CostUSD: 1e22},
+		"cache hit": {Schema: 1, ID: NewID(), TS: 4, Tenant: "t", Kind: calls.KindModel, Target: "p/m", Outcome: OutcomeOK,
+			Cache: "hit", CostSavedUSD: 0.00042},
 		"negative": {Schema: 1, ID: NewID(), TS: 3, Kind: calls.KindApproval, Outcome: OutcomeRejected, LatencyMS: -0.5, Attempt: -1},
 	}
 	for name, r := range cases {

@@ -59,10 +59,17 @@ type Record struct {
 	TokensIn   int64      `json:"tokens_in,omitempty"`
 	TokensOut  int64      `json:"tokens_out,omitempty"`
 	// CostUSD is the cost of the call in US dollars, when known.
-	CostUSD    float64           `json:"cost_usd,omitempty"`
-	ErrorClass string            `json:"error_class,omitempty"`
-	ErrorMsg   string            `json:"error_message,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
+	CostUSD float64 `json:"cost_usd,omitempty"`
+	// Cache is the response cache's part in a model call: "hit" (answered
+	// from the cache, no provider call), "miss" (stored after), "refresh"
+	// (caller asked for a fresh answer); empty when the call was not
+	// eligible. CostSavedUSD is what a hit would have cost: the cost of
+	// the answer it replays.
+	Cache        string            `json:"cache,omitempty"`
+	CostSavedUSD float64           `json:"cost_saved_usd,omitempty"`
+	ErrorClass   string            `json:"error_class,omitempty"`
+	ErrorMsg     string            `json:"error_message,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
 }
 
 // New returns a record of the given kind started at start, with a fresh id

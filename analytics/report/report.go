@@ -177,3 +177,27 @@ type TokensResponse struct {
 	Since  time.Time `json:"since"`
 	Tokens int64     `json:"tokens"`
 }
+
+// CacheStats are the figures of the model gateway's response cache for a
+// set of model calls: lookups (calls eligible for the cache), hits
+// (answered from it, without a provider call), misses, the hit rate, the
+// cost the hits saved (what their answers had cost) and the cost paid by
+// the misses.
+type CacheStats struct {
+	Group        string  `json:"group,omitempty"`
+	Lookups      uint64  `json:"lookups"`
+	Hits         uint64  `json:"hits"`
+	Misses       uint64  `json:"misses"`
+	HitRate      float64 `json:"hit_rate"`
+	CostSavedUSD float64 `json:"cost_saved_usd"`
+	CostUSD      float64 `json:"cost_usd"`
+}
+
+// CacheResponse answers GET /v1/analytics/cache: the totals and, with
+// by=model, the figures per provider/model.
+type CacheResponse struct {
+	Scope
+	By     Dimension    `json:"by,omitempty"`
+	Total  CacheStats   `json:"total"`
+	Groups []CacheStats `json:"groups,omitempty"`
+}

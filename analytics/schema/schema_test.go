@@ -94,7 +94,7 @@ func TestRollupsCascade(t *testing.T) {
 		t.Fatalf("no statement %q", prefix)
 		return -1
 	}
-	for _, fam := range []string{"calls", "approvals"} {
+	for _, fam := range []string{"calls", "approvals", "model_cache"} {
 		d, h, m := pos("CREATE MATERIALIZED VIEW IF NOT EXISTS "+fam+"_1d_mv"), pos("CREATE MATERIALIZED VIEW IF NOT EXISTS "+fam+"_1h_mv"),
 			pos("CREATE MATERIALIZED VIEW IF NOT EXISTS "+fam+"_1m_mv")
 		if !(d < h && h < m) {

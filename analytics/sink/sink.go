@@ -622,7 +622,7 @@ func (w *idWindow) add(id uuid.UUID) {
 // insertColumns is the explicit column list of the raw insert.
 var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms",
-	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "error_class",
+	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class",
 	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset"}
 
 // InsertSQL is the raw insert statement, shared with the benchmark that
@@ -674,7 +674,8 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		tenant, keyID, kind, target, wf, run, def, ver, stp = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		attempt, status                                     = make([]int32, n), make([]int32, n)
 		outcome, errClass, errMsg, topic                    = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		latency, cost                                       = make([]float64, n), make([]float64, n)
+		latency, cost, saved                                = make([]float64, n), make([]float64, n), make([]float64, n)
+		cache                                               = make([]string, n)
 		reqB, respB, tokIn, tokOut, offset                  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		labels                                              = make([]map[string]string, n)
 		schemaV                                             = make([]uint8, n)
@@ -688,6 +689,7 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		attempt[i], status[i], outcome[i] = r.Attempt, r.StatusCode, string(r.Outcome)
 		latency[i], reqB[i], respB[i] = r.LatencyMS, r.ReqBytes, r.RespBytes
 		tokIn[i], tokOut[i], cost[i] = r.TokensIn, r.TokensOut, r.CostUSD
+		cache[i], saved[i] = r.Cache, r.CostSavedUSD
 		errClass[i], errMsg[i] = r.ErrorClass, r.ErrorMsg
 		labels[i] = r.Labels
 		if labels[i] == nil {
@@ -702,7 +704,7 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 	}
 	defer batch.Close()
 	cols := []any{id, ts, tenant, keyID, kind, target, wf, run, def, ver, stp, attempt, status, outcome,
-		latency, reqB, respB, tokIn, tokOut, cost, errClass, errMsg, labels, schemaV, topic, partition, offset}
+		latency, reqB, respB, tokIn, tokOut, cost, cache, saved, errClass, errMsg, labels, schemaV, topic, partition, offset}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
 			return fmt.Errorf("insert column %s: %w", insertColumns[i], err)

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gateflow/gateflow/analytics/query"
+	"github.com/gateflow/gateflow/analytics/report"
 	"github.com/gateflow/gateflow/ingress/analyticsapi"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
@@ -153,7 +154,7 @@ func newAnalyticsCmd() *cobra.Command {
 		}
 		return cmd
 	}
-	var interval, groupBy, by, metric, compareBy string
+	var interval, groupBy, by, metric, compareBy, cacheBy string
 	var limit int
 	var since string
 	dims := strings.Join(dimensionNames()[1:], ", ")
@@ -206,6 +207,18 @@ func newAnalyticsCmd() *cobra.Command {
 				}
 				res, err := c.AnalyticsTokens(ctx, since)
 				return res, []client.AnalyticsTokens{res}, err
+			}),
+		sub("cache", "The model response cache: lookups, hits, hit rate and the cost hits saved",
+			func(fs *pflag.FlagSet) {
+				fs.StringVar(&cacheBy, "by", "", "model: per provider/model (default: totals only)")
+			},
+			func(ctx context.Context, c *client.Client, f client.AnalyticsFilter) (any, any, error) {
+				res, err := c.AnalyticsCache(ctx, f, cacheBy)
+				rows := res.Groups
+				if cacheBy == "" {
+					rows = []report.CacheStats{res.Total}
+				}
+				return res, rows, err
 			}),
 		newBenchAnalyticsCmd(),
 	)

@@ -41,6 +41,12 @@ func (q *cliQuerier) Compare(context.Context, query.CompareRequest) ([]query.Cha
 	return nil, nil
 }
 func (q *cliQuerier) TokensSince(context.Context, string, time.Time) (int64, error) { return 557, nil }
+func (q *cliQuerier) Cache(_ context.Context, r query.CacheRequest) ([]query.CacheStats, error) {
+	if r.By == query.ByModel {
+		return []query.CacheStats{{Group: "openai/gpt-4o", Lookups: 10, Hits: 4, Misses: 6, HitRate: 0.4, CostSavedUSD: 0.02}}, nil
+	}
+	return []query.CacheStats{{Lookups: 10, Hits: 4, Misses: 6, HitRate: 0.4, CostSavedUSD: 0.02}}, nil
+}
 
 // cliOrch is the ingress's required orchestrator; the analytics routes
 // never call it.
@@ -105,6 +111,11 @@ func TestAnalyticsCLI(t *testing.T) {
 	var tok analyticsapi.TokensResponse
 	if err != nil || json.Unmarshal([]byte(out), &tok) != nil || tok.Tokens != 557 || tok.Tenant != "dev" {
 		t.Fatalf("json %q %v", out, err)
+	}
+
+	out, err = runAnalyticsCLI(t, append([]string{"analytics", "cache", "--by", "model", "-o", "csv"}, api...)...)
+	if err != nil || !strings.Contains(out, "openai/gpt-4o,0.02,0,0.4,4,10,6") {
+		t.Fatalf("cache csv %q %v", out, err)
 	}
 
 	// Errors: another tenant, a bad parameter (with its path), --direct

@@ -33,6 +33,7 @@ type Querier interface {
 	ApprovalTurnaround(ctx context.Context, f query.Filter) ([]query.Approval, error)
 	Compare(ctx context.Context, req query.CompareRequest) ([]query.Change, error)
 	TokensSince(ctx context.Context, tenant string, since time.Time) (int64, error)
+	Cache(ctx context.Context, req query.CacheRequest) ([]query.CacheStats, error)
 }
 
 // Scope is what every answer echoes (report.Scope).
@@ -57,6 +58,8 @@ type (
 	CompareResponse = report.CompareResponse
 	// TokensResponse answers GET /v1/analytics/tokens.
 	TokensResponse = report.TokensResponse
+	// CacheResponse answers GET /v1/analytics/cache.
+	CacheResponse = report.CacheResponse
 )
 
 // Options tune Routes.
@@ -74,7 +77,7 @@ func Routes(q Querier, opts Options) api.Group {
 	return api.Group{
 		Name: "analytics",
 		Description: "Call analytics of your tenant (analyst role): trends, top-N, slowest steps, approval turnaround, " +
-			"period-over-period change and token spend, from the ClickHouse rollups of the call records.",
+			"period-over-period change, token spend and the model response cache, from the ClickHouse rollups of the call records.",
 		Routes:  h.routes(),
 		Schemas: schemas(),
 	}
@@ -226,4 +229,33 @@ func (h *handlers) tokens(r *http.Request, tenant string, now time.Time) (any, e
 		return nil, err
 	}
 	return TokensResponse{Tenant: tenant, Since: since, Tokens: n}, nil
+}
+
+func (h *handlers) cache(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, "from", "to", "target", "by")
+	f := p.rangeAndFilters(tenant)
+	by := query.Dimension(p.enum("by", "", []string{"", string(query.ByModel)}))
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	groups, err := h.q.Cache(r.Context(), query.CacheRequest{Filter: f, By: by})
+	if err != nil {
+		return nil, err
+	}
+	out := CacheResponse{Scope: scopeOf(f), By: by}
+	for _, g := range groups {
+		t := &out.Total
+		t.Lookups += g.Lookups
+		t.Hits += g.Hits
+		t.Misses += g.Misses
+		t.CostSavedUSD += g.CostSavedUSD
+		t.CostUSD += g.CostUSD
+	}
+	if out.Total.Lookups > 0 {
+		out.Total.HitRate = float64(out.Total.Hits) / float64(out.Total.Lookups)
+	}
+	if by != "" {
+		out.Groups = groups
+	}
+	return out, nil
 }

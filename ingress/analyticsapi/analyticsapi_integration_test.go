@@ -234,6 +234,27 @@ func TestEndpointsOnClickHouse(t *testing.T) {
 			if tok.Tokens != tokens {
 				t.Errorf("tokens %d, want %d", tok.Tokens, tokens)
 			}
+
+			// The response cache: hits and the cost they saved.
+			var hits, lookups uint64
+			var saved float64
+			for _, r := range recs {
+				ts := time.UnixMilli(r.TS)
+				if r.Tenant == tenant && r.Kind == calls.KindModel && r.Cache != "" && !ts.Before(start) && ts.Before(start.Add(48*time.Hour)) {
+					lookups++
+					if r.Cache == "hit" {
+						hits++
+					}
+					saved += r.CostSavedUSD
+				}
+			}
+			ca, err := c.AnalyticsCache(ctx, client.AnalyticsFilter{From: start.Format(time.RFC3339), To: start.Add(48 * time.Hour).Format(time.RFC3339)}, "model")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ca.Total.Lookups != lookups || ca.Total.Hits != hits || !closeTo(ca.Total.CostSavedUSD, saved) || len(ca.Groups) == 0 || hits == 0 {
+				t.Errorf("cache %+v, want %d lookups %d hits %v saved", ca.Total, lookups, hits, saved)
+			}
 		})
 	}
 }

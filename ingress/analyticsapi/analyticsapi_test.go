@@ -82,6 +82,18 @@ func (f *fakeQuerier) TokensSince(_ context.Context, tenant string, since time.T
 	return int64(callsOf(tenant)), nil
 }
 
+func (f *fakeQuerier) Cache(_ context.Context, r query.CacheRequest) ([]query.CacheStats, error) {
+	if err := f.record(r); err != nil {
+		return nil, err
+	}
+	n := uint64(callsOf(r.Tenant))
+	total := []query.CacheStats{{Lookups: n, Hits: n / 2, Misses: n - n/2, CostSavedUSD: 0.5}}
+	if r.By == "" {
+		return total, nil
+	}
+	return []query.CacheStats{{Group: "a/b", Lookups: n - 2, Hits: n / 2, Misses: n - 2 - n/2, CostSavedUSD: 0.5}, {Group: "x/y", Lookups: 2, Hits: 0, Misses: 2}}, nil
+}
+
 var fixedNow = time.Date(2026, 11, 20, 12, 30, 0, 0, time.UTC)
 
 func newFake(t *testing.T) (*fakeQuerier, *server) {
@@ -91,7 +103,7 @@ func newFake(t *testing.T) (*fakeQuerier, *server) {
 
 var allPaths = []string{
 	"/v1/analytics/trend", "/v1/analytics/top", "/v1/analytics/slowest-steps?definition=triage",
-	"/v1/analytics/approvals", "/v1/analytics/compare", "/v1/analytics/tokens",
+	"/v1/analytics/approvals", "/v1/analytics/compare", "/v1/analytics/tokens", "/v1/analytics/cache",
 }
 
 func TestRoles(t *testing.T) {
@@ -106,6 +118,31 @@ func TestRoles(t *testing.T) {
 			if code != 200 {
 				apiError(t, body)
 			}
+		}
+	}
+}
+
+func TestCacheEndpoint(t *testing.T) {
+	q, srv := newFake(t)
+	code, body := srv.get(t, "analyst", "/v1/analytics/cache?by=model&target=a/b&from=2d")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var got analyticsapi.CacheResponse
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatal(err)
+	}
+	n := uint64(callsOf("acme"))
+	if got.By != "model" || len(got.Groups) != 2 || got.Total.Lookups != n || got.Total.Hits != n/2 || got.Total.CostSavedUSD != 0.5 ||
+		got.Total.HitRate != float64(n/2)/float64(n) || got.Target != "a/b" {
+		t.Errorf("answer %+v", got)
+	}
+	if req := q.lastReq().(query.CacheRequest); req.By != query.ByModel || req.Target != "a/b" || req.Tenant != "acme" {
+		t.Errorf("request %+v", req)
+	}
+	for _, bad := range []string{"?by=step", "?kind=http", "?definition=x"} {
+		if code, body := srv.get(t, "analyst", "/v1/analytics/cache"+bad); code != 400 {
+			t.Errorf("%s: %d %s", bad, code, body)
 		}
 	}
 }
@@ -323,6 +360,9 @@ func TestClient(t *testing.T) {
 	}
 	if tok, err := c.AnalyticsTokens(ctx, "2026-11-01T00:00:00Z"); err != nil || tok.Tokens != int64(callsOf("acme")) {
 		t.Errorf("tokens %+v %v", tok, err)
+	}
+	if ca, err := c.AnalyticsCache(ctx, client.AnalyticsFilter{From: "7d"}, "model"); err != nil || len(ca.Groups) != 2 || ca.Total.Lookups != uint64(callsOf("acme")) {
+		t.Errorf("cache %+v %v", ca, err)
 	}
 }
 

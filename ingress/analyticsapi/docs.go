@@ -72,6 +72,17 @@ func (h *handlers) routes() []api.Route {
 				Schema: str()}},
 			Responses: responses("AnalyticsTokens", "The token count."),
 		}),
+		get("/v1/analytics/cache", h.cache, api.Operation{
+			ID: "analyticsCache", Summary: "The model response cache: lookups, hits, hit rate and the cost hits saved",
+			Description: "Model calls eligible for the response cache (docs/MODELS.md): hits were answered without a provider " +
+				"call; cost_saved_usd is what their answers had cost, cost_usd what the misses paid. With by=model, one group " +
+				"per provider/model (the one whose answer a hit replayed), the most saved first.",
+			Params: with2(rangeParams(), []api.Param{
+				{Name: "target", In: "query", Description: "Only this provider/model.", Schema: str()},
+				{Name: "by", In: "query", Description: "model: one group per provider/model (default: totals only).", Schema: enum([]string{"model"})},
+			}),
+			Responses: responses("AnalyticsCache", "The totals and, with by=model, the groups."),
+		}),
 	}
 }
 
@@ -179,5 +190,11 @@ func schemas() map[string]any {
 			})),
 		})),
 		"AnalyticsTokens": obj([]string{"tenant", "since", "tokens"}, map[string]any{"tenant": str(), "since": dt, "tokens": integer}),
+		"AnalyticsCacheStats": obj([]string{"lookups", "hits", "misses", "hit_rate", "cost_saved_usd", "cost_usd"}, map[string]any{
+			"group": str(), "lookups": integer, "hits": integer, "misses": integer, "hit_rate": num, "cost_saved_usd": num, "cost_usd": num,
+		}),
+		"AnalyticsCache": obj(append(scopeReq, "total"), merge(scope, map[string]any{
+			"by": str(), "total": api.Ref("AnalyticsCacheStats"), "groups": arr(api.Ref("AnalyticsCacheStats")),
+		})),
 	}
 }

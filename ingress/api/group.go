@@ -64,6 +64,12 @@ type Route struct {
 	MaxBodyBytes int64
 	Handler      http.Handler
 	Doc          Operation
+	// ErrorBody, when set, encodes the route's error answers, the
+	// ingress's own included (authentication, roles, rate limits, body
+	// limit), instead of the one error shape: the OpenAI-compatible routes
+	// answer errors the way OpenAI's SDKs read them. Statuses and headers
+	// are unchanged; handlers use it for their own errors too.
+	ErrorBody func(*Error) any
 }
 
 // Operation documents a route in OpenAPI 3.1. Schemas are JSON Schema

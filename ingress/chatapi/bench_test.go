@@ -34,8 +34,10 @@ import (
 // limit, call records, gateway routing and translation both ways) to the
 // same server, interleaved so that drift hits both alike.
 //
-//	plain:  latency of a whole non-streaming call
-//	stream: time to first token (the first chunk with content)
+//	plain:     latency of a whole non-streaming call
+//	stream:    time to first token (the first chunk with content)
+//	cache-hit: a deterministic request (temperature 0) answered by the
+//	           response cache, against the same direct provider call
 //
 // Reported: p50 and p99 of each, and their difference (the overhead).
 // The order of the two calls alternates every iteration (ABBA). Call
@@ -101,12 +103,15 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		}
 		report(b, d, g)
 	})
-	for _, mode := range []string{"plain", "stream"} {
+	for _, mode := range []string{"plain", "stream", "cache-hit"} {
 		b.Run(mode, func(b *testing.B) {
 			streaming := mode == "stream"
 			extra := ""
 			if streaming {
 				extra = `"stream":true,"stream_options":{"include_usage":true},`
+			}
+			if mode == "cache-hit" {
+				extra = `"temperature":0,`
 			}
 			directBody := `{"model":"m1",` + extra + msgs + `}`
 			gwBody := `{"model":"local/m1",` + extra + msgs + `}`
@@ -123,6 +128,9 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 				if resp.StatusCode != 200 {
 					msg, _ := io.ReadAll(resp.Body)
 					b.Fatalf("%d: %s", resp.StatusCode, msg)
+				}
+				if mode == "cache-hit" && c == viaGW && resp.Header.Get(chatapi.HeaderCache) != "hit" {
+					b.Fatalf("not a cache hit: %v", resp.Header)
 				}
 				if !streaming {
 					if _, err := io.Copy(io.Discard, resp.Body); err != nil {
@@ -145,7 +153,16 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			}
 			d := make([]time.Duration, 0, b.N)
 			g := make([]time.Duration, 0, b.N)
-			// Warm both connection pools and the gateway's.
+			// Warm both connection pools and the gateway's (and store the
+			// answer the cache hits replay).
+			if mode == "cache-hit" {
+				req, _ := http.NewRequest(http.MethodPost, in.URL+"/v1/chat/completions", strings.NewReader(gwBody))
+				req.Header.Set("Authorization", "Bearer "+gwtest.Token("submitter"))
+				if resp, err := viaGW.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
 			for range 20 {
 				call(direct, prov.URL+"/chat/completions", gwtest.ProviderKey, directBody)
 				call(viaGW, inURL+"/v1/chat/completions", gwtest.Token("submitter"), gwBody)

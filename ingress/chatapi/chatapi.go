@@ -1,7 +1,9 @@
 // Package chatapi serves the model gateway's OpenAI-compatible unified
-// endpoint on the ingress: POST /v1/chat/completions (plain and streamed as
-// server-sent events) and GET /v1/models, so that OpenAI SDKs work against
-// Gateflow by changing only their base URL and API key.
+// endpoints on the ingress: POST /v1/chat/completions (plain and streamed as
+// server-sent events), POST /v1/embeddings and GET /v1/models, so that
+// OpenAI SDKs work against Gateflow by changing only their base URL and API
+// key. Their errors have OpenAI's shape ({"error": {"message", "type",
+// "param", "code"}}), the ingress's own included.
 //
 // Requests are authenticated, rate limited and recorded by the ingress like
 // every route; the tenant comes from the API key, the gateway enforces the
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,12 +41,26 @@ const (
 // but ignored (OpenAI parameters the unified format has no equivalent for).
 const HeaderIgnoredParams = "Gateflow-Ignored-Params"
 
-// Gateway is what the endpoint needs of *llm.Gateway.
+// Response cache headers. A request may send HeaderCache "on" (cache this
+// answer whatever its temperature), "off" (neither read nor store) or
+// "refresh" (a fresh answer, stored); Cache-Control no-cache means refresh
+// and no-store off. HeaderCacheTTL (seconds) overrides the entry's time to
+// live. The answer's HeaderCache says "hit", "miss", "refresh" or
+// "bypass"; a hit also has Age (seconds).
+const (
+	HeaderCache    = "Gateflow-Cache"
+	HeaderCacheTTL = "Gateflow-Cache-Ttl"
+)
+
+// Gateway is what the endpoints need of *llm.Gateway.
 type Gateway interface {
 	Chat(ctx context.Context, req *llm.ChatRequest, opts llm.CallOptions) (*llm.ChatResponse, error)
 	ChatStream(ctx context.Context, req *llm.ChatRequest, opts llm.CallOptions) (*llm.Stream, error)
-	// ModelsFor lists the models the tenant may call.
+	Embed(ctx context.Context, req *llm.EmbeddingRequest, opts llm.CallOptions) (*llm.EmbeddingResponse, error)
+	// ModelsFor lists the models the tenant may call (for error hints).
 	ModelsFor(tenant string) []string
+	// ModelInfosFor describes the models the tenant may call.
+	ModelInfosFor(tenant string) []llm.ModelInfo
 }
 
 // Options tune the endpoint; zero values take the defaults.
@@ -86,10 +103,11 @@ type handler struct {
 // Routes returns the route group to mount on the ingress.
 func Routes(gw Gateway, opts Options) api.Group {
 	h := &handler{gw: gw, opts: opts.withDefaults()}
-	return api.Group{
+	return withOpenAIErrors(api.Group{
 		Name: "models",
 		Description: "The model gateway, OpenAI-compatible: point an OpenAI SDK at `<ingress>/v1` with a Gateflow API key. " +
-			"Models are `provider/model` names or aliases of the registry (with fallbacks); the tenant's token budget applies.",
+			"Models are `provider/model` names or aliases of the registry (balanced, with fallbacks); the tenant's token budget " +
+			"applies. Errors of these routes have OpenAI's shape: `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
 		Routes: []api.Route{
 			{
 				Method: http.MethodPost, Path: "/v1/chat/completions", Roles: auth.ModelRoles,
@@ -99,6 +117,7 @@ func Routes(gw Gateway, opts Options) api.Group {
 				Streaming:    true,
 				MaxBodyBytes: h.opts.MaxBodyBytes,
 				Handler:      http.HandlerFunc(h.chatCompletions),
+				ErrorBody:    OpenAIErrorBody,
 				Doc: api.Operation{
 					ID: "createChatCompletion", Summary: "Chat completion (OpenAI-compatible), plain or streamed",
 					Description: "The OpenAI chat completions request and response. With `stream: true` the answer is a stream of " +
@@ -110,7 +129,8 @@ func Routes(gw Gateway, opts Options) api.Group {
 					Request: &api.Content{Required: true, Schema: api.Ref("ChatCompletionRequest")},
 					Responses: map[int]api.Response{
 						200: {Description: "The completion (or, with stream: true, a text/event-stream of chunks).", Schema: api.Ref("ChatCompletion"),
-							Headers: map[string]string{HeaderIgnoredParams: "Request parameters that were ignored, comma-separated."}},
+							Headers: map[string]string{HeaderIgnoredParams: "Request parameters that were ignored, comma-separated.",
+								HeaderCache: "The response cache's part: hit, miss, refresh or bypass.", "Age": "Seconds since a cached answer was stored (hits)."}},
 						400: errResp("Invalid request, or prompt longer than the model's context window (code context_length_exceeded)."),
 						404: errResp("Unknown model (code model_not_found); the message lists known models."),
 						429: errResp("Token budget of the tenant spent (budget_exceeded, Retry-After until it resets), " +
@@ -122,16 +142,45 @@ func Routes(gw Gateway, opts Options) api.Group {
 				},
 			},
 			{
+				Method: http.MethodPost, Path: "/v1/embeddings", Roles: auth.ModelRoles,
+				Streaming:    true,
+				MaxBodyBytes: h.opts.MaxBodyBytes,
+				Handler:      http.HandlerFunc(h.embeddings),
+				ErrorBody:    OpenAIErrorBody,
+				Doc: api.Operation{
+					ID: "createEmbedding", Summary: "Embeddings (OpenAI-compatible)",
+					Description: "OpenAI's embeddings request and answer: `input` is a string, an array of strings, or token ids " +
+						"(OpenAI-compatible providers only); `encoding_format` float or base64; `dimensions`; `input_type` " +
+						"(search_document, search_query, classification, clustering) for providers that distinguish them. " +
+						"Routing, budgets, call records, cost (`usage.cost_usd`) and the response cache as for chat completions.",
+					Request: &api.Content{Required: true, Schema: api.Ref("EmbeddingRequest")},
+					Responses: map[int]api.Response{
+						200: {Description: "The embeddings.", Schema: api.Ref("EmbeddingList"),
+							Headers: map[string]string{HeaderCache: "The response cache's part: hit, miss, refresh or bypass."}},
+						400: errResp("Invalid request."),
+						404: errResp("Unknown model (code model_not_found)."),
+						429: errResp("Token budget spent, provider rate limited, or the ingress rate limit."),
+						502: errResp("The provider failed or serves no embeddings."),
+						503: errResp("The provider is overloaded, or the token budget cannot be checked."),
+						504: errResp("The provider did not answer in time."),
+					},
+				},
+			},
+			{
 				Method: http.MethodGet, Path: "/v1/models", Roles: auth.ModelRoles,
-				Handler: http.HandlerFunc(h.listModels),
+				Handler:   http.HandlerFunc(h.listModels),
+				ErrorBody: OpenAIErrorBody,
 				Doc: api.Operation{
 					ID: "listModels", Summary: "Models and aliases (OpenAI-compatible list)",
+					Description: "OpenAI's list of models, each with Gateflow's figures: context window, maximum output, prices per " +
+						"million tokens, capabilities, and the catalogue entry (with its source and date) they come from; " +
+						"aliases list their targets and balancing strategy.",
 					Responses: map[int]api.Response{200: {Description: "The models.", Schema: api.Ref("ModelList")}},
 				},
 			},
 		},
 		Schemas: schemas(),
-	}
+	})
 }
 
 // chatRequest is the body of POST /v1/chat/completions: the unified
@@ -276,7 +325,10 @@ func (h *handler) locate(body []byte, err error) error {
 			}
 		}
 		if len(details) > 0 {
-			msg := details[0].Path + ": " + details[0].Message
+			msg := details[0].Message
+			if details[0].Path != "" {
+				msg = details[0].Path + ": " + msg
+			}
 			if len(details) > 1 {
 				msg += fmt.Sprintf(" (and %d more problems)", len(details)-1)
 			}
@@ -353,13 +405,17 @@ func callOptions(r *http.Request) llm.CallOptions {
 func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	req, ignored, err := h.decode(w, r)
 	if err != nil {
-		httperr.Write(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	if len(ignored) > 0 {
 		w.Header().Set(HeaderIgnoredParams, strings.Join(ignored, ","))
 	}
 	opts := callOptions(r)
+	if err := cacheOptions(r, &opts); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if req.Stream {
 		h.stream(w, r, &req.ChatRequest, opts)
 		return
@@ -369,10 +425,57 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.gw.Chat(ctx, &req.ChatRequest, opts)
 	if err != nil {
 		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
-		httperr.Write(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
+		writeError(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
+	setCacheHeaders(w, resp.Cache)
 	api.WriteJSON(w, http.StatusOK, resp)
+}
+
+// cacheOptions reads the caller's response cache headers.
+func cacheOptions(r *http.Request, opts *llm.CallOptions) error {
+	switch v := strings.ToLower(strings.TrimSpace(r.Header.Get(HeaderCache))); v {
+	case "":
+		for _, d := range strings.Split(strings.ToLower(r.Header.Get("Cache-Control")), ",") {
+			switch strings.TrimSpace(d) {
+			case "no-store":
+				opts.Cache = llm.CacheOff
+			case "no-cache":
+				if opts.Cache != llm.CacheOff {
+					opts.Cache = llm.CacheRefreshOnly
+				}
+			}
+		}
+	case "on":
+		opts.Cache = llm.CacheOn
+	case "off":
+		opts.Cache = llm.CacheOff
+	case "refresh":
+		opts.Cache = llm.CacheRefreshOnly
+	default:
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: HeaderCache + " must be on, off or refresh",
+			Details: []api.Detail{{Path: "header:" + HeaderCache, Message: "must be on, off or refresh"}}}
+	}
+	if v := r.Header.Get(HeaderCacheTTL); v != "" {
+		secs, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || secs <= 0 {
+			return &api.Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: HeaderCacheTTL + " must be a positive number of seconds",
+				Details: []api.Detail{{Path: "header:" + HeaderCacheTTL, Message: "must be a positive number of seconds"}}}
+		}
+		opts.CacheTTL = time.Duration(secs) * time.Second
+	}
+	return nil
+}
+
+// setCacheHeaders tells the caller how the response cache took part.
+func setCacheHeaders(w http.ResponseWriter, c *llm.CacheInfo) {
+	if c == nil || c.Status == "" {
+		return
+	}
+	w.Header().Set(HeaderCache, c.Status)
+	if c.Status == llm.CacheHit {
+		w.Header().Set("Age", strconv.Itoa(int(c.Age/time.Second)))
+	}
 }
 
 // stream passes the gateway's chunks through as server-sent events. The
@@ -384,10 +487,12 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 	s, err := h.gw.ChatStream(ctx, req, opts)
 	if err != nil {
 		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
-		httperr.Write(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
+		writeError(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
 	defer s.Close()
+	c := s.Cache()
+	setCacheHeaders(w, &c)
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -409,7 +514,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 				info.Err = err
 			}
 			if ctx.Err() == nil {
-				b, _ := json.Marshal(api.Body{Error: ae})
+				b, _ := json.Marshal(OpenAIErrorBody(ae))
 				_, _ = fmt.Fprintf(w, "data: %s\n\n", b)
 				_ = rc.Flush()
 			}
@@ -433,33 +538,61 @@ type modelList struct {
 	Data   []model `json:"data"`
 }
 
+// model is OpenAI's model object with Gateflow's figures (extension
+// fields, which OpenAI SDKs keep as extra fields).
 type model struct {
 	ID      string `json:"id"`
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+	llm.ModelInfo
 }
 
 func (h *handler) listModels(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.Query()) > 0 {
-		httperr.Write(w, r, api.Errorf(http.StatusBadRequest, "invalid_request", "this endpoint takes no query parameters"))
+		writeError(w, r, api.Errorf(http.StatusBadRequest, "invalid_request", "this endpoint takes no query parameters"))
 		return
 	}
 	p, _ := api.Caller(r.Context())
-	names := h.gw.ModelsFor(p.Tenant)
-	out := modelList{Object: "list", Data: make([]model, 0, len(names))}
-	for _, n := range names {
+	infos := h.gw.ModelInfosFor(p.Tenant)
+	out := modelList{Object: "list", Data: make([]model, 0, len(infos))}
+	for _, info := range infos {
 		owner := "gateflow" // aliases
-		if prov, _, ok := strings.Cut(n, "/"); ok {
-			owner = prov
+		if info.Provider != "" {
+			owner = info.Provider
 		}
-		out.Data = append(out.Data, model{ID: n, Object: "model", OwnedBy: owner})
+		out.Data = append(out.Data, model{ID: info.ID, Object: "model", OwnedBy: owner, ModelInfo: info})
 	}
 	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func errResp(desc string) api.Response {
-	return api.Response{Description: desc, Schema: api.Ref("Error")}
+	return api.Response{Description: desc, Schema: api.Ref("OpenAIError")}
+}
+
+// withOpenAIErrors documents the ingress's own errors of a route in
+// OpenAI's shape (the ingress would otherwise document its one shape).
+func withOpenAIErrors(g api.Group) api.Group {
+	for i := range g.Routes {
+		rs := g.Routes[i].Doc.Responses
+		if rs == nil {
+			rs = map[int]api.Response{}
+		}
+		for code, desc := range map[int]string{
+			http.StatusBadRequest:            "Malformed request; param names the parameter at fault.",
+			http.StatusUnauthorized:          "Missing or invalid API key.",
+			http.StatusForbidden:             "The key lacks the role this route needs.",
+			http.StatusTooManyRequests:       "Rate limit of the key or tenant exceeded; see Retry-After.",
+			http.StatusRequestEntityTooLarge: "The body is larger than the limit.",
+			http.StatusInternalServerError:   "Internal error.",
+		} {
+			if _, ok := rs[code]; !ok {
+				rs[code] = errResp(desc)
+			}
+		}
+		g.Routes[i].Doc.Responses = rs
+	}
+	return g
 }
 
 // schemas documents the OpenAI shapes the endpoint speaks (the parts the
@@ -528,7 +661,57 @@ func schemas() map[string]any {
 				"object": map[string]any{"type": "string", "enum": []any{"list"}},
 				"data": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
 					"id": str, "object": str, "created": integer, "owned_by": str,
+					"mode":                  map[string]any{"type": "string", "enum": []any{"chat", "embedding"}},
+					"context_window":        integer,
+					"max_output_tokens":     integer,
+					"dimensions":            integer,
+					"input_per_mtok":        map[string]any{"type": "number", "description": "US dollars per million prompt tokens."},
+					"output_per_mtok":       map[string]any{"type": "number", "description": "US dollars per million completion tokens."},
+					"cached_input_per_mtok": map[string]any{"type": "number", "description": "US dollars per million prompt tokens read from the provider's prompt cache."},
+					"capabilities":          map[string]any{"type": "array", "items": map[string]any{"type": "string", "enum": []any{"tools", "json", "vision"}}},
+					"catalogue":             map[string]any{"type": "string", "description": "The catalogue entry the figures come from."},
+					"source":                map[string]any{"type": "string", "description": "Where the catalogue's figures were read."},
+					"as_of":                 map[string]any{"type": "string", "description": "When they were read (YYYY-MM-DD)."},
+					"targets":               map[string]any{"type": "array", "items": str, "description": "An alias's targets and fallbacks."},
+					"strategy":              map[string]any{"type": "string", "description": "An alias's balancing strategy."},
 				}}},
+			},
+		},
+		"EmbeddingRequest": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"model":           map[string]any{"type": "string", "description": "An alias or provider/model of the registry."},
+				"input":           map[string]any{"description": "A string, an array of strings, an array of token ids or an array of token id arrays."},
+				"encoding_format": map[string]any{"type": "string", "enum": []any{"float", "base64"}},
+				"dimensions":      integer,
+				"user":            str,
+				"input_type":      map[string]any{"type": "string", "enum": []any{"search_document", "search_query", "classification", "clustering"}},
+			},
+			"required": []any{"model", "input"},
+		},
+		"EmbeddingList": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"object": map[string]any{"type": "string", "enum": []any{"list"}},
+				"data": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+					"object": str, "index": integer,
+					"embedding": map[string]any{"description": "An array of numbers, or a base64 string of little-endian float32s."},
+				}}},
+				"model": map[string]any{"type": "string", "description": "The provider/model that answered."},
+				"usage": map[string]any{"type": "object", "properties": map[string]any{
+					"prompt_tokens": integer, "total_tokens": integer, "cost_usd": num,
+				}},
+			},
+		},
+		"OpenAIError": map[string]any{
+			"type": "object",
+			"properties": map[string]any{
+				"error": map[string]any{"type": "object", "properties": map[string]any{
+					"message": str,
+					"type":    map[string]any{"type": "string", "description": "invalid_request_error, authentication_error, permission_error, rate_limit_error, insufficient_quota or server_error."},
+					"param":   map[string]any{"type": []any{"string", "null"}, "description": "The request parameter at fault."},
+					"code":    map[string]any{"type": "string", "description": "Gateflow's error code."},
+				}, "required": []any{"message", "type", "param", "code"}},
 			},
 		},
 	}

@@ -162,7 +162,8 @@ func TestStreamErrorAfterStart(t *testing.T) {
 			`data: {"error":{"message":"upstream exploded","type":"server_error"}}`+"\n\n"))
 	}, nil, nil)
 	resp, body := s.in.Do(t, "submitter", "POST", "/v1/chat/completions", `{"model":"local/m1","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `data: {"error":{"code":"provider_error"`) || strings.Contains(string(body), "[DONE]") {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `data: {"error":{"message":`) || !strings.Contains(string(body), `"type":"server_error","param":null,"code":"provider_error"}}`) ||
+		strings.Contains(string(body), "[DONE]") {
 		t.Errorf("%d: %s", resp.StatusCode, body)
 	}
 	c := s.client("submitter")
@@ -235,24 +236,39 @@ func TestErrorStatuses(t *testing.T) {
 	}
 }
 
+// body is OpenAI's error shape, which the OpenAI-compatible routes answer.
 type body struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Details []struct {
-			Path    string `json:"path"`
-			Message string `json:"message"`
-		} `json:"details"`
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    string  `json:"code"`
 	} `json:"error"`
 }
 
+// apiError reads an error answer and checks it has exactly OpenAI's four
+// fields.
 func apiError(t *testing.T, resp *http.Response, b []byte) body {
 	t.Helper()
 	var e body
-	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" || e.Error.Details == nil {
-		t.Fatalf("%d: not the error shape: %s", resp.StatusCode, b)
+	var raw struct {
+		Error map[string]json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" || e.Error.Type == "" {
+		t.Fatalf("%d: not OpenAI's error shape: %s", resp.StatusCode, b)
+	}
+	_ = json.Unmarshal(b, &raw)
+	if len(raw.Error) != 4 || raw.Error["param"] == nil {
+		t.Fatalf("%d: error fields %v, want message, type, param, code: %s", resp.StatusCode, raw.Error, b)
 	}
 	return e
+}
+
+func (b body) param() string {
+	if b.Error.Param == nil {
+		return ""
+	}
+	return *b.Error.Param
 }
 
 func TestRequestValidation(t *testing.T) {
@@ -265,6 +281,7 @@ func TestRequestValidation(t *testing.T) {
 		{"no key", "", `{"model":"local/m1","messages":[{"role":"user","content":"hi"}]}`, 401, "unauthenticated", ""},
 		{"analyst role", "analyst", `{"model":"local/m1","messages":[{"role":"user","content":"hi"}]}`, 403, "forbidden", ""},
 		{"syntax", "submitter", `{"model":"local/m1",`, 400, "invalid_json", ""},
+		{"bad cache header", "submitter", `{"model":"local/m1","messages":[{"role":"user","content":"hi"}]}`, 400, "invalid_request", ""},
 		{"empty", "submitter", ``, 400, "invalid_json", ""},
 		{"wrong type", "submitter", `{"model":"local/m1","temperature":"hot","messages":[{"role":"user","content":"hi"}]}`, 400, "invalid_request", "temperature"},
 		{"nested wrong type", "submitter", `{"model":"local/m1","messages":[{"role":7,"content":"hi"}]}`, 400, "invalid_request", "messages[0].role"},
@@ -277,13 +294,19 @@ func TestRequestValidation(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, b := s.in.Do(t, tc.key, "POST", "/v1/chat/completions", tc.body)
+			var resp *http.Response
+			var b []byte
+			if tc.name == "bad cache header" {
+				resp, b = s.in.DoHeaders(t, tc.key, "POST", "/v1/chat/completions", tc.body, http.Header{chatapi.HeaderCache: {"sometimes"}})
+			} else {
+				resp, b = s.in.Do(t, tc.key, "POST", "/v1/chat/completions", tc.body)
+			}
 			e := apiError(t, resp, b)
 			if resp.StatusCode != tc.status || e.Error.Code != tc.code {
 				t.Fatalf("%d %s: %s", resp.StatusCode, e.Error.Code, b)
 			}
-			if tc.path != "" && (len(e.Error.Details) == 0 || e.Error.Details[0].Path != tc.path) {
-				t.Errorf("details %+v, want path %s", e.Error.Details, tc.path)
+			if e.param() != tc.path {
+				t.Errorf("param %q, want %q", e.param(), tc.path)
 			}
 		})
 	}
@@ -384,7 +407,15 @@ func TestModelsAndOpenAPI(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("%d %v", resp.StatusCode, err)
 	}
-	if doc.Paths["/v1/chat/completions"]["post"] == nil || doc.Paths["/v1/models"]["get"] == nil || doc.Components.Schemas["ChatCompletionRequest"] == nil {
+	if doc.Paths["/v1/chat/completions"]["post"] == nil || doc.Paths["/v1/models"]["get"] == nil || doc.Paths["/v1/embeddings"]["post"] == nil ||
+		doc.Components.Schemas["ChatCompletionRequest"] == nil || doc.Components.Schemas["EmbeddingRequest"] == nil || doc.Components.Schemas["OpenAIError"] == nil {
 		t.Errorf("document lacks the model routes: %v", doc.Paths)
+	}
+	// The ingress's own errors of these routes are documented in OpenAI's shape.
+	for _, route := range []string{"/v1/chat/completions", "/v1/embeddings"} {
+		op, _ := json.Marshal(doc.Paths[route]["post"])
+		if !strings.Contains(string(op), `"401":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/OpenAIError"}}}`) {
+			t.Errorf("%s: 401 not in OpenAI's shape: %s", route, op)
+		}
 	}
 }

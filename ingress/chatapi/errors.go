@@ -10,6 +10,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/httperr"
 )
 
 // maxModelsInHint bounds the model names listed in an unknown-model error.
@@ -117,4 +118,71 @@ func modelHint(names []string) string {
 			strings.Join(names[:maxModelsInHint], ", "), len(names)-maxModelsInHint)
 	}
 	return "known models: " + strings.Join(names, ", ")
+}
+
+// OpenAIError is the error object of OpenAI's API, which OpenAI's SDKs
+// read (the Go SDK's *openai.Error has Message, Type, Param and Code).
+type OpenAIError struct {
+	Message string `json:"message"`
+	// Type is OpenAI's error type: invalid_request_error,
+	// authentication_error, permission_error, rate_limit_error,
+	// insufficient_quota (a spent token budget) or server_error.
+	Type string `json:"type"`
+	// Param names the request parameter at fault (null when none).
+	Param *string `json:"param"`
+	// Code is Gateflow's error code (model_not_found,
+	// context_length_exceeded, provider_rate_limited, invalid_api_key...).
+	Code string `json:"code"`
+}
+
+// OpenAIErrorBody is an API error in OpenAI's shape,
+// {"error": {"message", "type", "param", "code"}}: the error answers of
+// the OpenAI-compatible routes (api.Route.ErrorBody), the ingress's own
+// included, and the error events of their streams. The status and code
+// are those of the one mapping (Error, httperr.FromError).
+func OpenAIErrorBody(e *api.Error) any {
+	oe := OpenAIError{Message: e.Message, Type: openAIType(e), Code: e.Code}
+	for _, d := range e.Details {
+		if d.Path != "" && !strings.HasPrefix(d.Path, "header:") {
+			p := d.Path
+			oe.Param = &p
+			break
+		}
+	}
+	if oe.Param == nil && e.Code == "context_length_exceeded" {
+		p := "messages" // as OpenAI answers
+		oe.Param = &p
+	}
+	return struct {
+		Error OpenAIError `json:"error"`
+	}{oe}
+}
+
+// openAIType is OpenAI's error type of a status.
+func openAIType(e *api.Error) string {
+	switch {
+	case e.Code == "budget_exceeded":
+		return "insufficient_quota"
+	case e.Status == http.StatusUnauthorized:
+		return "authentication_error"
+	case e.Status == http.StatusForbidden:
+		return "permission_error"
+	case e.Status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case e.Status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+// writeError answers err in OpenAI's shape through the one mapping.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := httperr.FromError(err)
+	if info := api.Info(r.Context()); info != nil {
+		info.Err = err
+	}
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	api.WriteJSON(w, e.Status, OpenAIErrorBody(e))
 }

@@ -23,6 +23,8 @@ type (
 	AnalyticsCompare = report.CompareResponse
 	// AnalyticsTokens answers AnalyticsTokens.
 	AnalyticsTokens = report.TokensResponse
+	// AnalyticsCache answers AnalyticsCache.
+	AnalyticsCache = report.CacheResponse
 )
 
 // AnalyticsFilter selects the calls an analytics question is about; empty
@@ -119,5 +121,14 @@ func (c *Client) AnalyticsTokens(ctx context.Context, since string) (AnalyticsTo
 		q.Set("since", since)
 	}
 	_, err := c.call(ctx, http.MethodGet, "/v1/analytics/tokens", q, nil, nil, &out)
+	return out, err
+}
+
+// AnalyticsCache returns the model response cache's figures (lookups,
+// hits, hit rate, cost saved) of f's range and target, per provider/model
+// when by is "model".
+func (c *Client) AnalyticsCache(ctx context.Context, f AnalyticsFilter, by string) (AnalyticsCache, error) {
+	var out AnalyticsCache
+	_, err := c.call(ctx, http.MethodGet, "/v1/analytics/cache", f.values("by", by), nil, nil, &out)
 	return out, err
 }

@@ -29,11 +29,13 @@ type Responder func(n int, w http.ResponseWriter, r *http.Request)
 
 // Captured is a request a Provider received.
 type Captured struct {
-	Method   string
-	Path     string
-	RawQuery string
-	Header   http.Header
-	Body     []byte
+	Method string
+	Path   string
+	// EscapedPath is the path as sent (percent-encoded).
+	EscapedPath string
+	RawQuery    string
+	Header      http.Header
+	Body        []byte
 }
 
 // Provider is a local server speaking whatever wire format its responder
@@ -53,7 +55,8 @@ func NewProvider(t testing.TB, respond Responder) *Provider {
 		body, _ := io.ReadAll(r.Body)
 		p.mu.Lock()
 		n := len(p.reqs)
-		p.reqs = append(p.reqs, Captured{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+		p.reqs = append(p.reqs, Captured{Method: r.Method, Path: r.URL.Path, EscapedPath: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery,
+			Header: r.Header.Clone(), Body: body})
 		p.mu.Unlock()
 		p.respond(n, w, r)
 	}))

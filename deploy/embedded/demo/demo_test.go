@@ -129,7 +129,7 @@ func TestExampleConfigPointsAtDemoPorts(t *testing.T) {
 		if got := models.Providers["local"].BaseURL; got != "http://127.0.0.1:11434/v1" {
 			t.Errorf("local provider moved: %q", got)
 		}
-		if got := strings.Join(models.Aliases["default"], ","); got != "local/llama3.2,demo/echo" {
+		if got := strings.Join(models.Aliases["default"].Names(), ","); got != "local/llama3.2,demo/echo" {
 			t.Errorf("alias default = %s", got)
 		}
 		def, ok := s.Definition("order-fulfilment", "")

@@ -100,6 +100,12 @@ func NewIngress(t testing.TB, orch ingress.Orchestrator, groups ...api.Group) *I
 // response with its body read.
 func (in *Ingress) Do(t testing.TB, key, method, path, body string) (*http.Response, []byte) {
 	t.Helper()
+	return in.DoHeaders(t, key, method, path, body, nil)
+}
+
+// DoHeaders is Do with extra request headers.
+func (in *Ingress) DoHeaders(t testing.TB, key, method, path, body string, headers http.Header) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = bytes.NewBufferString(body)
@@ -113,6 +119,9 @@ func (in *Ingress) Do(t testing.TB, key, method, path, body string) (*http.Respo
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+Token(key))
+	}
+	for k, v := range headers {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -137,7 +146,7 @@ func Config(baseURL string) llm.Config {
 				"m2": {InputPerMTok: 1, OutputPerMTok: 2},
 			}},
 		},
-		Aliases: map[string][]string{"smart": {"local/m1", "local/m2"}},
+		Aliases: map[string]llm.Alias{"smart": llm.OrderedAlias("local/m1", "local/m2")},
 		Retry:   llm.RetryPolicy{MaxAttempts: 1, InitialBackoff: "1ms", MaxBackoff: "2ms"},
 	}
 }
