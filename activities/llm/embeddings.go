@@ -165,6 +165,9 @@ func (g *Gateway) Embed(ctx context.Context, req *EmbeddingRequest, opts CallOpt
 	if err != nil {
 		return nil, err
 	}
+	if err := g.checkAccess(&opts, req.Model); err != nil {
+		return nil, err
+	}
 	in, err := parseEmbeddingInput(req.Input)
 	if err != nil {
 		return nil, err

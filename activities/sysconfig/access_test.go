@@ -26,7 +26,7 @@ func accessConfig(t *testing.T) *Registry {
 				"cheap":  {Kind: "openai", BaseURL: "http://127.0.0.1:4/v1", Models: map[string]llm.Model{"a": {}, "b": {}}},
 				"costly": {Kind: "openai", BaseURL: "http://127.0.0.1:5/v1", Models: map[string]llm.Model{"big": {}}},
 			},
-			Aliases: map[string][]string{"smart": {"costly/big"}},
+			Aliases: map[string]llm.Alias{"smart": llm.OrderedAlias("costly/big")},
 		},
 		Tenants: map[string]Tenant{
 			"acme": {Uses: Uses{Services: []string{"echo"}, Models: []string{"smart", "cheap/*"}, Definitions: []string{"flow"}}},

@@ -156,7 +156,7 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 			// Warm both connection pools and the gateway's (and store the
 			// answer the cache hits replay).
 			if mode == "cache-hit" {
-				req, _ := http.NewRequest(http.MethodPost, in.URL+"/v1/chat/completions", strings.NewReader(gwBody))
+				req, _ := http.NewRequest(http.MethodPost, inURL+"/v1/chat/completions", strings.NewReader(gwBody))
 				req.Header.Set("Authorization", "Bearer "+gwtest.Token("submitter"))
 				if resp, err := viaGW.Do(req); err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)

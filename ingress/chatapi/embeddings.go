@@ -80,7 +80,7 @@ func (h *handler) embeddings(w http.ResponseWriter, r *http.Request) {
 				Details: []api.Detail{{Path: param, Message: le.Message}}}
 		}
 		h.opts.Log.Debug("embeddings failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
-		writeError(w, r, Error(err, h.gw.Models))
+		writeError(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
 	setCacheHeaders(w, resp.Cache)
