@@ -61,6 +61,18 @@ type HTTPCallInput struct {
 	SuccessStatuses []int `json:"success_statuses,omitempty"`
 	// NonRetryableStatuses fail the step at once.
 	NonRetryableStatuses []int `json:"non_retryable_statuses,omitempty"`
+	// Callback, when set, makes the call asynchronous: the service gets a
+	// callback URL and the step completes when it posts the result.
+	Callback *CallbackRequest `json:"callback,omitempty"`
+}
+
+// CallbackRequest asks the HTTP activity for asynchronous completion.
+type CallbackRequest struct {
+	// TTL is how long the callback URL is valid (the step's
+	// callback.timeout).
+	TTL time.Duration `json:"ttl"`
+	// BodyField, when set, puts the URL into that field of the JSON body.
+	BodyField string `json:"body_field,omitempty"`
 }
 
 // HTTPCallOutput is an HTTP step's output: `steps.<id>.output`.
