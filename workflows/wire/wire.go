@@ -55,9 +55,9 @@ type Status struct {
 	Steps      []StepStatus      `json:"steps"`
 	Pending    []PendingApproval `json:"pending_approvals,omitempty"`
 	// Events are the event steps waiting for an event now.
-	Events []PendingEvent   `json:"pending_events,omitempty"`
-	Output     json.RawMessage   `json:"output,omitempty"`
-	Error      string            `json:"error,omitempty"`
+	Events []PendingEvent  `json:"pending_events,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  string          `json:"error,omitempty"`
 	// Seq increases with every change, so watchers can detect changes cheaply.
 	Seq int64 `json:"seq"`
 }
