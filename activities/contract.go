@@ -157,3 +157,29 @@ type ApprovalRecord struct {
 	WaitingSince time.Time `json:"waiting_since"`
 	DecidedAt    time.Time `json:"decided_at"`
 }
+
+// CallbackTicket is what the HTTP activity knows of an attempt that asks
+// for asynchronous completion; a CallbackIssuer turns it into a URL.
+type CallbackTicket struct {
+	Tenant     string
+	WorkflowID string
+	StepID     string
+	Target     string
+	Attempt    int32
+	// TaskToken is Temporal's token of the attempt.
+	TaskToken []byte
+	TTL       time.Duration
+}
+
+// CallbackIssuer issues the one-time callback URL of an attempt
+// (activities/callback implements it from the configuration).
+type CallbackIssuer interface {
+	Issue(t CallbackTicket) (url string, expires time.Time, err error)
+}
+
+// Headers of an asynchronous http call: where and until when the service
+// completes it.
+const (
+	HeaderCallbackURL     = "Gateflow-Callback-Url"
+	HeaderCallbackExpires = "Gateflow-Callback-Expires"
+)
