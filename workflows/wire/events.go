@@ -145,9 +145,6 @@ type EventAccepted struct {
 	Duplicate  bool   `json:"duplicate,omitempty"`
 	WorkflowID string `json:"workflow_id,omitempty"`
 	StepID     string `json:"step_id,omitempty"`
-	// Kept is true when no step was known to wait: the event waits in its
-	// mailbox until one does or its TTL passes.
-	Kept bool `json:"kept,omitempty"`
 }
 
 // HookAccepted answers a webhook delivery (202).
