@@ -187,4 +187,6 @@ func BenchmarkVerify(b *testing.B) {
 
 func hexMAC(key []byte, parts ...[]byte) string { return hex.EncodeToString(mac(key, parts...)) }
 
-func b64MAC(key []byte, parts ...[]byte) string { return base64.StdEncoding.EncodeToString(mac(key, parts...)) }
+func b64MAC(key []byte, parts ...[]byte) string {
+	return base64.StdEncoding.EncodeToString(mac(key, parts...))
+}
