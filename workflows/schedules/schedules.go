@@ -555,8 +555,9 @@ func (m *Manager) Backfill(ctx context.Context, tenant, name string, req wire.Ba
 	if n > MaxBackfillRuns {
 		return 0, fmt.Errorf("%w: the range holds more than %d runs; backfill it in parts", ErrInvalid, MaxBackfillRuns)
 	}
+	// Temporal's backfill range includes its end: stop just before to.
 	err = m.sc.GetHandle(ctx, ScheduleID(tenant, name)).Backfill(ctx, client.ScheduleBackfillOptions{Backfill: []client.ScheduleBackfill{{
-		Start: req.From, End: req.To, Overlap: overlapPolicy(req.Overlap, enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL),
+		Start: req.From, End: req.To.Add(-time.Millisecond), Overlap: overlapPolicy(req.Overlap, enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL),
 	}}})
 	return n, temporalError(err, name)
 }
