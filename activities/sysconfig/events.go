@@ -75,7 +75,7 @@ type TopicTrigger struct {
 	// a failing mapping, an input the definition refuses), with the reason
 	// in the gateflow-error header (default <topic>.dlq).
 	DeadLetterTopic string `json:"dead_letter_topic,omitempty"`
-	// Concurrency bounds the starts in flight per partition (default 32).
+	// Concurrency bounds the starts in flight per partition (default 8).
 	Concurrency int `json:"concurrency,omitempty"`
 }
 
@@ -135,7 +135,7 @@ type Callbacks struct {
 
 // Defaults of the event-driven sections.
 const (
-	DefaultTriggerConcurrency = 32
+	DefaultTriggerConcurrency = 8
 	MaxTriggerConcurrency     = 1024
 	DefaultWebhookTolerance   = 5 * time.Minute
 	DefaultWebhookBodyBytes   = 1 << 20

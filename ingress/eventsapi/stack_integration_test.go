@@ -86,6 +86,7 @@ var testDefinitions = []string{
 
 type stack struct {
 	ts    *temporaltest.TestServer
+	ns    string
 	c     client.Client
 	reg   *sysconfig.Registry
 	orch  *orchestrator.Orchestrator
@@ -136,7 +137,7 @@ func startStack(t *testing.T) (*stack, error) {
 			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
 			dynamicconfig.TimerProcessorMaxTimeShift.Key():              []dynamicconfig.ConstrainedValue{{Value: 10 * time.Millisecond}},
 		})))
-	s.c = s.ts.GetDefaultClient()
+	s.c, s.ns = s.ts.GetDefaultClient(), s.ts.GetDefaultNamespace()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := worker.EnsureSearchAttributes(ctx, s.c, s.ts.GetDefaultNamespace()); err != nil {
@@ -291,13 +292,20 @@ func (s *stack) result(t *testing.T, id string, timeout time.Duration) (map[stri
 // count counts workflows matching a visibility query.
 func (s *stack) count(t *testing.T, query string) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := s.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: s.ts.GetDefaultNamespace(), Query: query})
+	n, err := s.tryCount(query)
 	if err != nil {
 		t.Fatalf("count %q: %v", query, err)
 	}
-	return resp.GetCount()
+	return n
+}
+
+// tryCount counts workflows matching a visibility query; a busy server may
+// make it time out.
+func (s *stack) tryCount(query string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := s.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: s.ns, Query: query})
+	return resp.GetCount(), err
 }
 
 func (s *stack) status(t *testing.T, id string) workflows.Status {
