@@ -277,7 +277,9 @@ func TestCallbackAfterWorkerRestart(t *testing.T) {
 
 	// The worker that made the call goes away; another takes over.
 	s.stopW()
-	src := func() (callback.Settings, error) { return callback.Settings{BaseURL: s.url, Keys: [][]byte{s.key}}, nil }
+	src := func() (callback.Settings, error) {
+		return callback.Settings{BaseURL: s.url, Keys: [][]byte{s.key}}, nil
+	}
 	s.stopW = s.startWorker(src)
 
 	path := strings.TrimPrefix(url, s.url)

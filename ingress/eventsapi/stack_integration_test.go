@@ -178,7 +178,9 @@ func startStack(t *testing.T) (*stack, error) {
 		return nil, err
 	}
 	s.url = "http://" + ln.Addr().String()
-	src := func() (callback.Settings, error) { return callback.Settings{BaseURL: s.url, Keys: [][]byte{s.key}}, nil }
+	src := func() (callback.Settings, error) {
+		return callback.Settings{BaseURL: s.url, Keys: [][]byte{s.key}}, nil
+	}
 	s.stopW = s.startWorker(src)
 
 	srv, err := ingress.New(ingress.Deps{Orchestrator: s.orch, Keys: gwtest.KeyStore(t), Recorder: s.recs, Log: slog.New(slog.DiscardHandler)},
