@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/gateflow/gateflow/activities/sysconfig"
@@ -280,4 +281,41 @@ func newTriggersListCmd() *cobra.Command {
 			}
 			return tw.Flush()
 		})
+}
+
+// newProduceCmd writes one message to a Kafka topic: a way to try topic
+// triggers without another tool.
+func newProduceCmd() *cobra.Command {
+	var brokers []string
+	var key string
+	var headers []string
+	cmd := &cobra.Command{
+		Use:   "produce TOPIC VALUE [--key K] [--header k=v]",
+		Short: "Write one message to a Kafka topic (to try topic triggers)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			msg := kafka.Message{Key: []byte(key), Value: []byte(args[1])}
+			for _, h := range headers {
+				k, v, ok := strings.Cut(h, "=")
+				if !ok {
+					return fmt.Errorf("--header %q: want key=value", h)
+				}
+				msg.Headers = append(msg.Headers, kafka.Header{Key: k, Value: []byte(v)})
+			}
+			w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: args[0], Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+				BatchTimeout: 5 * time.Millisecond}
+			defer w.Close()
+			tctx, cancel := withTimeout(cmd.Context())
+			defer cancel()
+			if err := w.WriteMessages(tctx, msg); err != nil {
+				return fmt.Errorf("produce to %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote 1 message to %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringSliceVar(&brokers, "kafka-brokers", []string{"127.0.0.1:9092"}, "Kafka bootstrap brokers")
+	cmd.Flags().StringVar(&key, "key", "", "message key")
+	cmd.Flags().StringArrayVar(&headers, "header", nil, "message header key=value (repeatable)")
+	return cmd
 }

@@ -47,7 +47,7 @@ func newRootCmd() *cobra.Command {
 	)
 	root.AddCommand(newAPICmds()...)
 	root.AddCommand(newKeysCmd(), newAnalyticsCmd())
-	root.AddCommand(newSchedulesCmd(), newEventsCmd())
+	root.AddCommand(newSchedulesCmd(), newEventsCmd(), newProduceCmd())
 	return root
 }
 
