@@ -371,12 +371,11 @@ func fromDescription(tenant, name string, d *client.ScheduleDescription) describ
 	for _, w := range info.RunningWorkflows {
 		out.RunningRuns = append(out.RunningRuns, strings.TrimPrefix(w.WorkflowID, tenant+"/"))
 	}
-	if !info.CreatedAt.IsZero() {
-		t := info.CreatedAt
+	// Unset protobuf times come back as the Unix epoch.
+	if t := info.CreatedAt; t.Unix() > 0 {
 		out.CreatedAt = &t
 	}
-	if !info.LastUpdateAt.IsZero() {
-		t := info.LastUpdateAt
+	if t := info.LastUpdateAt; t.Unix() > 0 {
 		out.UpdatedAt = &t
 	}
 	return out
