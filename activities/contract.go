@@ -169,6 +169,9 @@ type CallbackTicket struct {
 	// TaskToken is Temporal's token of the attempt.
 	TaskToken []byte
 	TTL       time.Duration
+	// Trigger is the run's trigger label (calls.LabelTrigger), carried to
+	// the completion's call record.
+	Trigger string
 }
 
 // CallbackIssuer issues the one-time callback URL of an attempt

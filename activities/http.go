@@ -293,7 +293,7 @@ func (a *HTTPActivity) withCallback(ctx context.Context, in HTTPCallInput, targe
 	}
 	u, exp, err := a.callbacks.Issue(CallbackTicket{
 		Tenant: in.Meta.Tenant, WorkflowID: info.WorkflowExecution.ID, StepID: in.StepID, Target: target,
-		Attempt: attempt, TaskToken: info.TaskToken, TTL: in.Callback.TTL,
+		Attempt: attempt, TaskToken: info.TaskToken, TTL: in.Callback.TTL, Trigger: in.Meta.Labels[calls.LabelTrigger],
 	})
 	if err != nil {
 		return in, &callError{class: calls.ClassInternal, retryable: true, msg: "issue the callback URL: " + err.Error()}

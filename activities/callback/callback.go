@@ -64,6 +64,8 @@ type Claims struct {
 	// IssuedAt and Expires are Unix milliseconds.
 	IssuedAt int64 `json:"i"`
 	Expires  int64 `json:"e"`
+	// Trigger is the run's trigger label, for the completion's record.
+	Trigger string `json:"r,omitempty"`
 }
 
 // Mint signs claims with key.

@@ -38,7 +38,7 @@ func (i *Issuer) Issue(t activities.CallbackTicket) (string, time.Time, error) {
 	exp := now.Add(t.TTL)
 	tok, err := Mint(s.Keys[0], Claims{
 		Tenant: t.Tenant, WorkflowID: t.WorkflowID, StepID: t.StepID, Target: t.Target, Attempt: t.Attempt,
-		TaskToken: t.TaskToken, IssuedAt: now.UnixMilli(), Expires: exp.UnixMilli(),
+		TaskToken: t.TaskToken, IssuedAt: now.UnixMilli(), Expires: exp.UnixMilli(), Trigger: t.Trigger,
 	})
 	if err != nil {
 		return "", time.Time{}, err
@@ -124,6 +124,9 @@ func (c *Completer) Complete(ctx context.Context, token string, r Result) (Claim
 	rec.Tenant, rec.Target, rec.WorkflowID, rec.StepID, rec.Attempt = claims.Tenant, claims.Target, claims.WorkflowID, claims.StepID, claims.Attempt
 	rec.LatencyMS = float64(c.now().Sub(start).Microseconds()) / 1000
 	rec.StatusCode = int32(status)
+	if claims.Trigger != "" {
+		rec.Labels = map[string]string{calls.LabelTrigger: claims.Trigger}
+	}
 	switch {
 	case err != nil:
 		err = temporalError(err)
