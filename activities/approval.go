@@ -2,12 +2,8 @@ package activities
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
 	"strings"
-
-	"github.com/google/uuid"
 
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
@@ -84,25 +80,5 @@ func (a *ApprovalActivity) Record(ctx context.Context, in ApprovalRecord) error 
 // approvalRecordID is a UUIDv7 whose time is the decision time and whose
 // other bits hash the vote, so that the same vote always gets the same id.
 func approvalRecordID(in ApprovalRecord) string {
-	h := sha256.New()
-	for _, s := range []string{in.WorkflowID, in.RunID, in.StepID, in.Decision, in.KeyID, in.User} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	var ts [8]byte
-	binary.BigEndian.PutUint64(ts[:], uint64(in.DecidedAt.UnixNano()))
-	h.Write(ts[:])
-	sum := h.Sum(nil)
-	var id uuid.UUID
-	copy(id[:], sum[:16])
-	ms := uint64(in.DecidedAt.UnixMilli())
-	id[0] = byte(ms >> 40)
-	id[1] = byte(ms >> 32)
-	id[2] = byte(ms >> 24)
-	id[3] = byte(ms >> 16)
-	id[4] = byte(ms >> 8)
-	id[5] = byte(ms)
-	id[6] = (id[6] & 0x0f) | 0x70 // version 7
-	id[8] = (id[8] & 0x3f) | 0x80 // RFC 4122 variant
-	return id.String()
+	return DerivedRecordID(in.DecidedAt, in.WorkflowID, in.RunID, in.StepID, in.Decision, in.KeyID, in.User)
 }

@@ -61,6 +61,18 @@ type HTTPCallInput struct {
 	SuccessStatuses []int `json:"success_statuses,omitempty"`
 	// NonRetryableStatuses fail the step at once.
 	NonRetryableStatuses []int `json:"non_retryable_statuses,omitempty"`
+	// Callback, when set, makes the call asynchronous: the service gets a
+	// callback URL and the step completes when it posts the result.
+	Callback *CallbackRequest `json:"callback,omitempty"`
+}
+
+// CallbackRequest asks the HTTP activity for asynchronous completion.
+type CallbackRequest struct {
+	// TTL is how long the callback URL is valid (the step's
+	// callback.timeout).
+	TTL time.Duration `json:"ttl"`
+	// BodyField, when set, puts the URL into that field of the JSON body.
+	BodyField string `json:"body_field,omitempty"`
 }
 
 // HTTPCallOutput is an HTTP step's output: `steps.<id>.output`.
@@ -145,3 +157,32 @@ type ApprovalRecord struct {
 	WaitingSince time.Time `json:"waiting_since"`
 	DecidedAt    time.Time `json:"decided_at"`
 }
+
+// CallbackTicket is what the HTTP activity knows of an attempt that asks
+// for asynchronous completion; a CallbackIssuer turns it into a URL.
+type CallbackTicket struct {
+	Tenant     string
+	WorkflowID string
+	StepID     string
+	Target     string
+	Attempt    int32
+	// TaskToken is Temporal's token of the attempt.
+	TaskToken []byte
+	TTL       time.Duration
+	// Trigger is the run's trigger label (calls.LabelTrigger), carried to
+	// the completion's call record.
+	Trigger string
+}
+
+// CallbackIssuer issues the one-time callback URL of an attempt
+// (activities/callback implements it from the configuration).
+type CallbackIssuer interface {
+	Issue(t CallbackTicket) (url string, expires time.Time, err error)
+}
+
+// Headers of an asynchronous http call: where and until when the service
+// completes it.
+const (
+	HeaderCallbackURL     = "Gateflow-Callback-Url"
+	HeaderCallbackExpires = "Gateflow-Callback-Expires"
+)

@@ -49,7 +49,10 @@ type HTTPOptions struct {
 	// half the activity's heartbeat timeout (at most 5 s). Heartbeats are
 	// only sent when the workflow set a heartbeat timeout.
 	HeartbeatInterval time.Duration
-	Logger            *slog.Logger
+	// Callbacks issues the callback URLs of http steps with a callback
+	// block; nil fails such steps (callbacks are not configured).
+	Callbacks CallbackIssuer
+	Logger    *slog.Logger
 }
 
 // HTTPActivity calls registered microservices (and allowed URLs) for http
@@ -63,6 +66,7 @@ type HTTPActivity struct {
 	maxResp       int64
 	timeout       time.Duration
 	hbEvery       time.Duration
+	callbacks     CallbackIssuer
 	log           *slog.Logger
 }
 
@@ -100,6 +104,7 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	a.maxResp = opts.MaxResponseBytes
 	a.timeout = opts.DefaultTimeout
 	a.hbEvery = opts.HeartbeatInterval
+	a.callbacks = opts.Callbacks
 	a.log = opts.Logger
 	a.serviceClient = &http.Client{Transport: serviceTransport, CheckRedirect: sameOriginRedirects}
 	a.urlClient = &http.Client{Transport: urlTransport, CheckRedirect: a.checkURLRedirect}
@@ -188,12 +193,29 @@ func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutp
 	rec.Labels["method"] = method
 	rec.ReqBytes = int64(len(in.Body))
 
+	if in.Callback != nil {
+		rec.Labels["callback"] = "pending"
+		var cerr *callError
+		if in, cerr = a.withCallback(ctx, in, target, attempt); cerr != nil {
+			rec.Outcome, rec.LatencyMS = record.OutcomeError, latencyMS(start, time.Now())
+			rec.SetError(cerr.class, cerr)
+			a.rec.Emit(rec)
+			return HTTPCallOutput{}, temporal.NewApplicationErrorWithOptions(cerr.msg, cerr.class, temporal.ApplicationErrorOptions{
+				NonRetryable: !cerr.retryable, Details: []any{CallErrorDetails{Attempt: attempt}},
+			})
+		}
+	}
 	out, cerr := a.do(ctx, in, method, &rec, hbTimeout)
 	end := time.Now()
 	rec.LatencyMS = latencyMS(start, end)
 	if cerr == nil {
 		rec.Outcome = record.OutcomeOK
 		a.rec.Emit(rec)
+		if in.Callback != nil {
+			// The service accepted the call; it completes the step
+			// through the callback URL (activities/callback).
+			return HTTPCallOutput{}, activity.ErrResultPending
+		}
 		out.Attempt = attempt
 		return out, nil
 	}
@@ -226,6 +248,52 @@ func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutp
 		Cause:        cerr.cause,
 		Details:      []any{CallErrorDetails{Attempt: attempt, StatusCode: cerr.status}},
 	})
+}
+
+// withCallback issues the attempt's callback URL and adds it to the
+// request: header Gateflow-Callback-Url (and -Expires), and the body field
+// the step names.
+func (a *HTTPActivity) withCallback(ctx context.Context, in HTTPCallInput, target string, attempt int32) (HTTPCallInput, *callError) {
+	if a.callbacks == nil {
+		return in, &callError{class: calls.ClassInternal, msg: "this step asks for a callback, but callbacks are not configured on this worker (gateflow.yaml callbacks)"}
+	}
+	if !activity.IsActivity(ctx) {
+		return in, &callError{class: calls.ClassInternal, msg: "a callback needs a Temporal activity"}
+	}
+	info := activity.GetInfo(ctx)
+	if target == "" {
+		target = in.URL
+		if u, err := url.Parse(in.URL); err == nil {
+			target = u.Host
+		}
+	}
+	u, exp, err := a.callbacks.Issue(CallbackTicket{
+		Tenant: in.Meta.Tenant, WorkflowID: info.WorkflowExecution.ID, StepID: in.StepID, Target: target,
+		Attempt: attempt, TaskToken: info.TaskToken, TTL: in.Callback.TTL, Trigger: in.Meta.Labels[calls.LabelTrigger],
+	})
+	if err != nil {
+		return in, &callError{class: calls.ClassInternal, retryable: true, msg: "issue the callback URL: " + err.Error()}
+	}
+	h := make(map[string]string, len(in.Headers)+2)
+	for k, v := range in.Headers {
+		h[k] = v
+	}
+	h[HeaderCallbackURL] = u
+	h[HeaderCallbackExpires] = exp.UTC().Format(time.RFC3339)
+	in.Headers = h
+	if f := in.Callback.BodyField; f != "" {
+		var body map[string]any
+		if err := json.Unmarshal(in.Body, &body); err != nil || body == nil {
+			return in, &callError{class: calls.ClassBadRequest, msg: "callback.body_field needs a JSON object body"}
+		}
+		body[f] = u
+		b, err := json.Marshal(body)
+		if err != nil {
+			return in, &callError{class: calls.ClassBadRequest, msg: "encode the body with the callback URL: " + err.Error()}
+		}
+		in.Body = b
+	}
+	return in, nil
 }
 
 // do sends the request and reads the response; rec gets target, status and

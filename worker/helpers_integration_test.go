@@ -138,7 +138,13 @@ func newServer(t testing.TB) *temporaltest.TestServer {
 // startWorker runs a worker in this process until the test ends.
 func startWorker(t testing.TB, c client.Client, tq string, deps worker.Deps) {
 	t.Helper()
-	w, err := worker.New(c, worker.Options{TaskQueue: tq, StopTimeout: time.Second}, deps)
+	startWorkerWith(t, c, worker.Options{TaskQueue: tq, StopTimeout: time.Second}, deps)
+}
+
+// startWorkerWith is startWorker with options.
+func startWorkerWith(t testing.TB, c client.Client, opts worker.Options, deps worker.Deps) {
+	t.Helper()
+	w, err := worker.New(c, opts, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,8 +27,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/callback"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows"
+	"github.com/gateflow/gateflow/workflows/events"
 )
 
 // update rewrites the stored histories:
@@ -46,6 +50,11 @@ type historyScenario struct {
 	// drive acts on the running orchestration (decisions, cancel).
 	drive   func(t *testing.T, c client.Client, id string)
 	wantErr bool
+	// trigger starts the run as a schedule does (input template, trigger).
+	trigger bool
+	// tenantID gives the run a workflow id in tenant acme's space, as the
+	// ingress does (callback tokens are bound to it).
+	tenantID bool
 }
 
 var historyScenarios = []historyScenario{
@@ -120,6 +129,40 @@ var historyScenarios = []historyScenario{
 			{"id": "a", "kind": "http", "service": "svc", "path": "/echo", "compensate": {"id": "undo_a", "kind": "http", "service": "svc", "path": "/echo"}},
 			{"id": "w", "kind": "wait", "duration": "1h"}
 		]}`},
+	// Event steps: one event sent before its step waits (kept by the
+	// mailbox), one sent while it waits; then a wait that times out.
+	{name: "event_before_and_after", input: `{"order": "o-1"}`, def: `{"name": "events", "version": "1", "steps": [
+			{"id": "nap", "kind": "wait", "duration": "300ms"},
+			{"id": "packed", "kind": "event", "event": "shipping.packed", "match": "${{ input.order }}", "timeout": "1m"},
+			{"id": "shipped", "kind": "event", "event": "shipping.shipped", "match": "${{ input.order }}"},
+			{"id": "late", "kind": "event", "event": "shipping.delivered", "match": "${{ input.order }}", "timeout": "200ms", "on_timeout": "continue"}
+		], "output": {"packed": "${{ steps.packed.output }}", "shipped": "${{ steps.shipped.output.tracking }}", "late": "${{ steps.late.output }}"}}`,
+		drive: func(t *testing.T, c client.Client, id string) {
+			send := events.NewSender(c, "histories")
+			if _, err := send.Send(context.Background(), "acme", events.Event{Name: "shipping.packed", Key: "o-1", Payload: json.RawMessage(`{"box": 3}`)}); err != nil {
+				t.Error(err)
+			}
+			waitFor(t, 20*time.Second, "the shipped step to wait", func() bool {
+				for _, e := range queryStatus(t, c, id).Events {
+					if e.StepID == "shipped" {
+						return true
+					}
+				}
+				return false
+			})
+			if _, err := send.Send(context.Background(), "acme", events.Event{Name: "shipping.shipped", Key: "o-1", Payload: json.RawMessage(`{"tracking": "T1"}`)}); err != nil {
+				t.Error(err)
+			}
+		}},
+	// An http step completed through its callback URL.
+	{name: "http_callback", input: `{}`, tenantID: true, def: `{"name": "async", "version": "1", "steps": [
+			{"id": "render", "kind": "http", "service": "svc", "method": "POST", "path": "/async", "body": {"job": 1},
+			 "callback": {"timeout": "1m"}, "retry": {"max_attempts": 1}}
+		], "output": "${{ steps.render.output.body }}"}`},
+	// A run started by a schedule: input template and firing record.
+	{name: "schedule_input", trigger: true, def: `{"name": "scheduled", "version": "1", "steps": [
+			{"id": "a", "kind": "http", "service": "svc", "path": "/echo", "body": "${{ input }}"}
+		], "output": {"by": "${{ input.by }}"}}`},
 }
 
 // TestRecordHistories runs an orchestration of every step kind and
@@ -130,7 +173,24 @@ func TestRecordHistories(t *testing.T) {
 	c := ts.GetDefaultClient()
 	var mu sync.Mutex
 	seen := map[string]bool{}
+	cbKey := []byte("histories-callback-key")
+	cbSource := func() (callback.Settings, error) {
+		return callback.Settings{BaseURL: "http://callbacks.invalid", Keys: [][]byte{cbKey}}, nil
+	}
+	completer := callback.NewCompleter(c, cbSource, nil)
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/async" {
+			// Accept now, complete a little later through the callback.
+			token := strings.TrimPrefix(r.Header.Get(activities.HeaderCallbackURL), "http://callbacks.invalid"+callback.PathPrefix)
+			go func() {
+				time.Sleep(200 * time.Millisecond)
+				if _, err := completer.Complete(context.Background(), token, callback.Result{Output: map[string]any{"pdf": "done"}}); err != nil {
+					t.Errorf("complete callback: %v", err)
+				}
+			}()
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
 		mu.Lock()
 		first := !seen[r.URL.Path]
 		seen[r.URL.Path] = true
@@ -143,7 +203,8 @@ func TestRecordHistories(t *testing.T) {
 		}
 	}))
 	defer svc.Close()
-	startWorker(t, c, "histories", worker.Deps{
+	startWorkerWith(t, c, worker.Options{TaskQueue: "histories", StopTimeout: time.Second,
+		HTTP: activities.HTTPOptions{Callbacks: callback.NewIssuer(cbSource)}}, worker.Deps{
 		Services: staticServices{"svc": svc.URL},
 		Model: func(ctx context.Context, in activities.ModelCallInput) (activities.ModelCallOutput, error) {
 			return activities.ModelCallOutput{Content: `{"label":"greeting"}`, JSON: map[string]any{"label": "greeting"}, Model: in.Request.Model, Attempt: activity.GetInfo(ctx).Attempt}, nil
@@ -159,6 +220,15 @@ func TestRecordHistories(t *testing.T) {
 		in := orchestration(mustDef(t, sc.def), sc.input)
 		in.ContinueAsNewAfter = sc.canAfter
 		id := "history-" + sc.name
+		if sc.tenantID {
+			id = "acme/" + id
+		}
+		if sc.trigger {
+			in.Input = nil
+			in.Trigger = &workflows.TriggerRef{Kind: "schedule", Name: "nightly", WorkflowIDBase: id}
+			in.InputTemplate = map[string]any{"by": "${{ input.schedule }}", "at": "${{ input.scheduled_time }}"}
+			id += "-2026-01-02T03:04:05Z"
+		}
 		run := start(t, c, "histories", id, in)
 		firstRun := run.GetRunID() // Get follows continue-as-new and moves the run id
 		if sc.drive != nil {

@@ -1,7 +1,7 @@
 // Package worker runs the Temporal worker of Gateflow: the orchestration
-// interpreter, the definition registry workflow, and the activities that
-// make the calls (HTTP microservices, models, MCP tools) and record
-// approvals.
+// interpreter, the definition registry workflow, the event mailboxes, and
+// the activities that make the calls (HTTP microservices, models, MCP
+// tools) and record approvals and schedule firings.
 package worker
 
 import (
@@ -18,6 +18,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/workflows"
+	"github.com/gateflow/gateflow/workflows/events"
 )
 
 // Defaults sized for a small machine (2 cores): activities are I/O-bound
@@ -124,6 +125,9 @@ func New(c client.Client, opts Options, deps Deps) (*Worker, error) {
 		},
 	})
 	Register(wk.w, deps, opts.HTTP)
+	// Event mailboxes start on this task queue and reach Temporal
+	// through this client.
+	events.Register(wk.w, c, opts.TaskQueue)
 	return wk, nil
 }
 
@@ -140,6 +144,8 @@ func Register(r sdkworker.Registry, deps Deps, httpOpts activities.HTTPOptions) 
 	r.RegisterActivityWithOptions(httpAct.Call, activity.RegisterOptions{Name: activities.HTTPCallActivity})
 	approvals := activities.NewApprovalActivity(rec)
 	r.RegisterActivityWithOptions(approvals.Record, activity.RegisterOptions{Name: activities.RecordApprovalActivity})
+	firings := activities.NewTriggerActivity(rec)
+	r.RegisterActivityWithOptions(firings.Record, activity.RegisterOptions{Name: activities.RecordTriggerActivity})
 	if deps.Model != nil {
 		r.RegisterActivityWithOptions(deps.Model, activity.RegisterOptions{Name: activities.ModelCallActivity})
 	}

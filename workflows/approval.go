@@ -10,6 +10,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/events"
 )
 
 // Approval step outcomes (the output's decision).
@@ -363,7 +364,9 @@ func voterName(id Identity) string {
 // validator) and the decision signal reader.
 func (r *run) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, StatusQuery, func() (Status, error) {
-		return r.status.snapshot(r.pending()), nil
+		st := r.status.snapshot(r.pending())
+		st.Events = r.pendingEvents()
+		return st, nil
 	}); err != nil {
 		return fmt.Errorf("register status query: %w", err)
 	}
@@ -380,6 +383,18 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 				return
 			}
 			r.onSignal(gctx, d)
+		}
+	})
+	// Events delivered by mailboxes to event steps (no commands unless
+	// one arrives, so older histories replay unchanged).
+	evCh := workflow.GetSignalChannel(ctx, events.DeliveredSignal)
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		for {
+			var d events.Delivery
+			if !evCh.Receive(gctx, &d) {
+				return
+			}
+			r.onDelivered(gctx, d)
 		}
 	})
 	return nil

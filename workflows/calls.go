@@ -128,6 +128,17 @@ func (r *run) callHTTP(ctx workflow.Context, sc *scope, st *definition.Step, id 
 		in.NonRetryableStatuses = st.Retry.NonRetryableStatuses
 	}
 	opts := callOptions(st, id, DefaultCallStartToClose, true)
+	if cb := st.Callback; cb != nil {
+		if r.eventsVersion(ctx) < eventsV1 {
+			return stepOutcome{}, fmt.Errorf("http callbacks need a newer worker")
+		}
+		// The attempt lasts until the service completes it (or the
+		// callback timeout); the worker does not heartbeat after the
+		// call, so only the service's own heartbeats count.
+		in.Callback = &activities.CallbackRequest{TTL: cb.Timeout.Std(), BodyField: cb.BodyField}
+		opts.StartToCloseTimeout = cb.Timeout.Std() + callGrace
+		opts.HeartbeatTimeout = cb.Heartbeat.Std()
+	}
 	actx := workflow.WithActivityOptions(ctx, opts)
 	var raw json.RawMessage
 	err = workflow.ExecuteActivity(actx, activities.HTTPCallActivity, in).Get(actx, &raw)

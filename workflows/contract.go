@@ -110,7 +110,41 @@ type OrchestrationInput struct {
 	// orchestration continues as new at its next safe point; zero means
 	// DefaultContinueAsNewAfter. Tests lower it.
 	ContinueAsNewAfter int `json:"continue_as_new_after,omitempty"`
+	// Trigger names what started the run when it was not an API call.
+	// Schedules set it (with InputTemplate): the run then records its own
+	// firing (a call record of kind schedule) when it starts.
+	Trigger *TriggerRef `json:"trigger,omitempty"`
+	// InputTemplate, when set, replaces Input: it is evaluated when the
+	// run starts, with input = TriggerEnv (a schedule's id and scheduled
+	// time), so that every firing of a schedule gets its own input.
+	InputTemplate any `json:"input_template,omitempty"`
 }
+
+// TriggerRef names the trigger of a run.
+type TriggerRef struct {
+	// Kind is a trigger call kind (calls.TriggerKinds): "schedule".
+	Kind string `json:"kind"`
+	// Name is the trigger's name (the schedule id, without tenant).
+	Name string `json:"name"`
+	// WorkflowIDBase is the workflow id the schedule starts runs under;
+	// Temporal appends "-<scheduled time>" to it.
+	WorkflowIDBase string `json:"workflow_id_base,omitempty"`
+}
+
+// Keys of the input an InputTemplate sees (input.schedule,
+// input.scheduled_time, input.scheduled_unix_ms).
+const (
+	TriggerEnvSchedule        = "schedule"
+	TriggerEnvScheduledTime   = "scheduled_time"
+	TriggerEnvScheduledUnixMS = "scheduled_unix_ms"
+)
+
+// EventsChange is the workflow.GetVersion change id of the event-driven
+// additions to the interpreter: the event step, http steps with a
+// callback, and schedule runs that evaluate their input and record their
+// firing. Runs without these never reach it, so their histories are
+// unchanged.
+const EventsChange = "gateflow.events"
 
 // DefaultContinueAsNewAfter is the history length (events) after which an
 // orchestration continues as new, well below the server's own limits so
@@ -139,6 +173,8 @@ type (
 	Approvers = wire.Approvers
 	// PendingApproval is an approval step waiting for decisions.
 	PendingApproval = wire.PendingApproval
+	// PendingEvent is an event step waiting for its event.
+	PendingEvent = wire.PendingEvent
 	// Identity is the caller behind a decision.
 	Identity = wire.Identity
 	// Decision is an approver's vote, sent as the DecideUpdate or the
@@ -155,6 +191,7 @@ const (
 	StepPending         = wire.StepPending
 	StepRunning         = wire.StepRunning
 	StepWaitingApproval = wire.StepWaitingApproval
+	StepWaitingEvent    = wire.StepWaitingEvent
 	StepSucceeded       = wire.StepSucceeded
 	StepFailed          = wire.StepFailed
 	StepSkipped         = wire.StepSkipped
@@ -202,4 +239,7 @@ const (
 	// ErrTypeInvalidOrchestration: the workflow input cannot run (bad
 	// input JSON, corrupt continue-as-new state).
 	ErrTypeInvalidOrchestration = "InvalidOrchestration"
+	// ErrTypeEventTimedOut: an event step's timeout passed without its
+	// event (on_timeout: fail).
+	ErrTypeEventTimedOut = "EventTimedOut"
 )

@@ -31,7 +31,21 @@ import (
 // commands emitted for an existing history must be guarded with
 // workflow.GetVersion (the replay test in this package fails otherwise).
 func Orchestration(ctx workflow.Context, in OrchestrationInput) (json.RawMessage, error) {
+	// A run started by a schedule (first run only) evaluates its input
+	// template and records its firing.
+	fired := in.Trigger != nil && in.Carry == nil && workflow.GetVersion(ctx, EventsChange, workflow.DefaultVersion, eventsV1) >= eventsV1
+	var firing triggerStart
+	if fired {
+		in, firing = startTrigger(ctx, in)
+	}
 	r, err := newRun(ctx, in)
+	if fired {
+		if err == nil {
+			err = firing.err
+		}
+		r.events += versionEvents
+		r.recordFiring(ctx, firing, err)
+	}
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidOrchestration, err)
 	}
@@ -98,18 +112,25 @@ type run struct {
 	// first time an http step renders a path template (pathEscapeKnown).
 	pathEscape      workflow.Version
 	pathEscapeKnown bool
+	// eventWaits are the event steps waiting, by subscription token;
+	// eventOrder keeps their tokens in start order; eventSeq numbers the
+	// waits of this run (tokens are unique per run).
+	eventWaits map[string]*eventWait
+	eventOrder []string
+	eventSeq   int
 }
 
 func newRun(ctx workflow.Context, in OrchestrationInput) (*run, error) {
 	r := &run{
-		in:        in,
-		def:       &in.Definition,
-		log:       workflow.GetLogger(ctx),
-		root:      newScope(nil, ""),
-		approvals: map[string]*approvalWait{},
-		canAfter:  in.ContinueAsNewAfter,
-		vars:      map[string]any{},
-		runs:      1,
+		in:         in,
+		def:        &in.Definition,
+		log:        workflow.GetLogger(ctx),
+		root:       newScope(nil, ""),
+		approvals:  map[string]*approvalWait{},
+		eventWaits: map[string]*eventWait{},
+		canAfter:   in.ContinueAsNewAfter,
+		vars:       map[string]any{},
+		runs:       1,
 	}
 	if r.canAfter <= 0 {
 		r.canAfter = DefaultContinueAsNewAfter
@@ -289,6 +310,9 @@ func (r *run) evalOutput() (json.RawMessage, error) {
 // before the run closes, even when the run was cancelled.
 func (r *run) awaitHandlers(ctx workflow.Context) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	// Events delivered to steps that no longer wait go back to their
+	// mailbox before the run closes.
+	r.drainDeliveries(dctx)
 	_ = workflow.Await(dctx, func() bool {
 		return r.recording == 0 && workflow.AllHandlersFinished(dctx)
 	})
@@ -386,6 +410,8 @@ func stepRunner(kind string) func(*run, workflow.Context, *scope, *definition.St
 		return (*run).switchStep
 	case definition.KindWait:
 		return (*run).wait
+	case definition.KindEvent:
+		return (*run).eventStep
 	}
 	return nil
 }

@@ -27,12 +27,41 @@ const (
 	KindApproval Kind = "approval"
 	// KindMCP is a tool call to an MCP server: an attempt of an mcp step.
 	KindMCP Kind = "mcp"
+	// KindSchedule is a firing of a schedule: the orchestration it started
+	// (target: the schedule; latency: how late it started).
+	KindSchedule Kind = "schedule"
+	// KindTopic is a message of a Kafka topic trigger: the orchestration it
+	// started, or why it did not (filtered, duplicate, dead-lettered).
+	KindTopic Kind = "topic"
+	// KindWebhook is a delivery to a webhook (POST /v1/hooks/{name}).
+	KindWebhook Kind = "webhook"
+	// KindEvent is an event delivered to event steps (from the API, a
+	// webhook or a topic trigger; target: the event name).
+	KindEvent Kind = "event"
+	// KindCallback is the asynchronous completion of an http step through
+	// its callback URL (latency: from the call to the completion).
+	KindCallback Kind = "callback"
 )
 
 // Kinds returns every call kind, in documentation order.
 func Kinds() []Kind {
-	return []Kind{KindIngress, KindHTTP, KindModel, KindApproval, KindMCP}
+	return []Kind{KindIngress, KindHTTP, KindModel, KindApproval, KindMCP, KindSchedule, KindTopic, KindWebhook, KindEvent, KindCallback}
 }
+
+// TriggerKinds are the kinds of the records that start or resume
+// orchestrations from outside: schedules, topic messages, webhook
+// deliveries and events. Their records carry the trigger's name in the
+// "trigger" label (LabelTrigger), like every call of the orchestrations
+// they start.
+func TriggerKinds() []Kind {
+	return []Kind{KindSchedule, KindTopic, KindWebhook, KindEvent}
+}
+
+// LabelTrigger is the record label naming what started an orchestration,
+// as "<kind>:<name>" (e.g. "webhook:github-push", "schedule:nightly"): set
+// on the trigger's own record and copied into every call record of the
+// orchestrations it starts, so that analytics can group by trigger.
+const LabelTrigger = "trigger"
 
 // KindNames returns the call kinds as strings, in documentation order (for
 // enums of API documents).
@@ -64,6 +93,7 @@ const (
 	ClassBadOutput        = "bad_output"
 	ClassToolError        = "tool_error"
 	ClassCancelled        = "cancelled"
+	ClassCallback         = "callback"
 )
 
 // Class describes one error class.
@@ -98,6 +128,7 @@ var classes = []Class{
 	{Name: ClassBadOutput, Retryable: true, Doc: "a model answer that is not the JSON the step asked for (another sample usually is)"},
 	{Name: ClassToolError, RecordOnly: true, Doc: "the MCP tool reported its call as failed; the step succeeds with is_error true"},
 	{Name: ClassCancelled, RecordOnly: true, Doc: "the attempt was cancelled"},
+	{Name: ClassCallback, Doc: "the service completed an asynchronous http step (callback) with an error; retried only when it said retryable"},
 }
 
 // Classes returns every error class, in documentation order.

@@ -41,6 +41,13 @@ type Config struct {
 	Models llm.Config `json:"models,omitempty"`
 	// MCPServers are the external MCP servers mcp steps call, by name.
 	MCPServers map[string]MCPServer `json:"mcp_servers,omitempty"`
+	// Schedules, Triggers (Kafka topics) and Webhooks start orchestrations
+	// or send events; Callbacks configures the callback URLs of http steps
+	// (events.go).
+	Schedules map[string]Schedule     `json:"schedules,omitempty"`
+	Triggers  map[string]TopicTrigger `json:"triggers,omitempty"`
+	Webhooks  map[string]Webhook      `json:"webhooks,omitempty"`
+	Callbacks Callbacks               `json:"callbacks,omitempty"`
 }
 
 // Service is a registered microservice.
@@ -231,17 +238,7 @@ func checkFields(tree any, t reflect.Type, path string, problems *[]definition.P
 			return // type errors are reported by the decoder
 		}
 		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "" {
-				name, _, _ = strings.Cut(f.Tag.Get("yaml"), ",")
-			}
-			if !f.IsExported() || name == "-" || name == "" {
-				continue
-			}
-			fields[name] = f.Type
-		}
+		structFields(t, fields)
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -271,6 +268,26 @@ func checkFields(tree any, t reflect.Type, path string, problems *[]definition.P
 		for i, v := range l {
 			checkFields(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), problems)
 		}
+	}
+}
+
+// structFields adds the JSON fields of struct t to fields, those of
+// embedded structs included (encoding/json flattens them).
+func structFields(t reflect.Type, fields map[string]reflect.Type) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name, _, _ = strings.Cut(f.Tag.Get("yaml"), ",")
+		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			structFields(f.Type, fields)
+			continue
+		}
+		if !f.IsExported() || name == "-" || name == "" {
+			continue
+		}
+		fields[name] = f.Type
 	}
 }
 
@@ -373,6 +390,7 @@ func (c *Config) validate() []definition.Problem {
 		}
 		c.MCPServers[name] = m
 	}
+	ps = append(ps, c.validateEvents()...)
 	return ps
 }
 

@@ -55,6 +55,20 @@ var calls = source{
 		quantilesTDigestState(` + tdigestLevels + `)(latency_ms) AS latency_q`,
 }
 
+// triggerCalls are the calls that carry a trigger label, with rollups
+// keyed by trigger (migration 0006).
+var triggerCalls = source{
+	levels: []level{
+		{schema.TableTriggers1d, "day", 24 * time.Hour},
+		{schema.TableTriggers1h, "hour", time.Hour},
+		{schema.TableTriggers1m, "minute", time.Minute},
+		{schema.TableCalls, "ts", rawGran},
+	},
+	rollupCols: calls.rollupCols,
+	rawCols:    calls.rawCols,
+	rawWhere:   "trigger != ''",
+}
+
 // tokens reads only the token sums of calls (TokensSince).
 var tokens = source{
 	levels:     calls.levels,

@@ -97,14 +97,24 @@ const (
 	ByModel      = report.ByModel
 	ByDefinition = report.ByDefinition
 	ByStep       = report.ByStep
+	ByTrigger    = report.ByTrigger
 )
 
 // dimension is a whitelisted group-by: its SQL expression and the fixed
 // condition it implies. Both read the same columns in the raw table and
-// in the rollups.
+// in the rollups of its source (calls unless src says otherwise).
 type dimension struct {
 	expr  string
 	where string
+	src   *source
+}
+
+// sourceOf is the source a dimension's questions read.
+func (d dimension) sourceOf() source {
+	if d.src != nil {
+		return *d.src
+	}
+	return calls
 }
 
 var dimensions = map[Dimension]dimension{
@@ -115,6 +125,7 @@ var dimensions = map[Dimension]dimension{
 	ByModel:      {expr: "target", where: "kind = 'model'"},
 	ByDefinition: {expr: "definition", where: "definition != ''"},
 	ByStep:       {expr: "step_id", where: "step_id != ''"},
+	ByTrigger:    {expr: "trigger", src: &triggerCalls},
 }
 
 // Dimensions lists the accepted group-by values, for help texts.
@@ -237,7 +248,7 @@ func (r TrendRequest) build() (string, clickhouse.Parameters, error) {
 	if dim.where != "" {
 		conds = append(conds, dim.where)
 	}
-	union := b.union(calls, []period{{f.From, f.To, 0}}, r.Interval, dim.expr, f.Tenant, conds)
+	union := b.union(dim.sourceOf(), []period{{f.From, f.To, 0}}, r.Interval, dim.expr, f.Tenant, conds)
 	sql := `SELECT t, g, ` + statsSQL + `
 FROM (
 	` + union + `
@@ -342,7 +353,7 @@ func (r TopRequest) build() (string, clickhouse.Parameters, error) {
 	if dim.where != "" {
 		conds = append(conds, dim.where)
 	}
-	union := b.union(calls, []period{{f.From, f.To, 0}}, "", dim.expr, f.Tenant, conds)
+	union := b.union(dim.sourceOf(), []period{{f.From, f.To, 0}}, "", dim.expr, f.Tenant, conds)
 	limit := b.param("limit", "UInt32", strconv.Itoa(r.Limit))
 	sql := `SELECT g, toFloat64(` + order + `) AS v, calls_, errors_, timeouts_, tin_, tout_, cost_, lsum_, lmax_, q_
 FROM (
@@ -485,7 +496,7 @@ func (r CompareRequest) build() (string, clickhouse.Parameters, error) {
 	if dim.where != "" {
 		conds = append(conds, dim.where)
 	}
-	union := b.union(calls, []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, f.Tenant, conds)
+	union := b.union(dim.sourceOf(), []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, f.Tenant, conds)
 	sql := `SELECT g, p, ` + statsSQL + `
 FROM (
 	` + union + `

@@ -189,6 +189,15 @@ func setup(t *testing.T) fixture {
 	// Three whole UTC days and a bit, so that questions read every level.
 	start := time.Now().UTC().Add(-4 * 24 * time.Hour).Truncate(24 * time.Hour)
 	recs := callgen.New(42, start, 3*24*time.Hour+5*time.Hour).Generate(60_000)
+	// A seventh of the calls belong to orchestrations started by triggers.
+	for i := range recs {
+		if i%7 == 0 {
+			if recs[i].Labels == nil {
+				recs[i].Labels = map[string]string{}
+			}
+			recs[i].Labels[calls.LabelTrigger] = []string{"webhook:gh", "schedule:nightly", "topic:orders"}[i%3]
+		}
+	}
 	rows := make([]sink.Row, len(recs))
 	for i, r := range recs {
 		rows[i] = sink.Row{Record: r, Topic: "t", Partition: int32(i % 3), Offset: int64(i)}
@@ -274,6 +283,31 @@ func checkQueries(t *testing.T, fx fixture, from, to time.Time) {
 		want := map[key]*agg{}
 		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Definition != "" }) {
 			k := key{time.UnixMilli(r.TS).UTC().Truncate(24 * time.Hour), r.Definition}
+			if want[k] == nil {
+				want[k] = &agg{}
+			}
+			want[k].add(r)
+		}
+		if len(pts) != len(want) {
+			t.Fatalf("%d points, want %d", len(pts), len(want))
+		}
+		for _, p := range pts {
+			checkStats(t, p.Time.String()+" "+p.Group, p.Stats, want[key{p.Time, p.Group}])
+		}
+	})
+
+	t.Run("trend per hour by trigger", func(t *testing.T) {
+		pts, err := fx.q.Trend(ctx, query.TrendRequest{Filter: f, Interval: query.Hour, GroupBy: query.ByTrigger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type key struct {
+			hour    time.Time
+			trigger string
+		}
+		want := map[key]*agg{}
+		for _, r := range fx.each(from, to, func(r record.Record) bool { return r.Labels[calls.LabelTrigger] != "" }) {
+			k := key{time.UnixMilli(r.TS).UTC().Truncate(time.Hour), r.Labels[calls.LabelTrigger]}
 			if want[k] == nil {
 				want[k] = &agg{}
 			}

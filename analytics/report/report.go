@@ -34,11 +34,17 @@ const (
 	ByModel      Dimension = "model"
 	ByDefinition Dimension = "definition"
 	ByStep       Dimension = "step"
+	// ByTrigger groups by what started the orchestrations ("<kind>:<name>",
+	// e.g. "webhook:github-push"): the calls of orchestrations started by
+	// a schedule, topic trigger, webhook or event, and the triggers' own
+	// records. Calls of orchestrations started through the API have none
+	// and are left out.
+	ByTrigger Dimension = "trigger"
 )
 
 // Dimensions lists the accepted group-by values, for help texts.
 func Dimensions() []Dimension {
-	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep}
+	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep, ByTrigger}
 }
 
 // Stats are the aggregates of a set of calls.

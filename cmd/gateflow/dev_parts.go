@@ -81,6 +81,9 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	}
 	if seeded {
 		env.Log.Info("seeded the config dir from the examples", "dir", configDir)
+		if err := pointCallbacksAt(configDir, env.IngressAddr); err != nil {
+			return err
+		}
 	}
 	if env.DemoServices {
 		if err := startDemo(ctx, env, configDir, seeded); err != nil {
@@ -94,6 +97,9 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	devKey, _, err := auth.SetupDevKey(env.DataDir, os.Getenv("GATEFLOW_DEV_KEY"), out)
 	if err != nil {
 		return fmt.Errorf("dev API key: %w", err)
+	}
+	if err := setupDevEventSecrets(env.DataDir); err != nil {
+		return err
 	}
 
 	temporal := flagDefaults((*temporalConfig).bind)
@@ -167,6 +173,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	case <-time.After(devIngressReadyTimeout):
 		return errors.New("the ingress did not start listening within 30s; see the log")
 	}
+	env.AddSummary(devEventsSummary())
 	env.AddSummary("Config dir", configDir+" (edits apply within a second)")
 	env.AddSummary("API key", "tenant dev, every role; in "+filepath.Join(env.DataDir, auth.DevKeyFile)+" (the CLI reads it)")
 	return nil

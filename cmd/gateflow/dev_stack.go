@@ -186,10 +186,10 @@ func (st *devStack) start(ctx context.Context, cfg devConfig, dataDir, logDir st
 	k, kafkaErr := embedded.StartKafka(embedded.KafkaOptions{
 		DataDir: filepath.Join(dataDir, "kafka"),
 		Port:    cfg.KafkaPort,
-		Topics: []embedded.Topic{
+		Topics: append([]embedded.Topic{
 			{Name: devCallsTopic, Partitions: 6, Retention: devTopicRetention},
 			{Name: devDLQTopic, Partitions: 1, Retention: devTopicRetention},
-		},
+		}, devDemoTopics...),
 		Logger: log.With("part", "kafka"),
 	})
 	st.kafka = k

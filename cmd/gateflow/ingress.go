@@ -272,6 +272,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
 		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
 		analyticsapi.Routes(analytics, analyticsapi.Options{}),
+		eventsRoutes(c, reg, cfg.Temporal.TaskQueue, orch, prod, log),
 	}, append(codecRoutes, cfg.Groups...)...)
 	for _, g := range groups {
 		if err := srv.Mount(g); err != nil {

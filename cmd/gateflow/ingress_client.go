@@ -211,6 +211,9 @@ func printStatus(w io.Writer, st client.Status) error {
 		fmt.Fprintf(w, "waiting for approval: step %s (%s, %d of %d votes)\n", p.StepID,
 			approversText(p.Approvers.Roles, p.Approvers.Users), len(p.Votes), p.Quorum)
 	}
+	for _, e := range st.Events {
+		fmt.Fprintf(w, "waiting for event: step %s waits for %s with key %q (gateflow events send %s %s)\n", e.StepID, e.Event, e.Key, e.Event, e.Key)
+	}
 	if len(st.Output) > 0 {
 		fmt.Fprintf(w, "output: %s\n", st.Output)
 	}

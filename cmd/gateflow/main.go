@@ -42,10 +42,12 @@ func newRootCmd() *cobra.Command {
 		newIngressCmd(),
 		newWorkerCmd(),
 		newSinkCmd(),
+		newTriggersCmd(),
 		newClickHouseChildCmd(),
 	)
 	root.AddCommand(newAPICmds()...)
 	root.AddCommand(newKeysCmd(), newAnalyticsCmd())
+	root.AddCommand(newSchedulesCmd(), newEventsCmd(), newProduceCmd())
 	return root
 }
 

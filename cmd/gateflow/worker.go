@@ -15,6 +15,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/gateflow/gateflow/activities"
+	"github.com/gateflow/gateflow/activities/callback"
 	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/worker"
@@ -48,6 +49,9 @@ type workerConfig struct {
 	StopTimeout time.Duration
 	// MetricsListen serves /healthz, /readyz and /metrics; empty disables.
 	MetricsListen string
+	// Triggers runs the topic triggers and reconciles the configured
+	// schedules in this process (false when `gateflow triggers` does).
+	Triggers bool
 	// Metrics (set by code, not flags: gateflow dev) is the registry to
 	// use instead of one of the worker's own.
 	Metrics *prometheus.Registry
@@ -65,6 +69,7 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.HTTPTimeout, "http-timeout", activities.DefaultHTTPTimeout, "timeout of one HTTP attempt when neither the step nor the service sets one")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", worker.DefaultStopTimeout, "how long running activities may finish on shutdown")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9465", "address of /healthz, /readyz and /metrics (empty: disabled)")
+	fs.BoolVar(&c.Triggers, "triggers", true, "also run the topic triggers and reconcile the schedules of gateflow.yaml (false when a `gateflow triggers` process does)")
 }
 
 func (c workerConfig) validate() error {
@@ -184,6 +189,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		HTTP: activities.HTTPOptions{
 			MaxResponseBytes: cfg.MaxResponseBytes,
 			DefaultTimeout:   cfg.HTTPTimeout,
+			Callbacks:        callback.NewIssuer(reg.CallbackSettings),
 		},
 		Logger: log.With("component", "worker"),
 	}, worker.Deps{
@@ -197,6 +203,18 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.Triggers {
+		codec, err := cfg.Temporal.payloadCodec()
+		if err != nil {
+			return err
+		}
+		stopTriggers, err := runTriggers(ctx, triggerParts{Client: c, Registry: reg, TaskQueue: cfg.Temporal.TaskQueue,
+			Codec: codec, Kafka: cfg.Kafka, Transport: transport, Recorder: prod, Metrics: own, Log: log.With("component", "triggers")})
+		if err != nil {
+			return err
+		}
+		defer stopTriggers()
 	}
 	if cfg.MetricsListen != "" {
 		stop, err := serveProbes(cfg.MetricsListen, "worker", metrics, func(ctx context.Context) map[string]error {

@@ -12,10 +12,14 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gateflow/gateflow/activities/callback"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/definition/yamlread"
+	"github.com/gateflow/gateflow/workflows/events"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
+	"github.com/gateflow/gateflow/workflows/schedules"
+	"github.com/gateflow/gateflow/workflows/triggers"
 )
 
 // FromError maps any error to the API error. This is the ONE place where
@@ -73,6 +77,9 @@ func FromError(err error) *api.Error {
 	case errors.Is(err, context.Canceled):
 		return &api.Error{Status: api.StatusClientClosed, Code: "client_closed_request", Message: "the client went away", Details: []api.Detail{}}
 	}
+	if e := eventError(err); e != nil {
+		return e
+	}
 	for _, kind := range []error{orchestrator.ErrNotFound, orchestrator.ErrConflict, orchestrator.ErrForbidden, orchestrator.ErrInvalid, orchestrator.ErrUnavailable} {
 		if errors.Is(err, kind) {
 			return kindError(kind, err.Error())
@@ -111,4 +118,45 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header()[k] = v
 	}
 	api.WriteJSON(w, e.Status, api.Body{Error: e})
+}
+
+// eventErrors map the sentinels of schedules, webhooks, events and
+// callbacks. Public messages (webhooks, callbacks) say what is wrong
+// without configuration details.
+var eventErrors = []struct {
+	err    error
+	status int
+	code   string
+	// msg replaces the error's own message when set.
+	msg string
+}{
+	{schedules.ErrNotFound, http.StatusNotFound, "schedule_not_found", ""},
+	{schedules.ErrExists, http.StatusConflict, "schedule_exists", ""},
+	{schedules.ErrManaged, http.StatusConflict, "managed_by_config", ""},
+	{schedules.ErrInvalid, http.StatusBadRequest, "invalid_request", ""},
+	{triggers.ErrUnknownHook, http.StatusNotFound, "hook_not_found", ""},
+	{triggers.ErrUnauthorized, http.StatusUnauthorized, "invalid_signature", ""},
+	{triggers.ErrTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large", ""},
+	{triggers.ErrHookMisconfigured, http.StatusInternalServerError, "internal", "internal error"},
+	{triggers.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "the delivery could not be accepted now; retry it"},
+	{triggers.ErrPoison, http.StatusUnprocessableEntity, "delivery_not_handled", ""},
+	{events.ErrNoWaiter, http.StatusNotFound, "no_waiting_step", ""},
+	{events.ErrInvalid, http.StatusBadRequest, "invalid_event", ""},
+	{callback.ErrInvalidToken, http.StatusUnauthorized, "invalid_callback", "the callback URL is not valid"},
+	{callback.ErrExpired, http.StatusGone, "callback_expired", "the callback URL has expired"},
+	{callback.ErrNotFound, http.StatusNotFound, "callback_not_found", "nothing waits for this callback: it was completed already, or its step timed out or was retried"},
+	{callback.ErrNotConfigured, http.StatusNotFound, "callback_not_found", "callbacks are not configured"},
+}
+
+func eventError(err error) *api.Error {
+	for _, m := range eventErrors {
+		if errors.Is(err, m.err) {
+			msg := m.msg
+			if msg == "" {
+				msg = err.Error()
+			}
+			return &api.Error{Status: m.status, Code: m.code, Message: msg, Details: []api.Detail{}}
+		}
+	}
+	return nil
 }

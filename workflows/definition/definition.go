@@ -33,12 +33,13 @@ const (
 	KindForeach  = "foreach"
 	KindSwitch   = "switch"
 	KindWait     = "wait"
+	KindEvent    = "event"
 )
 
 // stepKinds describes every step kind, in documentation order; each entry
 // is in its kind_*.go file. Parse, Validate and JSONSchema follow from it
 // (see kinds.go).
-var stepKinds = []*stepKind{&httpKind, &modelKind, &approvalKind, &parallelKind, &foreachKind, &switchKind, &waitKind, &mcpKind}
+var stepKinds = []*stepKind{&httpKind, &modelKind, &approvalKind, &parallelKind, &foreachKind, &switchKind, &waitKind, &mcpKind, &eventKind}
 
 // Definition is one version of an orchestration.
 type Definition struct {
@@ -89,6 +90,8 @@ type Step struct {
 	Query           map[string]string `json:"query,omitempty"`
 	Body            any               `json:"body,omitempty"`
 	SuccessStatuses []int             `json:"success_statuses,omitempty"`
+	// Callback makes the step complete asynchronously (see Callback).
+	Callback *Callback `json:"callback,omitempty"`
 
 	// model
 	Model          string         `json:"model,omitempty"`
@@ -128,6 +131,10 @@ type Step struct {
 	// time or Unix milliseconds.
 	Duration Duration `json:"duration,omitempty"`
 	Until    string   `json:"until,omitempty"`
+
+	// event: Event is the event name, Match the correlation key template.
+	Event string `json:"event,omitempty"`
+	Match string `json:"match,omitempty"`
 
 	// mcp
 	Server    string `json:"server,omitempty"`

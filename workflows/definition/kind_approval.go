@@ -26,7 +26,7 @@ var approvalKind = stepKind{
 	fields: []field{
 		{name: "approvers", typ: tObject, obj: approversSpec},
 		quorumField,
-		{name: "on_timeout", typ: tString, enum: []string{OnTimeoutReject, OnTimeoutApprove, OnTimeoutEscalate}},
+		onTimeoutField,
 		{name: "on_reject", typ: tString, enum: []string{OnRejectFail, OnRejectContinue},
 			desc: "fail (default): a rejection fails the orchestration and runs compensations; continue: the step succeeds with decision \"rejected\" and later steps branch on steps.<id>.output.decision."},
 		{name: "escalate_to", typ: tObject, obj: approversSpec},

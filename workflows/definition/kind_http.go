@@ -27,6 +27,7 @@ var httpKind = stepKind{
 		{name: "success_statuses", typ: tList, elem: &statusBounds, desc: "Statuses that count as success; default 2xx."},
 		timeoutField,
 		retryField,
+		{name: "callback", typ: tObject, obj: callbackSpec},
 	},
 	oneOf:        []string{"service", "url"},
 	compensation: true,
@@ -81,6 +82,9 @@ func (v *validator) httpStep(s *Step, path string, ctx exprCtx) {
 	}
 	for i, st := range s.SuccessStatuses {
 		v.bounds(fmt.Sprintf("%s.success_statuses[%d]", path, i), &statusBounds, float64(st))
+	}
+	if s.Callback != nil {
+		v.callback(path+".callback", s.Callback, s.Body)
 	}
 }
 

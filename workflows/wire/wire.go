@@ -22,6 +22,7 @@ const (
 	StepPending         StepState = "pending"
 	StepRunning         StepState = "running"
 	StepWaitingApproval StepState = "waiting-approval"
+	StepWaitingEvent    StepState = "waiting-event"
 	StepSucceeded       StepState = "succeeded"
 	StepFailed          StepState = "failed"
 	StepSkipped         StepState = "skipped"
@@ -53,8 +54,10 @@ type Status struct {
 	ClosedAt   *time.Time        `json:"closed_at,omitempty"`
 	Steps      []StepStatus      `json:"steps"`
 	Pending    []PendingApproval `json:"pending_approvals,omitempty"`
-	Output     json.RawMessage   `json:"output,omitempty"`
-	Error      string            `json:"error,omitempty"`
+	// Events are the event steps waiting for an event now.
+	Events []PendingEvent  `json:"pending_events,omitempty"`
+	Output json.RawMessage `json:"output,omitempty"`
+	Error  string          `json:"error,omitempty"`
 	// Seq increases with every change, so watchers can detect changes cheaply.
 	Seq int64 `json:"seq"`
 }
@@ -86,6 +89,17 @@ type PendingApproval struct {
 	Since     time.Time  `json:"since"`
 	Deadline  *time.Time `json:"deadline,omitempty"`
 	Escalated bool       `json:"escalated,omitempty"`
+}
+
+// PendingEvent is an event step waiting for its event: POST /v1/events
+// with this name and key (or a webhook or topic trigger producing it)
+// resumes it.
+type PendingEvent struct {
+	StepID   string     `json:"step_id"`
+	Event    string     `json:"event"`
+	Key      string     `json:"key"`
+	Since    time.Time  `json:"since"`
+	Deadline *time.Time `json:"deadline,omitempty"`
 }
 
 // Identity is the caller behind a decision, as authenticated by the ingress.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // maxBody bounds a request body of the demo services.
@@ -260,7 +261,24 @@ func (p *payments) charge(w http.ResponseWriter, r *http.Request) {
 // newShipping: POST /shipments creates a shipment label.
 func newShipping() http.Handler {
 	mux := http.NewServeMux()
-	about(mux, Shipping, "POST /shipments {reference, approved_by} creates a shipment.")
+	about(mux, Shipping, "POST /shipments {reference, approved_by} creates a shipment; POST /pickups {order_id, callback_url} books a pickup and confirms it a second later by POSTing to callback_url.")
+	mux.HandleFunc("POST /pickups", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			OrderID     string `json:"order_id"`
+			CallbackURL string `json:"callback_url"`
+		}
+		if _, ok := readJSON(w, r, &in); !ok {
+			return
+		}
+		if in.OrderID == "" || in.CallbackURL == "" {
+			writeError(w, http.StatusBadRequest, "bad_request", "order_id and callback_url are required")
+			return
+		}
+		// Asynchronous like a real carrier: accepted now, confirmed
+		// through the callback URL later.
+		go confirmPickup(in.CallbackURL, in.OrderID)
+		writeJSON(w, http.StatusAccepted, map[string]any{"order_id": in.OrderID, "status": "booking"})
+	})
 	mux.HandleFunc("POST /shipments", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			Reference  string `json:"reference"`
@@ -280,6 +298,26 @@ func newShipping() http.Handler {
 		})
 	})
 	return mux
+}
+
+// confirmPickup completes a pickup booking through its callback URL, a
+// second after the call, retrying a few times.
+func confirmPickup(callbackURL, orderID string) {
+	body, _ := json.Marshal(map[string]any{"output": map[string]any{
+		"pickup_id": "pck-" + shortHash(orderID), "order_id": orderID, "carrier": "demo-post", "window": "tomorrow 9-12",
+	}})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for attempt := range 5 {
+		time.Sleep(time.Duration(attempt+1) * time.Second)
+		resp, err := client.Post(callbackURL, "application/json", bytes.NewReader(body))
+		if err != nil {
+			continue
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode < 500 {
+			return
+		}
+	}
 }
 
 // maxNotifications is how many notifications GET /notifications keeps.
