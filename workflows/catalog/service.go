@@ -304,11 +304,16 @@ func (s *Service) Create(ctx context.Context, c Caller, req wire.CreateAPIReques
 	if e := CheckCreate(req); e != nil {
 		return nil, e
 	}
+	// Names are global: a name known taken is refused before anything
+	// else (the claim below decides races).
+	if a, ok := s.rm.API(req.Name); ok {
+		if a.Owner == c.Tenant {
+			return nil, newError(ErrConflict, "api_exists", "API %q already exists", req.Name)
+		}
+		return nil, newError(ErrConflict, "name_taken", "the API name %q is taken; choose another", req.Name)
+	}
 	if err := s.checkTarget(ctx, c.Tenant, req.Name, req.Kind, "version", &req.Version); err != nil {
 		return nil, err
-	}
-	if a, ok := s.rm.API(req.Name); ok && a.Owner == c.Tenant {
-		return nil, newError(ErrConflict, "api_exists", "API %q already exists", req.Name)
 	}
 	names := replicated.Entity{ID: NamesWorkflowID, Type: NamesWorkflow, TaskQueue: s.taskQueue, Input: NamesInput{}}
 	if err := replicated.Update(ctx, s.c, names, UpdateClaimName, ClaimInput{Name: req.Name, Owner: c.Tenant}, nil); err != nil {
