@@ -107,6 +107,10 @@ type EntityInput struct {
 	// Keys and Outbox are set only by continue-as-new.
 	Keys   []Key              `json:"keys,omitempty"`
 	Outbox *replicated.Outbox `json:"outbox,omitempty"`
+	// ContinueAsNewAfter is the number of changes after which a run
+	// continues as new (0: replicated.ContinueAsNewAfter); in the input so
+	// that a replay decides as the run did.
+	ContinueAsNewAfter int `json:"continue_as_new_after,omitempty"`
 }
 
 const errType = "KeysRefused"
@@ -180,10 +184,7 @@ func checkDisable(keys map[string]*Key, in DisableInput) error {
 
 // Entity is a tenant's keys workflow. Changes that alter the commands of
 // an existing history must be guarded with workflow.GetVersion.
-type Entity struct {
-	// ContinueAsNewAfter overrides replicated.ContinueAsNewAfter (tests).
-	ContinueAsNewAfter int
-}
+type Entity struct{}
 
 // Run is the workflow function.
 func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
@@ -199,7 +200,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		out.Topic = DefaultTopic
 	}
 	handled := 0
-	limit := e.ContinueAsNewAfter
+	limit := in.ContinueAsNewAfter
 	if limit <= 0 {
 		limit = replicated.ContinueAsNewAfter
 	}
@@ -256,7 +257,8 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 	if err := replicated.DrainForContinueAsNew(ctx, out); err != nil {
 		return err
 	}
-	return workflow.NewContinueAsNewError(ctx, EntityWorkflow, EntityInput{Tenant: in.Tenant, Topic: out.Topic, Keys: list(), Outbox: out})
+	return workflow.NewContinueAsNewError(ctx, EntityWorkflow, EntityInput{Tenant: in.Tenant, Topic: out.Topic, Keys: list(), Outbox: out,
+		ContinueAsNewAfter: in.ContinueAsNewAfter})
 }
 
 // sortedIDs returns the ids sorted: the order of the map's iteration does

@@ -21,6 +21,11 @@ type EntityInput struct {
 	// State is the gzip-compressed JSON of savedState, set only by
 	// continue-as-new.
 	State []byte `json:"state,omitempty"`
+	// ContinueAsNewAfter is the number of changes after which a run
+	// continues as new (0: replicated.ContinueAsNewAfter); in the input,
+	// not in the worker, so that a replay decides as the run did. Tests
+	// lower it.
+	ContinueAsNewAfter int `json:"continue_as_new_after,omitempty"`
 }
 
 // savedState is what a run hands to the next one.
@@ -60,10 +65,7 @@ type Snapshot struct {
 // Changes to this code that alter the commands of an existing history must
 // be guarded with workflow.GetVersion; the replay test replays recorded
 // histories (testdata/histories).
-type Entity struct {
-	// ContinueAsNewAfter overrides replicated.ContinueAsNewAfter (tests).
-	ContinueAsNewAfter int
-}
+type Entity struct{}
 
 // Run is the workflow function.
 func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
@@ -88,7 +90,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		out.Topic = DefaultTopic
 	}
 	handled := 0
-	limit := e.ContinueAsNewAfter
+	limit := in.ContinueAsNewAfter
 	if limit <= 0 {
 		limit = replicated.ContinueAsNewAfter
 	}
@@ -229,7 +231,7 @@ func (e *Entity) Run(ctx workflow.Context, in EntityInput) error {
 		return err
 	}
 	log.Info("catalogue continues as new", "owner", st.owner, "apis", len(st.apis), "subscriptions", len(st.subs), "pending", len(out.Pending))
-	return workflow.NewContinueAsNewError(ctx, EntityWorkflow, EntityInput{Owner: st.owner, Topic: out.Topic, State: state})
+	return workflow.NewContinueAsNewError(ctx, EntityWorkflow, EntityInput{Owner: st.owner, Topic: out.Topic, State: state, ContinueAsNewAfter: in.ContinueAsNewAfter})
 }
 
 // apply publishes the result of a rule that succeeded; a rule that failed

@@ -74,7 +74,7 @@ func newEnv(t *testing.T, e *Entity, pub *published) *testsuite.TestWorkflowEnvi
 // decision, a revocation, and continue-as-new carrying everything.
 func TestEntityFlow(t *testing.T) {
 	pub := &published{}
-	env := newEnv(t, &Entity{ContinueAsNewAfter: 6}, pub)
+	env := newEnv(t, &Entity{}, pub)
 	var started []SubscriptionInput
 	env.RegisterWorkflowWithOptions(func(_ workflow.Context, in SubscriptionInput) error {
 		started = append(started, in)
@@ -106,7 +106,7 @@ func TestEntityFlow(t *testing.T) {
 	step(8*time.Second, func() {
 		env.UpdateWorkflow(UpdateAddVersion, "v", cb(&last), AddVersionInput{API: "invoices", Spec: wire.APIVersionSpec{Version: "2", Target: wire.APITarget{Definition: "invoice", DefinitionVersion: "2"}}})
 	})
-	env.ExecuteWorkflow(EntityWorkflow, EntityInput{Owner: "acme", Topic: "t"})
+	env.ExecuteWorkflow(EntityWorkflow, EntityInput{Owner: "acme", Topic: "t", ContinueAsNewAfter: 6})
 
 	if created.rejected != nil || created.err != nil || created.res.API == nil || !created.res.Published || len(created.res.Records) != 1 {
 		t.Fatalf("create: %+v", created)

@@ -27,13 +27,12 @@ type NamesInput struct {
 	// State is the gzip-compressed JSON of the claims (name -> owner), set
 	// only by continue-as-new.
 	State []byte `json:"state,omitempty"`
+	// ContinueAsNewAfter: see EntityInput.
+	ContinueAsNewAfter int `json:"continue_as_new_after,omitempty"`
 }
 
 // Names is the name-claims workflow.
-type Names struct {
-	// ContinueAsNewAfter overrides replicated.ContinueAsNewAfter (tests).
-	ContinueAsNewAfter int
-}
+type Names struct{}
 
 func checkClaim(claims map[string]string, in ClaimInput) error {
 	switch owner, taken := claims[in.Name]; {
@@ -56,7 +55,7 @@ func (n *Names) Run(ctx workflow.Context, in NamesInput) error {
 		}
 	}
 	handled := 0
-	limit := n.ContinueAsNewAfter
+	limit := in.ContinueAsNewAfter
 	if limit <= 0 {
 		limit = replicated.ContinueAsNewAfter
 	}
@@ -89,5 +88,5 @@ func (n *Names) Run(ctx workflow.Context, in NamesInput) error {
 	if err != nil {
 		return fmt.Errorf("encode name claims: %w", err)
 	}
-	return workflow.NewContinueAsNewError(ctx, NamesWorkflow, NamesInput{State: state})
+	return workflow.NewContinueAsNewError(ctx, NamesWorkflow, NamesInput{State: state, ContinueAsNewAfter: in.ContinueAsNewAfter})
 }
