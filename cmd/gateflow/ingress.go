@@ -286,7 +286,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	groups := append([]api.Group{
 		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
-		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
+		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp"), Catalog: replicas.catalog}).Routes(),
 		analyticsapi.Routes(analytics, analyticsapi.Options{OwnedAPIs: ownedAPIs(replicas.catalog)}),
 		catalogapi.Routes(replicas.catalog, catalogapi.Options{Runners: catalog.Runners{Orchestrations: orch, Prompts: runner, Models: gw}}),
 		keysapi.Routes(keys, replicas.keys, log.With("component", "keys-api")),

@@ -46,6 +46,7 @@ func newRootCmd() *cobra.Command {
 	)
 	root.AddCommand(newAPICmds()...)
 	root.AddCommand(newKeysCmd(), newAnalyticsCmd())
+	root.AddCommand(newCatalogCmd(), newSubscribeCmd(), newSubscriptionsCmd(), newAPIKeysCmd())
 	return root
 }
 
