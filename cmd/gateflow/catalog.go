@@ -38,6 +38,29 @@ func (c *replicationConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KeysTopic, "keys-topic", apikeys.DefaultTopic, "compacted topic replicating API-created keys (hashes) to every ingress (created compacted if missing)")
 }
 
+// quotaConfig tunes the plan quotas of the catalogue (docs/CATALOG.md).
+type quotaConfig struct {
+	IngestLag time.Duration
+	CacheTTL  time.Duration
+}
+
+func (c *quotaConfig) bind(fs *pflag.FlagSet) {
+	d := catalog.NewQuotas(nil, nil, catalog.QuotaPolicy{}).Policy()
+	fs.DurationVar(&c.IngestLag, "quota-ingest-lag", d.IngestLag, "how long a call record may take to reach ClickHouse: quotas count this replica's calls of that window locally (other replicas' calls of it are the possible overshoot)")
+	fs.DurationVar(&c.CacheTTL, "quota-cache-ttl", d.CacheTTL, "how long a quota's ClickHouse figure is reused")
+}
+
+func (c quotaConfig) validate() error {
+	if c.IngestLag < 0 || c.CacheTTL <= 0 {
+		return errors.New("--quota-ingest-lag must not be negative and --quota-cache-ttl must be positive")
+	}
+	return nil
+}
+
+func (c quotaConfig) policy() catalog.QuotaPolicy {
+	return catalog.QuotaPolicy{IngestLag: c.IngestLag, CacheTTL: c.CacheTTL}
+}
+
 func (c replicationConfig) validate() error {
 	switch {
 	case c.CatalogTopic == "" || c.KeysTopic == "":

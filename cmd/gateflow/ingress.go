@@ -50,6 +50,8 @@ type ingressConfig struct {
 	// Replication names the compacted topics of the catalogue and the
 	// API-created keys.
 	Replication replicationConfig
+	// Quota tunes the plan quotas of the catalogue.
+	Quota quotaConfig
 	// Listen is the HTTP listen address.
 	Listen string
 	// KeysFile holds the API key hashes; reloaded on SIGHUP.
@@ -98,6 +100,7 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	c.Kafka.bind(fs)
 	c.ClickHouse.bind(fs)
 	c.Replication.bind(fs)
+	c.Quota.bind(fs)
 	fs.StringVar(&c.Listen, "listen", d.Addr, "HTTP listen address of the API")
 	fs.StringVar(&c.KeysFile, "keys-file", defaultKeysFile, "API keys file (hashes only; `gateflow keys create` adds keys); reloaded on SIGHUP or change")
 	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP or change")
@@ -123,7 +126,7 @@ func defaultIngressConfig() ingressConfig {
 }
 
 func (c ingressConfig) validate() error {
-	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate(), c.validateCodec(), c.Replication.validate()}
+	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate(), c.validateCodec(), c.Replication.validate(), c.Quota.validate()}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: want host:port", c.Listen))
 	}
@@ -240,7 +243,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
 	// The catalogue and the API-created keys, replicated to this replica.
 	replicas, err := startReplicas(bgCtx, cfg.Replication, cfg.Kafka, transport, c, cfg.Temporal.TaskQueue, reg, orch,
-		catalog.NewQuotas(analytics, cfg.QuotaClock, catalog.QuotaPolicy{}), keys, log)
+		catalog.NewQuotas(analytics, cfg.QuotaClock, cfg.Quota.policy()), keys, log)
 	if err != nil {
 		return err
 	}
