@@ -152,6 +152,12 @@ func (s *Server) accessLog(r *http.Request, info *api.RequestInfo, rs *routeSpec
 	if info.WorkflowID != "" {
 		attrs = append(attrs, slog.String("workflow_id", info.WorkflowID))
 	}
+	if info.API != "" {
+		attrs = append(attrs, slog.String("api", info.API), slog.String("api_version", info.APIVersion))
+		if info.Consumer != "" {
+			attrs = append(attrs, slog.String("consumer", info.Consumer), slog.String("consumer_app", info.ConsumerApp))
+		}
+	}
 	if info.Err != nil && status >= 400 {
 		attrs = append(attrs, slog.String("error", info.Err.Error()))
 	}
@@ -170,6 +176,10 @@ func (s *Server) emitRecord(r *http.Request, info *api.RequestInfo, target strin
 	rec.ReqBytes, rec.RespBytes = in, out
 	rec.Definition, rec.Version = info.Definition, info.Version
 	rec.Labels = map[string]string{"request_id": info.RequestID}
+	rec.API, rec.APIVersion, rec.Consumer, rec.ConsumerApp = info.API, info.APIVersion, info.Consumer, info.ConsumerApp
+	if info.APIState != "" && info.APIState != "published" {
+		rec.Labels[record.LabelAPIState] = info.APIState
+	}
 	if p := info.Principal; p != nil {
 		rec.Tenant, rec.KeyID = p.Tenant, p.KeyID
 		if info.WorkflowID != "" {

@@ -69,6 +69,28 @@ var triggerCalls = source{
 	rawWhere:   "trigger != ''",
 }
 
+// apiCalls is the catalogue's family: calls to APIs of the catalogue
+// (migration 0007), with the same figures as calls.
+var apiCalls = source{
+	levels: []level{
+		{schema.TableAPICalls1d, "day", 24 * time.Hour},
+		{schema.TableAPICalls1h, "hour", time.Hour},
+		{schema.TableAPICalls1m, "minute", time.Minute},
+		{schema.TableCalls, "ts", rawGran},
+	},
+	rollupCols: calls.rollupCols,
+	rawCols:    calls.rawCols,
+	rawWhere:   "api != ''",
+}
+
+// apiCount reads only the number of catalogue calls (quotas).
+var apiCount = source{
+	levels:     apiCalls.levels,
+	rollupCols: `calls`,
+	rawCols:    `count() AS calls`,
+	rawWhere:   "api != ''",
+}
+
 // tokens reads only the token sums of calls (TokensSince).
 var tokens = source{
 	levels:     calls.levels,
@@ -175,10 +197,36 @@ func (b *builder) param(name, typ, value string) string {
 	return "{" + name + ":" + typ + "}"
 }
 
+// tenantScope restricts a question to the rows of a tenant.
+func (b *builder) tenantScope(tenant string) string {
+	return "tenant = " + b.param("tenant", "String", tenant)
+}
+
+// catalogScope restricts a question on the catalogue's family to what the
+// tenant may see: its calls as a consumer, and every call to the APIs it
+// owns.
+func (b *builder) catalogScope(tenant string, owned []string) string {
+	cond := "consumer = " + b.param("tenant", "String", tenant)
+	if len(owned) > 0 {
+		quoted := make([]string, len(owned))
+		for i, a := range owned {
+			quoted[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(a) + "'"
+		}
+		cond += " OR api IN " + b.param("owned", "Array(String)", "["+strings.Join(quoted, ",")+"]")
+	}
+	return "(" + cond + ")"
+}
+
 // filterConds returns the conditions of f other than tenant and time, as
 // parameters. kindTarget is false for sources without those columns.
 func (b *builder) filterConds(f Filter, kindTarget bool) []string {
 	var out []string
+	if f.API != "" {
+		out = append(out, "api = "+b.param("api", "String", f.API))
+	}
+	if f.Consumer != "" {
+		out = append(out, "consumer = "+b.param("consumer", "String", f.Consumer))
+	}
 	if kindTarget {
 		if f.Kind != "" {
 			out = append(out, "kind = "+b.param("kind", "String", f.Kind))
@@ -221,9 +269,9 @@ func bucketSQL(l level, i Interval) string {
 // union returns one SELECT per segment of each period, joined by UNION ALL.
 // Each yields t (the interval bucket, or 0 when interval is ""), p (the
 // period), g (the group, from groupSQL), the source's keys, and its
-// partial aggregates. conds apply to every segment.
-func (b *builder) union(src source, periods []period, interval Interval, groupSQL string, tenant string, conds []string) string {
-	tenantP := b.param("tenant", "String", tenant)
+// partial aggregates. scope (tenantScope, catalogScope, or "" for
+// internal questions) and conds apply to every segment.
+func (b *builder) union(src source, periods []period, interval Interval, groupSQL string, scope string, conds []string) string {
 	var parts []string
 	for _, per := range periods {
 		levels := src.levels
@@ -233,7 +281,10 @@ func (b *builder) union(src source, periods []period, interval Interval, groupSQ
 		for _, seg := range plan(per.from, per.to, levels) {
 			i := b.n
 			b.n++
-			where := []string{"tenant = " + tenantP}
+			var where []string
+			if scope != "" {
+				where = append(where, scope)
+			}
 			if seg.raw() {
 				from := b.param("s"+strconv.Itoa(i)+"_from", "Int64", strconv.FormatInt(seg.from.UnixMilli(), 10))
 				to := b.param("s"+strconv.Itoa(i)+"_to", "Int64", strconv.FormatInt(seg.to.UnixMilli(), 10))

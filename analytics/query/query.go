@@ -98,6 +98,11 @@ const (
 	ByDefinition = report.ByDefinition
 	ByStep       = report.ByStep
 	ByTrigger    = report.ByTrigger
+	// The catalogue dimensions: see report.ByAPI.
+	ByAPI         = report.ByAPI
+	ByAPIVersion  = report.ByAPIVersion
+	ByConsumer    = report.ByConsumer
+	ByConsumerApp = report.ByConsumerApp
 )
 
 // dimension is a whitelisted group-by: its SQL expression and the fixed
@@ -126,6 +131,12 @@ var dimensions = map[Dimension]dimension{
 	ByDefinition: {expr: "definition", where: "definition != ''"},
 	ByStep:       {expr: "step_id", where: "step_id != ''"},
 	ByTrigger:    {expr: "trigger", src: &triggerCalls},
+	// Read from the catalogue's family (apiCalls), in its rollups and in
+	// the raw table alike.
+	ByAPI:         {expr: "api"},
+	ByAPIVersion:  {expr: "concat(api, '@', api_version)"},
+	ByConsumer:    {expr: "consumer"},
+	ByConsumerApp: {expr: "concat(consumer, '/', consumer_app)"},
 }
 
 // Dimensions lists the accepted group-by values, for help texts.
@@ -141,6 +152,34 @@ type Filter struct {
 	Target     string    `json:"target,omitempty"`
 	Definition string    `json:"definition,omitempty"`
 	StepID     string    `json:"step_id,omitempty"`
+	// API and Consumer narrow to calls of the catalogue (docs/CATALOG.md).
+	API      string `json:"api,omitempty"`
+	Consumer string `json:"consumer,omitempty"`
+	// OwnedAPIs are the APIs the tenant owns (from the catalogue): a
+	// question on the catalogue's calls shows the tenant its own calls as a
+	// consumer and every call to these APIs.
+	OwnedAPIs []string `json:"-"`
+}
+
+// family picks the rows a question reads: the catalogue's rollups when it
+// groups by or filters on a catalogue dimension, else the calls rollups;
+// and the scope of the tenant in them. The catalogue rollups have no
+// target, definition or step.
+func (f Filter) family(b *builder, dim Dimension) (source, string, error) {
+	if !report.IsAPIDimension(dim) && f.API == "" && f.Consumer == "" {
+		return dimensions[dim].sourceOf(), b.tenantScope(f.Tenant), nil
+	}
+	switch {
+	case f.Target != "":
+		return source{}, "", invalid("target", "does not apply to questions on APIs of the catalogue")
+	case f.Definition != "":
+		return source{}, "", invalid("definition", "does not apply to questions on APIs of the catalogue")
+	case f.StepID != "":
+		return source{}, "", invalid("step", "does not apply to questions on APIs of the catalogue")
+	case dim == ByTarget || dim == ByService || dim == ByModel || dim == ByDefinition || dim == ByStep || dim == ByTrigger:
+		return source{}, "", invalid("by", "%s does not apply with api or consumer filters", dim)
+	}
+	return apiCalls, b.catalogScope(f.Tenant, f.OwnedAPIs), nil
 }
 
 // normalize validates f and returns it in UTC with millisecond times.
@@ -244,11 +283,15 @@ func (r TrendRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("group_by", "%q: want one of %s", r.GroupBy, dimensionNames())
 	}
 	b := newBuilder()
+	src, scope, err := f.family(b, r.GroupBy)
+	if err != nil {
+		return "", nil, err
+	}
 	conds := b.filterConds(f, true)
 	if dim.where != "" {
 		conds = append(conds, dim.where)
 	}
-	union := b.union(dim.sourceOf(), []period{{f.From, f.To, 0}}, r.Interval, dim.expr, f.Tenant, conds)
+	union := b.union(src, []period{{f.From, f.To, 0}}, r.Interval, dim.expr, scope, conds)
 	sql := `SELECT t, g, ` + statsSQL + `
 FROM (
 	` + union + `
@@ -349,11 +392,15 @@ func (r TopRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("limit", "%d: want 1..%d", r.Limit, MaxLimit)
 	}
 	b := newBuilder()
+	src, scope, err := f.family(b, r.By)
+	if err != nil {
+		return "", nil, err
+	}
 	conds := b.filterConds(f, true)
 	if dim.where != "" {
 		conds = append(conds, dim.where)
 	}
-	union := b.union(dim.sourceOf(), []period{{f.From, f.To, 0}}, "", dim.expr, f.Tenant, conds)
+	union := b.union(src, []period{{f.From, f.To, 0}}, "", dim.expr, scope, conds)
 	limit := b.param("limit", "UInt32", strconv.Itoa(r.Limit))
 	sql := `SELECT g, toFloat64(` + order + `) AS v, calls_, errors_, timeouts_, tin_, tout_, cost_, lsum_, lmax_, q_
 FROM (
@@ -421,7 +468,7 @@ func approvalsSQL(f Filter) (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("target", "does not apply to approvals")
 	}
 	b := newBuilder()
-	union := b.union(approvals, []period{{f.From, f.To, 0}}, "", "role", f.Tenant, b.filterConds(f, false))
+	union := b.union(approvals, []period{{f.From, f.To, 0}}, "", "role", b.tenantScope(f.Tenant), b.filterConds(f, false))
 	sql := `SELECT g, sum(decisions),
 	sumIf(decisions, decision = 'approve'), sumIf(decisions, decision = 'reject'), sumIf(decisions, decision = 'timeout'),
 	sum(turnaround_sum), max(turnaround_max),
@@ -492,11 +539,15 @@ func (r CompareRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("from", "the previous period starts before 2000")
 	}
 	b := newBuilder()
+	src, scope, err := f.family(b, r.By)
+	if err != nil {
+		return "", nil, err
+	}
 	conds := b.filterConds(f, true)
 	if dim.where != "" {
 		conds = append(conds, dim.where)
 	}
-	union := b.union(dim.sourceOf(), []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, f.Tenant, conds)
+	union := b.union(src, []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, scope, conds)
 	sql := `SELECT g, p, ` + statsSQL + `
 FROM (
 	` + union + `
@@ -591,7 +642,7 @@ func tokensSinceSQL(tenant string, since time.Time) (string, clickhouse.Paramete
 	// The end is a day boundary so that the future side costs one segment.
 	to := since.Add(tokensHorizon).Truncate(24 * time.Hour)
 	b := newBuilder()
-	union := b.union(tokens, []period{{since, to, 0}}, "", "''", tenant, nil)
+	union := b.union(tokens, []period{{since, to, 0}}, "", "''", b.tenantScope(tenant), nil)
 	sql := `SELECT toInt64(sum(tokens_in) + sum(tokens_out))
 FROM (
 	` + union + `
@@ -637,7 +688,7 @@ func (r CacheRequest) build() (string, clickhouse.Parameters, error) {
 	if f.Target != "" {
 		conds = append(conds, "target = "+b.param("target", "String", f.Target))
 	}
-	union := b.union(modelCache, []period{{f.From, f.To, 0}}, "", group, f.Tenant, conds)
+	union := b.union(modelCache, []period{{f.From, f.To, 0}}, "", group, b.tenantScope(f.Tenant), conds)
 	sql := `SELECT g, sum(lookups), sum(hits), sum(cost_saved_usd), sum(cost_usd)
 FROM (
 	` + union + `
@@ -673,6 +724,43 @@ func (q *Querier) Cache(ctx context.Context, req CacheRequest) ([]CacheStats, er
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// APICalls counts the calls served under a grant (api, consumer, app) in
+// [from, to), exact to the millisecond: the whole days, hours and minutes
+// from the catalogue rollups, the edges from the raw table. For quotas.
+func (q *Querier) APICalls(ctx context.Context, api, consumer, app string, from, to time.Time) (int64, error) {
+	sql, params, err := apiCallsSQL(api, consumer, app, from, to)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := q.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithParameters(params)), sql).Scan(&n); err != nil {
+		return 0, fmt.Errorf("calls of %s by %s/%s: %w", api, consumer, app, err)
+	}
+	return n, nil
+}
+
+func apiCallsSQL(api, consumer, app string, from, to time.Time) (string, clickhouse.Parameters, error) {
+	if api == "" || consumer == "" {
+		return "", nil, invalid("api", "api and consumer are required")
+	}
+	from, to = from.UTC().Truncate(time.Millisecond), to.UTC().Truncate(time.Millisecond)
+	if from.Year() < 2000 || to.Year() >= 2100 {
+		return "", nil, invalid("from", "outside 2000..2099")
+	}
+	b := newBuilder()
+	conds := []string{"api = " + b.param("api", "String", api), "consumer = " + b.param("consumer", "String", consumer),
+		"consumer_app = " + b.param("app", "String", app)}
+	union := b.union(apiCount, []period{{from, to, 0}}, "", "''", "", conds)
+	if union == "" {
+		return "SELECT toInt64(0)", b.params, nil
+	}
+	sql := `SELECT toInt64(sum(calls))
+FROM (
+	` + union + `
+)`
+	return sql, b.params, nil
 }
 
 // Tables returns the tables a question reads, sorted by name (for tests,

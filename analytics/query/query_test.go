@@ -272,3 +272,44 @@ func TestFieldErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestCatalogQuestions: grouping or filtering by a catalogue dimension
+// reads the catalogue rollups, scoped to the caller's calls as consumer
+// and the calls to its own APIs; caller values stay parameters; filters
+// the catalogue rollups cannot answer are refused.
+func TestCatalogQuestions(t *testing.T) {
+	f := Filter{Tenant: evil, From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC),
+		API: evil + "a", Consumer: evil + "c", OwnedAPIs: []string{"invoices", "quotes"}}
+	for _, by := range []Dimension{ByAPI, ByAPIVersion, ByConsumer, ByConsumerApp} {
+		sql, params, err := TopRequest{Filter: f, By: by, Metric: ByCalls, Limit: 5}.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(sql, "OR 1=1") || params["api"] != evil+"a" || params["consumer"] != evil+"c" || params["owned"] != "['invoices','quotes']" {
+			t.Fatalf("%s: params %v\n%s", by, params, sql)
+		}
+		if !strings.Contains(sql, "(consumer = {tenant:String} OR api IN {owned:Array(String)})") {
+			t.Fatalf("%s: scope missing:\n%s", by, sql)
+		}
+	}
+	tables, err := Tables(TrendRequest{Filter: Filter{Tenant: "acme", From: f.From, To: f.To.Add(90 * time.Minute)}, Interval: Hour, GroupBy: ByConsumer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(tables, ",") != "api_calls_1h,api_calls_1m" {
+		t.Fatalf("tables %v", tables)
+	}
+	for _, bad := range []Filter{{Target: "x"}, {Definition: "x"}, {StepID: "x"}} {
+		bad.Tenant, bad.From, bad.To = "acme", f.From, f.To
+		if _, _, err := (TopRequest{Filter: bad, By: ByAPI, Metric: ByCalls, Limit: 1}).build(); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v accepted with a catalogue dimension", bad)
+		}
+	}
+	if _, _, err := (TopRequest{Filter: Filter{Tenant: "acme", From: f.From, To: f.To, API: "x"}, By: ByModel, Metric: ByCalls, Limit: 1}).build(); !errors.Is(err, ErrInvalid) {
+		t.Error("by model with an api filter accepted")
+	}
+	sql, params, err := apiCallsSQL("invoices", "beta", "", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 5, 12, 30, 1, 0, time.UTC))
+	if err != nil || params["app"] != "" || !strings.Contains(sql, "api_calls_1d") || !strings.Contains(sql, "consumer_app = {app:String}") || strings.Contains(sql, "tenant") {
+		t.Fatalf("quota count: %v %v\n%s", params, err, sql)
+	}
+}

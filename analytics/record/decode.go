@@ -65,12 +65,17 @@ const (
 	fErrorClass
 	fErrorMsg
 	fLabels
+	fAPI
+	fAPIVersion
+	fConsumer
+	fConsumerApp
 	numFields
 )
 
 var fieldNames = [numFields]string{"schema", "id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms", "request_bytes",
-	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class", "error_message", "labels"}
+	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class", "error_message", "labels",
+	"api", "api_version", "consumer", "consumer_app"}
 
 func fieldOf(key string) int {
 	switch key {
@@ -126,6 +131,14 @@ func fieldOf(key string) int {
 		return fErrorMsg
 	case "labels":
 		return fLabels
+	case "api":
+		return fAPI
+	case "api_version":
+		return fAPIVersion
+	case "consumer":
+		return fConsumer
+	case "consumer_app":
+		return fConsumerApp
 	}
 	return -1
 }
@@ -286,6 +299,14 @@ func (d *decoder) field(r *Record, f int) bool {
 		r.ErrorMsg, ok = d.str()
 	case fLabels:
 		r.Labels, ok = d.labels()
+	case fAPI:
+		r.API, ok = d.str()
+	case fAPIVersion:
+		r.APIVersion, ok = d.str()
+	case fConsumer:
+		r.Consumer, ok = d.str()
+	case fConsumerApp:
+		r.ConsumerApp, ok = d.str()
 	}
 	return ok
 }

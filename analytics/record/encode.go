@@ -20,6 +20,10 @@ const (
 	LabelDecision = "decision"
 	// LabelUser is the user name of an approval's decider, when known.
 	LabelUser = "user"
+	// LabelAPIState is set on calls to a catalogue API version that is
+	// not plainly published: "deprecated" (or "draft", the owner's test
+	// calls).
+	LabelAPIState = "api_state"
 )
 
 // ErrDecode marks a message that is not a valid record; the sink sends such
@@ -94,6 +98,10 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		}
 		b = append(b, '}')
 	}
+	b = appendStringField(b, "api", r.API, true)
+	b = appendStringField(b, "api_version", r.APIVersion, true)
+	b = appendStringField(b, "consumer", r.Consumer, true)
+	b = appendStringField(b, "consumer_app", r.ConsumerApp, true)
 	return append(b, '}')
 }
 

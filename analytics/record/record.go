@@ -70,6 +70,14 @@ type Record struct {
 	ErrorClass   string            `json:"error_class,omitempty"`
 	ErrorMsg     string            `json:"error_message,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	// API and APIVersion name the catalogue API a call was made to;
+	// Consumer and ConsumerApp who it served (the consumer tenant and the
+	// app of its grant), set once the call was admitted. Empty for calls
+	// outside the catalogue.
+	API         string `json:"api,omitempty"`
+	APIVersion  string `json:"api_version,omitempty"`
+	Consumer    string `json:"consumer,omitempty"`
+	ConsumerApp string `json:"consumer_app,omitempty"`
 }
 
 // New returns a record of the given kind started at start, with a fresh id

@@ -40,11 +40,25 @@ const (
 	// records. Calls of orchestrations started through the API have none
 	// and are left out.
 	ByTrigger Dimension = "trigger"
+	// The catalogue dimensions (docs/CATALOG.md): the API called, its
+	// version ("api@version"), the consumer tenant served, and its app
+	// ("consumer/app"; "consumer/" for a tenant-wide grant). They read the
+	// catalogue rollups, which hold the calls to the caller's own APIs
+	// (all consumers) and the caller's own calls as a consumer.
+	ByAPI         Dimension = "api"
+	ByAPIVersion  Dimension = "api_version"
+	ByConsumer    Dimension = "consumer"
+	ByConsumerApp Dimension = "consumer_app"
 )
 
 // Dimensions lists the accepted group-by values, for help texts.
 func Dimensions() []Dimension {
-	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep, ByTrigger}
+	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep, ByTrigger, ByAPI, ByAPIVersion, ByConsumer, ByConsumerApp}
+}
+
+// IsAPIDimension reports whether d is one of the catalogue dimensions.
+func IsAPIDimension(d Dimension) bool {
+	return d == ByAPI || d == ByAPIVersion || d == ByConsumer || d == ByConsumerApp
 }
 
 // Stats are the aggregates of a set of calls.
@@ -136,6 +150,8 @@ type Scope struct {
 	Target     string    `json:"target,omitempty"`
 	Definition string    `json:"definition,omitempty"`
 	Step       string    `json:"step,omitempty"`
+	API        string    `json:"api,omitempty"`
+	Consumer   string    `json:"consumer,omitempty"`
 }
 
 // TrendResponse answers GET /v1/analytics/trend.

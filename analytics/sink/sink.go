@@ -623,7 +623,8 @@ func (w *idWindow) add(id uuid.UUID) {
 var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms",
 	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class",
-	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset"}
+	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset",
+	"api", "api_version", "consumer", "consumer_app"}
 
 // InsertSQL is the raw insert statement, shared with the benchmark that
 // compares the pipeline with a bare insert.
@@ -680,6 +681,7 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		labels                                              = make([]map[string]string, n)
 		schemaV                                             = make([]uint8, n)
 		partition                                           = make([]int32, n)
+		apiName, apiVer, consumer, consumerApp              = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
 	for i := range rows {
 		r := &rows[i]
@@ -697,6 +699,7 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		}
 		schemaV[i] = uint8(r.Schema)
 		topic[i], partition[i], offset[i] = r.Topic, r.Partition, r.Offset
+		apiName[i], apiVer[i], consumer[i], consumerApp[i] = r.API, r.APIVersion, r.Consumer, r.ConsumerApp
 	}
 	batch, err := conn.PrepareBatch(ctx, InsertSQL)
 	if err != nil {
@@ -704,7 +707,8 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 	}
 	defer batch.Close()
 	cols := []any{id, ts, tenant, keyID, kind, target, wf, run, def, ver, stp, attempt, status, outcome,
-		latency, reqB, respB, tokIn, tokOut, cost, cache, saved, errClass, errMsg, labels, schemaV, topic, partition, offset}
+		latency, reqB, respB, tokIn, tokOut, cost, cache, saved, errClass, errMsg, labels, schemaV, topic, partition, offset,
+		apiName, apiVer, consumer, consumerApp}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
 			return fmt.Errorf("insert column %s: %w", insertColumns[i], err)

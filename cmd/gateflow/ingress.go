@@ -25,10 +25,13 @@ import (
 	"github.com/gateflow/gateflow/ingress/analyticsapi"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/catalogapi"
 	"github.com/gateflow/gateflow/ingress/chatapi"
+	"github.com/gateflow/gateflow/ingress/keysapi"
 	"github.com/gateflow/gateflow/ingress/mcpserver"
 	"github.com/gateflow/gateflow/ingress/promptapi"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
+	"github.com/gateflow/gateflow/workflows/catalog"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 	"github.com/gateflow/gateflow/workflows/payloadcodec"
@@ -44,6 +47,11 @@ type ingressConfig struct {
 	Temporal   temporalConfig
 	Kafka      kafkaConfig
 	ClickHouse clickhouseConfig
+	// Replication names the compacted topics of the catalogue and the
+	// API-created keys.
+	Replication replicationConfig
+	// Quota tunes the plan quotas of the catalogue.
+	Quota quotaConfig
 	// Listen is the HTTP listen address.
 	Listen string
 	// KeysFile holds the API key hashes; reloaded on SIGHUP.
@@ -81,6 +89,9 @@ type ingressConfig struct {
 	Ready []ingress.ReadyCheck
 	// OnListen is called with the bound address once the server listens.
 	OnListen func(addr string)
+	// QuotaClock is the clock of the catalogue's plan quotas (nil:
+	// time.Now); tests move it to the next day.
+	QuotaClock func() time.Time
 }
 
 func (c *ingressConfig) bind(fs *pflag.FlagSet) {
@@ -88,6 +99,8 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	c.Temporal.bind(fs)
 	c.Kafka.bind(fs)
 	c.ClickHouse.bind(fs)
+	c.Replication.bind(fs)
+	c.Quota.bind(fs)
 	fs.StringVar(&c.Listen, "listen", d.Addr, "HTTP listen address of the API")
 	fs.StringVar(&c.KeysFile, "keys-file", defaultKeysFile, "API keys file (hashes only; `gateflow keys create` adds keys); reloaded on SIGHUP or change")
 	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP or change")
@@ -113,7 +126,7 @@ func defaultIngressConfig() ingressConfig {
 }
 
 func (c ingressConfig) validate() error {
-	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate(), c.validateCodec()}
+	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate(), c.validateCodec(), c.Replication.validate(), c.Quota.validate()}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: want host:port", c.Listen))
 	}
@@ -221,6 +234,19 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	// The model gateway: /v1/chat/completions, prompt APIs and MCP tools.
+	analytics := query.New(ch)
+	gw, err := newModelGateway(bgCtx, reg, analytics, prod, log)
+	if err != nil {
+		return err
+	}
+	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
+	// The catalogue and the API-created keys, replicated to this replica.
+	replicas, err := startReplicas(bgCtx, cfg.Replication, cfg.Kafka, transport, c, cfg.Temporal.TaskQueue, reg, orch,
+		catalog.NewQuotas(analytics, cfg.QuotaClock, cfg.Quota.policy()), keys, log)
+	if err != nil {
+		return err
+	}
 	ready := append([]ingress.ReadyCheck{
 		{Name: "temporal", Check: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
@@ -230,7 +256,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 			return cfg.Kafka.reachable(ctx, transport)
 		}},
 		{Name: "clickhouse", Optional: true, Check: func(ctx context.Context) error { return ch.Ping(ctx) }},
-	}, cfg.Ready...)
+	}, append(replicas.ready, cfg.Ready...)...)
 
 	srv, err := ingress.New(ingress.Deps{
 		Orchestrator: orch,
@@ -260,18 +286,13 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	// The model gateway: /v1/chat/completions, prompt APIs and MCP tools.
-	analytics := query.New(ch)
-	gw, err := newModelGateway(bgCtx, reg, analytics, prod, log)
-	if err != nil {
-		return err
-	}
-	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
 	groups := append([]api.Group{
 		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
-		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
-		analyticsapi.Routes(analytics, analyticsapi.Options{}),
+		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp"), Catalog: replicas.catalog}).Routes(),
+		analyticsapi.Routes(analytics, analyticsapi.Options{OwnedAPIs: ownedAPIs(replicas.catalog)}),
+		catalogapi.Routes(replicas.catalog, catalogapi.Options{Runners: catalog.Runners{Orchestrations: orch, Prompts: runner, Models: gw}}),
+		keysapi.Routes(keys, replicas.keys, log.With("component", "keys-api")),
 		eventsRoutes(c, reg, cfg.Temporal.TaskQueue, orch, prod, log),
 	}, append(codecRoutes, cfg.Groups...)...)
 	for _, g := range groups {

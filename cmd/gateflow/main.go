@@ -48,6 +48,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newAPICmds()...)
 	root.AddCommand(newKeysCmd(), newAnalyticsCmd())
 	root.AddCommand(newSchedulesCmd(), newEventsCmd(), newProduceCmd())
+	root.AddCommand(newCatalogCmd(), newSubscribeCmd(), newSubscriptionsCmd(), newAPIKeysCmd())
 	return root
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/worker/sdkmetrics"
 	"github.com/gateflow/gateflow/workflows/registry"
+	"github.com/gateflow/gateflow/workflows/replicated"
 )
 
 // workerConfig configures `gateflow worker`: the Temporal worker running
@@ -30,6 +31,9 @@ type workerConfig struct {
 	Kafka    kafkaConfig
 	// ClickHouse is read for tenants' token spend (model budgets).
 	ClickHouse clickhouseConfig
+	// Replication names the compacted topics the catalogue and keys
+	// entities publish to.
+	Replication replicationConfig
 	// ConfigDir holds gateflow.yaml (services, tenants, models) and
 	// definitions/*.yaml; reloaded on SIGHUP and when its files change
 	// (polled every ReloadInterval).
@@ -61,6 +65,7 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 	c.Temporal.bind(fs)
 	c.Kafka.bind(fs)
 	c.ClickHouse.bind(fs)
+	c.Replication.bind(fs)
 	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP or change")
 	bindReloadInterval(fs, &c.ReloadInterval)
 	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/worker", "directory where call records wait while Kafka is unreachable")
@@ -73,7 +78,7 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 }
 
 func (c workerConfig) validate() error {
-	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate()}
+	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate(), c.Replication.validate()}
 	if c.ConfigDir == "" {
 		errs = append(errs, errors.New("--config-dir: must not be empty"))
 	}
@@ -180,6 +185,10 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	model := activities.NewModelActivity(gw, activities.ModelOptions{})
+	// The catalogue's and the keys' entities publish through this writer.
+	ensureReplicatedTopics(ctx, cfg.Replication, cfg.Kafka, transport, log)
+	pub := replicated.NewPublisher(replicated.PublisherConfig{Brokers: cfg.Kafka.Brokers, Transport: transport})
+	defer pub.Close()
 	mcp := activities.NewMCPActivity(reg, prod, activities.MCPOptions{Logger: log.With("component", "mcp-activity")})
 
 	w, err := worker.New(c, worker.Options{
@@ -199,6 +208,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		MCP:      mcp.Call,
 		Register: []func(sdkworker.Registry){
 			func(r sdkworker.Registry) { registry.RegisterWorkflows(r, reg) },
+			registerReplicated(c, cfg.Temporal.TaskQueue, cfg.Replication, pub),
 		},
 	})
 	if err != nil {

@@ -40,7 +40,8 @@ type Querier interface {
 type Scope = report.Scope
 
 func scopeOf(f query.Filter) Scope {
-	return Scope{Tenant: f.Tenant, From: f.From, To: f.To, Kind: f.Kind, Target: f.Target, Definition: f.Definition, Step: f.StepID}
+	return Scope{Tenant: f.Tenant, From: f.From, To: f.To, Kind: f.Kind, Target: f.Target, Definition: f.Definition, Step: f.StepID,
+		API: f.API, Consumer: f.Consumer}
 }
 
 // The answers, declared with the analytics vocabulary in analytics/report
@@ -66,11 +67,16 @@ type (
 type Options struct {
 	// Now is the clock for relative times; nil means time.Now.
 	Now func() time.Time
+	// OwnedAPIs lists the catalogue APIs a tenant owns: questions grouped
+	// by or filtered on api, api_version, consumer or consumer_app show a
+	// tenant its own calls as a consumer and every call to these APIs.
+	// nil: only its calls as a consumer.
+	OwnedAPIs func(tenant string) []string
 }
 
 // Routes returns the analytics group: mount it with ingress.Server.Mount.
 func Routes(q Querier, opts Options) api.Group {
-	h := &handlers{q: q, now: opts.Now}
+	h := &handlers{q: q, now: opts.Now, owned: opts.OwnedAPIs}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -84,8 +90,17 @@ func Routes(q Querier, opts Options) api.Group {
 }
 
 type handlers struct {
-	q   Querier
-	now func() time.Time
+	q     Querier
+	now   func() time.Time
+	owned func(tenant string) []string
+}
+
+// scoped fills in the APIs the tenant owns, for catalogue questions.
+func (h *handlers) scoped(f query.Filter) query.Filter {
+	if h.owned != nil {
+		f.OwnedAPIs = h.owned(f.Tenant)
+	}
+	return f
 }
 
 var analysts = []auth.Role{auth.RoleAnalyst}
@@ -137,7 +152,7 @@ func answerError(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %w", errUnavailable, err)
 }
 
-var filterParams = []string{"from", "to", "kind", "target", "definition", "step"}
+var filterParams = []string{"from", "to", "kind", "target", "definition", "step", "api", "consumer"}
 
 func with(base []string, more ...string) []string {
 	return append(append([]string(nil), base...), more...)
@@ -151,7 +166,7 @@ func (h *handlers) trend(r *http.Request, tenant string, now time.Time) (any, er
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	pts, err := h.q.Trend(r.Context(), query.TrendRequest{Filter: f, Interval: interval, GroupBy: groupBy})
+	pts, err := h.q.Trend(r.Context(), query.TrendRequest{Filter: h.scoped(f), Interval: interval, GroupBy: groupBy})
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +182,7 @@ func (h *handlers) top(r *http.Request, tenant string, now time.Time) (any, erro
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	items, err := h.q.Top(r.Context(), query.TopRequest{Filter: f, By: by, Metric: metric, Limit: limit})
+	items, err := h.q.Top(r.Context(), query.TopRequest{Filter: h.scoped(f), By: by, Metric: metric, Limit: limit})
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +226,7 @@ func (h *handlers) compare(r *http.Request, tenant string, now time.Time) (any, 
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	groups, err := h.q.Compare(r.Context(), query.CompareRequest{Filter: f, By: by})
+	groups, err := h.q.Compare(r.Context(), query.CompareRequest{Filter: h.scoped(f), By: by})
 	if err != nil {
 		return nil, err
 	}

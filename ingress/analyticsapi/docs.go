@@ -118,6 +118,8 @@ func filterParamDocs() []api.Param {
 		{Name: "target", In: "query", Description: "Only calls to this target (route, service, provider/model, server/tool).", Schema: str()},
 		{Name: "definition", In: "query", Description: "Only calls of this definition.", Schema: str()},
 		{Name: "step", In: "query", Description: "Only calls of this step.", Schema: str()},
+		{Name: "api", In: "query", Description: "Only calls to this catalogue API (read from the catalogue rollups: your calls as a consumer and every call to your APIs).", Schema: str()},
+		{Name: "consumer", In: "query", Description: "Only calls served to this consumer tenant (catalogue rollups).", Schema: str()},
 	}
 }
 
@@ -127,7 +129,8 @@ func intervalParam() []api.Param {
 }
 
 func groupByParam(name, desc string) api.Param {
-	return api.Param{Name: name, In: "query", Description: desc + " service and model are the targets of http and model calls.",
+	return api.Param{Name: name, In: "query", Description: desc + " service and model are the targets of http and model calls; " +
+		"api, api_version (api@version), consumer and consumer_app (consumer/app) group calls of the catalogue: an owner sees every consumer of its APIs, a consumer its own calls.",
 		Schema: enum(dimensionValues()[1:])}
 }
 
@@ -159,7 +162,7 @@ func schemas() map[string]any {
 		}
 		return out
 	}
-	scope := map[string]any{"tenant": str(), "from": dt, "to": dt, "kind": str(), "target": str(), "definition": str(), "step": str()}
+	scope := map[string]any{"tenant": str(), "from": dt, "to": dt, "kind": str(), "target": str(), "definition": str(), "step": str(), "api": str(), "consumer": str()}
 	scopeReq := []string{"tenant", "from", "to"}
 	statsNames := []string{"calls", "errors", "timeouts", "error_rate", "tokens_in", "tokens_out", "cost_usd",
 		"latency_avg_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms"}

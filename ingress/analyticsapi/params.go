@@ -108,7 +108,7 @@ func (p *params) rangeAndFilters(tenant string) query.Filter {
 		p.bad("from", fmt.Sprintf("must be before to (%s >= %s)", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano)))
 	}
 	return query.Filter{Tenant: tenant, From: from, To: to, Kind: p.str("kind"), Target: p.str("target"),
-		Definition: p.str("definition"), StepID: p.str("step")}
+		Definition: p.str("definition"), StepID: p.str("step"), API: p.str("api"), Consumer: p.str("consumer")}
 }
 
 // enum reads a parameter that must be one of values (def when absent).

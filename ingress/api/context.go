@@ -20,6 +20,14 @@ type RequestInfo struct {
 	WorkflowID string
 	Definition string
 	Version    string
+	// API and APIVersion name the catalogue API a request called;
+	// Consumer and ConsumerApp who was served (set only once the call was
+	// admitted). APIState is the version's lifecycle state.
+	API         string
+	APIVersion  string
+	APIState    string
+	Consumer    string
+	ConsumerApp string
 	// Err is the error answered, for the access log.
 	Err error
 }
@@ -51,6 +59,22 @@ func Caller(ctx context.Context) (auth.Principal, bool) {
 		return *info.Principal, true
 	}
 	return auth.FromContext(ctx)
+}
+
+// SetAPI names the catalogue API (and version, and its state) a request
+// calls, for its call record.
+func SetAPI(ctx context.Context, api, version, state string) {
+	if info := Info(ctx); info != nil {
+		info.API, info.APIVersion, info.APIState = api, version, state
+	}
+}
+
+// SetConsumer names who a catalogue call was admitted for: the consumer
+// tenant and the app of its grant.
+func SetConsumer(ctx context.Context, tenant, app string) {
+	if info := Info(ctx); info != nil {
+		info.Consumer, info.ConsumerApp = tenant, app
+	}
 }
 
 // SetWorkflow names the orchestration a request concerns, for its call

@@ -52,7 +52,10 @@ type Principal struct {
 	KeyID  string
 	Tenant string
 	User   string
-	Roles  []string
+	// App names the group of keys the key belongs to (catalogue
+	// subscriptions may be granted to an app rather than the tenant).
+	App   string
+	Roles []string
 	// RPS and Burst override the default per-key rate limit when > 0.
 	RPS   float64
 	Burst int
@@ -105,6 +108,7 @@ var (
 	keyIDRe = regexp.MustCompile(`^[a-z0-9]{4,32}$`)
 	roleRe  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
 	userRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
+	appRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 )
 
 // ParseToken splits a bearer token into its key id and secret. Tokens not

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -204,5 +205,57 @@ func BenchmarkAuthenticate(b *testing.B) {
 		if _, err := st.Authenticate(tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReplicatedKeys: keys created through the API are accepted once put,
+// refused once put disabled, and never shadow a key of the file.
+func TestReplicatedKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.yaml")
+	fileTok, _ := NewToken()
+	if err := AddKey(path, EntryFor(fileTok, "acme", []string{"admin"}, "ann")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := NewToken()
+	k := EntryFor(tok, "beta", []string{"submitter"}, "")
+	k.App = "mobile"
+	if _, err := s.Authenticate(tok); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("before put: %v", err)
+	}
+	if err := s.PutReplicated(k); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.Authenticate(tok)
+	if err != nil || p.Tenant != "beta" || p.App != "mobile" || !s.Has(k.ID) {
+		t.Fatalf("after put: %+v %v", p, err)
+	}
+	k.Disabled = true
+	if err := s.PutReplicated(k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(tok); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("after disable: %v", err)
+	}
+	// A replicated key with the id of a file key does not replace it.
+	fileID, _ := ParseToken(fileTok)
+	evil := EntryFor(tok, "beta", []string{"admin"}, "")
+	evil.ID = fileID
+	if err := s.PutReplicated(evil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := s.Authenticate(fileTok); err != nil || p.Tenant != "acme" {
+		t.Fatalf("file key: %+v %v", p, err)
+	}
+	if len(s.FileKeys("acme")) != 1 || len(s.FileKeys("beta")) != 0 {
+		t.Fatal("FileKeys")
+	}
+	bad := EntryFor(tok, "beta", []string{"submitter"}, "")
+	bad.App = "Mobile App"
+	if err := s.PutReplicated(bad); err == nil {
+		t.Fatal("bad app accepted")
 	}
 }

@@ -24,6 +24,7 @@ type Key struct {
 	Tenant   string    `yaml:"tenant"`
 	Roles    []string  `yaml:"roles"`
 	User     string    `yaml:"user,omitempty"`
+	App      string    `yaml:"app,omitempty"`
 	Created  time.Time `yaml:"created,omitempty"`
 	Disabled bool      `yaml:"disabled,omitempty"`
 	// RPS and Burst override the default per-key rate limit when > 0.
@@ -68,6 +69,9 @@ func (k Key) Validate() error {
 	if k.User != "" && !userRe.MatchString(k.User) {
 		errs = append(errs, fmt.Errorf("key %s: user %q: want letters, digits and ._@+-", k.ID, k.User))
 	}
+	if k.App != "" && !appRe.MatchString(k.App) {
+		errs = append(errs, fmt.Errorf("key %s: app %q: want lowercase letters, digits, - or _", k.ID, k.App))
+	}
 	if k.RPS < 0 || k.Burst < 0 {
 		errs = append(errs, fmt.Errorf("key %s: rps and burst must not be negative", k.ID))
 	}
@@ -82,20 +86,27 @@ type entry struct {
 type keyset map[string]entry
 
 // Store authenticates bearer tokens against the keys file plus static keys
-// (e.g. the dev key). It is safe for concurrent use; Reload swaps the whole
-// set atomically and keeps the old one when the file is invalid.
+// (e.g. the dev key), and the keys created through the API that reach this
+// replica through the replicated keys topic (PutReplicated). It is safe
+// for concurrent use; Reload swaps the file's set atomically and keeps the
+// old one when the file is invalid. A key id of the file shadows the same
+// id among the replicated keys (the file is the operator's).
 type Store struct {
 	path   string
 	static []Key
 	cur    atomic.Pointer[keyset]
-	mu     sync.Mutex // serialises Reload
+	files  atomic.Pointer[[]Key] // every key of the last good load, disabled ones too
+	mu     sync.Mutex            // serialises Reload
+
+	dynMu sync.RWMutex
+	dyn   keyset
 }
 
 // NewStore loads the keys file at path ("" for none; a missing file counts
 // as empty so that `gateflow keys create` can create it later) plus the
 // static keys, which survive reloads.
 func NewStore(path string, static ...Key) (*Store, error) {
-	s := &Store{path: path, static: static}
+	s := &Store{path: path, static: static, dyn: keyset{}}
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
@@ -128,20 +139,73 @@ func (s *Store) Reload() error {
 		if k.Disabled {
 			continue
 		}
-		d, _ := parseHash(k.Hash)
-		set[k.ID] = entry{digest: d, p: Principal{
-			KeyID: k.ID, Tenant: k.Tenant, User: k.User,
-			Roles: append([]string(nil), k.Roles...), RPS: k.RPS, Burst: k.Burst,
-		}}
+		set[k.ID] = entryOf(k)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("keys file %s: %w", s.path, err)
 	}
 	s.cur.Store(&set)
+	s.files.Store(&keys)
 	return nil
 }
 
-// Len returns the number of enabled keys.
+func entryOf(k Key) entry {
+	d, _ := parseHash(k.Hash)
+	return entry{digest: d, p: Principal{
+		KeyID: k.ID, Tenant: k.Tenant, User: k.User, App: k.App,
+		Roles: append([]string(nil), k.Roles...), RPS: k.RPS, Burst: k.Burst,
+	}}
+}
+
+// PutReplicated applies a key created through the API, as the replicated
+// keys topic delivers it: a disabled key is removed at once (the next
+// request with it is refused), an enabled one is accepted from now on.
+func (s *Store) PutReplicated(k Key) error {
+	if k.Disabled {
+		s.dynMu.Lock()
+		delete(s.dyn, k.ID)
+		s.dynMu.Unlock()
+		return nil
+	}
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	s.dynMu.Lock()
+	s.dyn[k.ID] = entryOf(k)
+	s.dynMu.Unlock()
+	return nil
+}
+
+// Has reports whether a key id is taken, in the file or among the
+// replicated keys (enabled ones).
+func (s *Store) Has(id string) bool {
+	if _, ok := (*s.cur.Load())[id]; ok {
+		return true
+	}
+	for _, k := range *s.files.Load() {
+		if k.ID == id {
+			return true
+		}
+	}
+	s.dynMu.RLock()
+	defer s.dynMu.RUnlock()
+	_, ok := s.dyn[id]
+	return ok
+}
+
+// FileKeys returns the keys of the keys file (and the static keys) of a
+// tenant, disabled ones included, as last loaded.
+func (s *Store) FileKeys(tenant string) []Key {
+	var out []Key
+	for _, k := range *s.files.Load() {
+		if k.Tenant == tenant {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Len returns the number of enabled keys of the file and static keys.
 func (s *Store) Len() int { return len(*s.cur.Load()) }
 
 // dummy makes an unknown key id cost the same hash and compare as a known
@@ -158,6 +222,11 @@ func (s *Store) Authenticate(token string) (Principal, error) {
 	}
 	id, secret := ParseToken(token)
 	e, ok := (*s.cur.Load())[id]
+	if !ok {
+		s.dynMu.RLock()
+		e, ok = s.dyn[id]
+		s.dynMu.RUnlock()
+	}
 	if !ok {
 		compare(secret, dummy)
 		return Principal{}, ErrBadKey

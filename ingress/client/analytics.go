@@ -38,6 +38,10 @@ type AnalyticsFilter struct {
 	Target     string
 	Definition string
 	Step       string
+	// API and Consumer narrow to calls of the catalogue: the caller's own
+	// calls as a consumer and every call to its own APIs.
+	API      string
+	Consumer string
 }
 
 func (f AnalyticsFilter) values(extra ...string) url.Values {
@@ -53,6 +57,8 @@ func (f AnalyticsFilter) values(extra ...string) url.Values {
 	set("target", f.Target)
 	set("definition", f.Definition)
 	set("step", f.Step)
+	set("api", f.API)
+	set("consumer", f.Consumer)
 	for i := 0; i+1 < len(extra); i += 2 {
 		set(extra[i], extra[i+1])
 	}

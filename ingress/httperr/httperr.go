@@ -14,6 +14,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities/callback"
 	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/workflows/catalog"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/definition/yamlread"
 	"github.com/gateflow/gateflow/workflows/events"
@@ -33,6 +34,7 @@ func FromError(err error) *api.Error {
 		ae  *api.Error
 		ve  *definition.ValidationError
 		oe  *orchestrator.Error
+		ce  *catalog.Error
 		mbe *http.MaxBytesError
 		ye  *yamlread.Error
 	)
@@ -63,6 +65,8 @@ func FromError(err error) *api.Error {
 		}
 		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_yaml", Message: ye.Msg,
 			Details: []api.Detail{{Path: "", Message: ye.Msg}}}
+	case errors.As(err, &ce):
+		return catalogError(ce)
 	case errors.As(err, &oe):
 		e := kindError(oe.Kind, oe.Message)
 		if oe.Code != "" {
@@ -86,6 +90,39 @@ func FromError(err error) *api.Error {
 		}
 	}
 	return &api.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Details: []api.Detail{}}
+}
+
+// catalogStatus maps the catalogue's error kinds.
+var catalogStatus = map[error]struct {
+	status int
+	code   string
+}{
+	catalog.ErrNotFound:             {http.StatusNotFound, "not_found"},
+	catalog.ErrGone:                 {http.StatusGone, "gone"},
+	catalog.ErrConflict:             {http.StatusConflict, "conflict"},
+	catalog.ErrInvalid:              {http.StatusUnprocessableEntity, "validation_failed"},
+	catalog.ErrForbidden:            {http.StatusForbidden, "forbidden"},
+	catalog.ErrSubscriptionRequired: {http.StatusForbidden, "subscription_required"},
+	catalog.ErrQuotaExceeded:        {http.StatusTooManyRequests, "quota_exceeded"},
+	catalog.ErrRateLimited:          {http.StatusTooManyRequests, "rate_limited"},
+	catalog.ErrUnavailable:          {http.StatusServiceUnavailable, "unavailable"},
+}
+
+// catalogError answers a catalogue error with its headers (lifecycle
+// headers of a deprecated or retired version, Retry-After).
+func catalogError(ce *catalog.Error) *api.Error {
+	m, ok := catalogStatus[ce.Kind]
+	if !ok {
+		return &api.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Details: []api.Detail{}}
+	}
+	e := &api.Error{Status: m.status, Code: ce.Code, Message: ce.Message, Details: []api.Detail{}, Header: ce.Header.Clone()}
+	if e.Code == "" {
+		e.Code = m.code
+	}
+	for _, p := range ce.Details {
+		e.Details = append(e.Details, api.Detail{Path: p.Path, Message: p.Message})
+	}
+	return e
 }
 
 func kindError(kind error, msg string) *api.Error {

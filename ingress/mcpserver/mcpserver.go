@@ -10,6 +10,9 @@
 //	workflow_status         status of an orchestration (any role)
 //	list_pending_approvals  approval steps waiting for the caller (approver)
 //	decide_approval         approve or reject one (approver)
+//	catalog_search          search the API catalogue (any role)
+//	catalog_api             one API of the catalogue (any role)
+//	catalog_subscribe       request a subscription to a shared API (admin)
 //
 // The server is stateless (every POST is answered on its own, no
 // Mcp-Session-Id): any ingress replica can answer any request, and nothing
@@ -44,6 +47,7 @@ import (
 	"github.com/gateflow/gateflow/ingress/httperr"
 	"github.com/gateflow/gateflow/ingress/promptapi"
 	"github.com/gateflow/gateflow/workflows"
+	"github.com/gateflow/gateflow/workflows/catalog"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 )
@@ -88,6 +92,9 @@ type Options struct {
 	CallTimeout time.Duration
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
+	// Catalog, when set, adds the catalogue's tools: catalog_search and
+	// catalog_api (any role), catalog_subscribe (admin).
+	Catalog *catalog.Service
 }
 
 // Server is the MCP endpoint.
@@ -179,8 +186,9 @@ type serverKey struct{}
 
 // callerKey is the TokenInfo.Extra key of the caller.
 const (
-	callerKey = "gateflow.caller"
-	infoKey   = "gateflow.request"
+	callerKey    = "gateflow.caller"
+	infoKey      = "gateflow.request"
+	principalKey = "gateflow.principal"
 )
 
 // verify turns the principal the ingress authenticated into the SDK's
@@ -191,7 +199,7 @@ func verify(ctx context.Context, _ string, _ *http.Request) (*sdkauth.TokenInfo,
 		return nil, sdkauth.ErrInvalidToken
 	}
 	c := orchestrator.Caller{Tenant: p.Tenant, KeyID: p.KeyID, User: p.User, Roles: p.Roles, RequestID: api.RequestID(ctx)}
-	return &sdkauth.TokenInfo{UserID: p.Tenant + "/" + p.KeyID, Extra: map[string]any{callerKey: c, infoKey: api.Info(ctx)}}, nil
+	return &sdkauth.TokenInfo{UserID: p.Tenant + "/" + p.KeyID, Extra: map[string]any{callerKey: c, infoKey: api.Info(ctx), principalKey: p}}, nil
 }
 
 // ServeHTTP answers one MCP request with the tools of the caller's tenant
@@ -211,10 +219,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // roleSet is what decides a principal's tools.
-type roleSet struct{ start, model, approve bool }
+type roleSet struct{ start, model, approve, admin bool }
 
 func rolesOf(p auth.Principal) roleSet {
-	return roleSet{start: p.Has(auth.RoleSubmitter), model: p.HasAny(auth.ModelRoles), approve: p.Has(auth.RoleApprover)}
+	return roleSet{start: p.Has(auth.RoleSubmitter), model: p.HasAny(auth.ModelRoles), approve: p.Has(auth.RoleApprover), admin: p.Has(auth.RoleAdmin)}
 }
 
 // serverFor returns the (cached) MCP server of the principal's tenant and
@@ -222,7 +230,7 @@ func rolesOf(p auth.Principal) roleSet {
 // builds; the others wait for it.
 func (s *Server) serverFor(ctx context.Context, p auth.Principal, requestID string) (*mcp.Server, error) {
 	rs := rolesOf(p)
-	key := fmt.Sprintf("%s|%t|%t|%t", p.Tenant, rs.start, rs.model, rs.approve)
+	key := fmt.Sprintf("%s|%t|%t|%t|%t", p.Tenant, rs.start, rs.model, rs.approve, rs.admin)
 	s.mu.Lock()
 	e := s.cache[key]
 	if e == nil {
@@ -272,6 +280,9 @@ func (s *Server) build(ctx context.Context, c orchestrator.Caller, rs roleSet) (
 		for _, a := range s.prompts.Catalog().Latest(c.Tenant) {
 			srv.AddTool(promptTool(a), s.runPrompt(a.Name))
 		}
+	}
+	if s.opts.Catalog != nil {
+		s.addCatalogTools(srv, rs)
 	}
 	return srv, nil
 }

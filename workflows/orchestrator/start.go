@@ -36,6 +36,11 @@ type StartRequest struct {
 	IdempotencyKey string
 	// Labels are copied into RunMeta and from there into every call record.
 	Labels map[string]string
+	// ID, when set, is the API id of the new run instead of a fresh one:
+	// callers that derive ids (the catalogue names the consumer in the ids
+	// of the runs it starts for them) set it. It is not combined with
+	// IdempotencyKey; a run with this id already started is ErrConflict.
+	ID string
 }
 
 // StartResult names the started (or already existing) orchestration.
@@ -70,7 +75,12 @@ func (o *Orchestrator) Start(ctx context.Context, caller Caller, req StartReques
 	}
 
 	id := NewID()
-	if req.IdempotencyKey != "" {
+	switch {
+	case req.ID != "" && (req.IdempotencyKey != "" || !ValidID(req.ID)):
+		return StartResult{}, newError(ErrInvalid, "invalid_request", "a run id must be a valid id and cannot be combined with an Idempotency-Key")
+	case req.ID != "":
+		id = req.ID
+	case req.IdempotencyKey != "":
 		id = IdempotentID(caller.Tenant, req.IdempotencyKey)
 	}
 	wid := WorkflowID(caller.Tenant, id)
@@ -119,6 +129,9 @@ func (o *Orchestrator) Start(ctx context.Context, caller Caller, req StartReques
 		return StartResult{ID: id, RunID: run.GetRunID(), Definition: def.Name, Version: def.Version, Created: true}, nil
 	}
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if req.ID != "" && errors.As(err, &started) {
+		return StartResult{}, newError(ErrConflict, "run_exists", "a run with id %s exists", id)
+	}
 	if req.IdempotencyKey == "" || !errors.As(err, &started) {
 		return StartResult{}, temporalError(err, "start workflow "+id)
 	}
