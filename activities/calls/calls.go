@@ -25,11 +25,15 @@ const (
 	KindApproval Kind = "approval"
 	// KindMCP is a tool call to an MCP server: an attempt of an mcp step.
 	KindMCP Kind = "mcp"
+	// KindProxy is a plain HTTP call forwarded by the gateway
+	// (/gw/{api}/...) to an instance of a service, or answered from its
+	// cache.
+	KindProxy Kind = "proxy"
 )
 
 // Kinds returns every call kind, in documentation order.
 func Kinds() []Kind {
-	return []Kind{KindIngress, KindHTTP, KindModel, KindApproval, KindMCP}
+	return []Kind{KindIngress, KindHTTP, KindModel, KindApproval, KindMCP, KindProxy}
 }
 
 // KindNames returns the call kinds as strings, in documentation order (for

@@ -62,13 +62,22 @@ const (
 	fCost
 	fErrorClass
 	fErrorMsg
+	fAPI
+	fConsumer
+	fUpstream
+	fMethod
+	fRoute
+	fUpstreamLatency
+	fCacheStatus
+	fRetries
 	fLabels
 	numFields
 )
 
 var fieldNames = [numFields]string{"schema", "id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms", "request_bytes",
-	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "error_class", "error_message", "labels"}
+	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "error_class", "error_message", "api", "consumer", "upstream",
+	"method", "route", "upstream_latency_ms", "cache_status", "retries", "labels"}
 
 func fieldOf(key string) int {
 	switch key {
@@ -118,6 +127,22 @@ func fieldOf(key string) int {
 		return fErrorClass
 	case "error_message":
 		return fErrorMsg
+	case "api":
+		return fAPI
+	case "consumer":
+		return fConsumer
+	case "upstream":
+		return fUpstream
+	case "method":
+		return fMethod
+	case "route":
+		return fRoute
+	case "upstream_latency_ms":
+		return fUpstreamLatency
+	case "cache_status":
+		return fCacheStatus
+	case "retries":
+		return fRetries
 	case "labels":
 		return fLabels
 	}
@@ -274,6 +299,24 @@ func (d *decoder) field(r *Record, f int) bool {
 		r.ErrorClass, ok = d.str()
 	case fErrorMsg:
 		r.ErrorMsg, ok = d.str()
+	case fAPI:
+		r.API, ok = d.str()
+	case fConsumer:
+		r.Consumer, ok = d.str()
+	case fUpstream:
+		r.Upstream, ok = d.str()
+	case fMethod:
+		r.Method, ok = d.str()
+	case fRoute:
+		r.Route, ok = d.str()
+	case fUpstreamLatency:
+		r.UpstreamLatencyMS, ok = d.float()
+	case fCacheStatus:
+		r.CacheStatus, ok = d.str()
+	case fRetries:
+		var v int64
+		v, ok = d.int(32)
+		r.Retries = int32(v)
 	case fLabels:
 		r.Labels, ok = d.labels()
 	}

@@ -59,10 +59,25 @@ type Record struct {
 	TokensIn   int64      `json:"tokens_in,omitempty"`
 	TokensOut  int64      `json:"tokens_out,omitempty"`
 	// CostUSD is the cost of the call in US dollars, when known.
-	CostUSD    float64           `json:"cost_usd,omitempty"`
-	ErrorClass string            `json:"error_class,omitempty"`
-	ErrorMsg   string            `json:"error_message,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
+	CostUSD    float64 `json:"cost_usd,omitempty"`
+	ErrorClass string  `json:"error_class,omitempty"`
+	ErrorMsg   string  `json:"error_message,omitempty"`
+	// Gateway calls (kind proxy) fill these: the API called (Version is
+	// its version), the consumer ("tenant/app"), the upstream instance
+	// (host:port), the client's method and the path after /gw/{api}, the
+	// time to the upstream answer's headers (all tries), what the cache
+	// did (hit, miss, revalidated, bypass; empty when not cached) and the
+	// retries on another instance.
+	API               string  `json:"api,omitempty"`
+	Consumer          string  `json:"consumer,omitempty"`
+	Upstream          string  `json:"upstream,omitempty"`
+	Method            string  `json:"method,omitempty"`
+	Route             string  `json:"route,omitempty"`
+	UpstreamLatencyMS float64 `json:"upstream_latency_ms,omitempty"`
+	CacheStatus       string  `json:"cache_status,omitempty"`
+	Retries           int32   `json:"retries,omitempty"`
+
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // New returns a record of the given kind started at start, with a fresh id

@@ -37,12 +37,15 @@ const (
 	TableApprovals1m  = "approvals_1m"
 	TableApprovals1h  = "approvals_1h"
 	TableApprovals1d  = "approvals_1d"
+	TableProxy1m      = "proxy_1m"
+	TableProxy1h      = "proxy_1h"
+	TableProxy1d      = "proxy_1d"
 	TableMigrations   = "schema_migrations"
 )
 
 // Tables lists every table the migrations create, raw table first.
 var Tables = []string{TableCalls, TableKafkaOffsets, TableCalls1m, TableCalls1h, TableCalls1d,
-	TableApprovals1m, TableApprovals1h, TableApprovals1d}
+	TableApprovals1m, TableApprovals1h, TableApprovals1d, TableProxy1m, TableProxy1h, TableProxy1d}
 
 // ErrChanged means an applied migration's file differs from what was
 // applied: the database was made by another schema (e.g. a pre-release

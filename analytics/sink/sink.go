@@ -623,7 +623,8 @@ func (w *idWindow) add(id uuid.UUID) {
 var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms",
 	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "error_class",
-	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset"}
+	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset",
+	"api", "consumer", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries"}
 
 // InsertSQL is the raw insert statement, shared with the benchmark that
 // compares the pipeline with a bare insert.
@@ -679,6 +680,10 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		labels                                              = make([]map[string]string, n)
 		schemaV                                             = make([]uint8, n)
 		partition                                           = make([]int32, n)
+		// Gateway (proxy) fields.
+		apiName, consumer, upstream, method, route, cacheSt = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		upLatency                                           = make([]float64, n)
+		retries                                             = make([]int32, n)
 	)
 	for i := range rows {
 		r := &rows[i]
@@ -695,6 +700,8 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		}
 		schemaV[i] = uint8(r.Schema)
 		topic[i], partition[i], offset[i] = r.Topic, r.Partition, r.Offset
+		apiName[i], consumer[i], upstream[i], method[i], route[i] = r.API, r.Consumer, r.Upstream, r.Method, r.Route
+		upLatency[i], cacheSt[i], retries[i] = r.UpstreamLatencyMS, r.CacheStatus, r.Retries
 	}
 	batch, err := conn.PrepareBatch(ctx, InsertSQL)
 	if err != nil {
@@ -702,7 +709,8 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 	}
 	defer batch.Close()
 	cols := []any{id, ts, tenant, keyID, kind, target, wf, run, def, ver, stp, attempt, status, outcome,
-		latency, reqB, respB, tokIn, tokOut, cost, errClass, errMsg, labels, schemaV, topic, partition, offset}
+		latency, reqB, respB, tokIn, tokOut, cost, errClass, errMsg, labels, schemaV, topic, partition, offset,
+		apiName, consumer, upstream, method, route, upLatency, cacheSt, retries}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
 			return fmt.Errorf("insert column %s: %w", insertColumns[i], err)
