@@ -118,6 +118,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	icfg.KeysFile = filepath.Join(configDir, "keys.yaml")
 	icfg.SpoolDir = filepath.Join(env.DataDir, "spool", "ingress")
 	icfg.ExtraKeys = []auth.Key{devKey}
+	icfg.GatewayUnownedTenant = auth.DevTenant
 	if env.ClickHouseDSN != "" {
 		icfg.ClickHouse.DSN = env.ClickHouseDSN
 	}

@@ -27,6 +27,8 @@ import (
 	"github.com/gateflow/gateflow/ingress/chatapi"
 	"github.com/gateflow/gateflow/ingress/mcpserver"
 	"github.com/gateflow/gateflow/ingress/promptapi"
+	"github.com/gateflow/gateflow/ingress/proxy"
+	"github.com/gateflow/gateflow/ingress/proxyapi"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
@@ -61,6 +63,8 @@ type ingressConfig struct {
 	IdleTimeout     time.Duration
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
+	// GatewayCacheBytes bounds the gateway's answer cache (per replica).
+	GatewayCacheBytes int64
 
 	// Set by code, not flags (gateflow dev):
 	// ExtraKeys are accepted besides the keys file (the dev key).
@@ -74,6 +78,9 @@ type ingressConfig struct {
 	Ready []ingress.ReadyCheck
 	// OnListen is called with the bound address once the server listens.
 	OnListen func(addr string)
+	// GatewayUnownedTenant may call services without an owner through
+	// the gateway (gateflow dev: its tenant "dev"; else nobody).
+	GatewayUnownedTenant string
 }
 
 func (c *ingressConfig) bind(fs *pflag.FlagSet) {
@@ -93,6 +100,7 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline of the work behind one request (not for event streams)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
+	fs.Int64Var(&c.GatewayCacheBytes, "gateway-cache-bytes", proxy.DefaultCacheBytes, "bytes of answers the gateway (/gw) may cache in this process")
 }
 
 // defaultIngressConfig returns the flag defaults, for callers that build
@@ -117,6 +125,9 @@ func (c ingressConfig) validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.GatewayCacheBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--gateway-cache-bytes %d: must be at least 1 MiB", c.GatewayCacheBytes))
 	}
 	if c.MaxJSONDepth < 2 || c.MaxJSONDepth > 1000 {
 		errs = append(errs, fmt.Errorf("--max-json-depth %d: must be between 2 and 1000", c.MaxJSONDepth))
@@ -250,7 +261,24 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		return err
 	}
 	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
+	// The gateway data plane: /gw/{api}/{path...}.
+	gateway, err := proxy.New(proxy.Options{
+		Access:     proxy.OwnerAccess{Config: reg, UnownedTenant: cfg.GatewayUnownedTenant},
+		Config:     reg,
+		WriteError: proxyapi.WriteError,
+		Recorder:   prod,
+		Registerer: metrics,
+		CacheBytes: cfg.GatewayCacheBytes,
+		PathPrefix: proxyapi.Prefix,
+		Log:        log.With("component", "gateway"),
+	})
+	if err != nil {
+		return err
+	}
+	defer gateway.Close()
+	gateway.Warm()
 	groups := append([]api.Group{
+		proxyapi.Routes(gateway),
 		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
 		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
