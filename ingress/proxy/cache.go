@@ -223,7 +223,7 @@ func parseRequestRules(h http.Header) requestRules {
 	if d.MinFresh > 0 {
 		r.minFresh = time.Duration(d.MinFresh) * time.Second
 	}
-	if d.MaxStaleSet {
+	if d.MaxStaleSet || d.MaxStale >= 0 { // the parser sets MaxStaleSet only without a value
 		r.maxStale = time.Duration(d.MaxStale) * time.Second
 		if d.MaxStale < 0 {
 			r.maxStale = 1<<62 - 1 // max-stale without a value: any staleness
