@@ -57,6 +57,7 @@ func (c *cluster) observe(e *Endpoint, o outcome, now time.Time) {
 	e.ejectedUntil.Store(now.Add(d).UnixNano())
 	e.lastEject = now
 	e.failures = 0
+	e.hcPass = 0 // un-ejection by active checks needs fresh passes
 	e.mu.Unlock()
 	c.m.ejections.Inc()
 	c.log.Warn("gateway: upstream ejected", "service", c.name, "upstream", e.Name, "for", d.String(),
@@ -129,12 +130,21 @@ func (c *cluster) probed(e *Endpoint, ok bool) {
 	if ok {
 		e.hcFail = 0
 		e.hcPass++
-		if e.activeDown.Load() && e.hcPass >= h.HealthyThreshold {
+		if e.hcPass < h.HealthyThreshold {
+			return
+		}
+		if e.activeDown.Load() {
 			e.activeDown.Store(false)
-			e.ejectedUntil.Store(0)
-			e.failures = 0
 			c.m.setHealthy(e, true)
 			c.log.Info("gateway: upstream healthy again", "service", c.name, "upstream", e.Name)
+		}
+		if e.ejectedUntil.Load() != 0 {
+			// Envoy's successful_active_health_check_uneject_host: an
+			// instance that passes HealthyThreshold checks after its
+			// ejection is back before its ejection time ends.
+			e.ejectedUntil.Store(0)
+			e.failures = 0
+			c.log.Info("gateway: ejected upstream passes its health checks; back in", "service", c.name, "upstream", e.Name)
 		}
 		return
 	}

@@ -277,6 +277,9 @@ func (p *Proxy) upstreamPath(r *http.Request) string {
 	} else {
 		rest = "/"
 	}
+	if r.URL.RawQuery != "" {
+		rest += "?" + r.URL.RawQuery
+	}
 	return rest
 }
 
@@ -435,6 +438,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 	for {
 		i := c.selector.Select(c.endpoints, hashKey, tried, time.Now().UnixNano())
 		if i < 0 {
+			if cl.tries > 0 && cl.retries >= cl.tries {
+				// A retry was reserved but no instance is left for it.
+				c.budget.endRetry()
+				cl.retries--
+			}
 			if lastErr == nil {
 				cl.err = &UpstreamError{Err: ErrNoHealthyUpstream, API: t.API, RequestID: rid, Tries: cl.tries,
 					Detail: "every instance of service " + c.name + " is unhealthy or ejected"}
@@ -463,6 +471,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		ep.outstanding.Add(1)
 		resp, err = p.transport(c.connectTimeout).RoundTrip(out.WithContext(tryCtx))
 		perTryFired := !tryTimer.Stop()
+		if cl.tries > 1 {
+			c.budget.endRetry() // the retry is no longer in flight
+		}
 		if err == nil && (perTryFired || overallFired.Load()) {
 			// A timer fired as the headers arrived: the body is cut.
 			resp.Body.Close()
@@ -564,6 +575,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		cl.status = http.StatusSwitchingProtocols
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = resp.Header["Upgrade"]
 		in, outN, err := switchProtocols(ctx, w, resp)
 		cl.in, cl.out = in, outN
 		if err != nil {
@@ -646,8 +659,8 @@ func (p *Proxy) mayRetry(cl *call, body *countingBody) bool {
 		c.m.budget.Inc()
 		return false
 	}
-	// The retry holds its budget slot until the call ends (Envoy counts
-	// active retries the same way).
+	// The retry holds its budget slot while its try is in flight (Envoy's
+	// active retries).
 	cl.retries++
 	c.m.retries.Inc()
 	return true
