@@ -64,7 +64,6 @@ type Service struct {
 	// MaxResponseBytes caps a response body; 0 means the activity's default.
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
 
-
 	// The gateway data plane (ANY /gw/{service}/{path...}): how plain HTTP
 	// calls are forwarded to the service. Every field is optional; see
 	// gateway.go and docs/PROXY.md.

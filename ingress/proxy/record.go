@@ -75,4 +75,3 @@ func (p *Proxy) emit(r *http.Request, info *api.RequestInfo, cl *call) {
 	}
 	p.opts.Recorder.Emit(rec)
 }
-
