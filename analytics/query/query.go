@@ -97,14 +97,18 @@ const (
 	ByModel      = report.ByModel
 	ByDefinition = report.ByDefinition
 	ByStep       = report.ByStep
+	ByAPI        = report.ByAPI
+	ByConsumer   = report.ByConsumer
+	ByUpstream   = report.ByUpstream
 )
 
 // dimension is a whitelisted group-by: its SQL expression and the fixed
 // condition it implies. Both read the same columns in the raw table and
-// in the rollups.
+// in the rollups. Gateway dimensions read the proxy rollups (src).
 type dimension struct {
 	expr  string
 	where string
+	src   *source
 }
 
 var dimensions = map[Dimension]dimension{
@@ -115,6 +119,39 @@ var dimensions = map[Dimension]dimension{
 	ByModel:      {expr: "target", where: "kind = 'model'"},
 	ByDefinition: {expr: "definition", where: "definition != ''"},
 	ByStep:       {expr: "step_id", where: "step_id != ''"},
+	ByAPI:        {expr: "api", src: &proxyCalls},
+	ByConsumer:   {expr: "consumer", src: &proxyCalls},
+	ByUpstream:   {expr: "upstream", where: "upstream != ''", src: &proxyCalls},
+}
+
+// plan returns the source a question grouped by dim reads and its
+// conditions: the filters of f, the dimension's own condition. Gateway
+// dimensions read the proxy rollups, where kind is proxy, target is the
+// API, and definitions and steps do not exist.
+func (dim dimension) plan(b *builder, f Filter) (source, []string, error) {
+	if dim.src == nil {
+		conds := b.filterConds(f, true)
+		if dim.where != "" {
+			conds = append(conds, dim.where)
+		}
+		return calls, conds, nil
+	}
+	switch {
+	case f.Kind != "" && f.Kind != "proxy":
+		return source{}, nil, invalid("kind", "gateway dimensions (api, consumer, upstream) cover proxy calls only")
+	case f.Definition != "":
+		return source{}, nil, invalid("definition", "does not apply to gateway calls")
+	case f.StepID != "":
+		return source{}, nil, invalid("step_id", "does not apply to gateway calls")
+	}
+	var conds []string
+	if f.Target != "" {
+		conds = append(conds, "api = "+b.param("target", "String", f.Target))
+	}
+	if dim.where != "" {
+		conds = append(conds, dim.where)
+	}
+	return *dim.src, conds, nil
 }
 
 // Dimensions lists the accepted group-by values, for help texts.
@@ -233,11 +270,11 @@ func (r TrendRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("group_by", "%q: want one of %s", r.GroupBy, dimensionNames())
 	}
 	b := newBuilder()
-	conds := b.filterConds(f, true)
-	if dim.where != "" {
-		conds = append(conds, dim.where)
+	src, conds, err := dim.plan(b, f)
+	if err != nil {
+		return "", nil, err
 	}
-	union := b.union(calls, []period{{f.From, f.To, 0}}, r.Interval, dim.expr, f.Tenant, conds)
+	union := b.union(src, []period{{f.From, f.To, 0}}, r.Interval, dim.expr, f.Tenant, conds)
 	sql := `SELECT t, g, ` + statsSQL + `
 FROM (
 	` + union + `
@@ -338,11 +375,11 @@ func (r TopRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("limit", "%d: want 1..%d", r.Limit, MaxLimit)
 	}
 	b := newBuilder()
-	conds := b.filterConds(f, true)
-	if dim.where != "" {
-		conds = append(conds, dim.where)
+	src, conds, err := dim.plan(b, f)
+	if err != nil {
+		return "", nil, err
 	}
-	union := b.union(calls, []period{{f.From, f.To, 0}}, "", dim.expr, f.Tenant, conds)
+	union := b.union(src, []period{{f.From, f.To, 0}}, "", dim.expr, f.Tenant, conds)
 	limit := b.param("limit", "UInt32", strconv.Itoa(r.Limit))
 	sql := `SELECT g, toFloat64(` + order + `) AS v, calls_, errors_, timeouts_, tin_, tout_, cost_, lsum_, lmax_, q_
 FROM (
@@ -481,11 +518,11 @@ func (r CompareRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("from", "the previous period starts before 2000")
 	}
 	b := newBuilder()
-	conds := b.filterConds(f, true)
-	if dim.where != "" {
-		conds = append(conds, dim.where)
+	src, conds, err := dim.plan(b, f)
+	if err != nil {
+		return "", nil, err
 	}
-	union := b.union(calls, []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, f.Tenant, conds)
+	union := b.union(src, []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, f.Tenant, conds)
 	sql := `SELECT g, p, ` + statsSQL + `
 FROM (
 	` + union + `

@@ -25,7 +25,9 @@ func Intervals() []Interval { return []Interval{Minute, Hour, Day} }
 // Dimension is what results are grouped by.
 type Dimension string
 
-// Dimensions. Service and Model are the target of http and model calls.
+// Dimensions. Service and Model are the target of http and model calls;
+// API, Consumer and Upstream group gateway (proxy) calls by the API
+// called, its consumer ("tenant/app") and the upstream instance.
 const (
 	ByNone       Dimension = ""
 	ByKind       Dimension = "kind"
@@ -34,11 +36,14 @@ const (
 	ByModel      Dimension = "model"
 	ByDefinition Dimension = "definition"
 	ByStep       Dimension = "step"
+	ByAPI        Dimension = "api"
+	ByConsumer   Dimension = "consumer"
+	ByUpstream   Dimension = "upstream"
 )
 
 // Dimensions lists the accepted group-by values, for help texts.
 func Dimensions() []Dimension {
-	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep}
+	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep, ByAPI, ByConsumer, ByUpstream}
 }
 
 // Stats are the aggregates of a set of calls.
