@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,22 +38,16 @@ type stack struct {
 }
 
 var (
-	theStack *stack
-	stackErr error
+	stackOnce sync.Once
+	theStack  *stack
+	stackErr  error
 )
 
-func TestMain(m *testing.M) {
-	var stop func()
-	theStack, stop, stackErr = newStack()
-	code := m.Run()
-	if stop != nil {
-		stop()
-	}
-	os.Exit(code)
-}
-
+// getStack returns the package's stack, started by the first test that
+// needs it and left running until the test binary exits.
 func getStack(t *testing.T) *stack {
 	t.Helper()
+	stackOnce.Do(func() { theStack, _, stackErr = newStack(nil) })
 	if stackErr != nil {
 		t.Fatal(stackErr)
 	}
@@ -88,7 +81,9 @@ func (m *mutableConfig) set(t *testing.T, services map[string]sysconfig.Service)
 	m.cur.Store(reg.Current())
 }
 
-func newStack() (*stack, func(), error) {
+// newStack serves an ingress with the gateway on loopback; records go to
+// recorder, or to an in-memory sink when nil.
+func newStack(recorder proxy.Recorder) (*stack, func(), error) {
 	cfg := &mutableConfig{svc: map[string]sysconfig.Service{}}
 	reg, err := sysconfig.NewStatic(sysconfig.Config{})
 	if err != nil {
@@ -104,14 +99,17 @@ func newStack() (*stack, func(), error) {
 		return nil, nil, err
 	}
 	rec := &recordtest.Sink{}
+	if recorder == nil {
+		recorder = rec
+	}
 	p, err := proxy.New(proxy.Options{
 		Access: proxy.OwnerAccess{Config: cfg}, Config: cfg, WriteError: proxyapi.WriteError,
-		Recorder: rec, PathPrefix: proxyapi.Prefix, CacheBytes: 8 << 20,
+		Recorder: recorder, PathPrefix: proxyapi.Prefix, CacheBytes: 8 << 20,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := ingress.New(ingress.Deps{Orchestrator: gwtest.NewOrch(), Keys: store, Recorder: rec, Log: slog.New(slog.DiscardHandler)},
+	srv, err := ingress.New(ingress.Deps{Orchestrator: gwtest.NewOrch(), Keys: store, Recorder: recorder, Log: slog.New(slog.DiscardHandler)},
 		ingress.Config{KeyLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}, TenantLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}})
 	if err != nil {
 		return nil, nil, err
