@@ -78,14 +78,14 @@ func TestProxyRecordsInClickHouse(t *testing.T) {
 
 	var rows uint64
 	deadline := time.Now().Add(60 * time.Second)
+	var lastErr error
 	for rows < 13 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of 13 proxy records in ClickHouse", rows)
+			t.Fatalf("%d of 13 proxy records in ClickHouse (last error: %v)", rows, lastErr)
 		}
 		time.Sleep(200 * time.Millisecond)
-		if err := conn.QueryRow(ctx, "SELECT count() FROM calls FINAL WHERE kind = 'proxy'").Scan(&rows); err != nil {
-			t.Fatal(err)
-		}
+		// The table exists once the sink has migrated the schema.
+		lastErr = conn.QueryRow(ctx, "SELECT count() FROM calls FINAL WHERE kind = 'proxy'").Scan(&rows)
 	}
 	var (
 		tenant, api, consumer, upstream, method, route, cacheStatus, outcome string
