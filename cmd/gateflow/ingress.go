@@ -161,7 +161,7 @@ func newIngressCmd() *cobra.Command {
 	}
 	cfg.bind(cmd.Flags())
 	logCfg.bind(cmd.Flags())
-	cmd.AddCommand(newBenchIngressCmd())
+	cmd.AddCommand(newBenchIngressCmd(), newBenchProxyCmd())
 	return cmd
 }
 

@@ -76,6 +76,7 @@ type cluster struct {
 	maxRetry  int
 
 	connectTimeout, perTry, request, idle time.Duration
+	transport                             *http.Transport
 	maxBody                               int64
 	cache                                 CachePolicy
 
@@ -255,6 +256,7 @@ func (p *Proxy) newCluster(svc sysconfig.Service, prev map[string]*Endpoint) (*c
 	c.maxRetry = *rb.MaxRetries
 	c.budget = &retryBudget{percent: rb.BudgetPercent, minConcurrency: int64(rb.MinRetryConcurrency)}
 	c.connectTimeout, c.perTry, c.request, c.idle = svc.EffectiveTimeouts()
+	c.transport = p.transport(c.connectTimeout)
 	c.m = p.metrics.forCluster(c)
 	return c, nil
 }

@@ -30,7 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,6 +167,7 @@ type call struct {
 	cacheStatus string
 	err         error
 	route       string
+	consumer    string // target.Consumer.String(), once
 }
 
 // ServeHTTP forwards one call.
@@ -203,6 +203,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cl.target = t
+	cl.consumer = t.Consumer.String()
 	c, err := p.clusters.get(t.Service)
 	if err != nil {
 		cl.err = err
@@ -237,19 +238,19 @@ func (p *Proxy) admit(w http.ResponseWriter, cl *call) error {
 	t := cl.target
 	now := time.Now()
 	var shown *decision
-	for _, l := range []struct {
-		scope string
-		key   string
-		rate  Rate
-	}{{"api", "a\x00" + t.API, t.Limits.API}, {"consumer", "c\x00" + t.API + "\x00" + t.Consumer.String(), t.Limits.Consumer}} {
-		if l.rate.RPS <= 0 {
+	for scope, rate := range [2]Rate{t.Limits.API, t.Limits.Consumer} {
+		if rate.RPS <= 0 {
 			continue
 		}
-		d := p.limits.take(l.key, l.rate, now)
+		name, key := "api", "a\x00"+t.API
+		if scope == 1 {
+			name, key = "consumer", "c\x00"+t.API+"\x00"+cl.consumer
+		}
+		d := p.limits.take(key, rate, now)
 		if !d.allowed {
-			p.metrics.limited.WithLabelValues(l.scope).Inc()
+			p.metrics.limited.WithLabelValues(name).Inc()
 			setRateHeaders(w.Header(), d)
-			return &RateLimitError{Scope: l.scope, API: t.API, Limit: d.limit, RetryAfter: d.retryAfter}
+			return &RateLimitError{Scope: name, API: t.API, Limit: d.limit, RetryAfter: d.retryAfter}
 		}
 		if shown == nil || d.remaining < shown.remaining {
 			shown = &d
@@ -379,7 +380,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 	out.Header[HeaderRequestID] = []string{rid}
 	t := cl.target
 	out.Header[HeaderTenant] = []string{t.Consumer.Tenant}
-	out.Header[HeaderConsumer] = []string{t.Consumer.String()}
+	out.Header[HeaderConsumer] = []string{cl.consumer}
 	out.Header[HeaderAPI] = []string{t.API}
 	if t.Version != "" {
 		out.Header[HeaderAPIVersion] = []string{t.Version}
@@ -408,7 +409,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 
 	hashKey := ""
 	if _, isHash := c.selector.(*HashRing); isHash {
-		hashKey = t.Consumer.String()
+		hashKey = cl.consumer
 		if c.hashOn != "" {
 			if v := r.Header.Get(c.hashOn); v != "" {
 				hashKey = v
@@ -416,24 +417,21 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		}
 	}
 
-	// Tries. The overall timer and each try's timer bound the wait for
-	// the answer's headers; once they arrive both stop and the body runs
-	// under the idle timeout instead.
+	// Tries. One timer per try bounds the wait for the answer's headers
+	// (the per-try timeout, cut to what is left of the overall one); once
+	// they arrive the same timer becomes the idle timeout of the bodies.
 	c.budget.begin()
 	defer c.budget.end()
 	canRetry := idempotent(r) && upgradeType(r.Header) == ""
-	reqCtx, cancelReq := context.WithCancel(ctx)
-	defer cancelReq()
-	var overallFired atomic.Bool
-	overall := time.AfterFunc(c.request, func() { overallFired.Store(true); cancelReq() })
-	defer overall.Stop()
 	var (
 		tried    uint64
 		resp     *http.Response
-		cancel   context.CancelFunc = func() {}
+		timer    *tryTimer
 		lastErr  error
 		timedOut bool
 		upStart  = time.Now()
+		deadline = upStart.Add(c.request)
+		tp       = c.transport
 	)
 	for {
 		i := c.selector.Select(c.endpoints, hashKey, tried, time.Now().UnixNano())
@@ -465,17 +463,16 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		}
 		out.Host = ep.host
 
-		var tryCtx context.Context
-		tryCtx, cancel = context.WithCancel(reqCtx)
-		tryTimer := time.AfterFunc(c.perTry, cancel)
+		tryCtx, cancel := context.WithCancel(ctx)
+		timer = newTryTimer(min(c.perTry, time.Until(deadline)), cancel)
 		ep.outstanding.Add(1)
-		resp, err = p.transport(c.connectTimeout).RoundTrip(out.WithContext(tryCtx))
-		perTryFired := !tryTimer.Stop()
+		resp, err = tp.RoundTrip(out.WithContext(tryCtx))
+		fired := timer.fired()
 		if cl.tries > 1 {
 			c.budget.endRetry() // the retry is no longer in flight
 		}
-		if err == nil && (perTryFired || overallFired.Load()) {
-			// A timer fired as the headers arrived: the body is cut.
+		if err == nil && fired {
+			// The timer fired as the headers arrived: the body is cut.
 			resp.Body.Close()
 			resp, err = nil, context.DeadlineExceeded
 		}
@@ -483,7 +480,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 			if resp.StatusCode >= 500 {
 				c.m.fail5xx[i].Inc()
 				c.observe(ep, outcomeFailure, time.Now())
-				if canRetry && retryableStatus(resp.StatusCode) && p.mayRetry(cl, body) {
+				if canRetry && retryableStatus(resp.StatusCode) && time.Now().Before(deadline) && p.mayRetry(cl, body) {
+					timer.stop()
 					drain(resp)
 					cancel()
 					ep.outstanding.Add(-1)
@@ -497,6 +495,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 			}
 			break
 		}
+		timer.stop()
 		ep.outstanding.Add(-1)
 		cancel()
 		switch {
@@ -505,7 +504,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 			c.observe(ep, outcomeNeutral, time.Now())
 			cl.err = ctx.Err()
 			return
-		case perTryFired || overallFired.Load():
+		case fired:
 			timedOut = true
 			c.m.failTimeout[i].Inc()
 		default:
@@ -519,16 +518,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		}
 		c.observe(ep, outcomeFailure, time.Now())
 		lastErr = err
-		if overallFired.Load() || !canRetry || !p.mayRetry(cl, body) {
+		if !time.Now().Before(deadline) || !canRetry || !p.mayRetry(cl, body) {
 			break
 		}
-	}
-	if resp != nil && !overall.Stop() {
-		// The overall timeout fired while the last answer arrived.
-		resp.Body.Close()
-		resp, timedOut = nil, true
-		cancel()
-		cl.ep.outstanding.Add(-1)
 	}
 	cl.upstreamDur = time.Since(upStart)
 	c.m.upstream.Observe(cl.upstreamDur.Seconds())
@@ -540,7 +532,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		cl.err = &UpstreamError{Err: kind, API: t.API, RequestID: rid, Tries: cl.tries, Detail: detail}
 		return
 	}
-	defer cancel()
+	defer timer.stop() // cancels nothing once stopped; the try context ends with the call
 	defer cl.ep.outstanding.Add(-1)
 	defer resp.Body.Close()
 
@@ -607,7 +599,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 	if r.Method == http.MethodHead {
 		return
 	}
-	idle := newIdleTimer(c.idle, cancel)
+	idle := timer.idle(c.idle)
 	if body != nil {
 		body.idle = idle
 	}
@@ -709,7 +701,7 @@ func stripVersion(pathAndQuery string) string {
 func (p *Proxy) cacheKey(cl *call, policy CachePolicy, r *http.Request) string {
 	scope := "\x00*"
 	if !policy.Public {
-		scope = "\x00" + cl.target.Consumer.String()
+		scope = "\x00" + cl.consumer
 	}
 	return cl.target.API + "\x00" + cl.target.Version + scope + "\x00" + cl.route
 }

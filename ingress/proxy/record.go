@@ -29,7 +29,7 @@ func (p *Proxy) emit(r *http.Request, info *api.RequestInfo, cl *call) {
 	rec.Tenant = t.Owner
 	rec.Target = t.API
 	rec.API, rec.Version = t.API, t.Version
-	rec.Consumer = t.Consumer.String()
+	rec.Consumer = cl.consumer
 	if caller, ok := api.Caller(r.Context()); ok {
 		rec.KeyID = caller.KeyID
 	}

@@ -19,33 +19,51 @@ import (
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// idleTimer cancels a call when its body makes no progress for d.
-type idleTimer struct {
-	t       *time.Timer
-	d       time.Duration
-	expired bool
-	mu      sync.Mutex
+// tryTimer bounds one try: first the wait for the answer's headers, then
+// (idle) each pause in the bodies. When it fires it cancels the try.
+type tryTimer struct {
+	t      *time.Timer
+	d      time.Duration
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	done   bool // fired
 }
 
-func newIdleTimer(d time.Duration, cancel context.CancelFunc) *idleTimer {
-	it := &idleTimer{d: d}
-	it.t = time.AfterFunc(d, func() {
-		it.mu.Lock()
-		it.expired = true
-		it.mu.Unlock()
-		cancel()
-	})
-	return it
+func newTryTimer(d time.Duration, cancel context.CancelFunc) *tryTimer {
+	tt := &tryTimer{cancel: cancel}
+	tt.t = time.AfterFunc(max(d, 0), tt.fire)
+	return tt
 }
 
-func (it *idleTimer) touch() { it.t.Reset(it.d) }
-
-func (it *idleTimer) stop() bool {
-	it.t.Stop()
-	it.mu.Lock()
-	defer it.mu.Unlock()
-	return it.expired
+func (tt *tryTimer) fire() {
+	tt.mu.Lock()
+	tt.done = true
+	tt.mu.Unlock()
+	tt.cancel()
 }
+
+// fired stops the timer and reports whether it had fired.
+func (tt *tryTimer) fired() bool {
+	if tt.t.Stop() {
+		return false
+	}
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return tt.done
+}
+
+// idle turns the stopped timer into the idle timeout d of the bodies.
+func (tt *tryTimer) idle(d time.Duration) *tryTimer {
+	tt.d = d
+	tt.t.Reset(d)
+	return tt
+}
+
+// touch restarts the idle timeout after progress.
+func (tt *tryTimer) touch() { tt.t.Reset(tt.d) }
+
+// stop stops the timer and reports whether it had fired.
+func (tt *tryTimer) stop() bool { return tt.fired() }
 
 // countingBody is the client's request body as forwarded: it counts the
 // bytes read, enforces the API's body limit, keeps the idle timer going,
@@ -55,7 +73,7 @@ type countingBody struct {
 	r     io.Reader
 	n     int64
 	limit int64
-	idle  *idleTimer
+	idle  *tryTimer
 	err   error // the limit error, once hit
 }
 
@@ -98,7 +116,7 @@ func (e *clientWriteError) Unwrap() error { return e.err }
 // teeing into tee (when non-nil) and touching idle. It returns the bytes
 // written and the first read error or *clientWriteError (io.EOF
 // excluded).
-func copyBody(w http.ResponseWriter, src io.Reader, flush bool, idle *idleTimer, tee *teeBuffer) (int64, error) {
+func copyBody(w http.ResponseWriter, src io.Reader, flush bool, idle *tryTimer, tee *teeBuffer) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
