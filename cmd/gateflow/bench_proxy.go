@@ -253,7 +253,9 @@ func (noOrchestrator) List(context.Context, orchestrator.Caller, orchestrator.Li
 func (noOrchestrator) Watch(context.Context, orchestrator.Caller, string) (<-chan orchestrator.Update, error) {
 	return nil, errBenchNoOrch
 }
-func (noOrchestrator) Cancel(context.Context, orchestrator.Caller, string) error { return errBenchNoOrch }
+func (noOrchestrator) Cancel(context.Context, orchestrator.Caller, string) error {
+	return errBenchNoOrch
+}
 func (noOrchestrator) Decide(context.Context, orchestrator.Caller, string, orchestrator.DecideRequest) (workflows.DecisionResult, error) {
 	return workflows.DecisionResult{}, errBenchNoOrch
 }

@@ -315,7 +315,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 	}
 	defer func() {
 		if body != nil {
-			cl.in = body.n
+			cl.in = body.n.Load()
 		}
 	}()
 
@@ -465,6 +465,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 
 		tryCtx, cancel := context.WithCancel(ctx)
 		timer = newTryTimer(min(c.perTry, time.Until(deadline)), cancel)
+		if body != nil {
+			body.timer.Store(timer)
+		}
 		ep.outstanding.Add(1)
 		resp, err = tp.RoundTrip(out.WithContext(tryCtx))
 		fired := timer.fired()
@@ -600,9 +603,6 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		return
 	}
 	idle := timer.idle(c.idle)
-	if body != nil {
-		body.idle = idle
-	}
 	flush := resp.ContentLength == -1 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	n, err := copyBody(w, resp.Body, flush, idle, tee)
 	idleFired := idle.stop()
@@ -641,7 +641,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 // read yet, retries are left, and the budget allows one.
 func (p *Proxy) mayRetry(cl *call, body *countingBody) bool {
 	c := cl.c
-	if body != nil && body.n > 0 {
+	if body != nil && body.n.Load() > 0 {
 		return false
 	}
 	if cl.retries >= c.maxRetry {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,10 +21,11 @@ import (
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // tryTimer bounds one try: first the wait for the answer's headers, then
-// (idle) each pause in the bodies. When it fires it cancels the try.
+// (idle) each pause in the bodies; progress of the request body restarts
+// it, so a long upload is not a timeout. When it fires it cancels the try.
 type tryTimer struct {
 	t      *time.Timer
-	d      time.Duration
+	d      atomic.Int64 // the duration touch restarts it with
 	cancel context.CancelFunc
 	mu     sync.Mutex
 	done   bool // fired
@@ -31,7 +33,9 @@ type tryTimer struct {
 
 func newTryTimer(d time.Duration, cancel context.CancelFunc) *tryTimer {
 	tt := &tryTimer{cancel: cancel}
-	tt.t = time.AfterFunc(max(d, 0), tt.fire)
+	d = max(d, 0)
+	tt.d.Store(int64(d))
+	tt.t = time.AfterFunc(d, tt.fire)
 	return tt
 }
 
@@ -54,13 +58,19 @@ func (tt *tryTimer) fired() bool {
 
 // idle turns the stopped timer into the idle timeout d of the bodies.
 func (tt *tryTimer) idle(d time.Duration) *tryTimer {
-	tt.d = d
+	tt.d.Store(int64(d))
 	tt.t.Reset(d)
 	return tt
 }
 
-// touch restarts the idle timeout after progress.
-func (tt *tryTimer) touch() { tt.t.Reset(tt.d) }
+// touch restarts the timer after progress.
+func (tt *tryTimer) touch() {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if !tt.done {
+		tt.t.Reset(time.Duration(tt.d.Load()))
+	}
+}
 
 // stop stops the timer and reports whether it had fired.
 func (tt *tryTimer) stop() bool { return tt.fired() }
@@ -71,10 +81,10 @@ func (tt *tryTimer) stop() bool { return tt.fired() }
 // an unread body can be sent again by a retry.
 type countingBody struct {
 	r     io.Reader
-	n     int64
+	n     atomic.Int64 // read by the handler while the transport writes
 	limit int64
-	idle  *tryTimer
-	err   error // the limit error, once hit
+	timer atomic.Pointer[tryTimer]
+	err   error // the limit error, once hit (the transport's goroutine only)
 }
 
 // errBodyTooLarge carries the limit to the one error mapping (413).
@@ -88,15 +98,16 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	if rem := b.limit - b.n; int64(len(p)) > rem+1 {
+	read := b.n.Load()
+	if rem := b.limit - read; int64(len(p)) > rem+1 {
 		p = p[:rem+1]
 	}
 	n, err := b.r.Read(p)
-	b.n += int64(n)
-	if b.idle != nil && n > 0 {
-		b.idle.touch()
+	read = b.n.Add(int64(n))
+	if t := b.timer.Load(); t != nil && n > 0 {
+		t.touch()
 	}
-	if b.n > b.limit {
+	if read > b.limit {
 		b.err = &errBodyTooLarge{limit: b.limit}
 		return 0, b.err
 	}

@@ -167,9 +167,15 @@ func TestRetryBudgetFullOutage(t *testing.T) {
 	a.releaseAll() // retries park again
 	b.releaseAll()
 	// Calls refused a retry end now; the retries that got a slot park.
-	eventually(t, 10*time.Second, "the calls without a retry to end", func() bool {
+	eventually(t, 20*time.Second, "the calls without a retry to end", func() bool {
 		retries := held() - n
-		return retries > 0 && done.Load()+retries == n
+		if retries > 0 && done.Load()+retries == n {
+			return true
+		}
+		if time.Now().UnixMilli()%1000 < 50 {
+			t.Logf("held %d (retries %d), calls done %d", held(), retries, done.Load())
+		}
+		return false
 	})
 	retries := held() - n
 	if retries < 2 || retries > n*20/100 {
