@@ -28,6 +28,10 @@ sleep 1
 "$bin" ingress bench-proxy --role gateway --listen 127.0.0.1:27184 --kafka 127.0.0.1:27192 \
   --upstream http://127.0.0.1:27181,http://127.0.0.1:27183 & gw=$!
 trap 'kill $up $bare $gw 2>/dev/null; wait 2>/dev/null' EXIT
+sleep 1
+for pid in $up $bare $gw; do
+  kill -0 "$pid" 2>/dev/null || { echo "a benchmark process exited (port 27181-27184 or 27192 in use?)" >&2; exit 1; }
+done
 key=gf_b3c400000001_benchsecretbenchsecretbenchsecret0
 for _ in $(seq 50); do
   curl -fsS -o /dev/null -H "Authorization: Bearer $key" http://127.0.0.1:27184/gw/bench/x && break
