@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -75,13 +75,17 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	a := &HTTPActivity{services: services}
 	serviceTransport, urlTransport := opts.Transport, opts.Transport
 	if opts.Transport == nil {
-		serviceTransport = newTransport(nil)
+		// Registered services may live on private addresses; only the
+		// ranges no call has a reason to reach (cloud metadata above all)
+		// are refused. The proxy of the environment applies to them.
+		serviceTransport = newTransport(dialPolicy{internalOK: true}, http.ProxyFromEnvironment)
 		// Calls to URLs get their own connection pool, whose dialer refuses
 		// non-public addresses the tenant did not allow: a name on the
 		// allow-list must not lead into the private network (DNS
 		// rebinding), and a pooled connection opened for a registered
-		// service must not be reused for a URL call.
-		urlTransport = newTransport(a.checkDial)
+		// service must not be reused for a URL call. No proxy: it would
+		// hide the address from the check.
+		urlTransport = newTransport(dialPolicy{allow: a.allowAddr}, nil)
 	}
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = DefaultMaxResponseBytes
@@ -97,76 +101,48 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	a.timeout = opts.DefaultTimeout
 	a.hbEvery = opts.HeartbeatInterval
 	a.log = opts.Logger
-	a.serviceClient = &http.Client{Transport: serviceTransport, CheckRedirect: a.checkRedirect}
-	a.urlClient = &http.Client{Transport: urlTransport, CheckRedirect: a.checkRedirect}
+	a.serviceClient = &http.Client{Transport: serviceTransport, CheckRedirect: sameOriginRedirects}
+	a.urlClient = &http.Client{Transport: urlTransport, CheckRedirect: a.checkURLRedirect}
 	return a
 }
 
-// newTransport returns a pooled transport suited to many concurrent calls
-// to few hosts; control, when set, vets every address dialled.
-func newTransport(control func(ctx context.Context, network, address string) error) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 128
-	t.IdleConnTimeout = 90 * time.Second
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	if control != nil {
-		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			d := *dialer
-			d.ControlContext = func(ctx context.Context, network, address string, _ syscall.RawConn) error {
-				return control(ctx, network, address)
-			}
-			return d.DialContext(ctx, network, addr)
-		}
-	} else {
-		t.DialContext = dialer.DialContext
-	}
-	return t
-}
-
-// checkDial refuses, for URL calls, a connection to a non-public address
-// (loopback, private, link-local, unspecified) unless the tenant may call
-// that address itself (the dev tenant's loopback).
-func (a *HTTPActivity) checkDial(ctx context.Context, _, address string) error {
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
-		return err
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || isPublicIP(ip) {
-		return nil
-	}
+// allowAddr lets a URL call reach a loopback or internal address only when
+// the tenant may call that address itself (the dev tenant's loopback, an
+// address listed in allowed_hosts).
+func (a *HTTPActivity) allowAddr(ctx context.Context, ip netip.Addr, port string) error {
 	rc, _ := ctx.Value(redirectKey{}).(redirectCheck)
-	if a.services.AllowURL(rc.tenant, "http://"+net.JoinHostPort(host, port)+"/") == nil {
-		return nil
-	}
-	return &notAllowedError{err: fmt.Errorf("address %s is not public and not allowed for the tenant", host)}
+	return a.services.AllowURL(rc.tenant, "http://"+net.JoinHostPort(ip.String(), port)+"/")
 }
 
-func isPublicIP(ip net.IP) bool {
-	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast())
-}
-
-// redirectCheck carries what checkRedirect needs from the call.
+// redirectCheck carries what checkURLRedirect needs from the call.
 type redirectCheck struct {
 	tenant string
-	direct bool // the call named a URL, so every hop must be allowed
+	// stepHeaders are the headers the step set; they may carry secrets
+	// built from input, so they do not follow a redirect to another
+	// origin.
+	stepHeaders []string
 }
 
 type redirectKey struct{}
 
-// checkRedirect refuses redirect loops and, for URL calls, hops to hosts
-// the tenant may not reach (a redirect must not bypass the allow-list).
-func (a *HTTPActivity) checkRedirect(req *http.Request, via []*http.Request) error {
+// checkURLRedirect refuses redirect loops and hops to hosts the tenant may
+// not reach (a redirect must not bypass the allow-list; the dialer checks
+// the address again), and drops the step's headers and the Referer (which
+// holds the first URL's path and query) on a hop to another origin
+// (net/http already drops Authorization and Cookie there).
+func (a *HTTPActivity) checkURLRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
 	rc, _ := req.Context().Value(redirectKey{}).(redirectCheck)
-	if rc.direct {
-		if err := a.services.AllowURL(rc.tenant, req.URL.String()); err != nil {
-			return &notAllowedError{err: err}
+	if err := a.services.AllowURL(rc.tenant, req.URL.String()); err != nil {
+		return &notAllowedError{err: err}
+	}
+	if origin(req.URL) != origin(via[0].URL) {
+		for _, h := range rc.stepHeaders {
+			req.Header.Del(h)
 		}
+		req.Header.Del("Referer")
 	}
 	return nil
 }
@@ -263,6 +239,9 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		maxResp = a.maxResp
 		client  = a.urlClient
 	)
+	if err := checkPath(in.Path); err != nil {
+		return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: err.Error()}
+	}
 	if in.Service != "" {
 		ep, err := a.services.Resolve(tenant, in.Service)
 		if err != nil {
@@ -304,7 +283,7 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	callCtx = context.WithValue(callCtx, redirectKey{}, redirectCheck{tenant: tenant, direct: in.Service == ""})
+	callCtx = context.WithValue(callCtx, redirectKey{}, redirectCheck{tenant: tenant, stepHeaders: sortedKeys(in.Headers)})
 	var body io.Reader
 	if len(in.Body) > 0 {
 		body = bytes.NewReader(in.Body)
@@ -322,8 +301,25 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		}
 		req.Header.Set(k, v)
 	}
+	// A step's headers add to the service's, never replace them: a
+	// definition must not swap the service's credentials for its own or
+	// claim another identity.
 	for k, v := range in.Headers {
+		if calls.IsReservedHeader(k) {
+			return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: header %s is set by the gateway; a step may not set it", what, k)}
+		}
+		if hasHeader(headers, k) {
+			return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: header %s is configured for service %q; a step may not replace it", what, k, in.Service)}
+		}
 		req.Header.Set(k, v)
+	}
+	if in.Service != "" {
+		// Who the call is for, which services can trust: no step can set
+		// these (above, and refused at validation).
+		req.Header.Set(calls.HeaderTenant, tenant)
+		if u := in.Meta.SubmittedBy; u != "" && u != in.Meta.KeyID {
+			req.Header.Set(calls.HeaderUser, u)
+		}
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -367,7 +363,7 @@ func classifyTransport(actCtx, callCtx context.Context, what string, timeout tim
 	var na *notAllowedError
 	switch {
 	case errors.As(err, &na):
-		return &callError{class: calls.ClassNotAllowed, msg: fmt.Sprintf("%s: redirect refused: %v", what, na.err)}
+		return &callError{class: calls.ClassNotAllowed, msg: fmt.Sprintf("%s: refused: %v", what, na.err)}
 	case errors.Is(actCtx.Err(), context.Canceled):
 		return &callError{msg: fmt.Sprintf("%s: cancelled", what)}
 	case errors.Is(callCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
@@ -498,4 +494,14 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// hasHeader reports whether h names header k, in any case.
+func hasHeader(h map[string]string, k string) bool {
+	for name := range h {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
 }

@@ -313,3 +313,44 @@ func TestHTTPCallSecretNotInError(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestHTTPCallIdentityHeaders: every service call says who it is for, and a
+// step can neither replace the service's configured headers (any case) nor
+// set the gateway's own.
+func TestHTTPCallIdentityHeaders(t *testing.T) {
+	t.Setenv("GATEFLOW_TEST_TOKEN", "s3cret")
+	var got http.Header
+	f := newHTTPFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		w.WriteHeader(http.StatusNoContent)
+	}, activities.HTTPOptions{})
+
+	meta := activities.RunMeta{Tenant: "acme", KeyID: "k1", SubmittedBy: "ann"}
+	if _, err := f.call(activities.HTTPCallInput{StepRef: activities.StepRef{Meta: meta}, Service: "billing", Method: "GET"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Get(calls.HeaderTenant) != "acme" || got.Get(calls.HeaderUser) != "ann" || got.Get("Authorization") != "Bearer s3cret" {
+		t.Errorf("headers %v", got)
+	}
+	// A key without a user: no user header (SubmittedBy is the key id).
+	got = nil
+	meta = activities.RunMeta{Tenant: "acme", KeyID: "k1", SubmittedBy: "k1"}
+	if _, err := f.call(activities.HTTPCallInput{StepRef: activities.StepRef{Meta: meta}, Service: "billing", Method: "GET"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Get(calls.HeaderTenant) != "acme" || got.Values(calls.HeaderUser) != nil {
+		t.Errorf("headers without a user %v", got)
+	}
+
+	for name, value := range map[string]string{"authorization": "Bearer mine", "Gateflow-Tenant": "other", "GATEFLOW-user": "root"} {
+		got = nil
+		_, err := f.call(activities.HTTPCallInput{Service: "billing", Method: "GET", Headers: map[string]string{name: value}})
+		ae := appError(t, err)
+		if ae.Type() != calls.ClassBadRequest || !ae.NonRetryable() || !strings.Contains(ae.Error(), "may not") {
+			t.Errorf("%s: %v (type %s)", name, err, ae.Type())
+		}
+		if got != nil {
+			t.Errorf("%s: the request was sent", name)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,9 +101,10 @@ func NewMCPActivity(servers MCPServers, rec Recorder, opts MCPOptions) *MCPActiv
 		rec = NopRecorder{}
 	}
 	if opts.Transport == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 64
-		opts.Transport = t
+		// MCP servers are registered like services: private addresses
+		// are theirs to use, the ranges no call has a reason to reach
+		// (cloud metadata above all) are refused at dial time.
+		opts.Transport = newTransport(dialPolicy{internalOK: true}, http.ProxyFromEnvironment)
 	}
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = DefaultMCPTimeout
@@ -239,12 +241,18 @@ func (a *MCPActivity) call(ctx context.Context, in MCPCallInput, rec *record.Rec
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	tr := &observingTransport{base: a.transport, headers: headers, max: a.maxResp}
+	u, err := url.Parse(ep.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return MCPCallOutput{}, &mcpError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: the server URL is not an absolute http(s) URL", what)}
+	}
+	tr := &observingTransport{base: a.transport, headers: headers, origin: origin(u), max: a.maxResp}
 	transport := &mcp.StreamableClientTransport{
 		Endpoint: ep.URL,
 		// The client timeout bounds every request the session makes,
 		// including the ones that outlive the attempt (closing it).
-		HTTPClient: &http.Client{Transport: tr, Timeout: timeout + mcpCloseWait},
+		// Redirects stay within the server's origin, so its credentials
+		// never reach another one.
+		HTTPClient: &http.Client{Transport: tr, Timeout: timeout + mcpCloseWait, CheckRedirect: sameOriginRedirects},
 		// Temporal retries the attempt; the transport must not retry on
 		// its own behind the attempt's timeout.
 		MaxRetries:           -1,
@@ -342,9 +350,12 @@ var badRequestCodes = map[int64]bool{
 func (a *MCPActivity) classify(actCtx, callCtx context.Context, tr *observingTransport, what string, timeout time.Duration, err error) *mcpError {
 	status, retryAfter, tooLarge := tr.state()
 	var we *jsonrpc.Error
+	var na *notAllowedError
 	switch {
 	case errors.Is(actCtx.Err(), context.Canceled):
 		return &mcpError{msg: what + ": cancelled"}
+	case errors.As(err, &na):
+		return &mcpError{class: calls.ClassNotAllowed, status: status, msg: fmt.Sprintf("%s: refused: %v", what, na.err)}
 	case tooLarge:
 		return &mcpError{class: calls.ClassTooLarge, status: status, msg: fmt.Sprintf("%s: answer larger than %d bytes", what, a.maxResp)}
 	case callCtx.Err() != nil:
@@ -378,12 +389,13 @@ func (a *MCPActivity) classify(actCtx, callCtx context.Context, tr *observingTra
 }
 
 // observingTransport adds the server's headers to every request of one
-// call and notes what the classification and the record need: the last
+// call to the server's origin (and to no other) and notes what the classification and the record need: the last
 // status (with Retry-After), bytes both ways, and whether the
 // answer went past the size cap.
 type observingTransport struct {
 	base    http.RoundTripper
 	headers map[string]string
+	origin  string // the only origin headers are sent to
 	max     int64
 
 	mu         sync.Mutex
@@ -395,7 +407,7 @@ type observingTransport struct {
 }
 
 func (t *observingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if len(t.headers) > 0 {
+	if len(t.headers) > 0 && origin(req.URL) == t.origin {
 		req = req.Clone(req.Context())
 		for k, v := range t.headers {
 			req.Header.Set(k, v)

@@ -81,7 +81,7 @@ func BenchmarkPendingApprovals(b *testing.B) {
 	b.Cleanup(func() { stop(); <-wdone })
 	orch, err := orchestrator.New(orchestrator.Options{
 		Client: c, TaskQueue: tq, Definitions: staticDefinitions{reg},
-		ValidateDefinition: func(*definition.Definition) error { return nil },
+		ValidateDefinition: func(string, *definition.Definition) error { return nil },
 		ValidateInput:      func(*definition.Definition, json.RawMessage) error { return nil },
 		ApprovalScanLimit:  others + mine + 1,
 	})

@@ -271,6 +271,7 @@ var testKeys = map[string]struct {
 	"admin":     {"gf_a00000000004_adminsecretadminsecretadmin000", "acme", []string{"admin"}, "root"},
 	"other":     {"gf_b00000000001_othersecretothersecretother000", "other", []string{"admin"}, ""},
 	"tiny":      {"gf_c00000000001_tinysecrettinysecrettinysecret0", "tiny", []string{"submitter"}, ""},
+	"scoped":    {"gf_d00000000001_scopedsecretscopedsecretscoped", "scoped", []string{"admin"}, ""},
 }
 
 func testStore(t testing.TB) *auth.Store {

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"gopkg.in/yaml.v3"
 
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/definition/yamlread"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 )
 
@@ -383,20 +383,25 @@ func (s *Server) getDefinition(c echo.Context) error {
 }
 
 // DecodeDefinition decodes a definition body, JSON or (by Content-Type)
-// YAML, strictly.
+// YAML, strictly. YAML goes through yamlread, the one bounded reader
+// (aliases counted at every use, values, expanded size and depth bounded),
+// before it is re-encoded as JSON: its errors are *yamlread.Error, answered
+// 413 or 400 by api.FromError.
 func DecodeDefinition(body []byte, contentType string, maxDepth int) (definition.Definition, error) {
 	mt, _, _ := strings.Cut(contentType, ";")
 	mt = strings.TrimSpace(strings.ToLower(mt))
 	switch mt {
 	case "", "application/json":
 	case "application/yaml", "application/x-yaml", "text/yaml":
-		var v any
-		if err := yaml.Unmarshal(body, &v); err != nil {
-			return definition.Definition{}, api.Errorf(http.StatusBadRequest, "invalid_yaml", "invalid YAML: %v", err)
+		// The body is already within the server's body limit; the reader
+		// bounds what it may expand to relative to that.
+		v, err := yamlread.ReadTree(body, yamlread.Limits{MaxBytes: max(len(body), yamlread.DefaultMaxBytes), MaxDepth: maxDepth})
+		if err != nil {
+			return definition.Definition{}, err
 		}
 		j, err := json.Marshal(v)
 		if err != nil {
-			return definition.Definition{}, api.Errorf(http.StatusBadRequest, "invalid_yaml", "YAML that cannot be JSON (use string keys): %v", err)
+			return definition.Definition{}, api.Errorf(http.StatusBadRequest, "invalid_yaml", "YAML that cannot be JSON: %v", err)
 		}
 		body = j
 	default:

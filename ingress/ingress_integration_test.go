@@ -129,9 +129,13 @@ func newEnv(t *testing.T) *env {
 	reg, err := sysconfig.NewStatic(sysconfig.Config{
 		Services: map[string]sysconfig.Service{"inventory": {BaseURL: svc.URL}},
 		Tenants: map[string]sysconfig.Tenant{
-			"acme":  {AllowInlineDefinitions: true, RateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}},
-			"other": {RateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}},
-			"tiny":  {RateLimit: sysconfig.RateLimit{RPS: 5, Burst: 3}},
+			"acme": {AllowInlineDefinitions: true, RateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000},
+				Uses: sysconfig.Uses{Services: []string{"inventory"}, Definitions: []string{sysconfig.All}}},
+			"other": {RateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000}, KeyRateLimit: sysconfig.RateLimit{RPS: 1000, Burst: 1000},
+				Uses: sysconfig.Uses{Services: []string{"inventory"}, Definitions: []string{sysconfig.All}}},
+			"tiny": {RateLimit: sysconfig.RateLimit{RPS: 5, Burst: 3}, Uses: sysconfig.Uses{Definitions: []string{sysconfig.All}}},
+			// scoped may start the config dir's definitions but call no service.
+			"scoped": {AllowInlineDefinitions: true, Uses: sysconfig.Uses{Definitions: []string{sysconfig.All}}},
 		},
 	}, defs...)
 	if err != nil {
@@ -156,7 +160,7 @@ func newEnv(t *testing.T) *env {
 		Client: c, TaskQueue: tq,
 		Definitions:        orchestrator.RegistryDefinitions(store),
 		Policies:           reg,
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 		WatchMinInterval:   20 * time.Millisecond,
 	})
@@ -803,7 +807,7 @@ func (e *env) orchestrator(tq string) *orchestrator.Orchestrator {
 	e.t.Helper()
 	o, err := orchestrator.New(orchestrator.Options{
 		Client: e.c, TaskQueue: tq, Definitions: e.defs,
-		ValidateDefinition: func(*definition.Definition) error { return nil },
+		ValidateDefinition: func(string, *definition.Definition) error { return nil },
 		ValidateInput:      func(*definition.Definition, json.RawMessage) error { return nil },
 	})
 	if err != nil {
@@ -840,4 +844,37 @@ func TestIntegrationRateLimit(t *testing.T) {
 		_, err := tc.Definitions(e.ctx)
 		return err
 	})
+}
+
+// TestIntegrationTenantScope: a tenant reaches only the services it owns or
+// lists. A definition that calls another service is refused before it runs
+// — at start, for an inline submission and at publish — with the path of
+// the step, and reads exactly like a service that does not exist.
+func TestIntegrationTenantScope(t *testing.T) {
+	e := newEnv(t)
+	c := e.client("scoped")
+	want := `steps[0].service: unknown service "inventory"`
+	check := func(what string, err error) {
+		t.Helper()
+		var ce *ingclient.Error
+		if !errors.As(err, &ce) || ce.StatusCode != 422 || !strings.Contains(ce.Error(), want) {
+			t.Errorf("%s: %v, want 422 with %q", what, err, want)
+		}
+	}
+	_, err := c.Submit(e.ctx, ingclient.SubmitRequest{Definition: "order", Input: map[string]any{"amount": 3}})
+	check("config-dir definition", err)
+	inline := definition.Definition{Steps: []definition.Step{{ID: "get", Kind: "http", Service: "inventory", Path: "/stock"}}}
+	_, err = c.Submit(e.ctx, ingclient.SubmitRequest{Inline: &inline})
+	check("inline definition", err)
+	inline.Name, inline.Version = "mine", "1"
+	_, err = c.PublishDefinition(e.ctx, inline)
+	check("publish", err)
+	// The same inline definition naming a service that does not exist
+	// reads the same, name aside.
+	inline.Steps[0].Service = "nope"
+	_, err = c.Submit(e.ctx, ingclient.SubmitRequest{Inline: &inline})
+	var ce *ingclient.Error
+	if !errors.As(err, &ce) || !strings.Contains(ce.Error(), `steps[0].service: unknown service "nope"`) {
+		t.Errorf("missing service: %v", err)
+	}
 }

@@ -17,12 +17,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/deploy/embedded"
+	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows"
 )
@@ -38,10 +42,18 @@ const benchInFlight = 50
 // and the latency from the start call to the first step reaching the
 // service, one orchestration at a time (p50, p99 of 100 per mode).
 //
+// The interpreter's worker records its calls as deployed: through the
+// analytics producer (Emit, then batches to Kafka, an in-process kfake
+// broker here); the hand-written workflow, the bare alternative, records
+// nothing. interpreter_records/orch reports how many records each
+// interpreted orchestration emitted (1: its http attempt).
+//
 //	go test -tags integration -run '^$' -bench Orchestrations -benchtime 400x ./worker/
 func BenchmarkOrchestrations(b *testing.B) {
 	ts := newServer(b)
 	c := ts.GetDefaultClient()
+	metrics := prometheus.NewRegistry()
+	prod := benchProducer(b, metrics)
 	var arrivals sync.Map // id -> time.Time
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
@@ -58,6 +70,7 @@ func BenchmarkOrchestrations(b *testing.B) {
 	plain := &plainHTTP{url: svc.URL + "/work", client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}}
 	startWorker(b, c, "bench", worker.Deps{
 		Services: staticServices{"svc": svc.URL},
+		Recorder: prod,
 		Register: []func(sdkworker.Registry){func(r sdkworker.Registry) {
 			r.RegisterWorkflowWithOptions(handWritten, workflow.RegisterOptions{Name: "bench.HandWritten"})
 			r.RegisterActivityWithOptions(plain.Call, activity.RegisterOptions{Name: "bench.PlainHTTP"})
@@ -67,12 +80,13 @@ func BenchmarkOrchestrations(b *testing.B) {
 		{"id": "work", "kind": "http", "service": "svc", "method": "POST", "path": "/work", "body": {"id": "${{ input.id }}"}}
 	], "output": "${{ steps.work.output.body }}"}`)
 
-	var seq atomic.Int64
+	var seq, interpreted atomic.Int64
 	starters := map[string]func(ctx context.Context, id string) (client.WorkflowRun, error){
 		"handwritten": func(ctx context.Context, id string) (client.WorkflowRun, error) {
 			return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "bench"}, "bench.HandWritten", id)
 		},
 		"interpreter": func(ctx context.Context, id string) (client.WorkflowRun, error) {
+			interpreted.Add(1)
 			in := orchestration(def, fmt.Sprintf(`{"id": %q}`, id))
 			return c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: "bench"}, workflows.OrchestrationWorkflow, in)
 		},
@@ -160,6 +174,48 @@ func BenchmarkOrchestrations(b *testing.B) {
 		b.ReportMetric(ms(cpu[mode])/float64(b.N), mode+"_cpu_ms/orch")
 	}
 	b.ReportMetric(100*(cpu["interpreter"].Seconds()-cpu["handwritten"].Seconds())/cpu["handwritten"].Seconds(), "interpreter_cpu_overhead_%")
+	emitted := counterValue(b, metrics, "gateflow_producer_records_emitted_total")
+	b.ReportMetric(emitted/float64(interpreted.Load()), "interpreter_records/orch")
+	if emitted == 0 {
+		b.Error("the interpreter emitted no call records: the benchmark does not measure the recording path")
+	}
+}
+
+// benchProducer is the call-record path of a deployed worker: the analytics
+// producer with a spool directory, writing to an in-process kfake broker,
+// its metrics in reg. It is closed (flushing its queue) after the worker
+// stops, since cleanups run last-registered first.
+func benchProducer(b *testing.B, reg prometheus.Registerer) *producer.Producer {
+	b.Helper()
+	broker := embeddedtest.StartKafka(b, embedded.Topic{Name: "gateflow.calls", Partitions: 6})
+	p, err := producer.New(producer.Config{Brokers: []string{broker}, Topic: "gateflow.calls", SpoolDir: b.TempDir(), Registerer: reg}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Close(ctx); err != nil {
+			b.Error(err)
+		}
+	})
+	return p
+}
+
+// counterValue reads a counter without labels from reg.
+func counterValue(b *testing.B, reg prometheus.Gatherer, name string) float64 {
+	b.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	b.Fatalf("no counter %s", name)
+	return 0
 }
 
 // processCPU is the user and system CPU time this process used so far.

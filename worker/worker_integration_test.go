@@ -139,6 +139,18 @@ func TestRetriesFollowBackoff(t *testing.T) {
 // TestWorkerKilledDuringStep kills the worker process while an http call
 // is in flight; a new worker process retries the call after the heartbeat
 // timeout and the orchestration completes.
+//
+// It also holds docs/WORKFLOWS.md to "a worker dying mid-call costs ~10 s,
+// not the whole attempt timeout", with two bounds that tell mechanisms
+// apart rather than measure speed (their margins are 5 s and 14 s; only a
+// broken heartbeat path, or a stall of that size, fails them):
+//   - the call is kept in flight for heldBeforeKill (15 s), longer than the
+//     10 s heartbeat timeout: only the activity's heartbeats keep the
+//     attempt alive, so no retry may reach the service before the kill;
+//   - after the kill, the retry must come within killDetectionBound (25 s):
+//     ~2–11 s when the heartbeat timeout notices the dead worker, ~50 s
+//     when only the 65 s attempt timeout (60 s step timeout + 5 s grace,
+//     counted from the start) would.
 func TestWorkerKilledDuringStep(t *testing.T) {
 	ts := newServer(t)
 	c := ts.GetDefaultClient()
@@ -162,7 +174,7 @@ func TestWorkerKilledDuringStep(t *testing.T) {
 	first := startChild(t, ts, "killstep", services)
 
 	d := mustDef(t, `{"steps": [
-		{"id": "work", "kind": "http", "service": "svc", "path": "/work", "method": "POST", "body": {"id": "${{ input.id }}"}, "timeout": "30s"},
+		{"id": "work", "kind": "http", "service": "svc", "path": "/work", "method": "POST", "body": {"id": "${{ input.id }}"}, "timeout": "60s"},
 		{"id": "after", "kind": "http", "service": "svc", "path": "/after", "method": "POST", "body": "${{ steps.work.output.body.n }}"}
 	], "output": {"work": "${{ steps.work.output.body }}", "after": "${{ steps.after.output.body.got }}"}}`)
 	run := start(t, c, "killstep", "killstep", orchestration(d, `{"id": "o-1"}`))
@@ -171,14 +183,28 @@ func TestWorkerKilledDuringStep(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the step never started; worker stderr:\n%s", first.out.String())
 	}
+	time.Sleep(heldBeforeKill)
+	if n := len(h.times("/work")); n != 1 {
+		t.Fatalf("/work called %d times while its first worker was alive: the attempt timed out after the 10 s heartbeat timeout, so the activity did not heartbeat", n)
+	}
 	first.kill()
 	killedAt := time.Now()
 	startChild(t, ts, "killstep", services)
-	out, err := resultOf(t, run, 45*time.Second)
+	out, err := resultOf(t, run, 90*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("completed %s after the kill", time.Since(killedAt).Round(time.Millisecond))
+	attempts := h.times("/work")
+	if len(attempts) != 2 {
+		t.Fatalf("/work called %d times, want 2", len(attempts))
+	}
+	detected := attempts[1].Sub(killedAt)
+	t.Logf("the retry reached the service %s after the kill (heartbeat timeout 10 s, attempt timeout 65 s)", detected.Round(time.Millisecond))
+	if detected > killDetectionBound {
+		t.Errorf("the retry came %s after the kill, want < %s: the dead worker was noticed by the attempt timeout, not by heartbeats",
+			detected.Round(time.Millisecond), killDetectionBound)
+	}
 	work, _ := out["work"].(map[string]any)
 	if work["n"] != 2.0 || fmt.Sprint(work["got"]) != "map[id:o-1]" || out["after"] != 2.0 {
 		t.Errorf("output %v", out)
@@ -187,6 +213,17 @@ func TestWorkerKilledDuringStep(t *testing.T) {
 		t.Errorf("work status %+v", s)
 	}
 }
+
+// Bounds of TestWorkerKilledDuringStep. heldBeforeKill outlasts the 10 s
+// heartbeat timeout (a retry would reach the service ~11 s after the start
+// if the activity did not heartbeat); killDetectionBound separates a dead
+// worker noticed through the heartbeat timeout (retry ~2–11 s after the
+// kill: the SDK sends heartbeats at most every 8 s) from one noticed only
+// when the attempt timeout expires (~50 s after the kill).
+const (
+	heldBeforeKill     = 15 * time.Second
+	killDetectionBound = 25 * time.Second
+)
 
 func orNull(b []byte) string {
 	if len(b) == 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -108,7 +109,7 @@ func (r *run) callHTTP(ctx workflow.Context, sc *scope, st *definition.Step, id 
 		}
 	}
 	if st.Path != "" {
-		if in.Path, err = evalString(st.Path, env); err != nil {
+		if in.Path, err = r.renderPath(ctx, st.Path, env); err != nil {
 			return stepOutcome{}, fmt.Errorf("path: %w", err)
 		}
 	}
@@ -132,6 +133,37 @@ func (r *run) callHTTP(ctx workflow.Context, sc *scope, st *definition.Step, id 
 	err = workflow.ExecuteActivity(actx, activities.HTTPCallActivity, in).Get(actx, &raw)
 	r.events += activityEvents
 	return callResult(raw, err, opts.RetryPolicy)
+}
+
+// pathEscapeChange is the workflow.GetVersion change id under which http
+// step paths escape their interpolated values and refuse dot segments
+// (definition.EvalPath). Version 1 is asked lazily, at the first path
+// template of a run, so runs started before it take it at their next http
+// call once replayed past their history, and histories without a path
+// template gain no marker.
+const (
+	pathEscapeChange                  = "gateflow.path-escape"
+	pathEscapeV1     workflow.Version = 1
+)
+
+// renderPath renders an http step's path: literal paths as written; path
+// templates escaped (EvalPath) from pathEscapeV1 on, interpolated as text
+// before (the replay of older histories).
+func (r *run) renderPath(ctx workflow.Context, path string, env definition.Env) (string, error) {
+	if !strings.Contains(path, "${{") {
+		return evalString(path, env)
+	}
+	if !r.pathEscapeKnown {
+		r.pathEscape = workflow.GetVersion(ctx, pathEscapeChange, workflow.DefaultVersion, pathEscapeV1)
+		r.pathEscapeKnown = true
+		if r.pathEscape >= pathEscapeV1 {
+			r.events += versionEvents
+		}
+	}
+	if r.pathEscape >= pathEscapeV1 {
+		return evalPath(path, env)
+	}
+	return evalString(path, env)
 }
 
 func (r *run) callModel(ctx workflow.Context, sc *scope, st *definition.Step, id string) (stepOutcome, error) {

@@ -46,6 +46,11 @@ func evalString(s string, env definition.Env) (string, error) {
 	return definition.EvalString(s, env)
 }
 
+func evalPath(s string, env definition.Env) (string, error) {
+	//workflowcheck:ignore
+	return definition.EvalPath(s, env)
+}
+
 func evalCondition(src string, env definition.Env) (bool, error) {
 	//workflowcheck:ignore
 	return definition.EvalCondition(src, env)

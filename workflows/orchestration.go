@@ -94,6 +94,10 @@ type run struct {
 	// the SearchAttrAwaiting value it last upserted.
 	visibility workflow.Version
 	awaiting   []string
+	// pathEscape is the pathEscapeChange version of this run, asked the
+	// first time an http step renders a path template (pathEscapeKnown).
+	pathEscape      workflow.Version
+	pathEscapeKnown bool
 }
 
 func newRun(ctx workflow.Context, in OrchestrationInput) (*run, error) {

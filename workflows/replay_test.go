@@ -20,7 +20,8 @@ import (
 // histories of the current code; each subdirectory freezes those of an
 // older version that workflows may still be running with
 // (before-visibility: recorded before the VisibilityChange GetVersion,
-// replayed on its default-version path). After a deliberate and versioned
+// replayed on its default-version path; before-path-escape: recorded before
+// the gateflow.path-escape GetVersion, likewise). After a deliberate and versioned
 // (workflow.GetVersion) change, move the top-level files into a new
 // subdirectory named after the change, then record the current ones with:
 //

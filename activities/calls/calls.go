@@ -8,6 +8,8 @@
 // analytics/ may not import each other.
 package calls
 
+import "strings"
+
 // Kind is what was called: the kind of a call record. The call step kinds
 // of a definition (http, model, approval, mcp) are these strings too.
 type Kind string
@@ -129,4 +131,24 @@ func Retryable(class string) bool {
 		}
 	}
 	return false
+}
+
+// Identity headers the gateway adds to every call it makes to a service, so
+// that services can trust who the call is for: no step, client or proxied
+// request may set a header with ReservedHeaderPrefix, and the gateway
+// strips any such header it receives before forwarding.
+const (
+	// ReservedHeaderPrefix starts every header only the gateway sets.
+	ReservedHeaderPrefix = "Gateflow-"
+	// HeaderTenant names the tenant the call is made for.
+	HeaderTenant = "Gateflow-Tenant"
+	// HeaderUser names the user behind the call, when the caller's key has
+	// one.
+	HeaderUser = "Gateflow-User"
+)
+
+// IsReservedHeader reports whether name (any case) is a header only the
+// gateway sets.
+func IsReservedHeader(name string) bool {
+	return len(name) >= len(ReservedHeaderPrefix) && strings.EqualFold(name[:len(ReservedHeaderPrefix)], ReservedHeaderPrefix)
 }

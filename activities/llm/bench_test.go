@@ -8,23 +8,137 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
+	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/deploy/embedded"
+	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
 )
 
 // Gateway overhead per model call against calling the same local provider
 // server directly with net/http, in the same run:
 //
-//	go test -run XXX -bench . -benchmem ./activities/llm/
+//	go test -run XXX -bench . ./activities/llm/
 //
 // "direct" marshals the request, POSTs it and decodes the answer, as a
 // bare client would; "gateway" does Chat through routing, estimates,
 // budget, adapter translation, cost and a call record. The difference is
-// the gateway's overhead. p50/p99 are per-call latencies.
+// the gateway's overhead.
+//
+// The call record goes where it goes in production: Emit of the analytics
+// producer (encode, enqueue), whose background goroutine writes batches to
+// Kafka (an in-process kfake broker here). The compared paths run
+// interleaved (see runInterleaved), so one iteration (b.N) is one call of
+// each path and ns/op is their sum; the per-path figures are the reported
+// metrics: <path>-ns/call, -p50-ns, -p99-ns, -cpu-ns/call (user + system
+// time of the whole process, so it includes the producer's background
+// writes and the in-process broker), -allocs/call and -B/call (process-wide,
+// as -benchmem counts them).
+
+// benchRecorder is the real call-record path: an analytics producer with
+// a spool directory, writing to an in-process kfake broker. It is closed
+// (flushing what is queued) when the benchmark ends.
+func benchRecorder(b *testing.B) Recorder {
+	b.Helper()
+	broker := embeddedtest.StartKafka(b, embedded.Topic{Name: "gateflow.calls", Partitions: 6})
+	p, err := producer.New(producer.Config{Brokers: []string{broker}, Topic: "gateflow.calls", SpoolDir: b.TempDir()}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.Close(ctx); err != nil {
+			b.Error(err)
+		}
+	})
+	return p
+}
+
+// benchMode is one of the paths a benchmark compares: call makes one call
+// and returns the latency to report for it (the whole call, or the time to
+// the first token).
+type benchMode struct {
+	name string
+	call func() time.Duration
+}
+
+// benchRounds is how many rounds runInterleaved splits b.N into.
+const benchRounds = 10
+
+// runInterleaved runs b.N calls of every mode in benchRounds rounds, the
+// order of the modes reversed every other round (A B C, C B A, A B C, ...),
+// so that a change of load on the shared machine hits every mode alike,
+// and reports per mode the figures listed at the top of this file.
+func runInterleaved(b *testing.B, modes []benchMode) {
+	b.Helper()
+	type acc struct {
+		lat           latencies
+		wall, cpu     time.Duration
+		allocs, bytes uint64
+	}
+	accs := make([]acc, len(modes))
+	for i := range accs {
+		accs[i].lat = make(latencies, 0, b.N)
+	}
+	var ms runtime.MemStats
+	b.ResetTimer()
+	for r := range benchRounds {
+		n := b.N*(r+1)/benchRounds - b.N*r/benchRounds
+		if n == 0 {
+			continue
+		}
+		order := make([]int, len(modes))
+		for i := range order {
+			order[i] = i
+		}
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, i := range order {
+			a := &accs[i]
+			runtime.ReadMemStats(&ms)
+			m0, b0, c0, t0 := ms.Mallocs, ms.TotalAlloc, processCPU(), time.Now()
+			for range n {
+				a.lat = append(a.lat, modes[i].call())
+			}
+			a.wall += time.Since(t0)
+			a.cpu += processCPU() - c0
+			runtime.ReadMemStats(&ms)
+			a.allocs += ms.Mallocs - m0
+			a.bytes += ms.TotalAlloc - b0
+		}
+	}
+	b.StopTimer()
+	for i, m := range modes {
+		a := &accs[i]
+		calls := float64(len(a.lat))
+		if calls == 0 {
+			continue
+		}
+		b.ReportMetric(float64(a.wall.Nanoseconds())/calls, m.name+"-ns/call")
+		b.ReportMetric(float64(a.cpu.Nanoseconds())/calls, m.name+"-cpu-ns/call")
+		b.ReportMetric(float64(a.allocs)/calls, m.name+"-allocs/call")
+		b.ReportMetric(float64(a.bytes)/calls, m.name+"-B/call")
+		a.lat.report(b, m.name+"-")
+	}
+}
+
+// processCPU is the user and system CPU time this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // benchProvider keeps no request copies (the fake's log would grow).
 func benchProvider(b *testing.B) string {
@@ -53,7 +167,7 @@ func benchRequest() *ChatRequest {
 	}
 }
 
-func benchGateway(b *testing.B, url string, withBudget bool) *Gateway {
+func benchGateway(b *testing.B, url string, withBudget bool, rec Recorder) *Gateway {
 	var budget BudgetChecker
 	if withBudget {
 		budget = NewBudgets(&fakeSpend{}, LimitFunc(func(string) (int64, int64) { return 1 << 40, 0 }), SystemClock{}, BudgetPolicy{})
@@ -61,7 +175,7 @@ func benchGateway(b *testing.B, url string, withBudget bool) *Gateway {
 	gw, err := NewGateway(oneProvider(KindOpenAI, url, map[string]Model{"m": {InputPerMTok: 0.15, OutputPerMTok: 0.6, ContextTokens: 128000}}), Deps{
 		HTTP:      NewHTTPClient(),
 		Budget:    budget,
-		Recorder:  nopRecorder{},
+		Recorder:  rec,
 		LookupEnv: func(string) (string, bool) { return testKey, true },
 	})
 	if err != nil {
@@ -82,63 +196,52 @@ func (l latencies) report(b *testing.B, prefix string) {
 	b.ReportMetric(float64(l[len(l)*99/100].Nanoseconds()), prefix+"p99-ns")
 }
 
+// BenchmarkChat: direct, gateway and gateway with a budget, interleaved.
 func BenchmarkChat(b *testing.B) {
 	url := benchProvider(b)
 	req := benchRequest()
-	b.Run("direct", func(b *testing.B) {
-		client := NewHTTPClient()
-		lat := make(latencies, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			start := time.Now()
-			r := *req
-			r.Model = "m"
-			body, err := json.Marshal(&r)
-			if err != nil {
-				b.Fatal(err)
-			}
-			hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
-			hreq.Header.Set("Content-Type", "application/json")
-			hreq.Header.Set("Authorization", "Bearer "+testKey)
-			resp, err := client.Do(hreq)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var out ChatResponse
-			err = json.NewDecoder(resp.Body).Decode(&out)
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err != nil || len(out.Choices) == 0 {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(start))
+	rec := benchRecorder(b)
+	client := NewHTTPClient()
+	direct := func() time.Duration {
+		start := time.Now()
+		r := *req
+		r.Model = "m"
+		body, err := json.Marshal(&r)
+		if err != nil {
+			b.Fatal(err)
 		}
-		b.StopTimer()
-		lat.report(b, "")
-	})
-	for _, variant := range []struct {
-		name   string
-		budget bool
-	}{{"gateway", false}, {"gateway+budget", true}} {
-		b.Run(variant.name, func(b *testing.B) {
-			gw := benchGateway(b, url, variant.budget)
-			lat := make(latencies, 0, b.N)
-			opts := CallOptions{Tenant: "acme", StepID: "s"}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				resp, err := gw.Chat(context.Background(), req, opts)
-				if err != nil || len(resp.Choices) == 0 {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(start))
-			}
-			b.StopTimer()
-			lat.report(b, "")
-		})
+		hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
+		hreq.Header.Set("Content-Type", "application/json")
+		hreq.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := client.Do(hreq)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out ChatResponse
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || len(out.Choices) == 0 {
+			b.Fatal(err)
+		}
+		return time.Since(start)
 	}
+	viaGateway := func(gw *Gateway) func() time.Duration {
+		opts := CallOptions{Tenant: "acme", StepID: "s"}
+		return func() time.Duration {
+			start := time.Now()
+			resp, err := gw.Chat(context.Background(), req, opts)
+			if err != nil || len(resp.Choices) == 0 {
+				b.Fatal(err)
+			}
+			return time.Since(start)
+		}
+	}
+	runInterleaved(b, []benchMode{
+		{"direct", direct},
+		{"gateway", viaGateway(benchGateway(b, url, false, rec))},
+		{"gateway+budget", viaGateway(benchGateway(b, url, true, rec))},
+	})
 }
 
 // BenchmarkStreamTTFT measures time to the first content chunk of a
@@ -147,77 +250,64 @@ func BenchmarkChat(b *testing.B) {
 func BenchmarkStreamTTFT(b *testing.B) {
 	url := benchProvider(b)
 	req := benchRequest()
-	b.Run("direct", func(b *testing.B) {
-		client := NewHTTPClient()
-		lat := make(latencies, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			start := time.Now()
-			r := *req
-			r.Model = "m"
-			r.Stream = true
-			r.StreamOptions = &StreamOptions{IncludeUsage: true}
-			body, _ := json.Marshal(&r)
-			hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
-			hreq.Header.Set("Content-Type", "application/json")
-			hreq.Header.Set("Accept", "text/event-stream")
-			hreq.Header.Set("Authorization", "Bearer "+testKey)
-			resp, err := client.Do(hreq)
+	client := NewHTTPClient()
+	direct := func() time.Duration {
+		start := time.Now()
+		r := *req
+		r.Model = "m"
+		r.Stream = true
+		r.StreamOptions = &StreamOptions{IncludeUsage: true}
+		body, _ := json.Marshal(&r)
+		hreq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
+		hreq.Header.Set("Content-Type", "application/json")
+		hreq.Header.Set("Accept", "text/event-stream")
+		hreq.Header.Set("Authorization", "Bearer "+testKey)
+		resp, err := client.Do(hreq)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var ttft time.Duration
+		for sc.Scan() {
+			line := sc.Bytes()
+			if !bytes.HasPrefix(line, []byte("data: ")) || bytes.Equal(line, []byte("data: [DONE]")) {
+				continue
+			}
+			var c ChatChunk
+			if err := json.Unmarshal(line[6:], &c); err != nil {
+				b.Fatal(err)
+			}
+			if ttft == 0 && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
+				ttft = time.Since(start)
+			}
+		}
+		return ttft
+	}
+	gw := benchGateway(b, url, false, benchRecorder(b))
+	viaGateway := func() time.Duration {
+		start := time.Now()
+		s, err := gw.ChatStream(context.Background(), req, CallOptions{Tenant: "acme"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		var ttft time.Duration
+		for {
+			c, err := s.Recv()
+			if err == io.EOF {
+				break
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
-			sc := bufio.NewScanner(resp.Body)
-			first := true
-			for sc.Scan() {
-				line := sc.Bytes()
-				if !bytes.HasPrefix(line, []byte("data: ")) || bytes.Equal(line, []byte("data: [DONE]")) {
-					continue
-				}
-				var c ChatChunk
-				if err := json.Unmarshal(line[6:], &c); err != nil {
-					b.Fatal(err)
-				}
-				if first && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
-					lat = append(lat, time.Since(start))
-					first = false
-				}
+			if ttft == 0 && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
+				ttft = time.Since(start)
 			}
-			resp.Body.Close()
 		}
-		b.StopTimer()
-		lat.report(b, "ttft-")
-	})
-	b.Run("gateway", func(b *testing.B) {
-		gw := benchGateway(b, url, false)
-		lat := make(latencies, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			start := time.Now()
-			s, err := gw.ChatStream(context.Background(), req, CallOptions{Tenant: "acme"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			first := true
-			for {
-				c, err := s.Recv()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				if first && len(c.Choices) > 0 && c.Choices[0].Delta.Content != nil && *c.Choices[0].Delta.Content != "" {
-					lat = append(lat, time.Since(start))
-					first = false
-				}
-			}
-			s.Close()
-		}
-		b.StopTimer()
-		lat.report(b, "ttft-")
-	})
+		return ttft
+	}
+	runInterleaved(b, []benchMode{{"direct-ttft", direct}, {"gateway-ttft", viaGateway}})
 }
 
 // cannedTransport answers every request in memory with a fixed body, so
@@ -245,14 +335,33 @@ func (c cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // BenchmarkChatInMemory is BenchmarkChat over an in-memory transport: the
-// gateway's own CPU cost per call against a bare client's.
+// gateway's own CPU cost per call against a bare client's, plain and
+// streaming (to the first chunk), interleaved.
 func BenchmarkChatInMemory(b *testing.B) {
 	rt := cannedTransport{plain: llmtest.Fixture(b, "openai/chat_response.json"), stream: llmtest.Fixture(b, "openai/chat_stream.sse")}
 	client := &http.Client{Transport: rt}
 	req := benchRequest()
-	b.Run("direct", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
+	rec := benchRecorder(b)
+	newGW := func(models map[string]Model) *Gateway {
+		gw, err := NewGateway(oneProvider(KindOpenAI, "http://provider.invalid/v1", models), Deps{
+			HTTP: client, Recorder: rec, LookupEnv: func(string) (string, bool) { return testKey, true },
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return gw
+	}
+	gw := newGW(map[string]Model{"m": {InputPerMTok: 1, OutputPerMTok: 1, ContextTokens: 128000}})
+	gwStream := newGW(map[string]Model{"m": {}})
+	timed := func(f func()) func() time.Duration {
+		return func() time.Duration {
+			start := time.Now()
+			f()
+			return time.Since(start)
+		}
+	}
+	runInterleaved(b, []benchMode{
+		{"direct", timed(func() {
 			r := *req
 			r.Model = "m"
 			body, _ := json.Marshal(&r)
@@ -269,44 +378,13 @@ func BenchmarkChatInMemory(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("gateway", func(b *testing.B) {
-		gw, err := NewGateway(oneProvider(KindOpenAI, "http://provider.invalid/v1", map[string]Model{"m": {InputPerMTok: 1, OutputPerMTok: 1, ContextTokens: 128000}}), Deps{
-			HTTP: client, Recorder: nopRecorder{}, LookupEnv: func(string) (string, bool) { return testKey, true },
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
+		})},
+		{"gateway", timed(func() {
 			if _, err := gw.Chat(context.Background(), req, CallOptions{Tenant: "acme"}); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("gateway-stream", func(b *testing.B) {
-		gw, err := NewGateway(oneProvider(KindOpenAI, "http://provider.invalid/v1", map[string]Model{"m": {}}), Deps{
-			HTTP: client, Recorder: nopRecorder{}, LookupEnv: func(string) (string, bool) { return testKey, true },
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			s, err := gw.ChatStream(context.Background(), req, CallOptions{Tenant: "acme"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := s.Recv(); err != nil {
-				b.Fatal(err)
-			}
-			s.Close()
-		}
-	})
-	b.Run("direct-stream", func(b *testing.B) {
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
+		})},
+		{"direct-stream", timed(func() {
 			r := *req
 			r.Model = "m"
 			r.Stream = true
@@ -328,6 +406,16 @@ func BenchmarkChatInMemory(b *testing.B) {
 				}
 			}
 			resp.Body.Close()
-		}
+		})},
+		{"gateway-stream", timed(func() {
+			s, err := gwStream.ChatStream(context.Background(), req, CallOptions{Tenant: "acme"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Recv(); err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		})},
 	})
 }

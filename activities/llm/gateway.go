@@ -65,6 +65,16 @@ type Deps struct {
 	// os.ReadFile.
 	LookupEnv func(string) (string, bool)
 	ReadFile  func(string) ([]byte, error)
+	// Access says which models a tenant may call; nil lets every tenant
+	// call every model (tests, single-tenant embedding).
+	Access ModelAccess
+}
+
+// ModelAccess answers whether a tenant may call a model, an alias or
+// "provider/model" as requested. The system configuration implements it
+// (each tenant's uses.models).
+type ModelAccess interface {
+	MayUseModel(tenant, model string) bool
 }
 
 // CallOptions say who a call is for (copied into call records and used for
@@ -90,6 +100,10 @@ type CallOptions struct {
 	// NoRetry disables the gateway's retry rounds (the model activity sets
 	// it: Temporal retries). Fallbacks across alias targets still happen.
 	NoRetry bool
+	// Granted says the caller reached the model through something that
+	// grants it, so the tenant's model list is not consulted: a prompt API
+	// visible to the tenant (its model is the operator's choice).
+	Granted bool
 }
 
 // Gateway routes unified chat requests to providers: it resolves a model or
@@ -172,6 +186,19 @@ func (g *Gateway) Has(model string) bool {
 // Models lists every alias and "provider/model", sorted.
 func (g *Gateway) Models() []string { return append([]string(nil), g.routes.Load().names...) }
 
+// ModelsFor lists the models (aliases and "provider/model") the tenant may
+// call, sorted: every model when the gateway has no access check.
+func (g *Gateway) ModelsFor(tenant string) []string {
+	names := g.routes.Load().names
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if g.deps.Access == nil || g.deps.Access.MayUseModel(tenant, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Targets returns the "provider/model" targets a name routes to, in
 // fallback order.
 func (g *Gateway) Targets(model string) ([]string, error) {
@@ -193,7 +220,7 @@ func (rt *routes) resolve(model string) ([]*target, error) {
 	if t, ok := rt.targets[model]; ok {
 		return []*target{t}, nil
 	}
-	return nil, &Error{Class: ClassBadRequest, Message: fmt.Sprintf("unknown model %q (not an alias nor a configured provider/model)", model), Err: ErrUnknownModel}
+	return nil, unknownModel(model)
 }
 
 // Chat runs a non-streaming chat completion. The response's Model is the
@@ -285,6 +312,10 @@ func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions
 	targets, err := rt.resolve(req.Model)
 	if err != nil {
 		return nil, err
+	}
+	if g.deps.Access != nil && opts.Tenant != "" && !opts.Granted && !g.deps.Access.MayUseModel(opts.Tenant, req.Model) {
+		// A model the tenant may not use is unknown to it.
+		return nil, unknownModel(req.Model)
 	}
 	if len(req.Messages) == 0 {
 		return nil, badRequest("messages must not be empty")
@@ -710,4 +741,10 @@ func readCapped(r io.Reader, limit int64) ([]byte, error) {
 		return out[:limit], fmt.Errorf("%w (%d bytes)", errBodyTooLarge, limit)
 	}
 	return out, nil
+}
+
+// unknownModel is the error for a model that is not configured, or that the
+// tenant may not use: both read the same.
+func unknownModel(model string) error {
+	return &Error{Class: ClassBadRequest, Message: fmt.Sprintf("unknown model %q (not an alias nor a configured provider/model)", model), Err: ErrUnknownModel}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/record/recordtest"
 )
 
 // twoProviders is an alias "smart" over a/m then b/m, each an OpenAI
@@ -528,4 +530,47 @@ func (b *countingBudget) Reserve(ctx context.Context, tenant string, tokens int6
 		b.settled.Add(1)
 		b.used.Add(used)
 	}, nil
+}
+
+type accessList map[string][]string // tenant -> models
+
+func (a accessList) MayUseModel(tenant, model string) bool { return slices.Contains(a[tenant], model) }
+
+// TestModelAccess: a model outside the tenant's list is unknown to it (the
+// same error as a model that does not exist), hidden from its model list,
+// and reachable only through a grant (a prompt API).
+func TestModelAccess(t *testing.T) {
+	prov := llmtest.NewProvider(t, llmtest.JSON(200, llmtest.Fixture(t, "openai/chat_response.json")))
+	cfg := oneProvider(KindOpenAI, prov.URL, map[string]Model{"m": {}, "n": {}})
+	gw, err := NewGateway(cfg, Deps{
+		HTTP: NewHTTPClient(), Recorder: &recordtest.Sink{},
+		LookupEnv: func(string) (string, bool) { return testKey, true },
+		Access:    accessList{"acme": {"p/m"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.Chat(t.Context(), userRequest("p/m", "hi"), CallOptions{Tenant: "acme"}); err != nil {
+		t.Fatalf("granted model: %v", err)
+	}
+	_, refused := gw.Chat(t.Context(), userRequest("p/n", "hi"), CallOptions{Tenant: "acme"})
+	_, missing := gw.Chat(t.Context(), userRequest("p/zz", "hi"), CallOptions{Tenant: "acme"})
+	if !errors.Is(refused, ErrUnknownModel) || strings.ReplaceAll(refused.Error(), "p/n", "X") != strings.ReplaceAll(missing.Error(), "p/zz", "X") {
+		t.Errorf("refused %v / missing %v", refused, missing)
+	}
+	if _, err := gw.Chat(t.Context(), userRequest("p/n", "hi"), CallOptions{Tenant: "acme", Granted: true}); err != nil {
+		t.Errorf("granted through a prompt API: %v", err)
+	}
+	if _, err := gw.Chat(t.Context(), userRequest("p/m", "hi"), CallOptions{Tenant: "beta"}); !errors.Is(err, ErrUnknownModel) {
+		t.Errorf("other tenant: %v", err)
+	}
+	if got := gw.ModelsFor("acme"); len(got) != 1 || got[0] != "p/m" {
+		t.Errorf("models for acme %v", got)
+	}
+	if got := gw.ModelsFor("beta"); len(got) != 0 {
+		t.Errorf("models for beta %v", got)
+	}
+	if n := len(prov.Requests()); n != 2 {
+		t.Errorf("provider saw %d requests, want 2 (refusals send nothing)", n)
+	}
 }

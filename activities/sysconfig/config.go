@@ -47,11 +47,12 @@ type Config struct {
 type Service struct {
 	// Name is the key under services (filled in by Load).
 	Name string `json:"-"`
+	// Owner is the tenant that owns the service: it may call it, and only
+	// it may publish it in the catalogue. Other tenants need it in their
+	// uses.services (or a grant). Empty: owned by no tenant (operator-run).
+	Owner string `json:"owner,omitempty"`
 	// Description is shown in catalogues.
 	Description string `json:"description,omitempty"`
-	// Owner is the tenant that owns the service; until the API catalogue
-	// says otherwise only its keys may call it through the gateway.
-	Owner string `json:"owner,omitempty"`
 	// BaseURL is an absolute http(s) URL; a step's path is appended.
 	BaseURL string `json:"base_url"`
 	// Headers are sent with every call. Values may hold secret references,
@@ -132,12 +133,18 @@ type Tenant struct {
 	// MaxPublishedDefinitions bounds the versions the tenant may publish
 	// through the API; 0 means DefaultMaxPublished.
 	MaxPublishedDefinitions int `json:"max_published_definitions,omitempty"`
+	// Uses lists what the tenant may call besides what it owns: a tenant
+	// with no list reaches no service, MCP server, model or config-dir
+	// definition (see access.go).
+	Uses Uses `json:"uses,omitempty"`
 }
 
 // MCPServer is an external MCP server reachable over streamable HTTP.
 type MCPServer struct {
 	// Name is the key under mcp_servers (filled in by Load).
 	Name string `json:"-"`
+	// Owner is the tenant that owns the server (see Service.Owner).
+	Owner string `json:"owner,omitempty"`
 	// Description is shown in catalogues.
 	Description string `json:"description,omitempty"`
 	// URL is the server's streamable HTTP endpoint.
@@ -337,14 +344,17 @@ func (c *Config) validate() []definition.Problem {
 		if s.MaxResponseBytes < 0 {
 			add(p+".max_response_bytes", "must not be negative")
 		}
+		if s.Owner != "" && !definition.TenantPattern.MatchString(s.Owner) {
+			add(p+".owner", "must be a tenant name (%s)", definition.TenantPattern)
+		}
 		c.Services[name] = s
 	}
 	for _, name := range sortedKeys(c.Tenants) {
 		t := c.Tenants[name]
 		t.Name = name
 		p := joinPath("tenants", name)
-		if name != "*" && !definition.NamePattern.MatchString(name) {
-			add(p, "tenant names are letters, digits, '.', '_' or '-'")
+		if name != "*" && !definition.TenantPattern.MatchString(name) {
+			add(p, "tenant names are lower-case letters, digits, '_' or '-' (%s), as in API keys", definition.TenantPattern)
 		}
 		for i, h := range t.AllowedHosts {
 			if err := checkHostPattern(h); err != nil {
@@ -368,6 +378,7 @@ func (c *Config) validate() []definition.Problem {
 		if t.MaxPublishedDefinitions < 0 {
 			add(p+".max_published_definitions", "must not be negative")
 		}
+		ps = append(ps, c.usesProblems(p+".uses", t.Uses)...)
 		c.Tenants[name] = t
 	}
 	if err := c.Models.Validate(); err != nil {
@@ -389,6 +400,9 @@ func (c *Config) validate() []definition.Problem {
 		}
 		ps = append(ps, headerProblems(p+".headers", m.Headers)...)
 		ps = append(ps, definition.DurationProblems(p+".timeout", m.Timeout, 24*time.Hour)...)
+		if m.Owner != "" && !definition.TenantPattern.MatchString(m.Owner) {
+			add(p+".owner", "must be a tenant name (%s)", definition.TenantPattern)
+		}
 		c.MCPServers[name] = m
 	}
 	return ps

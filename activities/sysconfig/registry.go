@@ -362,9 +362,14 @@ func (r *Registry) BudgetFor(tenant string) (daily, monthly int64) {
 
 // Resolve implements activities.Services: the endpoint of a registered
 // service, read at call time so that a reload applies to the next attempt.
+//
+// A service the tenant may not use is unknown to it (see access.go): the
+// check runs again at every attempt, so a withdrawn grant stops the next
+// call of a running orchestration.
 func (r *Registry) Resolve(tenant, name string) (activities.Endpoint, error) {
-	svc, ok := r.Current().Service(name)
-	if !ok {
+	snap := r.Current()
+	svc, ok := snap.Service(name)
+	if !ok || !snap.MayUseService(tenant, name) {
 		return activities.Endpoint{}, fmt.Errorf("%w %q", activities.ErrUnknownService, name)
 	}
 	return activities.Endpoint{
@@ -375,6 +380,17 @@ func (r *Registry) Resolve(tenant, name string) (activities.Endpoint, error) {
 		// 0 means the activity's default cap.
 		MaxResponseBytes: svc.MaxResponseBytes,
 	}, nil
+}
+
+// MCPServer implements activities.MCPServers: the endpoint of a registered
+// MCP server the tenant may use, read at call time like Resolve.
+func (r *Registry) MCPServer(tenant, name string) (activities.MCPEndpoint, error) {
+	snap := r.Current()
+	m, ok := snap.MCPServer(name)
+	if !ok || !snap.MayUseMCPServer(tenant, name) {
+		return activities.MCPEndpoint{}, fmt.Errorf("%w: %q", activities.ErrUnknownMCPServer, name)
+	}
+	return activities.MCPEndpoint{Name: name, URL: m.URL, Headers: m.Headers, Timeout: m.Timeout.Std()}, nil
 }
 
 // ServiceDefaults returns a service's default timeout and retry policy, in

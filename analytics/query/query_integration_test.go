@@ -63,19 +63,71 @@ func quantile(vals []float64, level float64) float64 {
 	return s[lo]*(float64(lo+1)-idx) + s[lo+1]*(idx-float64(lo))
 }
 
-// quantileOK reports whether v is a fair t-digest answer for the level-
-// quantile of vals: a value between those ranked (level ± delta)·n, where
-// delta is the documented rank error 2·0.01·q(1−q) (doubled: merged
-// digests), plus one value of slack for small n and float32 rounding.
-func quantileOK(vals []float64, level, v float64) bool {
+// tdigestEpsilon is ClickHouse's t-digest accuracy parameter; the rank
+// error docs/ANALYTICS.md states for level q is 2·ε·q(1−q) of the values.
+const tdigestEpsilon = 0.01
+
+// rankAllowance is how many values a t-digest answer may lie from the
+// exact quantile's position, as docs/ANALYTICS.md states it: the rank
+// error 2·ε·q(1−q)·n, plus one value (the step between neighbouring
+// values, which is all a small group or a tail level can be off by).
+func rankAllowance(level float64, n int) float64 {
+	return 2*tdigestEpsilon*level*(1-level)*float64(n) + 1
+}
+
+// rankDistance is how many values v lies from the exact level-quantile
+// of vals: 0 when v is between the two values the exact quantile
+// interpolates, else the distance from v's position among the sorted
+// values (fractional, linear between neighbours) to level·(n−1).
+func rankDistance(vals []float64, level, v float64) float64 {
 	s := slices.Clone(vals)
 	sort.Float64s(s)
-	n := float64(len(s))
-	delta := 2 * 2 * 0.01 * level * (1 - level)
-	lo := max(int(math.Floor((level-delta)*n))-1, 0)
-	hi := min(int(math.Ceil((level+delta)*n)), len(s)-1)
-	const f32 = 1e-6
-	return v >= s[lo]-math.Abs(s[lo])*f32 && v <= s[hi]+math.Abs(s[hi])*f32
+	idx := level * float64(len(s)-1)
+	if v >= s[int(math.Floor(idx))] && v <= s[int(math.Ceil(idx))] {
+		return 0
+	}
+	i := sort.SearchFloat64s(s, v) // first value >= v
+	var pos float64
+	switch {
+	case i == 0:
+		pos = 0
+	case i == len(s):
+		pos = float64(len(s) - 1)
+	case s[i] == v:
+		j := i // ties: the equal value nearest to idx
+		for j+1 < len(s) && s[j+1] == v {
+			j++
+		}
+		pos = math.Max(float64(i), math.Min(idx, float64(j)))
+	default:
+		pos = float64(i-1) + (v-s[i-1])/(s[i]-s[i-1])
+	}
+	return math.Abs(pos - idx)
+}
+
+// rankUse records, per level, the largest share of rankAllowance an
+// answer used, and the largest rank error in percentage points among
+// groups of at least 1000 values; the test logs them (docs/ANALYTICS.md
+// quotes them).
+var rankUse = map[float64]*struct{ share, pp1000 float64 }{}
+
+// quantileOK reports whether v, ClickHouse's answer for the
+// level-quantile of vals, is within rankAllowance of the exact rank.
+// Answers are Float32: rounding moves v by ~1e-7 relative, i.e. a tiny
+// fraction of a value, hence the 0.05 of slack.
+func quantileOK(vals []float64, level, v float64) bool {
+	d := rankDistance(vals, level, v)
+	allow := rankAllowance(level, len(vals))
+	u := rankUse[level]
+	if u == nil {
+		u = &struct{ share, pp1000 float64 }{}
+		rankUse[level] = u
+	}
+	u.share = max(u.share, d/allow)
+	if len(vals) >= 1000 {
+		u.pp1000 = max(u.pp1000, 100*d/float64(len(vals)))
+	}
+	return d <= allow+0.05
 }
 
 func near(a, b, rel float64) bool {
@@ -84,7 +136,7 @@ func near(a, b, rel float64) bool {
 
 // checkStats compares ClickHouse's Stats with the test's aggregate. Counts
 // and token sums must be exact; float sums to 1e-9; percentiles within the
-// t-digest's rank error (quantileOK).
+// documented t-digest rank error (quantileOK).
 func checkStats(t *testing.T, what string, got query.Stats, want *agg) {
 	t.Helper()
 	if got.Calls != want.calls || got.Errors != want.errors || got.Timeouts != want.timeouts ||
@@ -104,7 +156,8 @@ func checkStats(t *testing.T, what string, got query.Stats, want *agg) {
 	for i, l := range []float64{0.5, 0.95, 0.99} {
 		g := []float64{got.P50MS, got.P95MS, got.P99MS}[i]
 		if !quantileOK(want.lat, l, g) {
-			t.Errorf("%s: p%v = %v, exact %v (n=%d): beyond the t-digest rank error", what, l*100, g, quantile(want.lat, l), len(want.lat))
+			t.Errorf("%s: p%v = %v, exact %v (n=%d): %.2f values from the exact rank, beyond the documented %.2f",
+				what, l*100, g, quantile(want.lat, l), len(want.lat), rankDistance(want.lat, l, g), rankAllowance(l, len(want.lat)))
 		}
 	}
 }
@@ -161,6 +214,7 @@ func (fx fixture) each(from, to time.Time, keep func(record.Record) bool) []reco
 }
 
 func TestQueriesMatchIndependentComputation(t *testing.T) {
+	clear(rankUse)
 	fx := setup(t)
 	ranges := []struct {
 		name     string
@@ -174,6 +228,12 @@ func TestQueriesMatchIndependentComputation(t *testing.T) {
 	}
 	for _, rg := range ranges {
 		t.Run(rg.name, func(t *testing.T) { checkQueries(t, fx, rg.from, rg.to) })
+	}
+	for _, l := range []float64{0.5, 0.95, 0.99} {
+		if u := rankUse[l]; u != nil {
+			t.Logf("p%v: at most %.0f%% of the documented rank allowance used; worst group of >= 1000 values %.3f pp from the exact rank",
+				l*100, 100*u.share, u.pp1000)
+		}
 	}
 }
 

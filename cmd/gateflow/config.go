@@ -140,6 +140,8 @@ type temporalConfig struct {
 	TaskQueue string
 	APIKey    string
 	TLS       tlsConfig
+	// PayloadKeyFile enables the payload codec (payloadcodec).
+	PayloadKeyFile string
 }
 
 func (c *temporalConfig) bind(fs *pflag.FlagSet) {
@@ -148,6 +150,7 @@ func (c *temporalConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.TaskQueue, "temporal-task-queue", workflows.DefaultTaskQueue, "task queue of orchestrations")
 	fs.StringVar(&c.APIKey, "temporal-api-key", "", "Temporal Cloud API key (prefer the env variable)")
 	c.TLS.bind(fs, "temporal", "Temporal")
+	fs.StringVar(&c.PayloadKeyFile, "payload-key-file", "", "AES-256-GCM keys encrypting what is stored in Temporal (docs/SECURITY.md); every process needs the same file")
 }
 
 func (c temporalConfig) validate() error {
@@ -179,6 +182,13 @@ func (c temporalConfig) dial(ctx context.Context, mh client.MetricsHandler, log 
 	}
 	if c.APIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.APIKey)
+	}
+	codec, err := c.payloadCodec()
+	if err != nil {
+		return nil, err
+	}
+	if codec != nil {
+		codec.ApplyTo(&opts)
 	}
 	cl, err := client.DialContext(ctx, opts)
 	if err != nil {

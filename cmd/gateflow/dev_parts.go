@@ -38,6 +38,10 @@ type devEnv struct {
 	// DemoServices starts the demo services on DemoPortBase (dev_demo.go).
 	DemoServices bool
 	DemoPortBase int
+	// PayloadKeyFile, when set, encrypts payloads; the dev tenant's admins
+	// may then use the codec endpoint, from the Web UI at UIURL too.
+	PayloadKeyFile string
+	UIURL          string
 	// Log writes to LogDir/gateflow.log (warnings also to the terminal).
 	Log *slog.Logger
 	// Out is where a newly created dev key is printed (the terminal).
@@ -95,6 +99,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	temporal := flagDefaults((*temporalConfig).bind)
 	temporal.HostPort = env.TemporalHostPort
 	temporal.Namespace = env.TemporalNamespace
+	temporal.PayloadKeyFile = env.PayloadKeyFile
 	kafka := flagDefaults((*kafkaConfig).bind)
 	kafka.Brokers = env.KafkaBrokers
 	kafka.Topic = env.KafkaTopic
@@ -119,6 +124,9 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	icfg.SpoolDir = filepath.Join(env.DataDir, "spool", "ingress")
 	icfg.ExtraKeys = []auth.Key{devKey}
 	icfg.GatewayUnownedTenant = auth.DevTenant
+	if env.PayloadKeyFile != "" {
+		icfg.CodecTenant, icfg.CodecUIOrigin = auth.DevTenant, env.UIURL
+	}
 	if env.ClickHouseDSN != "" {
 		icfg.ClickHouse.DSN = env.ClickHouseDSN
 	}

@@ -233,6 +233,8 @@ func (st *devStack) start(ctx context.Context, cfg devConfig, dataDir, logDir st
 		IngressAddr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.IngressPort)),
 		DemoServices:      cfg.DemoServices,
 		DemoPortBase:      cfg.DemoPortBase,
+		PayloadKeyFile:    cfg.PayloadKeyFile,
+		UIURL:             st.temporal.UIURL(),
 		Log:               log,
 		parts:             st.parts,
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/activities/sysconfig"
@@ -32,6 +33,7 @@ import (
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
+	"github.com/gateflow/gateflow/workflows/payloadcodec"
 	"github.com/gateflow/gateflow/workflows/registry"
 )
 
@@ -65,6 +67,11 @@ type ingressConfig struct {
 	ShutdownTimeout time.Duration
 	// GatewayCacheBytes bounds the gateway's answer cache (per replica).
 	GatewayCacheBytes int64
+	// CodecTenant is the operators' tenant, whose admin keys may use the
+	// codec endpoint (mounted only with it and --payload-key-file);
+	// CodecUIOrigin is the Temporal Web UI's origin allowed by CORS.
+	CodecTenant   string
+	CodecUIOrigin string
 
 	// Set by code, not flags (gateflow dev):
 	// ExtraKeys are accepted besides the keys file (the dev key).
@@ -101,6 +108,8 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline of the work behind one request (not for event streams)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
 	fs.Int64Var(&c.GatewayCacheBytes, "gateway-cache-bytes", proxy.DefaultCacheBytes, "bytes of answers the gateway (/gw) may cache in this process")
+	fs.StringVar(&c.CodecTenant, "codec-tenant", "", "tenant whose admin keys may use the codec endpoint /codec/{decode,encode} (needs --payload-key-file; empty: no endpoint)")
+	fs.StringVar(&c.CodecUIOrigin, "codec-ui-origin", "", "origin of the Temporal Web UI allowed to call the codec endpoint from a browser (CORS)")
 }
 
 // defaultIngressConfig returns the flag defaults, for callers that build
@@ -112,7 +121,7 @@ func defaultIngressConfig() ingressConfig {
 }
 
 func (c ingressConfig) validate() error {
-	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate()}
+	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate(), c.validateCodec()}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: want host:port", c.Listen))
 	}
@@ -211,7 +220,15 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	}
 	defer ch.Close()
 
-	orch, err := newOrchestrator(c, reg, cfg.Temporal.TaskQueue, log)
+	codec, err := cfg.Temporal.payloadCodec()
+	if err != nil {
+		return err
+	}
+	orch, err := newOrchestrator(c, reg, cfg.Temporal.TaskQueue, codec, log)
+	if err != nil {
+		return err
+	}
+	codecRoutes, err := codecGroups(cfg, codec)
 	if err != nil {
 		return err
 	}
@@ -283,7 +300,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
 		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
 		analyticsapi.Routes(analytics, analyticsapi.Options{}),
-	}, cfg.Groups...)
+	}, append(codecRoutes, cfg.Groups...)...)
 	for _, g := range groups {
 		if err := srv.Mount(g); err != nil {
 			return err
@@ -303,17 +320,22 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 // definitions from the config dir and the tenant registry workflows,
 // inline definitions where the tenant allows them, validation against the
 // registry's services, models and MCP servers.
-func newOrchestrator(c client.Client, reg *sysconfig.Registry, taskQueue string, log *slog.Logger) (*orchestrator.Orchestrator, error) {
+func newOrchestrator(c client.Client, reg *sysconfig.Registry, taskQueue string, codec *payloadcodec.Codec, log *slog.Logger) (*orchestrator.Orchestrator, error) {
+	var dc converter.DataConverter // memo fields are read with the client's converter
+	if codec != nil {
+		dc = codec.DataConverter()
+	}
 	store := registry.NewStore(c, reg, log.With("component", "definitions"), registry.WithTaskQueue(taskQueue))
 	return orchestrator.New(orchestrator.Options{
 		Client:             c,
 		TaskQueue:          taskQueue,
 		Definitions:        orchestrator.RegistryDefinitions(store),
 		Policies:           reg,
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 		ServiceDefaults:    reg.ServiceDefaults,
 		Log:                log.With("component", "orchestrator"),
+		DataConverter:      dc,
 	})
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/producer"
-	"github.com/gateflow/gateflow/ingress/chatapi"
 	"github.com/gateflow/gateflow/worker"
 )
 
@@ -74,11 +73,13 @@ func newModelGateway(ctx context.Context, reg *sysconfig.Registry, spend llm.Spe
 		Recorder: rec,
 		Budget:   llm.NewBudgets(spend, reg, nil, models.Budget),
 		Log:      log.With("component", "models"),
+		// Each tenant reaches only the models its uses.models lists.
+		Access: reg,
 	})
 	if err != nil {
 		return nil, err
 	}
-	go chatapi.FollowRegistry(ctx, reg, gw, time.Second, log.With("component", "models"))
+	go sysconfig.FollowModels(ctx, reg, gw, time.Second, log.With("component", "models"))
 	return gw, nil
 }
 

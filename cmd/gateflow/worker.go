@@ -175,13 +175,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	model := activities.NewModelActivity(gw, activities.ModelOptions{})
-	mcp := activities.NewMCPActivity(activities.MCPServersFunc(func(_, name string) (activities.MCPEndpoint, error) {
-		s, ok := reg.Current().MCPServer(name)
-		if !ok {
-			return activities.MCPEndpoint{}, fmt.Errorf("%w: %q", activities.ErrUnknownMCPServer, name)
-		}
-		return activities.MCPEndpoint{Name: name, URL: s.URL, Headers: s.Headers, Timeout: s.Timeout.Std()}, nil
-	}), prod, activities.MCPOptions{Logger: log.With("component", "mcp-activity")})
+	mcp := activities.NewMCPActivity(reg, prod, activities.MCPOptions{Logger: log.With("component", "mcp-activity")})
 
 	w, err := worker.New(c, worker.Options{
 		TaskQueue:               cfg.Temporal.TaskQueue,

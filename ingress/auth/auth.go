@@ -102,10 +102,9 @@ var (
 const TokenPrefix = "gf_"
 
 var (
-	keyIDRe  = regexp.MustCompile(`^[a-z0-9]{4,32}$`)
-	roleRe   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
-	userRe   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
-	tenantRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	keyIDRe = regexp.MustCompile(`^[a-z0-9]{4,32}$`)
+	roleRe  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+	userRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
 )
 
 // ParseToken splits a bearer token into its key id and secret. Tokens not

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,13 +86,21 @@ func TestKeysFileAndReload(t *testing.T) {
 	if p, err := st.Authenticate(tok); err != nil || p.User != "bob" {
 		t.Fatalf("after reload: %+v %v", p, err)
 	}
-	// An invalid file keeps the old keys.
-	for _, bad := range []string{"keys: [{id: x}]", "keys:\n  - id: abcd\n    hash: sha256:00\n", "nope: 1", "keys: [", "keys:\n  - id: abcd1234\n    hash: " + HashSecret("s") + "\n    tenant: acme\n    roles: [submitter]\n    extra: 1\n"} {
+	// An invalid file keeps the old keys; an alias bomb (10^9 values in a
+	// few hundred bytes) is refused by the bounded reader before expansion.
+	bomb := "x: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+	for i := 1; i <= 9; i++ {
+		p := fmt.Sprintf("*l%d", i-1)
+		bomb += fmt.Sprintf("x%d: &l%d [%s%s]\n", i, i, strings.Repeat(p+", ", 9), p)
+	}
+	for _, bad := range []string{bomb, "keys: [{id: x}]", "keys:\n  - id: abcd\n    hash: sha256:00\n", "nope: 1", "keys: [", "keys:\n  - id: abcd1234\n    hash: " + HashSecret("s") + "\n    tenant: acme\n    roles: [submitter]\n    extra: 1\n"} {
 		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Reload(); err == nil {
 			t.Errorf("invalid file %q accepted", bad)
+		} else if bad == bomb && !strings.Contains(err.Error(), "more than 500000 values") {
+			t.Errorf("bomb: %v", err)
 		}
 		if _, err := st.Authenticate(tok); err != nil {
 			t.Errorf("old keys lost after invalid reload of %q", bad)

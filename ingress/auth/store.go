@@ -1,11 +1,9 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,7 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gateflow/gateflow/workflows/definition"
 	"gopkg.in/yaml.v3"
+
+	"github.com/gateflow/gateflow/workflows/definition/yamlread"
 )
 
 // Key is one entry of the keys file. Only the hash of the secret is kept.
@@ -53,7 +54,7 @@ func (k Key) Validate() error {
 	if _, err := parseHash(k.Hash); err != nil {
 		errs = append(errs, fmt.Errorf("key %s: %w", k.ID, err))
 	}
-	if !tenantRe.MatchString(k.Tenant) {
+	if !definition.TenantPattern.MatchString(k.Tenant) {
 		errs = append(errs, fmt.Errorf("key %s: tenant %q: want lowercase letters, digits, - or _", k.ID, k.Tenant))
 	}
 	if len(k.Roles) == 0 {
@@ -167,17 +168,16 @@ func (s *Store) Authenticate(token string) (Principal, error) {
 	return e.p, nil
 }
 
-// ReadFile parses a keys file.
+// ReadFile parses a keys file through the one bounded YAML reader, with
+// room for about 30k keys (some 15 values each). An empty file is an empty
+// key list.
 func ReadFile(path string) (File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return File{}, fmt.Errorf("read keys file: %w", err)
 	}
 	var f File
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	// An empty file is an empty key list.
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	if err := yamlread.ReadInto(b, yamlread.Limits{MaxBytes: 16 << 20, MaxValues: 500_000}, &f); err != nil {
 		return File{}, fmt.Errorf("keys file %s: %w", path, err)
 	}
 	return f, nil

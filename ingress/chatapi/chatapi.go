@@ -42,7 +42,8 @@ const HeaderIgnoredParams = "Gateflow-Ignored-Params"
 type Gateway interface {
 	Chat(ctx context.Context, req *llm.ChatRequest, opts llm.CallOptions) (*llm.ChatResponse, error)
 	ChatStream(ctx context.Context, req *llm.ChatRequest, opts llm.CallOptions) (*llm.Stream, error)
-	Models() []string
+	// ModelsFor lists the models the tenant may call.
+	ModelsFor(tenant string) []string
 }
 
 // Options tune the endpoint; zero values take the defaults.
@@ -368,7 +369,7 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.gw.Chat(ctx, &req.ChatRequest, opts)
 	if err != nil {
 		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
-		httperr.Write(w, r, Error(err, h.gw.Models))
+		httperr.Write(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, resp)
@@ -383,7 +384,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 	s, err := h.gw.ChatStream(ctx, req, opts)
 	if err != nil {
 		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
-		httperr.Write(w, r, Error(err, h.gw.Models))
+		httperr.Write(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
 	defer s.Close()
@@ -444,7 +445,8 @@ func (h *handler) listModels(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, api.Errorf(http.StatusBadRequest, "invalid_request", "this endpoint takes no query parameters"))
 		return
 	}
-	names := h.gw.Models()
+	p, _ := api.Caller(r.Context())
+	names := h.gw.ModelsFor(p.Tenant)
 	out := modelList{Object: "list", Data: make([]model, 0, len(names))}
 	for _, n := range names {
 		owner := "gateflow" // aliases

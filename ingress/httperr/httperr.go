@@ -17,6 +17,7 @@ import (
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/proxy"
 	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/definition/yamlread"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 )
 
@@ -33,6 +34,7 @@ func FromError(err error) *api.Error {
 		oe  *orchestrator.Error
 		mbe *http.MaxBytesError
 		rle *proxy.RateLimitError
+		ye  *yamlread.Error
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -52,6 +54,15 @@ func FromError(err error) *api.Error {
 	case errors.As(err, &mbe):
 		return &api.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large",
 			Message: fmt.Sprintf("request body is larger than %d bytes", mbe.Limit), Details: []api.Detail{}}
+	case errors.As(err, &ye):
+		// A document the bounded reader refused: too large once its
+		// aliases are expanded (413), or malformed (400).
+		if ye.TooLarge() {
+			return &api.Error{Status: http.StatusRequestEntityTooLarge, Code: "payload_too_large", Message: ye.Msg,
+				Details: []api.Detail{{Path: "", Message: ye.Msg}}}
+		}
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_yaml", Message: ye.Msg,
+			Details: []api.Detail{{Path: "", Message: ye.Msg}}}
 	case errors.As(err, &oe):
 		e := kindError(oe.Kind, oe.Message)
 		if oe.Code != "" {

@@ -630,7 +630,7 @@ func (s *Server) runPrompt(name string) mcp.ToolHandler {
 			Labels: map[string]string{"via": "mcp"},
 		})
 		if err != nil {
-			return toolError(promptapi.HTTPError(err, s.prompts.Models)), nil
+			return toolError(promptapi.HTTPError(err, nil)), nil
 		}
 		return result(res, false), nil
 	}

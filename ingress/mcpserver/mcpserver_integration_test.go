@@ -5,7 +5,6 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -100,6 +99,7 @@ func TestMCPEndToEnd(t *testing.T) {
 	}
 	reg, err := sysconfig.NewStatic(sysconfig.Config{
 		MCPServers: map[string]sysconfig.MCPServer{"tools": {URL: toolSrv.URL}},
+		Tenants:    map[string]sysconfig.Tenant{"acme": {Uses: sysconfig.Uses{MCPServers: []string{"tools"}, Definitions: []string{sysconfig.All}}}},
 	}, def)
 	if err != nil {
 		t.Fatal(err)
@@ -108,13 +108,7 @@ func TestMCPEndToEnd(t *testing.T) {
 	// The worker, with the MCP activity wired to the registry as the lead
 	// wires it in cmd/gateflow.
 	recs := &gwtest.Recorder{}
-	mcpAct := activities.NewMCPActivity(activities.MCPServersFunc(func(_, name string) (activities.MCPEndpoint, error) {
-		s, ok := reg.Current().MCPServer(name)
-		if !ok {
-			return activities.MCPEndpoint{}, fmt.Errorf("%w: %q", activities.ErrUnknownMCPServer, name)
-		}
-		return activities.MCPEndpoint{Name: name, URL: s.URL, Headers: s.Headers, Timeout: s.Timeout.Std()}, nil
-	}), recs, activities.MCPOptions{})
+	mcpAct := activities.NewMCPActivity(reg, recs, activities.MCPOptions{})
 	const tq = "mcp-it"
 	w, err := worker.New(c, worker.Options{TaskQueue: tq, StopTimeout: time.Second}, worker.Deps{
 		Services: reg,
@@ -135,7 +129,7 @@ func TestMCPEndToEnd(t *testing.T) {
 		Client: c, TaskQueue: tq,
 		Definitions:        orchestrator.RegistryDefinitions(store),
 		Policies:           reg,
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 		WatchMinInterval:   20 * time.Millisecond,
 	})

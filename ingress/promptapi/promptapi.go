@@ -280,7 +280,7 @@ func (h *routes) run(w http.ResponseWriter, r *http.Request) {
 		Name: r.PathValue("name"), Version: q["version"], Variables: body,
 	})
 	if err != nil {
-		httperr.Write(w, r, HTTPError(err, h.r.Models))
+		httperr.Write(w, r, HTTPError(err, nil))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, res)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // HTTPMethods are the methods an http step may use.
@@ -66,6 +68,8 @@ func (v *validator) httpStep(s *Step, path string, ctx exprCtx) {
 		p := joinPath(path+".headers", k)
 		if !headerNamePattern.MatchString(k) {
 			v.errorf(p, "not a valid header name")
+		} else if calls.IsReservedHeader(k) {
+			v.errorf(p, "%s* headers are set by the gateway (who the call is for); a step may not set them", calls.ReservedHeaderPrefix)
 		}
 		v.templateString(p, s.Headers[k], ctx)
 	}

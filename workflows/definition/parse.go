@@ -1,18 +1,16 @@
 package definition
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/gateflow/gateflow/workflows/definition/yamlread"
 )
 
 // Parse reads a definition written in YAML or JSON (JSON is read as YAML,
@@ -136,243 +134,13 @@ func digits(s string) int {
 }
 
 // decodeTree reads YAML (or JSON) into map[string]any / []any / string /
-// float64 / bool / nil.
+// float64 / bool / nil through the one bounded reader.
 func decodeTree(data []byte) (any, error) {
-	if len(data) > MaxDefinitionBytes {
-		return nil, fmt.Errorf("document larger than %d bytes", MaxDefinitionBytes)
-	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return nil, errors.New("empty document")
-	}
-	if trimmed[0] == '{' {
-		// JSON (a subset of YAML) has a much faster decoder.
-		return decodeJSONTree(trimmed)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("syntax: %s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err != io.EOF {
-		return nil, errors.New("more than one YAML document")
-	}
-	c := yamlConverter{}
-	return c.convert(&doc, 0)
-}
-
-// decodeJSONTree reads a JSON document token by token, so that duplicate
-// keys are reported like in YAML and depth is bounded.
-func decodeJSONTree(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	nodes := 0
-	var value func(depth int) (any, error)
-	value = func(depth int) (any, error) {
-		nodes++
-		if nodes > MaxDefinitionNodes {
-			return nil, fmt.Errorf("document has more than %d values", MaxDefinitionNodes)
-		}
-		if depth > MaxDefinitionDepth {
-			return nil, fmt.Errorf("offset %d: nested deeper than %d", dec.InputOffset(), MaxDefinitionDepth)
-		}
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, jsonSyntax(err)
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				m := map[string]any{}
-				for dec.More() {
-					kt, err := dec.Token()
-					if err != nil {
-						return nil, jsonSyntax(err)
-					}
-					k, _ := kt.(string)
-					if _, dup := m[k]; dup {
-						return nil, fmt.Errorf("offset %d: key %q defined twice", dec.InputOffset(), k)
-					}
-					v, err := value(depth + 1)
-					if err != nil {
-						return nil, err
-					}
-					m[k] = v
-				}
-				if _, err := dec.Token(); err != nil {
-					return nil, jsonSyntax(err)
-				}
-				return m, nil
-			case '[':
-				l := []any{}
-				for dec.More() {
-					v, err := value(depth + 1)
-					if err != nil {
-						return nil, err
-					}
-					l = append(l, v)
-				}
-				if _, err := dec.Token(); err != nil {
-					return nil, jsonSyntax(err)
-				}
-				return l, nil
-			}
-			return nil, fmt.Errorf("offset %d: unexpected %q", dec.InputOffset(), t)
-		case json.Number:
-			f, err := t.Float64()
-			if err != nil || math.IsInf(f, 0) {
-				return nil, fmt.Errorf("offset %d: number %s out of range", dec.InputOffset(), t)
-			}
-			return f, nil
-		default:
-			return t, nil // string, bool, nil
-		}
-	}
-	v, err := value(0)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("syntax: data after the JSON document")
-	}
-	return v, nil
-}
-
-func jsonSyntax(err error) error {
-	if err == io.EOF {
-		return errors.New("syntax: unexpected end of JSON")
-	}
-	return fmt.Errorf("syntax: %v", err)
-}
-
-type yamlConverter struct {
-	nodes int
-}
-
-func (c *yamlConverter) convert(n *yaml.Node, depth int) (any, error) {
-	c.nodes++
-	if c.nodes > MaxDefinitionNodes {
-		return nil, fmt.Errorf("document has more than %d values (YAML aliases count each time they are used)", MaxDefinitionNodes)
-	}
-	if depth > MaxDefinitionDepth {
-		return nil, fmt.Errorf("line %d: nested deeper than %d", n.Line, MaxDefinitionDepth)
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) == 0 {
-			return nil, errors.New("empty document")
-		}
-		return c.convert(n.Content[0], depth)
-	case yaml.AliasNode:
-		if n.Alias == nil {
-			return nil, fmt.Errorf("line %d: unknown alias", n.Line)
-		}
-		return c.convert(n.Alias, depth+1)
-	case yaml.SequenceNode:
-		out := make([]any, 0, len(n.Content))
-		for _, e := range n.Content {
-			v, err := c.convert(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	case yaml.MappingNode:
-		out := make(map[string]any, len(n.Content)/2)
-		explicit := make(map[string]bool, len(n.Content)/2)
-		var merges []map[string]any
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("line %d: mapping keys must be strings", k.Line)
-			}
-			if k.ShortTag() == "!!merge" {
-				m, err := c.merge(v, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				merges = append(merges, m...)
-				continue
-			}
-			if explicit[k.Value] {
-				return nil, fmt.Errorf("line %d: key %q defined twice", k.Line, k.Value)
-			}
-			val, err := c.convert(v, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			explicit[k.Value] = true
-			out[k.Value] = val
-		}
-		// Merged keys never override explicit ones; earlier merges win.
-		for _, m := range merges {
-			for k, v := range m {
-				if _, ok := out[k]; !ok {
-					out[k] = v
-				}
-			}
-		}
-		return out, nil
-	case yaml.ScalarNode:
-		return scalar(n)
-	}
-	return nil, fmt.Errorf("line %d: unsupported YAML node", n.Line)
-}
-
-func (c *yamlConverter) merge(v *yaml.Node, depth int) ([]map[string]any, error) {
-	var nodes []*yaml.Node
-	if v.Kind == yaml.SequenceNode {
-		nodes = v.Content
-	} else {
-		nodes = []*yaml.Node{v}
-	}
-	var out []map[string]any
-	for _, e := range nodes {
-		val, err := c.convert(e, depth)
-		if err != nil {
-			return nil, err
-		}
-		m, ok := val.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("line %d: << must merge a mapping", e.Line)
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-func scalar(n *yaml.Node) (any, error) {
-	switch n.ShortTag() {
-	case "!!str", "!!timestamp", "!!binary":
-		return n.Value, nil
-	case "!!null":
-		return nil, nil
-	case "!!bool":
-		var b bool
-		if err := n.Decode(&b); err != nil {
-			return nil, fmt.Errorf("line %d: %v", n.Line, err)
-		}
-		return b, nil
-	case "!!int":
-		var i int64
-		if err := n.Decode(&i); err == nil {
-			return float64(i), nil
-		}
-		fallthrough
-	case "!!float":
-		var f float64
-		if err := n.Decode(&f); err != nil {
-			return nil, fmt.Errorf("line %d: %v", n.Line, err)
-		}
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("line %d: numbers must be finite", n.Line)
-		}
-		return f, nil
-	}
-	return nil, fmt.Errorf("line %d: unsupported YAML tag %s", n.Line, n.Tag)
+	return yamlread.ReadTree(data, yamlread.Limits{
+		MaxBytes:  MaxDefinitionBytes,
+		MaxValues: MaxDefinitionNodes,
+		MaxDepth:  MaxDefinitionDepth,
+	})
 }
 
 // shaper checks a generic tree against the format and returns a copy
@@ -590,8 +358,10 @@ func editDistance(a, b string) int {
 
 // DecodeDocument reads a YAML or JSON document into generic values
 // (map[string]any, []any, string, float64, bool, nil) with the same limits
-// Parse applies: size, value count (YAML aliases counted at every use) and
-// depth. The registry uses it for gateflow.yaml.
+// Parse applies (yamlread, the one bounded reader): size, value count and
+// expanded text (YAML aliases counted at every use) and depth. The registry
+// uses it for gateflow.yaml, the prompt catalog for prompt files. Errors
+// are *yamlread.Error.
 func DecodeDocument(data []byte) (any, error) {
 	return decodeTree(data)
 }

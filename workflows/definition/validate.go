@@ -24,6 +24,10 @@ var (
 	NamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 	// VersionPattern is the format of definition versions.
 	VersionPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,49}$`)
+	// TenantPattern is the format of tenant names, wherever they appear:
+	// API keys, gateflow.yaml's tenants and the owners of services, MCP
+	// servers and catalogue APIs.
+	TenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	// StepIDPattern is the format of step ids: identifiers, so that
 	// steps.<id> works in expressions.
 	StepIDPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)

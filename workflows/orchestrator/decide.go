@@ -54,7 +54,7 @@ func (o *Orchestrator) Cancel(ctx context.Context, caller Caller, id string) err
 		return err
 	}
 	if desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return newError(ErrConflict, "workflow_closed", "workflow %s is already %s", id, closedState(desc.Status, desc.Memo))
+		return newError(ErrConflict, "workflow_closed", "workflow %s is already %s", id, o.closedState(desc.Status, desc.Memo))
 	}
 	if err := o.c.CancelWorkflow(ctx, WorkflowID(caller.Tenant, id), ""); err != nil {
 		return temporalError(err, "cancel workflow "+id)
@@ -79,7 +79,7 @@ func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req
 		return workflows.DecisionResult{}, err
 	}
 	if desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return workflows.DecisionResult{}, newError(ErrConflict, "workflow_closed", "workflow %s is already %s", id, closedState(desc.Status, desc.Memo))
+		return workflows.DecisionResult{}, newError(ErrConflict, "workflow_closed", "workflow %s is already %s", id, o.closedState(desc.Status, desc.Memo))
 	}
 	d := workflows.Decision{
 		StepID:    req.StepID,

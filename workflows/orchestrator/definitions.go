@@ -77,7 +77,7 @@ func (o *Orchestrator) PublishDefinition(ctx context.Context, caller Caller, nam
 		return DefinitionInfo{}, err
 	}
 	def.Name, def.Version = name, version
-	if err := o.opts.ValidateDefinition(&def); err != nil {
+	if err := o.opts.ValidateDefinition(caller.Tenant, &def); err != nil {
 		return DefinitionInfo{}, validationOr(err, "definition "+def.Ref(), "validate definition")
 	}
 	info, err := o.opts.Definitions.Publish(ctx, caller.Tenant, def, caller.SubmittedBy())

@@ -184,7 +184,7 @@ func (o *Orchestrator) summary(tenant string, ex *workflowpb.WorkflowExecutionIn
 		RunID:      ex.GetExecution().GetRunId(),
 		Definition: keyword(fields[workflows.SearchAttrDefinition]),
 		Version:    keyword(fields[workflows.SearchAttrVersion]),
-		State:      closedState(ex.GetStatus(), ex.GetMemo()),
+		State:      o.closedState(ex.GetStatus(), ex.GetMemo()),
 		StartedAt:  ex.GetStartTime().AsTime(),
 	}
 	if ex.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && ex.GetCloseTime() != nil {

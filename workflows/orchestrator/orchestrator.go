@@ -26,6 +26,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/workflows"
@@ -144,9 +145,12 @@ type Options struct {
 	Definitions Definitions
 	// Policies answers per-tenant permissions; nil allows no inline definitions.
 	Policies Policies
-	// ValidateDefinition checks an inline or published definition
-	// (definition.Validate with the registry). Required.
-	ValidateDefinition func(def *definition.Definition) error
+	// ValidateDefinition checks a definition as the tenant may run it
+	// (definition.Validate against what the tenant may use: its services,
+	// models and MCP servers): an inline one, one being published, and every
+	// definition at start, so that a withdrawn grant refuses the start with
+	// the path of the step instead of failing a step later. Required.
+	ValidateDefinition func(tenant string, def *definition.Definition) error
 	// ValidateInput checks an input against a definition's input schema
 	// (definition.ValidateInput). Required.
 	ValidateInput func(def *definition.Definition, input json.RawMessage) error
@@ -170,6 +174,10 @@ type Options struct {
 	WatchMaxInterval time.Duration
 	// Log receives warnings about partial failures; nil discards them.
 	Log *slog.Logger
+	// DataConverter is the one the client uses (payloadcodec's when
+	// payloads are encrypted): memo fields are read with it. Nil means
+	// Temporal's default.
+	DataConverter converter.DataConverter
 }
 
 // Orchestrator implements the API operations on top of Temporal.
@@ -215,6 +223,9 @@ func New(opts Options) (*Orchestrator, error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.DataConverter == nil {
+		opts.DataConverter = converter.GetDefaultDataConverter()
 	}
 	return &Orchestrator{
 		c:            opts.Client,

@@ -183,8 +183,9 @@ func TestClosedState(t *testing.T) {
 		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, memo(42), workflows.RunFailed},
 		{enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, memo("compensated"), workflows.RunRunning},
 	}
+	o := &Orchestrator{opts: Options{DataConverter: converter.GetDefaultDataConverter()}}
 	for _, c := range cases {
-		if got := closedState(c.status, c.memo); got != c.want {
+		if got := o.closedState(c.status, c.memo); got != c.want {
 			t.Errorf("%s with memo %v: %s, want %s", c.status, c.memo, got, c.want)
 		}
 	}
@@ -242,7 +243,7 @@ type fakeDefs struct{}
 
 func (fakeDefs) Get(_ context.Context, _, name, version string) (definition.Definition, error) {
 	if name == "order" {
-		return definition.Definition{Name: "order", Version: "1"}, nil
+		return definition.Definition{Name: "order", Version: "1", Steps: []definition.Step{{ID: "a", Kind: "wait"}}}, nil
 	}
 	return definition.Definition{}, fmt.Errorf("store: %w", ErrNotFound)
 }
@@ -256,7 +257,7 @@ type allowAll bool
 func (a allowAll) AllowInline(string) bool { return bool(a) }
 
 func TestResolve(t *testing.T) {
-	o := &Orchestrator{opts: Options{Definitions: fakeDefs{}, ValidateDefinition: func(d *definition.Definition) error {
+	o := &Orchestrator{opts: Options{Definitions: fakeDefs{}, ValidateDefinition: func(_ string, d *definition.Definition) error {
 		if len(d.Steps) == 0 {
 			return &definition.ValidationError{Problems: []definition.Problem{{Path: "steps", Message: "empty"}}}
 		}

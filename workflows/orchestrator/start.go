@@ -12,7 +12,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/activities"
@@ -135,7 +134,7 @@ func (o *Orchestrator) existing(ctx context.Context, caller Caller, id, hash str
 	}
 	var prev string
 	if p := desc.Memo.GetFields()[workflows.MemoBodyHash]; p != nil {
-		if err := converter.GetDefaultDataConverter().FromPayload(p, &prev); err != nil {
+		if err := o.opts.DataConverter.FromPayload(p, &prev); err != nil {
 			return StartResult{}, fmt.Errorf("decode memo of %s: %w", id, err)
 		}
 	}
@@ -149,7 +148,7 @@ func (o *Orchestrator) existing(ctx context.Context, caller Caller, id, hash str
 }
 
 // resolve returns the definition to run: a published one, or the inline one
-// when the tenant allows it and it validates.
+// when the tenant allows it; either must validate for the tenant.
 func (o *Orchestrator) resolve(ctx context.Context, caller Caller, req StartRequest) (definition.Definition, error) {
 	if req.Inline != nil {
 		if req.Definition != "" || req.Version != "" {
@@ -165,7 +164,7 @@ func (o *Orchestrator) resolve(ctx context.Context, caller Caller, req StartRequ
 		if def.Version == "" {
 			def.Version = "0"
 		}
-		if err := o.opts.ValidateDefinition(&def); err != nil {
+		if err := o.opts.ValidateDefinition(caller.Tenant, &def); err != nil {
 			return definition.Definition{}, validationOr(err, "definition", "validate inline definition")
 		}
 		return def, nil
@@ -186,6 +185,9 @@ func (o *Orchestrator) resolve(ctx context.Context, caller Caller, req StartRequ
 			return definition.Definition{}, newError(ErrNotFound, "definition_not_found", "definition %s not found", ref)
 		}
 		return definition.Definition{}, fmt.Errorf("resolve definition %s: %w", req.Definition, err)
+	}
+	if err := o.opts.ValidateDefinition(caller.Tenant, &def); err != nil {
+		return definition.Definition{}, validationOr(err, "definition "+def.Ref(), "validate definition "+def.Ref())
 	}
 	return def, nil
 }

@@ -10,7 +10,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/workflows"
@@ -104,7 +103,7 @@ func (o *Orchestrator) closed(ctx context.Context, id string, desc *client.Workf
 	}
 
 	st := Status{ID: id, RunID: runID}
-	st.State = closedState(desc.Status, desc.Memo)
+	st.State = o.closedState(desc.Status, desc.Memo)
 	var raw json.RawMessage
 	err = o.c.GetWorkflow(ctx, wid, runID).Get(ctx, &raw)
 	switch {
@@ -182,13 +181,13 @@ func failureMessage(err error) string {
 // orchestration recorded in its memo (workflows.MemoState) once it has
 // closed, else the mapping of Temporal's status (runs of older workers,
 // successes, terminations, and Temporal's own execution timeout).
-func closedState(s enumspb.WorkflowExecutionStatus, memo *commonpb.Memo) workflows.RunState {
+func (o *Orchestrator) closedState(s enumspb.WorkflowExecutionStatus, memo *commonpb.Memo) workflows.RunState {
 	if s == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || s == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
 		return runState(s)
 	}
 	if p := memo.GetFields()[workflows.MemoState]; p != nil {
 		var state workflows.RunState
-		if converter.GetDefaultDataConverter().FromPayload(p, &state) == nil && recordedStates[state] {
+		if o.opts.DataConverter.FromPayload(p, &state) == nil && recordedStates[state] {
 			return state
 		}
 	}

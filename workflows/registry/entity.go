@@ -235,7 +235,7 @@ func (e *Entity) validate(st *entityState, req PublishRequest) error {
 	var snap *sysconfig.Snapshot
 	if e.reg != nil {
 		snap = e.reg.Current()
-		cat = snap
+		cat = snap.CatalogFor(st.tenant)
 	}
 	if err := d.Validate(cat); err != nil {
 		var ve *definition.ValidationError
@@ -246,7 +246,7 @@ func (e *Entity) validate(st *entityState, req PublishRequest) error {
 		}
 		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalid, nil)
 	}
-	if snap != nil {
+	if snap != nil && snap.MayUseDefinition(st.tenant, d.Name) {
 		if _, ok := snap.Definition(d.Name, d.Version); ok {
 			return temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("%s is defined in the config directory (%s)", d.Ref(), snap.DefinitionFile(d.Name, d.Version)), ErrTypeExists, nil)

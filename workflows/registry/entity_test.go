@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +107,7 @@ func TestEntityPublishAndQuery(t *testing.T) {
 	step(8*time.Second, func() {
 		env.UpdateWorkflow(PublishUpdate, "u7", callback(&ok3), PublishRequest{Definition: testDef("billing", "1", "echo")})
 	})
-	env.ExecuteWorkflow(RegistryWorkflow, RegistryInput{Tenant: "acme"})
+	env.ExecuteWorkflow(RegistryWorkflow, RegistryInput{Tenant: "dev"})
 
 	if ok1.rejected != nil || ok1.err != nil || ok1.entry.Version != "1" || ok1.entry.PublishedBy != "ann" || ok1.entry.Source != SourceAPI || ok1.entry.Digest == "" {
 		t.Fatalf("first publish: %+v", ok1)
@@ -149,7 +150,7 @@ func TestEntityPublishAndQuery(t *testing.T) {
 	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 		t.Fatal(err)
 	}
-	if next.Tenant != "acme" || len(next.State) == 0 {
+	if next.Tenant != "dev" || len(next.State) == 0 {
 		t.Fatalf("continue-as-new input: %+v", next)
 	}
 
@@ -178,7 +179,7 @@ func TestEntityPublishAndQuery(t *testing.T) {
 
 func TestEntityLimit(t *testing.T) {
 	reg, err := sysconfig.NewStatic(sysconfig.Config{Services: map[string]sysconfig.Service{"echo": {BaseURL: "http://127.0.0.1:1"}},
-		Tenants: map[string]sysconfig.Tenant{"small": {MaxPublishedDefinitions: 1}}})
+		Tenants: map[string]sysconfig.Tenant{"small": {MaxPublishedDefinitions: 1, Uses: sysconfig.Uses{Services: []string{"echo"}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,5 +231,34 @@ func TestStateRoundTrip(t *testing.T) {
 	got, err := decodeState(b)
 	if err != nil || len(got) != 2 || got[0].Definition.Name != "a" {
 		t.Fatalf("%+v %v", got, err)
+	}
+}
+
+// TestEntityTenantScope: a tenant publishes only definitions whose services
+// it may use, and the config dir's definitions it may not use do not
+// collide with its own.
+func TestEntityTenantScope(t *testing.T) {
+	reg, err := sysconfig.NewStatic(sysconfig.Config{
+		Services: map[string]sysconfig.Service{"echo": {BaseURL: "http://127.0.0.1:1", Owner: "acme"}, "payments": {BaseURL: "http://127.0.0.1:2"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newEntityEnv(t, NewEntity(reg))
+	var own, other updateResult
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(PublishUpdate, "a", callback(&own), PublishRequest{Definition: testDef("x", "1", "echo")})
+	}, time.Second)
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(PublishUpdate, "b", callback(&other), PublishRequest{Definition: testDef("y", "1", "payments")})
+	}, 2*time.Second)
+	env.RegisterDelayedCallback(func() { env.CancelWorkflow() }, 3*time.Second)
+	env.ExecuteWorkflow(RegistryWorkflow, RegistryInput{Tenant: "acme"})
+	if own.rejected != nil || own.err != nil {
+		t.Errorf("own service refused: %+v", own)
+	}
+	assertAppError(t, "service not granted", other.rejected, ErrTypeInvalid)
+	if other.rejected != nil && !strings.Contains(other.rejected.Error(), `unknown service "payments"`) {
+		t.Errorf("message %v", other.rejected)
 	}
 }

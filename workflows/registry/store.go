@@ -111,10 +111,10 @@ func (s *Store) Publish(ctx context.Context, tenant string, def definition.Defin
 		return Entry{}, fmt.Errorf("publish: invalid tenant name %q", tenant)
 	}
 	snap := s.reg.Current()
-	if _, ok := snap.Definition(def.Name, def.Version); ok && def.Name != "" && def.Version != "" {
+	if _, ok := snap.Definition(def.Name, def.Version); ok && def.Name != "" && def.Version != "" && snap.MayUseDefinition(tenant, def.Name) {
 		return Entry{}, fmt.Errorf("publish %s: %w: defined in the config directory (%s)", def.Ref(), ErrExists, snap.DefinitionFile(def.Name, def.Version))
 	}
-	if err := def.Validate(snap); err != nil {
+	if err := def.Validate(snap.CatalogFor(tenant)); err != nil {
 		return Entry{}, err
 	}
 	id := RegistryWorkflowID(tenant)
@@ -177,7 +177,8 @@ func publishError(ref string, err error) error {
 }
 
 // Get returns name@version visible to the tenant: from the config
-// directory or published by the tenant. Version "" means the latest across
+// directory (when the tenant's uses.definitions lists it) or published by
+// the tenant. Version "" means the latest across
 // both (CompareVersions). ErrNotFound when there is none.
 func (s *Store) Get(ctx context.Context, tenant, name, version string) (definition.Definition, error) {
 	if version == "" {
@@ -194,8 +195,10 @@ func (s *Store) Get(ctx context.Context, tenant, name, version string) (definiti
 			return definition.Definition{}, fmt.Errorf("definition %s: %w", name, ErrNotFound)
 		}
 	}
-	if d, ok := s.reg.Current().Definition(name, version); ok {
-		return *d, nil
+	if snap := s.reg.Current(); snap.MayUseDefinition(tenant, name) {
+		if d, ok := snap.Definition(name, version); ok {
+			return *d, nil
+		}
 	}
 	key := versionKey{tenant, name, version}
 	if p, ok := s.versions.get(key); ok {
@@ -238,8 +241,11 @@ func (s *Store) List(ctx context.Context, tenant string) ([]Entry, error) {
 		return nil, err
 	}
 	var out []Entry
-	for _, d := range s.reg.Current().Definitions() {
-		out = append(out, Entry{Name: d.Name, Version: d.Version, Description: d.Description, Source: SourceFile})
+	snap := s.reg.Current()
+	for _, d := range snap.Definitions() {
+		if snap.MayUseDefinition(tenant, d.Name) {
+			out = append(out, Entry{Name: d.Name, Version: d.Version, Description: d.Description, Source: SourceFile})
+		}
 	}
 	out = append(out, published...)
 	sort.SliceStable(out, func(i, j int) bool {

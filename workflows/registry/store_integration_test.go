@@ -42,38 +42,38 @@ func TestStoreReplicas(t *testing.T) {
 	a, b := newStore(), newStore()
 
 	// Nothing published yet: reads do not start the workflow.
-	list, err := a.List(ctx, "acme")
+	list, err := a.List(ctx, "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != len(reg.Current().Definitions()) {
 		t.Fatalf("file definitions only: %+v", list)
 	}
-	if _, err := a.Get(ctx, "acme", "orders", ""); !errors.Is(err, ErrNotFound) {
+	if _, err := a.Get(ctx, "dev", "orders", ""); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
-	if _, err := a.Get(ctx, "acme", "orders", "1"); !errors.Is(err, ErrNotFound) {
+	if _, err := a.Get(ctx, "dev", "orders", "1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing version: %v", err)
 	}
 
 	// Replica A publishes; replica B reads it (first use starts the workflow).
-	e, err := a.Publish(ctx, "acme", testDef("orders", "1", "echo"), "ann")
+	e, err := a.Publish(ctx, "dev", testDef("orders", "1", "echo"), "ann")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.Existing || e.PublishedAt == nil {
 		t.Fatalf("entry: %+v", e)
 	}
-	d, err := b.Get(ctx, "acme", "orders", "")
+	d, err := b.Get(ctx, "dev", "orders", "")
 	if err != nil || d.Version != "1" {
 		t.Fatalf("B latest: %+v %v", d, err)
 	}
 
 	// Replica B publishes a newer version; A resolves latest to it.
-	if _, err := b.Publish(ctx, "acme", testDef("orders", "10", "echo"), "bob"); err != nil {
+	if _, err := b.Publish(ctx, "dev", testDef("orders", "10", "echo"), "bob"); err != nil {
 		t.Fatal(err)
 	}
-	d, err = a.Get(ctx, "acme", "orders", "")
+	d, err = a.Get(ctx, "dev", "orders", "")
 	if err != nil || d.Version != "10" {
 		t.Fatalf("A latest: %+v %v", d, err)
 	}
@@ -81,18 +81,18 @@ func TestStoreReplicas(t *testing.T) {
 	// Refusals arrive as sentinel errors / validation problems.
 	changed := testDef("orders", "1", "echo")
 	changed.Description = "changed"
-	if _, err := b.Publish(ctx, "acme", changed, "bob"); !errors.Is(err, ErrExists) {
+	if _, err := b.Publish(ctx, "dev", changed, "bob"); !errors.Is(err, ErrExists) {
 		t.Fatalf("immutable: %v", err)
 	}
-	same, err := b.Publish(ctx, "acme", testDef("orders", "1", "echo"), "bob")
+	same, err := b.Publish(ctx, "dev", testDef("orders", "1", "echo"), "bob")
 	if err != nil || !same.Existing {
 		t.Fatalf("idempotent: %+v %v", same, err)
 	}
 	var ve *definition.ValidationError
-	if _, err := a.Publish(ctx, "acme", testDef("orders", "11", "nope"), "ann"); !errors.As(err, &ve) {
+	if _, err := a.Publish(ctx, "dev", testDef("orders", "11", "nope"), "ann"); !errors.As(err, &ve) {
 		t.Fatalf("invalid: %v", err)
 	}
-	if _, err := a.Publish(ctx, "acme", testDef("hello", "1", "echo"), "ann"); !errors.Is(err, ErrExists) {
+	if _, err := a.Publish(ctx, "dev", testDef("hello", "1", "echo"), "ann"); !errors.Is(err, ErrExists) {
 		t.Fatalf("file collision: %v", err)
 	}
 
@@ -109,7 +109,7 @@ func TestStoreReplicas(t *testing.T) {
 			wg.Add(1)
 			go func(s *Store, v string) {
 				defer wg.Done()
-				if _, err := s.Publish(ctx, "acme", testDef("batch", v, "echo"), "x"); err != nil {
+				if _, err := s.Publish(ctx, "dev", testDef("batch", v, "echo"), "x"); err != nil {
 					errs <- err
 				}
 			}(s, string(rune('a'+i))+map[*Store]string{a: "1", b: "2"}[s])
@@ -120,7 +120,7 @@ func TestStoreReplicas(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	list, err = b.List(ctx, "acme")
+	list, err = b.List(ctx, "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,26 +154,26 @@ func TestStoreAcrossContinueAsNew(t *testing.T) {
 	c := ts.GetDefaultClient()
 	s := NewStore(c, reg, slog.New(slog.DiscardHandler), WithTaskQueue(queue), WithCacheTTL(0))
 	for i := 1; i <= 10; i++ {
-		if _, err := s.Publish(ctx, "acme", testDef("orders", strconv.Itoa(i), "echo"), "ann"); err != nil {
+		if _, err := s.Publish(ctx, "dev", testDef("orders", strconv.Itoa(i), "echo"), "ann"); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
 	}
 	// Published versions are cached by this Store; a fresh one must query.
 	fresh := NewStore(c, reg, slog.New(slog.DiscardHandler), WithTaskQueue(queue), WithCacheTTL(0))
 	for i := 1; i <= 10; i++ {
-		if d, err := fresh.Get(ctx, "acme", "orders", strconv.Itoa(i)); err != nil || d.Version != strconv.Itoa(i) {
+		if d, err := fresh.Get(ctx, "dev", "orders", strconv.Itoa(i)); err != nil || d.Version != strconv.Itoa(i) {
 			t.Fatalf("get %d: %+v %v", i, d, err)
 		}
 	}
-	if d, err := fresh.Get(ctx, "acme", "orders", ""); err != nil || d.Version != "10" {
+	if d, err := fresh.Get(ctx, "dev", "orders", ""); err != nil || d.Version != "10" {
 		t.Fatalf("latest: %+v %v", d, err)
 	}
 	changed := testDef("orders", "2", "echo")
 	changed.Description = "changed"
-	if _, err := fresh.Publish(ctx, "acme", changed, "bob"); !errors.Is(err, ErrExists) {
+	if _, err := fresh.Publish(ctx, "dev", changed, "bob"); !errors.Is(err, ErrExists) {
 		t.Fatalf("immutable across runs: %v", err)
 	}
-	desc, err := c.DescribeWorkflowExecution(ctx, RegistryWorkflowID("acme"), "")
+	desc, err := c.DescribeWorkflowExecution(ctx, RegistryWorkflowID("dev"), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,9 @@ func (r *Runner) Run(ctx context.Context, c Call) (*Result, error) {
 	}
 	labels["prompt_api"] = a.Name
 	labels["prompt_version"] = a.Version
-	opts := llm.CallOptions{Tenant: c.Tenant, KeyID: c.KeyID, RequestID: c.RequestID, Labels: labels}
+	// A prompt API visible to the tenant grants its model: the operator chose
+	// it, the caller did not.
+	opts := llm.CallOptions{Tenant: c.Tenant, KeyID: c.KeyID, RequestID: c.RequestID, Labels: labels, Granted: true}
 
 	res := &Result{API: a.Name, Version: a.Version}
 	for attempt := 1; ; attempt++ {

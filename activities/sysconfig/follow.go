@@ -1,4 +1,4 @@
-package chatapi
+package sysconfig
 
 import (
 	"context"
@@ -6,10 +6,9 @@ import (
 	"time"
 
 	"github.com/gateflow/gateflow/activities/llm"
-	"github.com/gateflow/gateflow/activities/sysconfig"
 )
 
-// FollowRegistry keeps gw on the models of the registry's current
+// FollowModels keeps gw on the models of the registry's current
 // snapshot: every interval (1 s when zero) it checks whether a reload
 // (SIGHUP) replaced the snapshot and then reloads the gateway's routing
 // table. It blocks until ctx ends: run it in its own goroutine, in every
@@ -18,7 +17,7 @@ import (
 // Polling the snapshot pointer costs nothing and needs no hook in the
 // registry; a model added by a reload is routable at most one interval
 // later.
-func FollowRegistry(ctx context.Context, reg *sysconfig.Registry, gw *llm.Gateway, interval time.Duration, log *slog.Logger) {
+func FollowModels(ctx context.Context, reg *Registry, gw *llm.Gateway, interval time.Duration, log *slog.Logger) {
 	if interval <= 0 {
 		interval = time.Second
 	}
@@ -27,7 +26,7 @@ func FollowRegistry(ctx context.Context, reg *sysconfig.Registry, gw *llm.Gatewa
 	}
 	// The first round reloads unconditionally: a reload may have happened
 	// between building the gateway and this call.
-	var last *sysconfig.Snapshot
+	var last *Snapshot
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

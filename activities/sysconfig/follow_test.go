@@ -1,4 +1,4 @@
-package chatapi_test
+package sysconfig_test
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/sysconfig"
-	"github.com/gateflow/gateflow/ingress/chatapi"
 )
 
 const modelsYAML = `
@@ -23,7 +22,7 @@ models:
         m1: {}
 `
 
-func TestFollowRegistry(t *testing.T) {
+func TestFollowModels(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, sysconfig.ConfigFile)
 	if err := os.WriteFile(file, []byte(modelsYAML), 0o644); err != nil {
@@ -39,7 +38,7 @@ func TestFollowRegistry(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { chatapi.FollowRegistry(ctx, reg, gw, 5*time.Millisecond, nil); close(done) }()
+	go func() { sysconfig.FollowModels(ctx, reg, gw, 5*time.Millisecond, nil); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	if err := os.WriteFile(file, []byte(strings.Replace(modelsYAML, "m1: {}", "m1: {}\n        m2: {}", 1)), 0o644); err != nil {
