@@ -64,6 +64,10 @@ type HTTPCallInput struct {
 	// Callback, when set, makes the call asynchronous: the service gets a
 	// callback URL and the step completes when it posts the result.
 	Callback *CallbackRequest `json:"callback,omitempty"`
+	// gateway holds the headers the activity itself adds for this attempt
+	// (the callback URL): reserved names a step may not set, so they are
+	// kept apart from Headers; never part of the workflow's input.
+	gateway map[string]string
 }
 
 // CallbackRequest asks the HTTP activity for asynchronous completion.

@@ -274,13 +274,10 @@ func (a *HTTPActivity) withCallback(ctx context.Context, in HTTPCallInput, targe
 	if err != nil {
 		return in, &callError{class: calls.ClassInternal, retryable: true, msg: "issue the callback URL: " + err.Error()}
 	}
-	h := make(map[string]string, len(in.Headers)+2)
-	for k, v := range in.Headers {
-		h[k] = v
+	in.gateway = map[string]string{
+		HeaderCallbackURL:     u,
+		HeaderCallbackExpires: exp.UTC().Format(time.RFC3339),
 	}
-	h[HeaderCallbackURL] = u
-	h[HeaderCallbackExpires] = exp.UTC().Format(time.RFC3339)
-	in.Headers = h
 	if f := in.Callback.BodyField; f != "" {
 		var body map[string]any
 		if err := json.Unmarshal(in.Body, &body); err != nil || body == nil {
@@ -380,6 +377,9 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 			return HTTPCallOutput{}, &callError{class: calls.ClassBadRequest, msg: fmt.Sprintf("%s: header %s is configured for service %q; a step may not replace it", what, k, in.Service)}
 		}
 		req.Header.Set(k, v)
+	}
+	for _, k := range sortedKeys(in.gateway) {
+		req.Header.Set(k, in.gateway[k])
 	}
 	if in.Service != "" {
 		// Who the call is for, which services can trust: no step can set

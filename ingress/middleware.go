@@ -101,7 +101,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		s.metrics.observe(method, route, status, elapsed)
 		s.accessLog(r, info, rs, status, elapsed, reqBytes, c.Response().Size)
-		if rs == nil || rs.record {
+		if (rs == nil || rs.record) && !info.Recorded {
 			s.emitRecord(r, info, method+" "+route, status, start, elapsed, reqBytes, c.Response().Size)
 		}
 		return nil
@@ -157,6 +157,9 @@ func (s *Server) accessLog(r *http.Request, info *api.RequestInfo, rs *routeSpec
 		if info.Consumer != "" {
 			attrs = append(attrs, slog.String("consumer", info.Consumer), slog.String("consumer_app", info.ConsumerApp))
 		}
+	}
+	if info.Upstream != "" {
+		attrs = append(attrs, slog.String("upstream", info.Upstream))
 	}
 	if info.Err != nil && status >= 400 {
 		attrs = append(attrs, slog.String("error", info.Err.Error()))

@@ -27,10 +27,10 @@ func (s *Server) OpenAPI() map[string]any {
 
 	paths := map[string]any{}
 	for _, rs := range routes {
-		item, _ := paths[rs.path].(map[string]any)
+		item, _ := paths[api.DocPath(rs.path)].(map[string]any)
 		if item == nil {
 			item = map[string]any{}
-			paths[rs.path] = item
+			paths[api.DocPath(rs.path)] = item
 		}
 		item[strings.ToLower(rs.method)] = operation(rs)
 	}

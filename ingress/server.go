@@ -269,7 +269,7 @@ func (s *Server) Mount(g api.Group) error {
 		specs = append(specs, &routeSpec{
 			method: rt.Method, path: rt.Path, roles: rt.Roles, public: rt.Public,
 			streaming: rt.Streaming, record: true, maxBody: rt.MaxBodyBytes, doc: rt.Doc,
-			h: wrapHandler(rt.Handler, api.PathParams(rt.Path)), errorBody: rt.ErrorBody,
+			h: wrapHandler(rt.Handler, api.PathParams(rt.Path), rt.Path), errorBody: rt.ErrorBody,
 		})
 	}
 	if err := s.mount(g.Name, g.Description, specs, g.Schemas); err != nil {
@@ -315,11 +315,17 @@ func (s *Server) mount(group, description string, specs []*routeSpec, schemas ma
 }
 
 // wrapHandler adapts a net/http handler of a route group; path parameters
-// are made available through r.PathValue.
-func wrapHandler(h http.Handler, params []string) echo.HandlerFunc {
+// are made available through r.PathValue (a trailing {name...} from Echo's
+// "*").
+func wrapHandler(h http.Handler, params []string, path string) echo.HandlerFunc {
+	rest, hasRest := api.CatchAll(path)
 	return func(c echo.Context) error {
 		r := c.Request()
 		for _, p := range params {
+			if hasRest && p == rest {
+				r.SetPathValue(p, c.Param("*"))
+				continue
+			}
 			r.SetPathValue(p, c.Param(p))
 		}
 		h.ServeHTTP(c.Response(), r)
@@ -327,8 +333,12 @@ func wrapHandler(h http.Handler, params []string) echo.HandlerFunc {
 	}
 }
 
-// echoPath turns "/v1/workflows/{id}" into Echo's "/v1/workflows/:id".
+// echoPath turns "/v1/workflows/{id}" into Echo's "/v1/workflows/:id" and
+// a trailing "{path...}" into Echo's "*".
 func echoPath(p string) string {
+	if name, ok := api.CatchAll(p); ok {
+		p = strings.TrimSuffix(p, "{"+name+"...}") + "*"
+	}
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(p, '{')

@@ -41,11 +41,15 @@ const (
 	// KindCallback is the asynchronous completion of an http step through
 	// its callback URL (latency: from the call to the completion).
 	KindCallback Kind = "callback"
+	// KindProxy is a plain HTTP call forwarded by the gateway
+	// (/gw/{api}/...) to an instance of a service, or answered from its
+	// cache.
+	KindProxy Kind = "proxy"
 )
 
 // Kinds returns every call kind, in documentation order.
 func Kinds() []Kind {
-	return []Kind{KindIngress, KindHTTP, KindModel, KindApproval, KindMCP, KindSchedule, KindTopic, KindWebhook, KindEvent, KindCallback}
+	return []Kind{KindIngress, KindHTTP, KindModel, KindApproval, KindMCP, KindProxy, KindSchedule, KindTopic, KindWebhook, KindEvent, KindCallback}
 }
 
 // TriggerKinds are the kinds of the records that start or resume

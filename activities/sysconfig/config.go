@@ -71,6 +71,33 @@ type Service struct {
 	Retry *definition.RetryPolicy `json:"retry,omitempty"`
 	// MaxResponseBytes caps a response body; 0 means the activity's default.
 	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
+
+	// The gateway data plane (ANY /gw/{service}/{path...}): how plain HTTP
+	// calls are forwarded to the service. Every field is optional; see
+	// gateway.go and docs/PROXY.md.
+
+	// Instances are the upstream endpoints calls are balanced over; empty
+	// means one instance at BaseURL (and BaseURL, when empty, is the first
+	// instance's, which http steps call).
+	Instances []Instance `json:"instances,omitempty"`
+	// LoadBalancing picks an instance per call (default round_robin).
+	LoadBalancing LoadBalancing `json:"load_balancing,omitempty"`
+	// HealthCheck probes every instance actively; nil: none.
+	HealthCheck *HealthCheck `json:"health_check,omitempty"`
+	// OutlierDetection ejects failing instances passively.
+	OutlierDetection OutlierDetection `json:"outlier_detection,omitempty"`
+	// RetryBudget bounds retries of idempotent calls on another instance.
+	RetryBudget RetryBudget `json:"retry_budget,omitempty"`
+	// Timeouts of forwarded calls.
+	Timeouts Timeouts `json:"timeouts,omitempty"`
+	// Cache stores GET/HEAD answers by RFC 9111 (off unless enabled).
+	Cache Cache `json:"cache,omitempty"`
+	// GatewayRateLimit bounds all gateway calls to the service together
+	// (every consumer, per replica); 0: unlimited.
+	GatewayRateLimit RateLimit `json:"rate_limit,omitempty"`
+	// MaxRequestBodyBytes bounds a forwarded request body (413 beyond);
+	// 0 means DefaultGatewayBodyBytes.
+	MaxRequestBodyBytes int64 `json:"max_request_body_bytes,omitempty"`
 }
 
 // RateLimit is a token bucket: RPS requests per second, at most Burst at
@@ -316,11 +343,16 @@ func (c *Config) validate() []definition.Problem {
 		if !definition.NamePattern.MatchString(name) {
 			add(p, "service names are letters, digits, '.', '_' or '-'")
 		}
+		if s.BaseURL == "" && len(s.Instances) > 0 {
+			// http steps call the first instance.
+			s.BaseURL = s.Instances[0].BaseURL
+		}
 		if s.BaseURL == "" {
-			add(p+".base_url", "required")
+			add(p+".base_url", "required (or instances)")
 		} else if err := definition.CheckHTTPURL(s.BaseURL); err != nil {
 			add(p+".base_url", "%v", err)
 		}
+		ps = append(ps, s.gatewayProblems(p)...)
 		ps = append(ps, headerProblems(p+".headers", s.Headers)...)
 		ps = append(ps, definition.DurationProblems(p+".timeout", s.Timeout, 24*time.Hour)...)
 		if s.Retry != nil {

@@ -91,6 +91,22 @@ var apiCount = source{
 	rawWhere:   "api != ''",
 }
 
+// proxyCalls are gateway calls (kind proxy) with their API, version,
+// consumer and upstream instance as keys; they yield the same partial
+// aggregates as calls (no tokens or cost).
+var proxyCalls = source{
+	levels: []level{
+		{schema.TableProxy1d, "day", 24 * time.Hour},
+		{schema.TableProxy1h, "hour", time.Hour},
+		{schema.TableProxy1m, "minute", time.Minute},
+		{schema.TableCalls, "ts", rawGran},
+	},
+	rollupCols: `calls, errors, timeouts, toInt64(0) AS tokens_in, toInt64(0) AS tokens_out, toFloat64(0) AS cost_usd,
+		latency_sum, latency_max, latency_q`,
+	rawCols:  calls.rawCols,
+	rawWhere: "kind = 'proxy'",
+}
+
 // tokens reads only the token sums of calls (TokensSince).
 var tokens = source{
 	levels:     calls.levels,

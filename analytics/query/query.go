@@ -25,6 +25,7 @@
 package query
 
 import (
+	kinds "github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/report"
 
 	"context"
@@ -103,11 +104,14 @@ const (
 	ByAPIVersion  = report.ByAPIVersion
 	ByConsumer    = report.ByConsumer
 	ByConsumerApp = report.ByConsumerApp
+	// ByUpstream: see report.ByUpstream.
+	ByUpstream = report.ByUpstream
 )
 
 // dimension is a whitelisted group-by: its SQL expression and the fixed
 // condition it implies. Both read the same columns in the raw table and
-// in the rollups of its source (calls unless src says otherwise).
+// in the rollups of its source (calls unless src says otherwise; gateway
+// dimensions read the proxy rollups).
 type dimension struct {
 	expr  string
 	where string
@@ -137,6 +141,7 @@ var dimensions = map[Dimension]dimension{
 	ByAPIVersion:  {expr: "concat(api, '@', api_version)"},
 	ByConsumer:    {expr: "consumer"},
 	ByConsumerApp: {expr: "concat(consumer, '/', consumer_app)"},
+	ByUpstream:    {expr: "upstream", where: "upstream != ''", src: &proxyCalls},
 }
 
 // Dimensions lists the accepted group-by values, for help texts.
@@ -161,25 +166,62 @@ type Filter struct {
 	OwnedAPIs []string `json:"-"`
 }
 
-// family picks the rows a question reads: the catalogue's rollups when it
-// groups by or filters on a catalogue dimension, else the calls rollups;
-// and the scope of the tenant in them. The catalogue rollups have no
-// target, definition or step.
-func (f Filter) family(b *builder, dim Dimension) (source, string, error) {
-	if !report.IsAPIDimension(dim) && f.API == "" && f.Consumer == "" {
-		return dimensions[dim].sourceOf(), b.tenantScope(f.Tenant), nil
+// plan picks the rows a question grouped by by reads, the tenant's scope
+// in them and the other conditions:
+//   - the gateway dimension (upstream) reads the proxy rollups of the APIs
+//     the tenant owns (proxy records belong to the API's owner), where the
+//     kind is proxy, the target is the API and there are no definitions or
+//     steps;
+//   - a catalogue dimension, or an api or consumer filter, reads the
+//     catalogue's rollups, scoped to the tenant's calls as a consumer and
+//     every call to the APIs it owns; they have no target, definition or
+//     step;
+//   - any other reads its own source (calls unless it names one) in the
+//     tenant's scope.
+func (f Filter) plan(b *builder, by Dimension) (source, string, []string, error) {
+	dim := dimensions[by]
+	if dim.src == &proxyCalls {
+		switch {
+		case f.Kind != "" && f.Kind != string(kinds.KindProxy):
+			return source{}, "", nil, invalid("kind", "the gateway dimension (upstream) covers proxy calls only")
+		case f.Definition != "":
+			return source{}, "", nil, invalid("definition", "does not apply to gateway calls")
+		case f.StepID != "":
+			return source{}, "", nil, invalid("step_id", "does not apply to gateway calls")
+		}
+		var conds []string
+		if f.Target != "" {
+			conds = append(conds, "api = "+b.param("target", "String", f.Target))
+		}
+		if f.API != "" {
+			conds = append(conds, "api = "+b.param("api", "String", f.API))
+		}
+		if f.Consumer != "" {
+			conds = append(conds, "consumer = "+b.param("consumer", "String", f.Consumer))
+		}
+		if dim.where != "" {
+			conds = append(conds, dim.where)
+		}
+		return proxyCalls, b.tenantScope(f.Tenant), conds, nil
+	}
+	conds := b.filterConds(f, true)
+	if dim.where != "" {
+		conds = append(conds, dim.where)
+	}
+	if !report.IsAPIDimension(by) && f.API == "" && f.Consumer == "" {
+		return dim.sourceOf(), b.tenantScope(f.Tenant), conds, nil
 	}
 	switch {
 	case f.Target != "":
-		return source{}, "", invalid("target", "does not apply to questions on APIs of the catalogue")
+		return source{}, "", nil, invalid("target", "does not apply to questions on APIs of the catalogue")
 	case f.Definition != "":
-		return source{}, "", invalid("definition", "does not apply to questions on APIs of the catalogue")
+		return source{}, "", nil, invalid("definition", "does not apply to questions on APIs of the catalogue")
 	case f.StepID != "":
-		return source{}, "", invalid("step", "does not apply to questions on APIs of the catalogue")
-	case dim == ByTarget || dim == ByService || dim == ByModel || dim == ByDefinition || dim == ByStep || dim == ByTrigger:
-		return source{}, "", invalid("by", "%s does not apply with api or consumer filters", dim)
+		return source{}, "", nil, invalid("step", "does not apply to questions on APIs of the catalogue")
+	case by == ByTarget || by == ByService || by == ByModel || by == ByDefinition || by == ByStep || by == ByTrigger:
+		return source{}, "", nil, invalid("by", "%s does not apply with api or consumer filters", by)
 	}
-	return apiCalls, b.catalogScope(f.Tenant, f.OwnedAPIs), nil
+	return apiCalls, b.catalogScope(f.Tenant, f.OwnedAPIs), conds, nil
 }
 
 // normalize validates f and returns it in UTC with millisecond times.
@@ -283,13 +325,9 @@ func (r TrendRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("group_by", "%q: want one of %s", r.GroupBy, dimensionNames())
 	}
 	b := newBuilder()
-	src, scope, err := f.family(b, r.GroupBy)
+	src, scope, conds, err := f.plan(b, r.GroupBy)
 	if err != nil {
 		return "", nil, err
-	}
-	conds := b.filterConds(f, true)
-	if dim.where != "" {
-		conds = append(conds, dim.where)
 	}
 	union := b.union(src, []period{{f.From, f.To, 0}}, r.Interval, dim.expr, scope, conds)
 	sql := `SELECT t, g, ` + statsSQL + `
@@ -392,13 +430,9 @@ func (r TopRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("limit", "%d: want 1..%d", r.Limit, MaxLimit)
 	}
 	b := newBuilder()
-	src, scope, err := f.family(b, r.By)
+	src, scope, conds, err := f.plan(b, r.By)
 	if err != nil {
 		return "", nil, err
-	}
-	conds := b.filterConds(f, true)
-	if dim.where != "" {
-		conds = append(conds, dim.where)
 	}
 	union := b.union(src, []period{{f.From, f.To, 0}}, "", dim.expr, scope, conds)
 	limit := b.param("limit", "UInt32", strconv.Itoa(r.Limit))
@@ -539,13 +573,9 @@ func (r CompareRequest) build() (string, clickhouse.Parameters, error) {
 		return "", nil, invalid("from", "the previous period starts before 2000")
 	}
 	b := newBuilder()
-	src, scope, err := f.family(b, r.By)
+	src, scope, conds, err := f.plan(b, r.By)
 	if err != nil {
 		return "", nil, err
-	}
-	conds := b.filterConds(f, true)
-	if dim.where != "" {
-		conds = append(conds, dim.where)
 	}
 	union := b.union(src, []period{{prevFrom, f.From, 0}, {f.From, f.To, 1}}, "", dim.expr, scope, conds)
 	sql := `SELECT g, p, ` + statsSQL + `

@@ -313,3 +313,31 @@ func TestCatalogQuestions(t *testing.T) {
 		t.Fatalf("quota count: %v %v\n%s", params, err, sql)
 	}
 }
+
+// TestGatewayDimensionsReadProxyRollups: grouping by upstream reads the
+// proxy rollups; filters they cannot answer are refused.
+func TestGatewayDimensionsReadProxyRollups(t *testing.T) {
+	f := Filter{Tenant: "t", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 8, 0, 0, 0, 0, time.UTC).Add(-90 * time.Second)}
+	for _, d := range []Dimension{ByUpstream} {
+		got, err := Tables(TopRequest{Filter: f, By: d, Metric: ByCalls, Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, ",") != "calls,proxy_1d,proxy_1h,proxy_1m" {
+			t.Errorf("top by %s reads %v", d, got)
+		}
+		sql, params, err := TrendRequest{Filter: Filter{Tenant: "t", From: f.From, To: f.To, Target: "orders"}, Interval: Hour, GroupBy: d}.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(sql, "api = {target:String}") || params["target"] != "orders" || !strings.Contains(sql, "kind = 'proxy'") {
+			t.Errorf("trend by %s: the API filter or the raw kind condition is missing:\n%s", d, sql)
+		}
+	}
+	for _, bad := range []Filter{{Kind: "http"}, {Definition: "d"}, {StepID: "s"}} {
+		bad.Tenant, bad.From, bad.To = "t", f.From, f.To
+		if _, err := Tables(TopRequest{Filter: bad, By: ByUpstream, Metric: ByCalls, Limit: 5}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+}

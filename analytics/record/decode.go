@@ -69,13 +69,19 @@ const (
 	fAPIVersion
 	fConsumer
 	fConsumerApp
+	fUpstream
+	fMethod
+	fRoute
+	fUpstreamLatency
+	fCacheStatus
+	fRetries
 	numFields
 )
 
 var fieldNames = [numFields]string{"schema", "id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms", "request_bytes",
 	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class", "error_message", "labels",
-	"api", "api_version", "consumer", "consumer_app"}
+	"api", "api_version", "consumer", "consumer_app", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries"}
 
 func fieldOf(key string) int {
 	switch key {
@@ -129,6 +135,18 @@ func fieldOf(key string) int {
 		return fErrorClass
 	case "error_message":
 		return fErrorMsg
+	case "upstream":
+		return fUpstream
+	case "method":
+		return fMethod
+	case "route":
+		return fRoute
+	case "upstream_latency_ms":
+		return fUpstreamLatency
+	case "cache_status":
+		return fCacheStatus
+	case "retries":
+		return fRetries
 	case "labels":
 		return fLabels
 	case "api":
@@ -297,6 +315,20 @@ func (d *decoder) field(r *Record, f int) bool {
 		r.ErrorClass, ok = d.str()
 	case fErrorMsg:
 		r.ErrorMsg, ok = d.str()
+	case fUpstream:
+		r.Upstream, ok = d.str()
+	case fMethod:
+		r.Method, ok = d.str()
+	case fRoute:
+		r.Route, ok = d.str()
+	case fUpstreamLatency:
+		r.UpstreamLatencyMS, ok = d.float()
+	case fCacheStatus:
+		r.CacheStatus, ok = d.str()
+	case fRetries:
+		var v int64
+		v, ok = d.int(32)
+		r.Retries = int32(v)
 	case fLabels:
 		r.Labels, ok = d.labels()
 	case fAPI:

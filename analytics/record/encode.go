@@ -102,6 +102,15 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	b = appendStringField(b, "api_version", r.APIVersion, true)
 	b = appendStringField(b, "consumer", r.Consumer, true)
 	b = appendStringField(b, "consumer_app", r.ConsumerApp, true)
+	b = appendStringField(b, "upstream", r.Upstream, true)
+	b = appendStringField(b, "method", r.Method, true)
+	b = appendStringField(b, "route", r.Route, true)
+	if r.UpstreamLatencyMS != 0 && !math.IsNaN(r.UpstreamLatencyMS) && !math.IsInf(r.UpstreamLatencyMS, 0) {
+		b = append(b, `,"upstream_latency_ms":`...)
+		b = appendFloat(b, r.UpstreamLatencyMS)
+	}
+	b = appendStringField(b, "cache_status", r.CacheStatus, true)
+	b = appendIntField(b, "retries", int64(r.Retries))
 	return append(b, '}')
 }
 

@@ -47,6 +47,9 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		"cache hit": {Schema: 1, ID: NewID(), TS: 4, Tenant: "t", Kind: calls.KindModel, Target: "p/m", Outcome: OutcomeOK,
 			Cache: "hit", CostSavedUSD: 0.00042},
 		"negative": {Schema: 1, ID: NewID(), TS: 3, Kind: calls.KindApproval, Outcome: OutcomeRejected, LatencyMS: -0.5, Attempt: -1},
+		"proxy": {Schema: 1, ID: NewID(), TS: 4, Tenant: "acme", Kind: calls.KindProxy, Target: "orders", Outcome: OutcomeOK,
+			API: "orders", Version: "2", Consumer: "acme/shop", Upstream: "10.0.0.1:8080@eu-1", Method: "GET",
+			Route: "/orders/42?x=\"y\"", UpstreamLatencyMS: 0.731, CacheStatus: "miss", Retries: 1, StatusCode: 200},
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -105,7 +108,9 @@ func TestAppendJSONRandom(t *testing.T) {
 		r := Record{Schema: 1, ID: NewID(), TS: rng.Int64(), Tenant: str(), KeyID: str(), Kind: calls.Kind(str()),
 			Target: str(), StepID: str(), Attempt: rng.Int32N(5), Outcome: Outcome(str()),
 			LatencyMS: rng.NormFloat64() * math.Pow(10, float64(rng.IntN(30)-15)), TokensIn: rng.Int64N(3),
-			CostUSD: rng.Float64() * float64(rng.IntN(2)), ErrorMsg: str()}
+			CostUSD: rng.Float64() * float64(rng.IntN(2)), ErrorMsg: str(),
+			API: str(), Consumer: str(), Upstream: str(), Method: str(), Route: str(), CacheStatus: str(),
+			UpstreamLatencyMS: rng.Float64() * float64(rng.IntN(2)), Retries: rng.Int32N(3)}
 		if rng.IntN(2) == 0 {
 			r.Labels = map[string]string{}
 			for range rng.IntN(12) {

@@ -78,6 +78,17 @@ type Record struct {
 	APIVersion  string `json:"api_version,omitempty"`
 	Consumer    string `json:"consumer,omitempty"`
 	ConsumerApp string `json:"consumer_app,omitempty"`
+	// Gateway calls (kind proxy) also fill these: the upstream instance
+	// (host:port), the client's method and the path after /gw/{api}, the
+	// time to the upstream answer's headers (all tries), what the HTTP
+	// cache did (hit, miss, revalidated, bypass; empty when not cached)
+	// and the retries on another instance.
+	Upstream          string  `json:"upstream,omitempty"`
+	Method            string  `json:"method,omitempty"`
+	Route             string  `json:"route,omitempty"`
+	UpstreamLatencyMS float64 `json:"upstream_latency_ms,omitempty"`
+	CacheStatus       string  `json:"cache_status,omitempty"`
+	Retries           int32   `json:"retries,omitempty"`
 }
 
 // New returns a record of the given kind started at start, with a fresh id

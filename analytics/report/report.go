@@ -25,7 +25,9 @@ func Intervals() []Interval { return []Interval{Minute, Hour, Day} }
 // Dimension is what results are grouped by.
 type Dimension string
 
-// Dimensions. Service and Model are the target of http and model calls.
+// Dimensions. Service and Model are the target of http and model calls;
+// API, Consumer and Upstream group gateway (proxy) calls by the API
+// called, its consumer ("tenant/app") and the upstream instance.
 const (
 	ByNone       Dimension = ""
 	ByKind       Dimension = "kind"
@@ -49,11 +51,14 @@ const (
 	ByAPIVersion  Dimension = "api_version"
 	ByConsumer    Dimension = "consumer"
 	ByConsumerApp Dimension = "consumer_app"
+	// ByUpstream groups gateway calls (kind proxy) by the upstream
+	// instance that answered (host:port); it reads the proxy rollups.
+	ByUpstream Dimension = "upstream"
 )
 
 // Dimensions lists the accepted group-by values, for help texts.
 func Dimensions() []Dimension {
-	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep, ByTrigger, ByAPI, ByAPIVersion, ByConsumer, ByConsumerApp}
+	return []Dimension{ByNone, ByKind, ByTarget, ByService, ByModel, ByDefinition, ByStep, ByTrigger, ByAPI, ByAPIVersion, ByConsumer, ByConsumerApp, ByUpstream}
 }
 
 // IsAPIDimension reports whether d is one of the catalogue dimensions.

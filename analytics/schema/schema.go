@@ -46,13 +46,17 @@ const (
 	TableAPICalls1m   = "api_calls_1m"
 	TableAPICalls1h   = "api_calls_1h"
 	TableAPICalls1d   = "api_calls_1d"
+	TableProxy1m      = "proxy_1m"
+	TableProxy1h      = "proxy_1h"
+	TableProxy1d      = "proxy_1d"
 	TableMigrations   = "schema_migrations"
 )
 
 // Tables lists every table the migrations create, raw table first.
 var Tables = []string{TableCalls, TableKafkaOffsets, TableCalls1m, TableCalls1h, TableCalls1d,
 	TableApprovals1m, TableApprovals1h, TableApprovals1d, TableModelCache1m, TableModelCache1h, TableModelCache1d,
-	TableTriggers1m, TableTriggers1h, TableTriggers1d, TableAPICalls1m, TableAPICalls1h, TableAPICalls1d}
+	TableTriggers1m, TableTriggers1h, TableTriggers1d, TableAPICalls1m, TableAPICalls1h, TableAPICalls1d,
+	TableProxy1m, TableProxy1h, TableProxy1d}
 
 // ErrChanged means an applied migration's file differs from what was
 // applied: the database was made by another schema (e.g. a pre-release

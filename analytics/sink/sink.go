@@ -624,7 +624,7 @@ var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms",
 	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class",
 	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset",
-	"api", "api_version", "consumer", "consumer_app"}
+	"api", "api_version", "consumer", "consumer_app", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries"}
 
 // InsertSQL is the raw insert statement, shared with the benchmark that
 // compares the pipeline with a bare insert.
@@ -682,6 +682,10 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		schemaV                                             = make([]uint8, n)
 		partition                                           = make([]int32, n)
 		apiName, apiVer, consumer, consumerApp              = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		// Gateway (proxy) fields.
+		upstream, method, route, cacheSt = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		upLatency                        = make([]float64, n)
+		retries                          = make([]int32, n)
 	)
 	for i := range rows {
 		r := &rows[i]
@@ -700,6 +704,8 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 		schemaV[i] = uint8(r.Schema)
 		topic[i], partition[i], offset[i] = r.Topic, r.Partition, r.Offset
 		apiName[i], apiVer[i], consumer[i], consumerApp[i] = r.API, r.APIVersion, r.Consumer, r.ConsumerApp
+		upstream[i], method[i], route[i] = r.Upstream, r.Method, r.Route
+		upLatency[i], cacheSt[i], retries[i] = r.UpstreamLatencyMS, r.CacheStatus, r.Retries
 	}
 	batch, err := conn.PrepareBatch(ctx, InsertSQL)
 	if err != nil {
@@ -708,7 +714,7 @@ func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
 	defer batch.Close()
 	cols := []any{id, ts, tenant, keyID, kind, target, wf, run, def, ver, stp, attempt, status, outcome,
 		latency, reqB, respB, tokIn, tokOut, cost, cache, saved, errClass, errMsg, labels, schemaV, topic, partition, offset,
-		apiName, apiVer, consumer, consumerApp}
+		apiName, apiVer, consumer, consumerApp, upstream, method, route, upLatency, cacheSt, retries}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
 			return fmt.Errorf("insert column %s: %w", insertColumns[i], err)

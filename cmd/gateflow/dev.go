@@ -64,7 +64,7 @@ func (c *devConfig) bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.PrepareOnly, "prepare-only", false, "fetch and prepare what is slow (ClickHouse library), then exit")
 	fs.BoolVar(&c.DemoServices, "demo-services", true, "start the canned demo services the example definitions call (echo, inventory, payments, shipping, notifications, catalog MCP, demo model)")
 	fs.StringVar(&c.PayloadKeyFile, "payload-key-file", "", "AES-256-GCM keys encrypting what is stored in Temporal (docs/SECURITY.md); the dev tenant's admins may use the codec endpoint")
-	fs.IntVar(&c.DemoPortBase, "demo-port-base", demo.DefaultPortBase, "demo services listen on this port + 1..4, 10, 20, 30 (a config dir seeded with another base points at them)")
+	fs.IntVar(&c.DemoPortBase, "demo-port-base", demo.DefaultPortBase, "demo services listen on this port + 1..5, 10, 20, 30 (a config dir seeded with another base points at them)")
 	c.Log.bind(fs)
 }
 

@@ -129,6 +129,7 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	icfg.KeysFile = filepath.Join(configDir, "keys.yaml")
 	icfg.SpoolDir = filepath.Join(env.DataDir, "spool", "ingress")
 	icfg.ExtraKeys = []auth.Key{devKey}
+	icfg.GatewayUnownedTenant = auth.DevTenant
 	if env.PayloadKeyFile != "" {
 		icfg.CodecTenant, icfg.CodecUIOrigin = auth.DevTenant, env.UIURL
 	}

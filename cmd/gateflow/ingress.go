@@ -30,6 +30,8 @@ import (
 	"github.com/gateflow/gateflow/ingress/keysapi"
 	"github.com/gateflow/gateflow/ingress/mcpserver"
 	"github.com/gateflow/gateflow/ingress/promptapi"
+	"github.com/gateflow/gateflow/ingress/proxy"
+	"github.com/gateflow/gateflow/ingress/proxyapi"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/workflows/catalog"
 	"github.com/gateflow/gateflow/workflows/definition"
@@ -71,6 +73,8 @@ type ingressConfig struct {
 	IdleTimeout     time.Duration
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
+	// GatewayCacheBytes bounds the gateway's answer cache (per replica).
+	GatewayCacheBytes int64
 	// CodecTenant is the operators' tenant, whose admin keys may use the
 	// codec endpoint (mounted only with it and --payload-key-file);
 	// CodecUIOrigin is the Temporal Web UI's origin allowed by CORS.
@@ -92,6 +96,9 @@ type ingressConfig struct {
 	// QuotaClock is the clock of the catalogue's plan quotas (nil:
 	// time.Now); tests move it to the next day.
 	QuotaClock func() time.Time
+	// GatewayUnownedTenant may call services without an owner through
+	// the gateway (gateflow dev: its tenant "dev"; else nobody).
+	GatewayUnownedTenant string
 }
 
 func (c *ingressConfig) bind(fs *pflag.FlagSet) {
@@ -113,6 +120,7 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline of the work behind one request (not for event streams)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
+	fs.Int64Var(&c.GatewayCacheBytes, "gateway-cache-bytes", proxy.DefaultCacheBytes, "bytes of answers the gateway (/gw) may cache in this process")
 	fs.StringVar(&c.CodecTenant, "codec-tenant", "", "tenant whose admin keys may use the codec endpoint /codec/{decode,encode} (needs --payload-key-file; empty: no endpoint)")
 	fs.StringVar(&c.CodecUIOrigin, "codec-ui-origin", "", "origin of the Temporal Web UI allowed to call the codec endpoint from a browser (CORS)")
 }
@@ -139,6 +147,9 @@ func (c ingressConfig) validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
+	}
+	if c.GatewayCacheBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--gateway-cache-bytes %d: must be at least 1 MiB", c.GatewayCacheBytes))
 	}
 	if c.MaxJSONDepth < 2 || c.MaxJSONDepth > 1000 {
 		errs = append(errs, fmt.Errorf("--max-json-depth %d: must be between 2 and 1000", c.MaxJSONDepth))
@@ -172,7 +183,7 @@ func newIngressCmd() *cobra.Command {
 	}
 	cfg.bind(cmd.Flags())
 	logCfg.bind(cmd.Flags())
-	cmd.AddCommand(newBenchIngressCmd())
+	cmd.AddCommand(newBenchIngressCmd(), newBenchProxyCmd())
 	return cmd
 }
 
@@ -286,7 +297,25 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
+	// The gateway data plane: /gw/{api}/{path...}: the catalogue's service
+	// APIs, and each tenant's own services.
+	gateway, err := proxy.New(proxy.Options{
+		Access:     catalogapi.NewAccess(replicas.catalog, proxy.OwnerAccess{Config: reg, UnownedTenant: cfg.GatewayUnownedTenant}),
+		Config:     reg,
+		WriteError: proxyapi.WriteError,
+		Recorder:   prod,
+		Registerer: metrics,
+		CacheBytes: cfg.GatewayCacheBytes,
+		PathPrefix: proxyapi.Prefix,
+		Log:        log.With("component", "gateway"),
+	})
+	if err != nil {
+		return err
+	}
+	defer gateway.Close()
+	gateway.Warm()
 	groups := append([]api.Group{
+		proxyapi.Routes(gateway),
 		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
 		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp"), Catalog: replicas.catalog}).Routes(),

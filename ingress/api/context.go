@@ -30,6 +30,12 @@ type RequestInfo struct {
 	ConsumerApp string
 	// Err is the error answered, for the access log.
 	Err error
+	// Recorded is set by a handler that emitted the request's call record
+	// itself (the gateway's proxy records); the ingress then emits none.
+	Recorded bool
+	// Upstream names the instance a proxied call went to, for the access
+	// log.
+	Upstream string
 }
 
 type infoKey struct{}

@@ -49,7 +49,9 @@ type Route struct {
 	// Method is an HTTP method (GET, POST, PUT, DELETE, ...).
 	Method string
 	// Path uses {name} for parameters ("/v1/apis/{name}"); handlers read
-	// them with r.PathValue("name").
+	// them with r.PathValue("name"). A last segment {name...} matches the
+	// rest of the path, slashes included ("/gw/{api}/{path...}"); the
+	// OpenAPI document shows it as {name}.
 	Path string
 	// Roles lists the roles of which the caller needs one (admin holds
 	// all); empty means any authenticated caller.
@@ -114,9 +116,10 @@ func Ref(name string) map[string]any {
 	return map[string]any{"$ref": "#/components/schemas/" + name}
 }
 
-var paramRe = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var paramRe = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
 
-// PathParams returns the parameter names of a {name} path.
+// PathParams returns the parameter names of a {name} path (a trailing
+// {name...} gives "name").
 func PathParams(path string) []string {
 	var names []string
 	for _, m := range paramRe.FindAllStringSubmatch(path, -1) {
@@ -124,6 +127,24 @@ func PathParams(path string) []string {
 	}
 	return names
 }
+
+// CatchAll returns the name of the path's trailing {name...} parameter, if
+// it has one.
+func CatchAll(path string) (string, bool) {
+	ms := paramRe.FindAllStringSubmatchIndex(path, -1)
+	if len(ms) == 0 {
+		return "", false
+	}
+	m := ms[len(ms)-1]
+	if m[4] < 0 || m[1] != len(path) {
+		return "", false
+	}
+	return path[m[2]:m[3]], true
+}
+
+// DocPath is the path as the OpenAPI document shows it: {name...} becomes
+// {name}.
+func DocPath(path string) string { return strings.ReplaceAll(path, "...}", "}") }
 
 // Check reports what is wrong with a route before it is mounted.
 func (r Route) Check() error {
@@ -136,6 +157,12 @@ func (r Route) Check() error {
 		return fmt.Errorf("route %s %s: no handler", r.Method, r.Path)
 	case strings.ContainsAny(r.Path, ":*"):
 		return fmt.Errorf("route %s %s: use {name} for parameters", r.Method, r.Path)
+	}
+	if strings.Contains(r.Path, "...") {
+		name, ok := CatchAll(r.Path)
+		if !ok || strings.Count(r.Path, "...") > 1 || !strings.HasSuffix(r.Path, "/{"+name+"...}") {
+			return fmt.Errorf("route %s %s: {name...} must be the whole last segment", r.Method, r.Path)
+		}
 	}
 	return nil
 }

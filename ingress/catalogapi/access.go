@@ -2,76 +2,77 @@ package catalogapi
 
 import (
 	"context"
-	"net/http"
+	"sort"
 
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
+	"github.com/gateflow/gateflow/ingress/proxy"
 	"github.com/gateflow/gateflow/workflows/catalog"
 	"github.com/gateflow/gateflow/workflows/wire"
 )
 
-// Target is what the proxy needs to forward one call of a service API:
-// where to, for whom, under which terms, and the headers its answer must
-// carry.
-type Target struct {
-	// Service is the registered service (its owner is the API's owner).
-	Service string
-	// API and Version name the catalogue entry called; State is the
-	// version's lifecycle state (published, deprecated, or draft for the
-	// owner's own test calls).
-	API     string
-	Version string
-	State   string
-	// Consumer and ConsumerApp name who is served: the caller's tenant and
-	// the app of its grant (the key's app for the owner).
-	Consumer    string
-	ConsumerApp string
-	// Owner is true for the owner's own calls (no grant, no plan).
-	Owner bool
-	// Plan is the grant's plan; its rate limit and quota were enforced by
-	// Route (this call is counted).
-	Plan      string
-	RateLimit wire.RateLimit
-	Quota     wire.Quota
-	// Header holds the lifecycle headers of a deprecated version
-	// (Deprecation, Sunset, Link), to add to the answer.
-	Header http.Header
-}
-
-// Access is the catalogue-backed resolver of the proxy: a local lookup in
-// this replica's read model, no remote call.
+// Access is the catalogue-backed resolver of the gateway (proxy.Access):
+// a local lookup in this replica's read model, no remote call. APIs the
+// catalogue does not show the caller fall through to Fallback (the
+// services a tenant owns, callable by that tenant without publishing
+// them), so publishing an API never changes how its owner reaches it.
 type Access struct {
-	svc *catalog.Service
+	svc      *catalog.Service
+	fallback proxy.Access
 }
 
-// NewAccess returns the resolver over svc.
-func NewAccess(svc *catalog.Service) *Access { return &Access{svc: svc} }
+// NewAccess returns the resolver over svc; fallback (nil: none) answers
+// for names the catalogue does not show the caller.
+func NewAccess(svc *catalog.Service, fallback proxy.Access) *Access {
+	return &Access{svc: svc, fallback: fallback}
+}
 
 // Route decides a call by caller to version ("" for the default one) of
-// API api: the errors are catalog errors (ErrNotFound, ErrGone with the
+// API apiName: the errors are catalog errors (ErrNotFound, ErrGone with the
 // successor, ErrSubscriptionRequired with how to request one,
 // ErrRateLimited, ErrQuotaExceeded with when it resets), answered through
-// ingress/httperr. Inside the ingress it also names the API, version and
-// consumer in the request's call record.
-func (a *Access) Route(ctx context.Context, caller auth.Principal, apiName, version string) (Target, error) {
+// ingress/httperr. The plan's rate limit and quota are enforced here (the
+// call is counted), so the target carries no further consumer limit.
+// Inside the ingress it also names the API, version and consumer in the
+// request's call record.
+func (a *Access) Route(ctx context.Context, caller auth.Principal, apiName, version string) (proxy.Target, error) {
+	full, known := a.svc.ReadModel().API(apiName)
+	if known && full.Owner != caller.Tenant && full.Visibility != wire.VisibilityShared {
+		known = false // another tenant's private API is simply not found
+	}
+	if !known && a.fallback != nil {
+		return a.fallback.Route(ctx, caller, apiName, version)
+	}
 	c := catalog.Caller{Tenant: caller.Tenant, App: caller.App, KeyID: caller.KeyID, User: caller.User, Roles: caller.Roles, RequestID: api.RequestID(ctx)}
 	api.SetAPI(ctx, apiName, version, "")
 	// Other kinds are refused before Authorize, which would count the call
 	// against the grant's quota.
-	if full, ok := a.svc.ReadModel().API(apiName); ok && full.Kind != wire.APIKindService && (full.Owner == c.Tenant || full.Visibility == wire.VisibilityShared) {
-		return Target{}, &catalog.Error{Kind: catalog.ErrNotFound, Code: "not_a_service_api",
+	if known && full.Kind != wire.APIKindService {
+		return proxy.Target{}, &catalog.Error{Kind: catalog.ErrNotFound, Code: "not_a_service_api",
 			Message: "API " + apiName + " is a " + full.Kind + " API: call it with POST /v1/catalog/" + apiName + "/call"}
 	}
 	acc, err := a.svc.Authorize(ctx, c, apiName, version)
 	if err != nil {
-		return Target{}, err
+		return proxy.Target{}, err
 	}
 	api.SetAPI(ctx, apiName, acc.Version.Version, acc.Version.State)
 	api.SetConsumer(ctx, acc.Consumer, acc.ConsumerApp)
-	t := Target{Service: acc.Version.Target.Service, API: apiName, Version: acc.Version.Version, State: acc.Version.State,
-		Consumer: acc.Consumer, ConsumerApp: acc.ConsumerApp, Owner: acc.Owner, Header: acc.Header}
-	if acc.Plan != nil {
-		t.Plan, t.RateLimit, t.Quota = acc.Plan.Name, acc.Plan.RateLimit, acc.Plan.Quota
+	t := proxy.Target{
+		API:      apiName,
+		Version:  acc.Version.Version,
+		Service:  acc.Version.Target.Service,
+		Owner:    acc.API.Owner,
+		Consumer: proxy.Consumer{Tenant: acc.Consumer, App: acc.ConsumerApp},
+	}
+	names := make([]string, 0, len(acc.Header))
+	for k := range acc.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range acc.Header[k] {
+			t.Headers = append(t.Headers, proxy.Header{Name: k, Value: v})
+		}
 	}
 	return t, nil
 }

@@ -11,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gateflow/gateflow/activities/callback"
 	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/proxy"
 	"github.com/gateflow/gateflow/workflows/catalog"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/definition/yamlread"
@@ -36,6 +39,7 @@ func FromError(err error) *api.Error {
 		oe  *orchestrator.Error
 		ce  *catalog.Error
 		mbe *http.MaxBytesError
+		rle *proxy.RateLimitError
 		ye  *yamlread.Error
 	)
 	switch {
@@ -76,6 +80,23 @@ func FromError(err error) *api.Error {
 			e.Details = append(e.Details, api.Detail{Path: p.Path, Message: p.Message})
 		}
 		return e
+	case errors.As(err, &rle):
+		retry := max(1, int((rle.RetryAfter+time.Second-1)/time.Second))
+		return &api.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: fmt.Sprintf("%s; retry in %d s", rle.Error(), retry), Details: []api.Detail{},
+			Header: http.Header{"Retry-After": {strconv.Itoa(retry)}}}
+	case errors.Is(err, proxy.ErrNotFound):
+		return &api.Error{Status: http.StatusNotFound, Code: "api_not_found", Message: err.Error(), Details: []api.Detail{}}
+	case errors.Is(err, proxy.ErrForbidden):
+		return &api.Error{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error(), Details: []api.Detail{}}
+	case errors.Is(err, proxy.ErrNoHealthyUpstream):
+		return &api.Error{Status: http.StatusServiceUnavailable, Code: "no_healthy_upstream", Message: err.Error(), Details: []api.Detail{}}
+	case errors.Is(err, proxy.ErrUpstreamTimeout):
+		return &api.Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: err.Error(), Details: []api.Detail{}}
+	case errors.Is(err, proxy.ErrUpstreamUnreachable):
+		return &api.Error{Status: http.StatusBadGateway, Code: "upstream_unreachable", Message: err.Error(), Details: []api.Detail{}}
+	case errors.Is(err, proxy.ErrOnlyIfCached):
+		return &api.Error{Status: http.StatusGatewayTimeout, Code: "not_in_cache", Message: err.Error(), Details: []api.Detail{}}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &api.Error{Status: http.StatusGatewayTimeout, Code: "timeout", Message: "the request took too long; it may still complete (check its status)", Details: []api.Detail{}}
 	case errors.Is(err, context.Canceled):

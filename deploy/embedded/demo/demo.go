@@ -29,8 +29,11 @@ const DefaultPortBase = 9800
 
 // Offsets of each service from the port base.
 const (
-	EchoOffset          = 1
-	InventoryOffset     = 2
+	EchoOffset      = 1
+	InventoryOffset = 2
+	// EchoBOffset is the second instance of the echo service, so that the
+	// gateway's balancing and ejection can be watched (/gw/echo/...).
+	EchoBOffset         = 5
 	PaymentsOffset      = 3
 	ShippingOffset      = 4
 	NotificationsOffset = 10
@@ -44,6 +47,7 @@ const MaxOffset = ModelOffset
 // Service names, as used by Addr and in errors.
 const (
 	Echo          = "echo"
+	EchoB         = "echo-b"
 	Inventory     = "inventory"
 	Payments      = "payments"
 	Shipping      = "shipping"
@@ -65,12 +69,15 @@ const (
 // Ports are the ports of the demo services; 0 picks a free port.
 type Ports struct {
 	Echo, Inventory, Payments, Shipping, Notifications, Catalog, Model int
+	// EchoB is the echo service's second instance.
+	EchoB int
 }
 
 // PortsAt returns the ports of the services for a port base.
 func PortsAt(base int) Ports {
 	return Ports{
 		Echo:          base + EchoOffset,
+		EchoB:         base + EchoBOffset,
 		Inventory:     base + InventoryOffset,
 		Payments:      base + PaymentsOffset,
 		Shipping:      base + ShippingOffset,
@@ -89,7 +96,7 @@ type NamedPort struct {
 // List returns the ports by service, in a fixed order.
 func (p Ports) List() []NamedPort {
 	return []NamedPort{
-		{Echo, p.Echo}, {Inventory, p.Inventory}, {Payments, p.Payments}, {Shipping, p.Shipping},
+		{Echo, p.Echo}, {EchoB, p.EchoB}, {Inventory, p.Inventory}, {Payments, p.Payments}, {Shipping, p.Shipping},
 		{Notifications, p.Notifications}, {Catalog, p.Catalog}, {Model, p.Model},
 	}
 }
@@ -141,7 +148,8 @@ func Start(ctx context.Context, opts Options) (*Demo, error) {
 		opts.StreamDelay = 15 * time.Millisecond
 	}
 	handlers := map[string]http.Handler{
-		Echo:          newEcho(),
+		Echo:          newEcho("a"),
+		EchoB:         newEcho("b"),
 		Inventory:     newInventory(),
 		Payments:      newPayments(),
 		Shipping:      newShipping(),

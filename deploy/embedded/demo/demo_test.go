@@ -39,7 +39,7 @@ func freePorts(t *testing.T) demo.Ports {
 		ls = append(ls, l)
 		return l.Addr().(*net.TCPAddr).Port
 	}
-	p := demo.Ports{Echo: port(), Inventory: port(), Payments: port(), Shipping: port(),
+	p := demo.Ports{Echo: port(), EchoB: port(), Inventory: port(), Payments: port(), Shipping: port(),
 		Notifications: port(), Catalog: port(), Model: port()}
 	for _, l := range ls {
 		l.Close()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,8 +66,12 @@ func shortHash(s string) string {
 	return hex.EncodeToString(h[:6])
 }
 
-// newEcho: POST /echo answers the JSON body it received.
-func newEcho() http.Handler {
+// newEcho: POST /echo answers the JSON body it received. Every answer
+// names the instance (X-Demo-Instance), GET /instance too, and the gateway
+// demo can make an instance fail: POST /demo/fail answers 503 to every
+// call (and to GET /health) until POST /demo/recover.
+func newEcho(instance string) http.Handler {
+	var failing atomic.Bool
 	mux := http.NewServeMux()
 	about(mux, Echo, "POST /echo answers the JSON body it receives.")
 	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +83,29 @@ func newEcho() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(bytes.TrimSpace(body))
 	})
-	return mux
+	mux.HandleFunc("GET /instance", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=10")
+		writeJSON(w, http.StatusOK, map[string]any{"instance": instance, "path": r.URL.Path, "tenant": r.Header.Get("Gateflow-Tenant")})
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("POST /demo/fail", func(w http.ResponseWriter, _ *http.Request) {
+		failing.Store(true)
+		writeJSON(w, http.StatusOK, map[string]any{"instance": instance, "failing": true})
+	})
+	mux.HandleFunc("POST /demo/recover", func(w http.ResponseWriter, _ *http.Request) {
+		failing.Store(false)
+		writeJSON(w, http.StatusOK, map[string]any{"instance": instance, "failing": false})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Demo-Instance", instance)
+		if failing.Load() && !strings.HasPrefix(r.URL.Path, "/demo/") {
+			writeError(w, http.StatusServiceUnavailable, "demo_failure", "instance "+instance+" fails on purpose (POST /demo/recover)")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // Item is a line of a reservation.
