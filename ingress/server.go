@@ -42,6 +42,7 @@ type Orchestrator interface {
 	List(ctx context.Context, c orchestrator.Caller, f orchestrator.ListFilter) (orchestrator.Page, error)
 	Watch(ctx context.Context, c orchestrator.Caller, id string) (<-chan orchestrator.Update, error)
 	Cancel(ctx context.Context, c orchestrator.Caller, id string) error
+	Input(ctx context.Context, c orchestrator.Caller, id string) (orchestrator.RunInput, error)
 	Decide(ctx context.Context, c orchestrator.Caller, id string, req orchestrator.DecideRequest) (workflows.DecisionResult, error)
 	PendingApprovals(ctx context.Context, c orchestrator.Caller) (orchestrator.Approvals, error)
 	ListDefinitions(ctx context.Context, c orchestrator.Caller) ([]orchestrator.DefinitionInfo, error)
@@ -195,7 +196,8 @@ type routeSpec struct {
 	roles     []auth.Role
 	public    bool
 	streaming bool
-	record    bool // produce a call record (not for probes and metrics)
+	record    bool // produce a call record (not for probes, metrics and pages)
+	page      bool // a console page: not in the OpenAPI document, logged like API requests
 	maxBody   int64
 	doc       api.Operation
 	h         echo.HandlerFunc
@@ -265,8 +267,8 @@ func (s *Server) Mount(g api.Group) error {
 		}
 		specs = append(specs, &routeSpec{
 			method: rt.Method, path: rt.Path, roles: rt.Roles, public: rt.Public,
-			streaming: rt.Streaming, record: true, maxBody: rt.MaxBodyBytes, doc: rt.Doc,
-			h: wrapHandler(rt.Handler, api.PathParams(rt.Path)),
+			streaming: rt.Streaming, record: !rt.Page, page: rt.Page, maxBody: rt.MaxBodyBytes, doc: rt.Doc,
+			h: wrapHandler(rt.Handler, api.PathParams(rt.Path), restParam(rt.Path)),
 		})
 	}
 	if err := s.mount(g.Name, g.Description, specs, g.Schemas); err != nil {
@@ -301,7 +303,13 @@ func (s *Server) mount(group, description string, specs []*routeSpec, schemas ma
 	for name, sc := range schemas {
 		s.schemas[name] = sc
 	}
-	s.groups = append(s.groups, groupDoc{group, description})
+	documented := false
+	for _, rs := range specs {
+		documented = documented || !rs.page
+	}
+	if documented || len(specs) == 0 {
+		s.groups = append(s.groups, groupDoc{group, description})
+	}
 	for _, rs := range specs {
 		rs.group = group
 		s.byKey[rs.method+" "+rs.echoPath] = rs
@@ -312,11 +320,15 @@ func (s *Server) mount(group, description string, specs []*routeSpec, schemas ma
 }
 
 // wrapHandler adapts a net/http handler of a route group; path parameters
-// are made available through r.PathValue.
-func wrapHandler(h http.Handler, params []string) echo.HandlerFunc {
+// are made available through r.PathValue (a last {name...} is Echo's "*").
+func wrapHandler(h http.Handler, params []string, rest string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		for _, p := range params {
+			if p == rest {
+				r.SetPathValue(p, c.Param("*"))
+				continue
+			}
 			r.SetPathValue(p, c.Param(p))
 		}
 		h.ServeHTTP(c.Response(), r)
@@ -324,8 +336,21 @@ func wrapHandler(h http.Handler, params []string) echo.HandlerFunc {
 	}
 }
 
-// echoPath turns "/v1/workflows/{id}" into Echo's "/v1/workflows/:id".
+// restParam returns the name of a last {name...} segment, if any.
+func restParam(p string) string {
+	rest, ok := strings.CutSuffix(p, "...}")
+	if !ok {
+		return ""
+	}
+	return rest[strings.LastIndexByte(rest, '{')+1:]
+}
+
+// echoPath turns "/v1/workflows/{id}" into Echo's "/v1/workflows/:id" and
+// a last "{name...}" into Echo's "*".
 func echoPath(p string) string {
+	if rest := restParam(p); rest != "" {
+		p = strings.TrimSuffix(p, "{"+rest+"...}") + "*"
+	}
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(p, '{')

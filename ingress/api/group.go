@@ -49,7 +49,8 @@ type Route struct {
 	// Method is an HTTP method (GET, POST, PUT, DELETE, ...).
 	Method string
 	// Path uses {name} for parameters ("/v1/apis/{name}"); handlers read
-	// them with r.PathValue("name").
+	// them with r.PathValue("name"). A Page route may end in {name...},
+	// which matches the rest of the path ("/console/assets/{file...}").
 	Path string
 	// Roles lists the roles of which the caller needs one (admin holds
 	// all); empty means any authenticated caller.
@@ -62,8 +63,15 @@ type Route struct {
 	Streaming bool
 	// MaxBodyBytes overrides the server's body limit when > 0.
 	MaxBodyBytes int64
-	Handler      http.Handler
-	Doc          Operation
+	// Page marks a route that is not an API operation: the web console's
+	// pages, assets and session. It goes through the same middleware (request
+	// id, access log, metrics, recovery, body limit, timeout) but is left out
+	// of the OpenAPI document and makes no call record (the API requests a
+	// page makes are recorded themselves). Page routes are usually Public and
+	// live outside /v1.
+	Page    bool
+	Handler http.Handler
+	Doc     Operation
 }
 
 // Operation documents a route in OpenAPI 3.1. Schemas are JSON Schema
@@ -108,9 +116,10 @@ func Ref(name string) map[string]any {
 	return map[string]any{"$ref": "#/components/schemas/" + name}
 }
 
-var paramRe = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+var paramRe = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(?:\.\.\.)?\}`)
 
-// PathParams returns the parameter names of a {name} path.
+// PathParams returns the parameter names of a {name} path; a last segment
+// {name...} (the rest of the path) counts as name.
 func PathParams(path string) []string {
 	var names []string
 	for _, m := range paramRe.FindAllStringSubmatch(path, -1) {
@@ -130,6 +139,15 @@ func (r Route) Check() error {
 		return fmt.Errorf("route %s %s: no handler", r.Method, r.Path)
 	case strings.ContainsAny(r.Path, ":*"):
 		return fmt.Errorf("route %s %s: use {name} for parameters", r.Method, r.Path)
+	}
+	if i := strings.Index(r.Path, "...}"); i >= 0 {
+		last := r.Path[strings.LastIndexByte(r.Path, '/')+1:]
+		switch {
+		case i+len("...}") != len(r.Path) || !strings.HasPrefix(last, "{"):
+			return fmt.Errorf("route %s %s: {name...} must be the whole last segment", r.Method, r.Path)
+		case !r.Page:
+			return fmt.Errorf("route %s %s: {name...} is for pages only (API operations are documented one path at a time)", r.Method, r.Path)
+		}
 	}
 	return nil
 }
