@@ -61,6 +61,8 @@ type ingressConfig struct {
 	IdleTimeout     time.Duration
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
+	// Console configures the web console at /console.
+	Console consoleConfig
 
 	// Set by code, not flags (gateflow dev):
 	// ExtraKeys are accepted besides the keys file (the dev key).
@@ -93,6 +95,7 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline of the work behind one request (not for event streams)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
+	c.Console.bind(fs)
 }
 
 // defaultIngressConfig returns the flag defaults, for callers that build
@@ -121,6 +124,7 @@ func (c ingressConfig) validate() error {
 	if c.MaxJSONDepth < 2 || c.MaxJSONDepth > 1000 {
 		errs = append(errs, fmt.Errorf("--max-json-depth %d: must be between 2 and 1000", c.MaxJSONDepth))
 	}
+	errs = append(errs, c.Console.validate())
 	for name, d := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "write-timeout": c.WriteTimeout,
 		"idle-timeout": c.IdleTimeout, "request-timeout": c.RequestTimeout, "shutdown-timeout": c.ShutdownTimeout} {
 		if d <= 0 {
@@ -256,6 +260,15 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
 		analyticsapi.Routes(analytics, analyticsapi.Options{}),
 	}, cfg.Groups...)
+	if cfg.Console.Enabled {
+		// The console calls the API through the server's own handler, as
+		// the signed-in user's key.
+		con, err := cfg.Console.build(srv.Handler(), cfg.Temporal.Namespace, log.With("component", "console"))
+		if err != nil {
+			return err
+		}
+		groups = append(groups, con.Routes())
+	}
 	for _, g := range groups {
 		if err := srv.Mount(g); err != nil {
 			return err
