@@ -24,6 +24,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gateflow/gateflow/ingress/api"
@@ -64,6 +65,9 @@ type Console struct {
 	seal   *sealer
 	assets *assets
 	log    *slog.Logger
+
+	featuresOnce sync.Once
+	features     Features
 }
 
 // New builds the console.
@@ -192,6 +196,17 @@ type SessionInfo struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	TemporalUI string    `json:"temporal_ui,omitempty"`
 	Namespace  string    `json:"temporal_namespace,omitempty"`
+	// Features are the optional parts of the API this server has, so that
+	// pages for routes it lacks are not offered.
+	Features Features `json:"features"`
+}
+
+// Features name optional API routes the console has pages for.
+type Features struct {
+	Analytics     bool `json:"analytics"`     // GET /v1/analytics/trend
+	Catalog       bool `json:"catalog"`       // GET /v1/catalog (issue 11)
+	Subscriptions bool `json:"subscriptions"` // GET /v1/subscriptions
+	Keys          bool `json:"keys"`          // GET and POST /v1/keys
 }
 
 // me is GET /v1/me's answer.
@@ -234,8 +249,37 @@ func (c *Console) answerSession(w http.ResponseWriter, r *http.Request, ss sessi
 	if c.opts.TemporalUI != "" {
 		info.TemporalUI, info.Namespace = c.opts.TemporalUI, c.opts.TemporalNamespace
 	}
+	info.Features = c.detect(r)
 	w.Header().Set("Cache-Control", "no-store")
 	api.WriteJSON(w, status, info)
+}
+
+// detect reads the API's OpenAPI document in process, once (routes are
+// mounted before the server serves), for the optional routes.
+func (c *Console) detect(r *http.Request) Features {
+	c.featuresOnce.Do(func() {
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/v1/openapi.json", nil)
+		if err != nil {
+			return
+		}
+		rec := httptest.NewRecorder()
+		c.api.ServeHTTP(rec, req)
+		var doc struct {
+			Paths map[string]map[string]json.RawMessage `json:"paths"`
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
+			c.log.Warn("console: the OpenAPI document could not be read; optional pages are off", "status", rec.Code)
+			return
+		}
+		has := func(path, method string) bool { _, ok := doc.Paths[path][method]; return ok }
+		c.features = Features{
+			Analytics:     has("/v1/analytics/trend", "get"),
+			Catalog:       has("/v1/catalog", "get") && has("/v1/catalog/{api}", "get"),
+			Subscriptions: has("/v1/subscriptions", "get"),
+			Keys:          has("/v1/keys", "get") && has("/v1/keys", "post"),
+		}
+	})
+	return c.features
 }
 
 // whoami calls GET /v1/me in process with key.

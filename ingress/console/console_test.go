@@ -16,6 +16,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"regexp"
 	"strings"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/gateflow/gateflow/analytics/record/recordtest"
 	"github.com/gateflow/gateflow/ingress"
+	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/console"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
@@ -63,7 +66,7 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newStack(t *testing.T, opts console.Options) *stack {
+func newStack(t *testing.T, opts console.Options, groups ...api.Group) *stack {
 	t.Helper()
 	orch := gwtest.NewOrch()
 	if err := orch.AddDefinition("acme", helloYAML); err != nil {
@@ -82,8 +85,10 @@ func newStack(t *testing.T, opts console.Options) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Mount(con.Routes()); err != nil {
-		t.Fatal(err)
+	for _, g := range append(groups, con.Routes()) {
+		if err := srv.Mount(g); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -245,7 +250,7 @@ func TestSessionAndProxy(t *testing.T) {
 	var targets []string
 	for _, r := range recs {
 		targets = append(targets, r.Target)
-		if r.Tenant != "acme" && r.StatusCode != 401 {
+		if r.Tenant != "acme" && r.StatusCode != 401 && r.Target != "GET /v1/openapi.json" {
 			t.Errorf("record of another tenant: %+v", r)
 		}
 		if strings.HasPrefix(r.Target, "GET /console") || strings.HasPrefix(r.Target, "POST /console") {
@@ -318,6 +323,26 @@ func TestSessionCookie(t *testing.T) {
 	s.clock.add(time.Hour + time.Second)
 	if n := get("__Secure-gateflow_console", value, "X-Forwarded-Proto", "https"); n != 401 {
 		t.Errorf("expired session: %d", n)
+	}
+}
+
+// TestFeatures: pages for optional routes (keys, catalogue) are offered
+// only when the API has them.
+func TestFeatures(t *testing.T) {
+	plain := newStack(t, console.Options{}).browser(t).signIn("admin")
+	if plain.Features != (console.Features{}) {
+		t.Errorf("features without optional routes: %+v", plain.Features)
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { api.WriteJSON(w, 200, map[string]any{"items": []any{}}) })
+	doc := api.Operation{Responses: map[int]api.Response{200: {Description: "ok"}}}
+	admins := []auth.Role{auth.RoleAdmin}
+	keys := api.Group{Name: "keys-test", Routes: []api.Route{
+		{Method: "GET", Path: "/v1/keys", Roles: admins, Handler: ok, Doc: doc},
+		{Method: "POST", Path: "/v1/keys", Roles: admins, Handler: ok, Doc: doc},
+	}}
+	withKeys := newStack(t, console.Options{}, keys).browser(t).signIn("analyst")
+	if !withKeys.Features.Keys || withKeys.Features.Catalog {
+		t.Errorf("features with the key routes: %+v", withKeys.Features)
 	}
 }
 
@@ -477,6 +502,37 @@ func TestModulesResolve(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestModulesParse parses every module with Node when it is installed (CI
+// has it for npm), so a syntax error fails here rather than in a browser.
+func TestModulesParse(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed; the browser test loads the modules")
+	}
+	const script = `
+const vm = require('vm'), fs = require('fs');
+let bad = 0;
+for (const f of process.argv.slice(1)) {
+  try { new vm.SourceTextModule(fs.readFileSync(f, 'utf8'), { identifier: f }); }
+  catch (e) { bad++; console.log(f + ': ' + e.message); }
+}
+process.exit(bad ? 1 : 0);`
+	var files []string
+	err = fs.WalkDir(os.DirFS("web"), ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".js") && !strings.HasPrefix(p, "vendor/") {
+			files = append(files, "web/"+p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(node, append([]string{"--experimental-vm-modules", "--no-warnings", "-e", script}, files...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("modules that do not parse:\n%s", out)
 	}
 }
 

@@ -1,7 +1,7 @@
 // The console's shell: session, navigation, theme, and the pages (loaded
 // on first use, so the first load stays small).
 import { html, render, useState, useEffect, useMemo } from './lib.js';
-import { api, session, setCsrf, onSignedOut } from './api.js';
+import { session, setCsrf, onSignedOut } from './api.js';
 import { useLocation, navigate, path, BASE } from './router.js';
 import { Session, has, Loading, ErrorBox } from './ui.js';
 import { SignIn } from './pages/signin.js';
@@ -35,17 +35,6 @@ function match(pathname) {
     }
   }
   return null;
-}
-
-/** Features the API offers (routes another issue adds are optional). */
-function featuresOf(doc) {
-  const p = (doc && doc.paths) || {};
-  return {
-    keys: !!(p['/v1/keys'] && p['/v1/keys'].get),
-    catalog: !!(p['/v1/catalog'] && p['/v1/catalog'].get),
-    subscriptions: !!(p['/v1/subscriptions'] && p['/v1/subscriptions'].get),
-    analytics: !!p['/v1/analytics/trend'],
-  };
 }
 
 function navItems(sess) {
@@ -127,11 +116,9 @@ function App() {
   const [sess, setSess] = useState(undefined); // undefined: checking; null: signed out
   const [error, setError] = useState(null);
 
-  const start = async (info) => {
+  const start = (info) => {
     setCsrf(info.csrf_token);
-    let features = { analytics: true };
-    try { features = featuresOf(await api('/v1/openapi.json')); } catch { /* keep the defaults */ }
-    setSess({ ...info, features });
+    setSess({ ...info, features: info.features || {} });
   };
 
   useEffect(() => {

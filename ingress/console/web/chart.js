@@ -32,8 +32,10 @@ const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyV
 export function themeChanged() { window.dispatchEvent(new Event('gateflow-theme')); }
 if (window.matchMedia) window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', themeChanged);
 
-/** Chart draws series over x (Unix seconds); fmt formats values. */
-export function Chart({ title, x, series, fmt, height = 220, description }) {
+/** Chart draws series over x (Unix seconds) within range ([from, to] in
+ *  Unix seconds: the period asked for, so a sparse series keeps its place
+ *  in time); fmt formats values. */
+export function Chart({ title, x, series, fmt, range, height = 220, description }) {
   const el = useRef(null);
   const plot = useRef(null);
   const [err, setErr] = useState(null);
@@ -55,7 +57,7 @@ export function Chart({ title, x, series, fmt, height = 220, description }) {
       const opts = {
         width: Math.max(280, el.current.clientWidth),
         height,
-        scales: { x: { time: true } },
+        scales: { x: { time: true, ...(range ? { range: () => range } : {}) }, y: { range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
         series: [{}, ...series.map((s, i) => ({
           label: s.label, stroke: s.color || palette[i % palette.length], width: 2,
           spanGaps: false, points: { show: x.length <= 48, size: 5 },
@@ -76,7 +78,7 @@ export function Chart({ title, x, series, fmt, height = 220, description }) {
       if (ro) ro.disconnect();
       if (plot.current) { plot.current.destroy(); plot.current = null; }
     };
-  }, [x, series, theme]);
+  }, [x, series, theme, range && range[0], range && range[1]]);
   const points = series.reduce((n, s) => n + s.values.filter((v) => v !== null && v !== undefined).length, 0);
   return html`
     <figure class="card" aria-labelledby=${id} data-chart=${title} data-points=${points} data-series=${series.length} style="margin:0 0 1rem">

@@ -15,6 +15,12 @@ const dims = [['', 'nothing'], ['kind', 'kind'], ['target', 'target'], ['service
 const kinds = ['', 'ingress', 'http', 'model', 'approval', 'mcp'];
 const metrics = [['calls', 'calls', fmtInt], ['errors', 'errors', fmtInt], ['error_rate', 'error rate', fmtPct], ['latency_p95', 'p95 latency', fmtMs], ['tokens', 'tokens', fmtInt], ['cost', 'cost', fmtUSD]];
 const maxSeries = 8;
+// The columns of the top-N table; the one ranked by is marked.
+const columns = [
+  ['calls', 'calls', fmtInt, (it) => it.calls], ['errors', 'errors', fmtInt, (it) => it.errors],
+  ['error_rate', 'error rate', fmtPct, (it) => it.error_rate], ['latency_p95', 'p95', fmtMs, (it) => it.latency_p95_ms],
+  ['tokens', 'tokens', fmtInt, (it) => it.tokens_in + it.tokens_out], ['cost', 'cost', fmtUSD, (it) => it.cost_usd],
+];
 
 const defaultInterval = (range) => (['15m', '1h', '6h'].includes(range) ? 'minute' : ['24h', '7d'].includes(range) ? 'hour' : 'day');
 
@@ -77,7 +83,8 @@ export default function Analytics() {
       cost: toSeries(points, [['cost', (x) => x.cost_usd]], { zero: true }),
     };
   }, [trend.data, groupBy]);
-  const fmtMetric = (metrics.find(([m]) => m === metric) || metrics[0])[2];
+  const span = trend.data ? [new Date(trend.data.from).getTime() / 1000, new Date(trend.data.to).getTime() / 1000] : null;
+  const metricLabel = (metrics.find(([m]) => m === metric) || metrics[0])[1];
   const capped = charts.calls.groups > maxSeries ? html`<p class="muted small">Showing the ${maxSeries} groups with the most calls of ${charts.calls.groups}.</p>` : null;
 
   return html`
@@ -94,11 +101,11 @@ export default function Analytics() {
       ${trend.data ? html`
         ${capped}
         <div class="grid2">
-          <${Chart} title="Calls" x=${charts.calls.x} series=${charts.calls.series} fmt=${fmtInt} description=${`per ${interval}`} />
-          <${Chart} title="Error rate" x=${charts.errors.x} series=${charts.errors.series} fmt=${fmtPct} description="errors and timeouts / calls" />
-          <${Chart} title="Latency" x=${charts.latency.x} series=${charts.latency.series} fmt=${fmtMs} description=${groupBy ? 'p95' : 'p50, p95, p99'} />
-          <${Chart} title="Tokens" x=${charts.tokens.x} series=${charts.tokens.series} fmt=${fmtInt} description="model calls" />
-          <${Chart} title="Cost" x=${charts.cost.x} series=${charts.cost.series} fmt=${fmtUSD} description="model calls, USD" />
+          <${Chart} title="Calls" x=${charts.calls.x} series=${charts.calls.series} range=${span} fmt=${fmtInt} description=${`per ${interval}`} />
+          <${Chart} title="Error rate" x=${charts.errors.x} series=${charts.errors.series} range=${span} fmt=${fmtPct} description="errors and timeouts / calls" />
+          <${Chart} title="Latency" x=${charts.latency.x} series=${charts.latency.series} range=${span} fmt=${fmtMs} description=${groupBy ? 'p95' : 'p50, p95, p99'} />
+          <${Chart} title="Tokens" x=${charts.tokens.x} series=${charts.tokens.series} range=${span} fmt=${fmtInt} description="model calls" />
+          <${Chart} title="Cost" x=${charts.cost.x} series=${charts.cost.series} range=${span} fmt=${fmtUSD} description="model calls, USD" />
         </div>` : null}
 
       <section class="card" aria-labelledby="top-n">
@@ -108,22 +115,22 @@ export default function Analytics() {
             <${Select} label="Ranked by" value=${metric} options=${metrics.map(([m, l]) => [m, l])} onChange=${(v) => set({ metric: v })} />
           </div></div>
         <${ErrorBox} error=${top.error} />
+        ${top.loading && !top.data ? html`<${Loading} />` : null}
         ${top.data && !(top.data.items || []).length ? html`<p class="empty">No calls in this range.</p>` : null}
         ${top.data && (top.data.items || []).length ? html`
           <div class="table-wrap"><table data-testid="top">
-            <thead><tr><th scope="col">${by}</th><th scope="col" class="num">${(metrics.find(([m]) => m === metric) || metrics[0])[1]}</th>
-              <th scope="col" class="num">calls</th><th scope="col" class="num">error rate</th><th scope="col" class="num">p95</th>
-              <th scope="col" class="num">tokens</th><th scope="col" class="num">cost</th></tr></thead>
+            <caption class="visually-hidden">Top 10 ${by} values by ${metricLabel}</caption>
+            <thead><tr><th scope="col">${by}</th>${columns.map(([m, label]) => html`<th scope="col" class="num" aria-sort=${m === metric ? 'descending' : undefined}>${m === metric ? html`<strong>${label} ↓</strong>` : label}</th>`)}</tr></thead>
             <tbody>${top.data.items.map((it) => html`<tr>
-              <th scope="row" class="mono">${it.group || '(none)'}</th><td class="num">${fmtMetric(it.value)}</td>
-              <td class="num">${fmtInt(it.calls)}</td><td class="num">${fmtPct(it.error_rate)}</td><td class="num">${fmtMs(it.latency_p95_ms)}</td>
-              <td class="num">${fmtInt(it.tokens_in + it.tokens_out)}</td><td class="num">${fmtUSD(it.cost_usd)}</td></tr>`)}</tbody>
+              <th scope="row" class="mono">${it.group || '(none)'}</th>
+              ${columns.map(([m, , f, get]) => html`<td class="num">${m === metric ? html`<strong>${f(get(it))}</strong>` : f(get(it))}</td>`)}</tr>`)}</tbody>
           </table></div>` : null}
       </section>
 
       <section class="card" aria-labelledby="compare">
         <h2 id="compare">This period against the one before${groupBy ? `, by ${groupBy}` : ''}</h2>
         <${ErrorBox} error=${compare.error} />
+        ${compare.loading && !compare.data ? html`<${Loading} />` : null}
         ${compare.data && (compare.data.groups || []).length ? html`
           <div class="table-wrap"><table>
             <thead><tr><th scope="col">${groupBy || 'tenant'}</th><th scope="col" class="num">calls</th><th scope="col" class="num">change</th>
@@ -141,6 +148,7 @@ export default function Analytics() {
       <section class="card" aria-labelledby="turnaround">
         <h2 id="turnaround">Approval turnaround</h2>
         <${ErrorBox} error=${approvals.error} />
+        ${approvals.loading && !approvals.data ? html`<${Loading} />` : null}
         ${approvals.data && (approvals.data.roles || []).length ? html`
           <div class="table-wrap"><table>
             <thead><tr><th scope="col">role</th><th scope="col" class="num">decisions</th><th scope="col" class="num">approved</th>

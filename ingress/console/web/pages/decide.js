@@ -37,8 +37,7 @@ export default function Decide({ params }) {
   const stepState = ((status.steps || []).find((s) => s.id === step) || {}).state;
   return html`
     <${Page} title=${title}>
-      <p>Run <a class="mono" href=${path.run(id)}>${id}</a> of <a href=${path.definition(status.definition, status.version)}>${status.definition}</a> v${status.version}
-        · <${StateBadge} state=${status.state} />${input && input.submitted_by ? html` · submitted by <strong>${input.submitted_by}</strong>` : null}</p>
+      <p>Run <a class="mono" href=${path.run(id)}>${id}</a> of <a href=${path.definition(status.definition, status.version)}>${status.definition}</a> v${status.version}${' · '}<${StateBadge} state=${status.state} />${input && input.submitted_by ? html` · submitted by <strong>${input.submitted_by}</strong>` : null}</p>
       ${result ? html`
         <div class="alert ok" role="status" data-testid="decision-result">
           <strong>${result.resolved ? `Step ${result.outcome} (${result.votes} of ${result.quorum} votes).` : `Your ${result.decision === 'approve' ? 'approval' : 'rejection'} is recorded: ${result.votes} of ${result.quorum} votes.`}</strong>

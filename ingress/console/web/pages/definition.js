@@ -10,7 +10,7 @@ export default function Definition({ params }) {
   const { data, error, loading } = useApi(`/v1/definitions/${encodeURIComponent(name)}/versions/${encodeURIComponent(version)}`);
   const yaml = data ? toYAML(data) : '';
   return html`
-    <${Page} title=${`${name} v${version}`} actions=${html`
+    <${Page} title=${`${name} v${data ? data.version : version}`} actions=${html`
       ${data && has(sess, 'submitter') ? html`<a class="button primary" href=${path.submit(name, data.version)}>Start a run</a>` : null}
       ${data && has(sess, 'admin') ? html`<a class="button" href=${path.publish(name, data.version)}>Publish a new version</a>` : null}
       ${data ? html`<${Copy} text=${yaml} label="Copy YAML" />` : null}`}>

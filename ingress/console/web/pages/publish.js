@@ -123,7 +123,7 @@ export default function Publish() {
         <div class="grid2">
           <div>
             <label for=${id}>YAML <span class="hint">${name ? `${name} v${version || '?'}` : 'needs name and version'}</span></label>
-            <textarea id=${id} ref=${editor} class="editor" spellcheck="false" autocapitalize="off" value=${text}
+            <textarea id=${id} ref=${editor} class="editor" spellcheck=${false} autocapitalize="off" value=${text}
               onInput=${(e) => setText(e.target.value)} rows="24"></textarea>
             <div class="row" style="margin-top:.5rem">
               <button type="button" class="primary" disabled=${busy} onClick=${publish}>${busy ? 'Publishing…' : `Publish ${name || ''} v${version || '?'}`}</button>

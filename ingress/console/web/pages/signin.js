@@ -35,14 +35,14 @@ export function SignIn({ onSignedIn }) {
         ${error && !fieldError ? html`<${ErrorBox} error=${error} />` : null}
         <form onSubmit=${submit} autocomplete="off">
           <${Field} id="api-key" label="API key" error=${fieldError && fieldError.message}>
-            <input id="api-key" ref=${input} type="password" name="api-key" required spellcheck="false" autocapitalize="off"
+            <input id="api-key" ref=${input} type="password" name="api-key" required spellcheck=${false} autocapitalize="off"
               aria-describedby=${fieldError ? 'api-key-error' : undefined} aria-invalid=${fieldError ? 'true' : undefined}
               value=${key} onInput=${(e) => setKey(e.target.value)} style="width:100%" />
           <//>
           <button class="primary" type="submit" disabled=${busy || !key.trim()}>${busy ? 'Signing in…' : 'Sign in'}</button>
         </form>
         <p class="muted small">The key is kept in an encrypted, HttpOnly cookie for this site only, and forgotten when you sign out.
-          <code>gateflow dev</code> prints its key and keeps it in <code>.gateflow/dev-key</code>.</p>
+          ${' '}<code>gateflow dev</code> prints its key and keeps it in <code>.gateflow/dev-key</code>.</p>
       </div>
     </main>`;
 }
