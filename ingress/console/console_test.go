@@ -435,6 +435,12 @@ func TestPagesAndAssets(t *testing.T) {
 		t.Errorf("page not filled in: %s", page)
 	}
 	base := regexp.MustCompile(`/console/assets/[0-9a-f]+/`).FindString(page)
+	// Every file the page names (stylesheet, icon, modules to preload) is served.
+	for _, m := range regexp.MustCompile(`(?:href|src)="(/console/assets/[^"]+)"`).FindAllStringSubmatch(page, -1) {
+		if resp, _ := b.do("GET", m[1], ""); resp.StatusCode != 200 {
+			t.Errorf("%s: %d", m[1], resp.StatusCode)
+		}
+	}
 
 	// Assets: gzip, cached for good under this build, 304 on revalidation.
 	req, _ := http.NewRequest("GET", s.url+base+"app.js", nil)

@@ -25,6 +25,10 @@ const routes = [
   [/^\/console\/reference$/, () => import('./pages/reference.js')],
 ];
 
+// The page's module starts loading at once, beside the session check.
+const first = routes.find(([re, load]) => load && re.test(location.pathname));
+if (first) first[1]().catch(() => { /* reported when the page is shown */ });
+
 function match(pathname) {
   for (const [re, load, names] of routes) {
     const m = pathname.match(re);
@@ -82,7 +86,7 @@ function Layout({ sess, onSignOut, children }) {
           <span class="visually-hidden">Signed in as </span>${sess.user || sess.key_id} · tenant <strong>${sess.tenant}</strong>
         </span>
         <${ThemeToggle} />
-        <button type="button" onClick=${onSignOut}>Sign out</button>
+        <button type="button" id="sign-out" onClick=${onSignOut}>Sign out</button>
       </div>
     </header>
     <main id="main" tabindex="-1">${children}</main>`;

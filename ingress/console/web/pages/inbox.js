@@ -18,7 +18,7 @@ export default function Inbox() {
       ${data && items.length === 0 ? html`<p class="empty" role="status">Nothing is waiting for you.</p>` : null}
       ${items.length > 0 ? html`
         <div class="table-wrap">
-          <table>
+          <table class="stack">
             <caption class="visually-hidden">Approvals waiting for you</caption>
             <thead><tr>
               <th scope="col">Waiting since</th><th scope="col">Workflow</th><th scope="col">Definition</th>
@@ -28,14 +28,14 @@ export default function Inbox() {
             <tbody>
               ${items.map((a) => html`
                 <tr data-workflow=${a.workflow_id} data-step=${a.step_id}>
-                  <td><${Time} t=${a.since} /></td>
-                  <td><a href=${path.run(a.workflow_id)} class="mono">${a.workflow_id}</a></td>
-                  <td><a href=${path.definition(a.definition, a.version)}>${a.definition}</a> <span class="muted">v${a.version}</span></td>
-                  <td class="mono">${a.step_id}</td>
-                  <td class="num">${(a.votes || []).length} of ${a.quorum}</td>
-                  <td><${Deadline} at=${a.deadline} escalated=${a.escalated} /></td>
-                  <td class="hide-narrow small">${approversText(a.approvers)}</td>
-                  <td><a class="button primary" href=${path.decide(a.workflow_id, a.step_id)} aria-label=${`Decide ${a.step_id} of ${a.workflow_id}`}>Decide</a></td>
+                  <td data-label="Waiting since"><${Time} t=${a.since} /></td>
+                  <td data-label="Workflow"><a href=${path.run(a.workflow_id)} class="mono">${a.workflow_id}</a></td>
+                  <td data-label="Definition"><span><a href=${path.definition(a.definition, a.version)}>${a.definition}</a> <span class="muted">v${a.version}</span></span></td>
+                  <td data-label="Step"><span class="mono">${a.step_id}</span></td>
+                  <td data-label="Votes" class="num">${(a.votes || []).length} of ${a.quorum}</td>
+                  <td data-label="Deadline"><span><${Deadline} at=${a.deadline} escalated=${a.escalated} /></span></td>
+                  <td data-label="Approvers" class="hide-narrow small">${approversText(a.approvers)}</td>
+                  <td class="action"><a class="button primary" href=${path.decide(a.workflow_id, a.step_id)} aria-label=${`Decide ${a.step_id} of ${a.workflow_id}`}>Decide</a></td>
                 </tr>`)}
             </tbody>
           </table>

@@ -66,17 +66,17 @@ export default function Workflows() {
       ${data && items.length === 0 ? html`<p class="empty" role="status">No run matches${p.cursor ? ' on this page' : ''}.</p>` : null}
       ${items.length > 0 ? html`
         <div class="table-wrap" aria-busy=${loading ? 'true' : 'false'}>
-          <table data-testid="runs">
+          <table data-testid="runs" class="stack">
             <caption class="visually-hidden">Runs, running first, then the most recently closed</caption>
             <thead><tr><th scope="col">Run</th><th scope="col">Definition</th><th scope="col">State</th>
               <th scope="col">Started</th><th scope="col" class="num">Duration</th></tr></thead>
             <tbody>${items.map((w) => html`
               <tr data-run=${w.id}>
-                <td><a class="mono" href=${path.run(w.id)}>${w.id}</a></td>
-                <td>${w.definition} <span class="muted">v${w.version}</span></td>
-                <td><${StateBadge} state=${w.state} /></td>
-                <td><${Time} t=${w.started_at} /></td>
-                <td class="num">${fmtDuration(elapsed(w.started_at, w.closed_at))}</td>
+                <td data-label="Run"><a class="mono" href=${path.run(w.id)}>${w.id}</a></td>
+                <td data-label="Definition"><span>${w.definition} <span class="muted">v${w.version}</span></span></td>
+                <td data-label="State"><${StateBadge} state=${w.state} /></td>
+                <td data-label="Started"><${Time} t=${w.started_at} /></td>
+                <td data-label="Duration" class="num">${fmtDuration(elapsed(w.started_at, w.closed_at))}</td>
               </tr>`)}
             </tbody>
           </table>
