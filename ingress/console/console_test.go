@@ -277,6 +277,23 @@ func TestSessionAndProxy(t *testing.T) {
 	}
 }
 
+// TestTemporalUILink: operators' runs link to the Temporal Web UI when it
+// is configured, and the session says where.
+func TestTemporalUILink(t *testing.T) {
+	s := newStack(t, console.Options{TemporalUI: "http://127.0.0.1:8233/", TemporalNamespace: "prod"})
+	info := s.browser(t).signIn("analyst")
+	if info.TemporalUI != "http://127.0.0.1:8233" || info.Namespace != "prod" {
+		t.Errorf("session: %+v", info)
+	}
+	none := newStack(t, console.Options{}).browser(t).signIn("analyst")
+	if none.TemporalUI != "" {
+		t.Errorf("link without a UI: %+v", none)
+	}
+	if _, err := console.New(console.Options{API: http.NotFoundHandler(), TemporalUI: "javascript:alert(1)"}); err == nil {
+		t.Error("a non-http Temporal UI URL was accepted")
+	}
+}
+
 func TestSessionCookie(t *testing.T) {
 	s := newStack(t, console.Options{SessionTTL: time.Hour})
 	b := s.browser(t)

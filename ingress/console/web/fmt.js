@@ -35,15 +35,18 @@ export function fmtMs(ms) {
   return fmtDuration(ms);
 }
 
-/** Dollars: "$1,234.57", "$0.0527", "$0.0000143" (3 significant digits below $1). */
+/** Dollars: "$1,234.57", "$0.50", "$0.0527", "$0.0000143" (3 significant
+ *  digits below $1, at least two decimals), as `gateflow analytics` writes them. */
 export function fmtUSD(v) {
   if (bad(v)) return dash;
   if (v === 0) return '$0';
   const a = Math.abs(v);
   const sign = v < 0 ? '−' : '';
   if (a >= 1) return sign + '$' + a.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  const digits = Math.min(12, 2 - Math.floor(Math.log10(a)));
-  return sign + '$' + a.toFixed(digits).replace(/(\.\d*?[1-9])0+$/, '$1');
+  const digits = Math.min(12, Math.max(2, 2 - Math.floor(Math.log10(a))));
+  let s = a.toFixed(digits);
+  while (s.endsWith('0') && s.length > '0.00'.length) s = s.slice(0, -1);
+  return sign + '$' + s;
 }
 
 /** A duration for people: "850 ms", "3.2 s", "4m 12s", "2h 03m", "3d 4h". */
@@ -59,7 +62,7 @@ export function fmtDuration(ms) {
   return `${Math.floor(h / 24)}d ${h % 24}h`;
 }
 
-/** A relative change: +12.3 %, −4.0 %, "new" when there was nothing before. */
+/** A relative change: +12 %, −4.0 %, "new" when there was nothing before. */
 export function fmtChange(x) {
   if (bad(x)) return 'new';
   const p = x * 100;
