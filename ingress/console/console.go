@@ -207,6 +207,8 @@ type Features struct {
 	Catalog       bool `json:"catalog"`       // GET /v1/catalog (issue 11)
 	Subscriptions bool `json:"subscriptions"` // GET /v1/subscriptions
 	Keys          bool `json:"keys"`          // GET and POST /v1/keys
+	// Dimensions are the analytics group-by values the API accepts.
+	Dimensions []string `json:"dimensions,omitempty"`
 }
 
 // me is GET /v1/me's answer.
@@ -265,7 +267,14 @@ func (c *Console) detect(r *http.Request) Features {
 		rec := httptest.NewRecorder()
 		c.api.ServeHTTP(rec, req)
 		var doc struct {
-			Paths map[string]map[string]json.RawMessage `json:"paths"`
+			Paths map[string]map[string]struct {
+				Parameters []struct {
+					Name   string `json:"name"`
+					Schema struct {
+						Enum []string `json:"enum"`
+					} `json:"schema"`
+				} `json:"parameters"`
+			} `json:"paths"`
 		}
 		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &doc) != nil {
 			c.log.Warn("console: the OpenAPI document could not be read; optional pages are off", "status", rec.Code)
@@ -277,6 +286,11 @@ func (c *Console) detect(r *http.Request) Features {
 			Catalog:       has("/v1/catalog", "get") && has("/v1/catalog/{api}", "get"),
 			Subscriptions: has("/v1/subscriptions", "get"),
 			Keys:          has("/v1/keys", "get") && has("/v1/keys", "post"),
+		}
+		for _, p := range doc.Paths["/v1/analytics/trend"]["get"].Parameters {
+			if p.Name == "group_by" {
+				c.features.Dimensions = p.Schema.Enum
+			}
 		}
 	})
 	return c.features

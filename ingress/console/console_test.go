@@ -347,7 +347,7 @@ func TestSessionCookie(t *testing.T) {
 // only when the API has them.
 func TestFeatures(t *testing.T) {
 	plain := newStack(t, console.Options{}).browser(t).signIn("admin")
-	if plain.Features != (console.Features{}) {
+	if plain.Features.Keys || plain.Features.Catalog || plain.Features.Subscriptions || plain.Features.Analytics {
 		t.Errorf("features without optional routes: %+v", plain.Features)
 	}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { api.WriteJSON(w, 200, map[string]any{"items": []any{}}) })

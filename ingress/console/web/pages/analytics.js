@@ -5,13 +5,15 @@
 import { html, useMemo, useId } from '../lib.js';
 import { q } from '../api.js';
 import { params as getParams, setParams } from '../router.js';
-import { Page, useApi, Loading, ErrorBox } from '../ui.js';
+import { Page, useApi, Loading, ErrorBox, useSession } from '../ui.js';
 import { Chart } from '../chart.js';
 import { fmtInt, fmtPct, fmtMs, fmtUSD, fmtChange } from '../fmt.js';
 
 const ranges = [['15m', 'last 15 minutes'], ['1h', 'last hour'], ['6h', 'last 6 hours'], ['24h', 'last 24 hours'], ['7d', 'last 7 days'], ['30d', 'last 30 days']];
 const intervals = ['minute', 'hour', 'day'];
-const dims = [['', 'nothing'], ['kind', 'kind'], ['target', 'target'], ['service', 'service'], ['model', 'model'], ['definition', 'definition'], ['step', 'step']];
+// Group-by values, as the API documents them (catalogue dimensions such as
+// api and consumer appear when the server has them).
+const defaultDims = ['kind', 'target', 'service', 'model', 'definition', 'step'];
 const kinds = ['', 'ingress', 'http', 'model', 'approval', 'mcp'];
 const metrics = [['calls', 'calls', fmtInt], ['errors', 'errors', fmtInt], ['error_rate', 'error rate', fmtPct], ['latency_p95', 'p95 latency', fmtMs], ['tokens', 'tokens', fmtInt], ['cost', 'cost', fmtUSD]];
 const maxSeries = 8;
@@ -52,6 +54,8 @@ function Select({ label, value, options, onChange }) {
 }
 
 export default function Analytics() {
+  const sess = useSession();
+  const dims = [['', 'nothing'], ...((sess.features.dimensions || []).length ? sess.features.dimensions : defaultDims).filter((d) => d).map((d) => [d, d.replace('_', ' ')])];
   const p = getParams();
   const range = ranges.some(([r]) => r === p.range) ? p.range : '24h';
   const interval = intervals.includes(p.interval) ? p.interval : defaultInterval(range);
