@@ -172,23 +172,3 @@ func acceptsGzip(r *http.Request) bool {
 	}
 	return false
 }
-
-// compressedSize is what a first load of every module and stylesheet costs
-// on the wire (for the size budget test).
-func (a *assets) compressedSize(match func(name string) bool) int {
-	n := len(a.index.gz)
-	if a.index.gz == nil {
-		n = len(a.index.body)
-	}
-	for name, f := range a.files {
-		if !match(name) {
-			continue
-		}
-		if f.gz != nil {
-			n += len(f.gz)
-		} else {
-			n += len(f.body)
-		}
-	}
-	return n
-}
