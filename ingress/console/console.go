@@ -14,6 +14,7 @@
 package console
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -251,16 +252,20 @@ func (c *Console) answerSession(w http.ResponseWriter, r *http.Request, ss sessi
 	if c.opts.TemporalUI != "" {
 		info.TemporalUI, info.Namespace = c.opts.TemporalUI, c.opts.TemporalNamespace
 	}
-	info.Features = c.detect(r)
+	info.Features = c.detect()
 	w.Header().Set("Cache-Control", "no-store")
 	api.WriteJSON(w, status, info)
 }
 
 // detect reads the API's OpenAPI document in process, once (routes are
 // mounted before the server serves), for the optional routes.
-func (c *Console) detect(r *http.Request) Features {
+func (c *Console) detect() Features {
 	c.featuresOnce.Do(func() {
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "/v1/openapi.json", nil)
+		// Not the request's context: a client that goes away must not
+		// leave the features unread for the life of the process.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/v1/openapi.json", nil)
 		if err != nil {
 			return
 		}
