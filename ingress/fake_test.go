@@ -194,6 +194,16 @@ func (f *fakeOrch) Watch(ctx context.Context, c orchestrator.Caller, id string) 
 	return ch, nil
 }
 
+func (f *fakeOrch) Input(ctx context.Context, c orchestrator.Caller, id string) (orchestrator.RunInput, error) {
+	f.call("Input", c)
+	f.checkID("Input", id)
+	w, err := f.get(c, id)
+	if err != nil {
+		return orchestrator.RunInput{}, err
+	}
+	return orchestrator.RunInput{ID: id, RunID: "r1", Input: json.RawMessage(`{"amount":1}`), Definition: f.defs[w.def+"@"+w.ver], SubmittedBy: c.SubmittedBy()}, nil
+}
+
 func (f *fakeOrch) Cancel(ctx context.Context, c orchestrator.Caller, id string) error {
 	f.call("Cancel", c)
 	f.checkID("Cancel", id)

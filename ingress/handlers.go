@@ -185,6 +185,45 @@ func (s *Server) getWorkflow(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
+func (s *Server) getWorkflowInput(c echo.Context) error {
+	id, err := workflowID(c)
+	if err != nil {
+		return err
+	}
+	if err := noQuery(c); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	in, err := s.deps.Orchestrator.Input(ctx, caller(c), id)
+	if err != nil {
+		return err
+	}
+	api.SetWorkflow(ctx, id, in.Definition.Name, in.Definition.Version)
+	return c.JSON(http.StatusOK, in)
+}
+
+// MeResponse answers GET /v1/me: the caller as its API key makes it.
+type MeResponse struct {
+	Tenant string   `json:"tenant"`
+	KeyID  string   `json:"key_id"`
+	User   string   `json:"user,omitempty"`
+	Roles  []string `json:"roles"`
+}
+
+// me tells a client (the web console, a script) who its key is, so it can
+// offer only what the key may do; the routes still check every request.
+func (s *Server) me(c echo.Context) error {
+	if err := noQuery(c); err != nil {
+		return err
+	}
+	p, _ := api.Caller(c.Request().Context())
+	roles := p.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return c.JSON(http.StatusOK, MeResponse{Tenant: p.Tenant, KeyID: p.KeyID, User: p.User, Roles: roles})
+}
+
 // ListResponse answers GET /v1/workflows.
 type ListResponse = orchestrator.Page
 

@@ -453,6 +453,15 @@ func TestIntegration(t *testing.T) {
 		if a, err := other.Approvals(ctx); err != nil || len(a.Items) != 0 {
 			t.Errorf("approvals: %+v %v", a, err)
 		}
+		if _, err := other.Input(ctx, s.ID); ingclient.StatusCode(err) != 404 {
+			t.Errorf("input: %v", err)
+		}
+		// The run's own tenant reads what it was started with, from the
+		// start event of its history.
+		in, err := sub.Input(ctx, s.ID)
+		if err != nil || string(in.Input) != `{"amount":3}` || in.Definition.Name != "order" || len(in.Definition.Steps) == 0 || in.RunID == "" {
+			t.Errorf("input: %+v %v", in, err)
+		}
 		e.eventually("listed for acme", func() error {
 			p, err := sub.List(ctx, ingclient.ListOptions{Status: "running"})
 			if err != nil {

@@ -126,7 +126,7 @@ func (s *Server) safely(next echo.HandlerFunc, c echo.Context) (err error) {
 func (s *Server) accessLog(r *http.Request, info *api.RequestInfo, rs *routeSpec, status int, elapsed time.Duration, in, out int64) {
 	level := slog.LevelInfo
 	switch {
-	case rs != nil && !rs.record:
+	case rs != nil && !rs.record && !rs.page:
 		level = slog.LevelDebug // probes (an unready 503 included) and metrics scrapes
 	case status >= 500:
 		level = slog.LevelError

@@ -27,6 +27,9 @@ func (s *Server) OpenAPI() map[string]any {
 
 	paths := map[string]any{}
 	for _, rs := range routes {
+		if rs.page {
+			continue // pages are not API operations
+		}
 		item, _ := paths[api.DocPath(rs.path)].(map[string]any)
 		if item == nil {
 			item = map[string]any{}
@@ -250,6 +253,17 @@ func builtinSchemas() map[string]any {
 		"StartResponse": open(map[string]any{
 			"id": str(), "run_id": str(), "definition": str(), "version": str(), "status_url": str(), "events_url": str(),
 		}, "id", "run_id", "definition", "version", "status_url", "events_url"),
+		"Me": open(map[string]any{
+			"tenant": str(), "key_id": str(), "user": str(),
+			"roles": arr(map[string]any{"type": "string", "description": "Roles of the key: " + strings.Join(roles, ", ") + " or custom ones (admin holds every role)."}),
+		}, "tenant", "key_id", "roles"),
+		"RunInput": open(map[string]any{
+			"id": str(), "run_id": str(),
+			"input":        map[string]any{"type": "object", "description": "The input the run was submitted with."},
+			"definition":   api.Ref("Definition"),
+			"submitted_by": map[string]any{"type": "string", "description": "User of the submitting key, else its id."},
+			"labels":       map[string]any{"type": "object", "additionalProperties": str()},
+		}, "id", "run_id", "definition"),
 		"CancelResponse": open(map[string]any{"id": str(), "state": enumOf("cancel_requested")}, "id", "state"),
 		"Identity":       open(map[string]any{"key_id": str(), "user": str(), "roles": arr(str())}),
 		"Approvers": open(map[string]any{

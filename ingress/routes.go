@@ -79,6 +79,12 @@ func (s *Server) builtinGroups() []builtinGroup {
 			Responses: map[int]api.Response{200: {Description: "The status.", Schema: api.Ref("Status")},
 				404: errResp("No such workflow in your tenant."), 503: errResp("The workflow did not answer its status query (no worker?).")},
 		}),
+		route(http.MethodGet, "/v1/workflows/{id}/input", anyRole, s.getWorkflowInput, api.Operation{
+			ID: "getWorkflowInput", Summary: "What an orchestration was started with: input, definition as resolved at start, submitter, labels",
+			Params: []api.Param{idParam},
+			Responses: map[int]api.Response{200: {Description: "The start input.", Schema: api.Ref("RunInput")},
+				404: errResp("No such workflow in your tenant.")},
+		}),
 		watch,
 		route(http.MethodPost, "/v1/workflows/{id}/cancel", submitters, s.cancelWorkflow, api.Operation{
 			ID: "cancelWorkflow", Summary: "Request cancellation; compensations of completed steps run",
@@ -135,6 +141,14 @@ func (s *Server) builtinGroups() []builtinGroup {
 		Responses: map[int]api.Response{200: {Description: "The document.", Schema: map[string]any{"type": "object"}}},
 	})
 	openapi.public = true
+	meGroup := builtinGroup{name: "me", description: "Who the API key is.", routes: []*routeSpec{
+		route(http.MethodGet, "/v1/me", anyRole, s.me, api.Operation{
+			ID: "me", Summary: "The tenant, key id, user and roles of your API key",
+			Description: "Lets a client (the web console, a script) offer only what the key may do; every route still checks.",
+			Responses:   map[int]api.Response{200: {Description: "The caller.", Schema: api.Ref("Me")}},
+		}),
+	}}
+
 	ops := []*routeSpec{
 		route(http.MethodGet, "/healthz", nil, s.healthz, api.Operation{
 			ID: "healthz", Summary: "The process is alive",
@@ -156,7 +170,7 @@ func (s *Server) builtinGroups() []builtinGroup {
 	ops = append(ops, openapi)
 	opsGroup := builtinGroup{name: "operations", description: "Probes, metrics and this document.", routes: ops, schemas: builtinSchemas()}
 
-	return []builtinGroup{workflowsGroup, approvalsGroup, definitionsGroup, opsGroup}
+	return []builtinGroup{workflowsGroup, approvalsGroup, definitionsGroup, meGroup, opsGroup}
 }
 
 func errResp(desc string) api.Response {

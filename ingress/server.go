@@ -42,6 +42,7 @@ type Orchestrator interface {
 	List(ctx context.Context, c orchestrator.Caller, f orchestrator.ListFilter) (orchestrator.Page, error)
 	Watch(ctx context.Context, c orchestrator.Caller, id string) (<-chan orchestrator.Update, error)
 	Cancel(ctx context.Context, c orchestrator.Caller, id string) error
+	Input(ctx context.Context, c orchestrator.Caller, id string) (orchestrator.RunInput, error)
 	Decide(ctx context.Context, c orchestrator.Caller, id string, req orchestrator.DecideRequest) (workflows.DecisionResult, error)
 	PendingApprovals(ctx context.Context, c orchestrator.Caller) (orchestrator.Approvals, error)
 	ListDefinitions(ctx context.Context, c orchestrator.Caller) ([]orchestrator.DefinitionInfo, error)
@@ -195,7 +196,8 @@ type routeSpec struct {
 	roles     []auth.Role
 	public    bool
 	streaming bool
-	record    bool // produce a call record (not for probes and metrics)
+	record    bool // produce a call record (not for probes, metrics and pages)
+	page      bool // a console page: not in the OpenAPI document, logged like API requests
 	maxBody   int64
 	doc       api.Operation
 	h         echo.HandlerFunc
@@ -268,7 +270,7 @@ func (s *Server) Mount(g api.Group) error {
 		}
 		specs = append(specs, &routeSpec{
 			method: rt.Method, path: rt.Path, roles: rt.Roles, public: rt.Public,
-			streaming: rt.Streaming, record: true, maxBody: rt.MaxBodyBytes, doc: rt.Doc,
+			streaming: rt.Streaming, record: !rt.Page, page: rt.Page, maxBody: rt.MaxBodyBytes, doc: rt.Doc,
 			h: wrapHandler(rt.Handler, api.PathParams(rt.Path), rt.Path), errorBody: rt.ErrorBody,
 		})
 	}
@@ -304,7 +306,13 @@ func (s *Server) mount(group, description string, specs []*routeSpec, schemas ma
 	for name, sc := range schemas {
 		s.schemas[name] = sc
 	}
-	s.groups = append(s.groups, groupDoc{group, description})
+	documented := false
+	for _, rs := range specs {
+		documented = documented || !rs.page
+	}
+	if documented || len(specs) == 0 {
+		s.groups = append(s.groups, groupDoc{group, description})
+	}
 	for _, rs := range specs {
 		rs.group = group
 		s.byKey[rs.method+" "+rs.echoPath] = rs

@@ -855,3 +855,72 @@ func openAPIPath(p string) string {
 	}
 	return strings.Join(parts, "/")
 }
+
+func TestMeAndRunInput(t *testing.T) {
+	h := newHarness(t, nil)
+	w := h.do("approver", "GET", "/v1/me", "")
+	var me MeResponse
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &me) != nil {
+		t.Fatalf("me: %d %s", w.Code, w.Body)
+	}
+	if me.Tenant != "acme" || me.User != "alice" || me.KeyID == "" || strings.Join(me.Roles, ",") != "approver,finance" {
+		t.Errorf("me: %+v", me)
+	}
+	if w := h.do("", "GET", "/v1/me", ""); w.Code != 401 {
+		t.Errorf("me without a key: %d", w.Code)
+	}
+
+	s := h.start("submitter", `{"definition":"order","input":{"amount":1}}`)
+	w = h.do("analyst", "GET", "/v1/workflows/"+s.ID+"/input", "")
+	var in orchestrator.RunInput
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &in) != nil {
+		t.Fatalf("input: %d %s", w.Code, w.Body)
+	}
+	if in.ID != s.ID || string(in.Input) != `{"amount":1}` || in.Definition.Name != "order" {
+		t.Errorf("input: %+v", in)
+	}
+	if w := h.do("other", "GET", "/v1/workflows/"+s.ID+"/input", ""); w.Code != 404 || apiErr(t, w).Code != "workflow_not_found" {
+		t.Errorf("another tenant's input: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestPageRoutes mounts a page group: its routes (one with a {rest...}
+// wildcard) answer behind the middleware, stay out of the OpenAPI
+// document and make no call record.
+func TestPageRoutes(t *testing.T) {
+	h := newHarness(t, nil)
+	echoPath := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.Path+"|"+r.PathValue("file"))
+	})
+	err := h.srv.Mount(api.Group{Name: "console", Description: "pages", Routes: []api.Route{
+		{Method: "GET", Path: "/console", Public: true, Page: true, Handler: echoPath},
+		{Method: "GET", Path: "/console/assets/{file...}", Public: true, Page: true, Handler: echoPath},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/console":                  "/console|",
+		"/console/assets/a/b/c.js":  "/console/assets/a/b/c.js|a/b/c.js",
+		"/console/assets/style.css": "/console/assets/style.css|style.css",
+	} {
+		w := h.do("", "GET", path, "")
+		if w.Code != 200 || w.Body.String() != want || w.Header().Get(HeaderRequestID) == "" {
+			t.Errorf("%s: %d %q", path, w.Code, w.Body)
+		}
+	}
+	if n := len(h.rec.All()); n != 0 {
+		t.Errorf("%d call records for pages", n)
+	}
+	doc := h.srv.OpenAPI()
+	for p := range doc["paths"].(map[string]any) {
+		if strings.HasPrefix(p, "/console") {
+			t.Errorf("page %s in the OpenAPI document", p)
+		}
+	}
+	for _, tag := range doc["tags"].([]any) {
+		if tag.(map[string]any)["name"] == "console" {
+			t.Error("a group of pages only is an OpenAPI tag")
+		}
+	}
+}

@@ -193,9 +193,7 @@ func ScheduleProblems(path string, s wire.ScheduleSpec) []definition.Problem {
 		v     definition.Duration
 		max   time.Duration
 	}{{"interval", s.Interval, maxScheduleSpan}, {"offset", s.Offset, maxScheduleSpan}, {"catchup_window", s.CatchupWindow, maxScheduleSpan}, {"jitter", s.Jitter, maxScheduleSpan}} {
-		for _, p := range definition.DurationProblems(joinField(path, d.field), d.v, d.max) {
-			ps = append(ps, p)
-		}
+		ps = append(ps, definition.DurationProblems(joinField(path, d.field), d.v, d.max)...)
 	}
 	if iv := s.Interval.Std(); iv > 0 {
 		if iv < time.Second {

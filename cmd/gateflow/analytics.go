@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
+	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -145,7 +147,7 @@ func newAnalyticsCmd() *cobra.Command {
 				if a.Output == "json" {
 					return printJSON(cmd.OutOrStdout(), answer)
 				}
-				return render(cmd.OutOrStdout(), a.Output, rows)
+				return render(cmd.OutOrStdout(), a.Output, rows, valueKind(answer))
 			},
 		}
 		a.bind(cmd.Flags())
@@ -245,8 +247,10 @@ func dimensionNames() []string {
 
 // render prints a slice of result structs as JSON, CSV or an aligned
 // table; CSV and table columns are the JSON field names, nested structs
-// flattened with a prefix.
-func render(w io.Writer, format string, res any) error {
+// flattened with a prefix. JSON and CSV keep every number's full
+// precision; the table writes numbers for people (humanCell), and value,
+// the ranking figure of a top-N, as the kind of figure valueAs names.
+func render(w io.Writer, format string, res any, valueAs string) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -280,16 +284,225 @@ func render(w io.Writer, format string, res any) error {
 		cw.Flush()
 		return cw.Error()
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.ToUpper(strings.Join(header, "\t")))
+	cells := make([][]string, 0, len(flat)+1)
+	names := make([]string, len(header))
+	for j, h := range header {
+		names[j] = strings.ToUpper(tableColumn(h))
+	}
+	cells = append(cells, names)
 	for _, r := range flat {
 		vals := make([]string, len(header))
 		for j, h := range header {
-			vals[j] = r[h]
+			vals[j] = humanCell(h, r[h], valueAs)
 		}
-		fmt.Fprintln(tw, strings.Join(vals, "\t"))
+		cells = append(cells, vals)
 	}
-	return tw.Flush()
+	return writeTable(w, cells, func(j int) bool { return !textColumns[header[j][strings.LastIndexByte(header[j], '.')+1:]] })
+}
+
+// writeTable writes aligned columns two spaces apart: figures (right(j))
+// to the right, names and times to the left.
+func writeTable(w io.Writer, rows [][]string, right func(col int) bool) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for j, c := range r {
+			width[j] = max(width[j], utf8.RuneCountInString(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		line := make([]string, len(r))
+		for j, c := range r {
+			pad := strings.Repeat(" ", width[j]-utf8.RuneCountInString(c))
+			if right(j) {
+				line[j] = pad + c
+			} else {
+				line[j] = c + pad
+			}
+		}
+		b.WriteString(strings.TrimRight(strings.Join(line, "  "), " "))
+		b.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// valueKind names what the value column of an answer holds: a top-N's
+// ranking metric.
+func valueKind(answer any) string {
+	b, _ := json.Marshal(answer)
+	var v struct {
+		Metric string `json:"metric"`
+	}
+	_ = json.Unmarshal(b, &v)
+	switch v.Metric {
+	case "error_rate":
+		return "rate"
+	case "latency_p95":
+		return "ms"
+	case "cost":
+		return "usd"
+	}
+	return "count"
+}
+
+// tableColumn is a column's name in a table: units move from the name to
+// the values ("latency_p95_ms" is shown as "latency_p95" with "123 ms").
+func tableColumn(name string) string {
+	for _, unit := range []string{"_ms", "_usd"} {
+		if s, ok := strings.CutSuffix(name, unit); ok {
+			return s
+		}
+	}
+	return name
+}
+
+// humanCell writes one table cell for people by its column: rates and
+// relative changes as percentages, latencies in ms or s with sensible
+// precision, costs in dollars with significant digits, counts with
+// thousands separated. Anything that is not a number is left as it is.
+func humanCell(column, cell, valueAs string) string {
+	name := column[strings.LastIndexByte(column, '.')+1:]
+	if textColumns[name] {
+		return cell // a group named "404" stays "404"
+	}
+	x, err := strconv.ParseFloat(cell, 64)
+	switch {
+	case strings.HasSuffix(name, "_change"):
+		if cell == "" {
+			return "new" // nothing in the previous period
+		}
+		if err == nil {
+			return humanChange(x)
+		}
+	case err != nil:
+		return cell
+	case name == "value" && valueAs != "":
+		name = map[string]string{"rate": "error_rate", "ms": "value_ms", "usd": "cost_usd", "count": "value"}[valueAs]
+	}
+	switch {
+	case name == "error_rate" || strings.HasSuffix(name, "_rate"):
+		return humanPercent(x)
+	case strings.HasSuffix(name, "_ms"):
+		return humanMS(x)
+	case strings.HasSuffix(name, "_usd"):
+		return humanUSD(x)
+	}
+	return humanNumber(x)
+}
+
+// textColumns hold names and times, never figures.
+var textColumns = map[string]bool{"time": true, "since": true, "tenant": true, "group": true, "role": true,
+	"kind": true, "target": true, "definition": true, "step": true, "by": true, "metric": true}
+
+// humanPercent writes a rate in [0, 1]: 0.052668 is "5.27 %".
+func humanPercent(r float64) string {
+	p := r * 100
+	switch a := math.Abs(p); {
+	case p == 0:
+		return "0 %"
+	case a < 0.01:
+		return "<0.01 %"
+	case a < 10:
+		return strconv.FormatFloat(p, 'f', 2, 64) + " %"
+	case a < 100:
+		return strconv.FormatFloat(p, 'f', 1, 64) + " %"
+	}
+	return strconv.FormatFloat(p, 'f', 0, 64) + " %"
+}
+
+// humanChange writes a relative change: +12.3 %, -4.0 %.
+func humanChange(x float64) string {
+	p := x * 100
+	digits := 1
+	if math.Abs(p) >= 10 {
+		digits = 0
+	}
+	s := humanThousands(strconv.FormatFloat(math.Abs(p), 'f', digits, 64))
+	switch {
+	case p > 0:
+		return "+" + s + " %"
+	case p < 0:
+		return "-" + s + " %"
+	}
+	return "0 %"
+}
+
+// humanMS writes milliseconds: "0.42 ms", "4.2 ms", "123 ms", "1.23 s",
+// "12.3 s", "4m 12s".
+func humanMS(ms float64) string {
+	switch a := math.Abs(ms); {
+	case a == 0:
+		return "0 ms"
+	case a < 1:
+		return strconv.FormatFloat(ms, 'f', 2, 64) + " ms"
+	case a < 10:
+		return strconv.FormatFloat(ms, 'f', 1, 64) + " ms"
+	case a < 1000:
+		return strconv.FormatFloat(ms, 'f', 0, 64) + " ms"
+	case a < 10_000:
+		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + " s"
+	case a < 60_000:
+		return strconv.FormatFloat(ms/1000, 'f', 1, 64) + " s"
+	}
+	d := time.Duration(ms * float64(time.Millisecond)).Round(time.Second)
+	if d < time.Hour {
+		return fmt.Sprintf("%dm %02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+}
+
+// humanUSD writes dollars: "$1,234.57", "$0.50", "$0.0527", "$0.0000143"
+// (three significant digits below a dollar, at least two decimals).
+func humanUSD(v float64) string {
+	if v == 0 {
+		return "$0"
+	}
+	sign, a := "", math.Abs(v)
+	if v < 0 {
+		sign = "-"
+	}
+	if a >= 1 {
+		return sign + "$" + humanThousands(strconv.FormatFloat(a, 'f', 2, 64))
+	}
+	digits := min(12, max(2, 2-int(math.Floor(math.Log10(a)))))
+	s := strconv.FormatFloat(a, 'f', digits, 64)
+	for strings.HasSuffix(s, "0") && len(s) > len("0.00") {
+		s = strings.TrimSuffix(s, "0")
+	}
+	return sign + "$" + s
+}
+
+// humanNumber writes a count with thousands separated, or another number
+// with three significant digits.
+func humanNumber(x float64) string {
+	if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+		return humanThousands(strconv.FormatFloat(x, 'f', 0, 64))
+	}
+	return humanThousands(strconv.FormatFloat(x, 'f', max(0, 2-int(math.Floor(math.Log10(math.Abs(x))))), 64))
+}
+
+// humanThousands separates the thousands of a decimal number's integer part.
+func humanThousands(s string) string {
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, c := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if hasFrac {
+		return sign + b.String() + "." + frac
+	}
+	return sign + b.String()
 }
 
 // flatten turns a decoded JSON object into dotted column names; columns

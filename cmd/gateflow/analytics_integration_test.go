@@ -48,6 +48,15 @@ func (q *cliQuerier) Cache(_ context.Context, r query.CacheRequest) ([]query.Cac
 	return []query.CacheStats{{Lookups: 10, Hits: 4, Misses: 6, HitRate: 0.4, CostSavedUSD: 0.02}}, nil
 }
 
+func indexOf(xs []string, x string) int {
+	for i, v := range xs {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
 // cliOrch is the ingress's required orchestrator; the analytics routes
 // never call it.
 type cliOrch struct{ ingress.Orchestrator }
@@ -101,6 +110,15 @@ func TestAnalyticsCLI(t *testing.T) {
 	if q.last.Tenant != "dev" || q.last.Interval != query.Day || q.last.GroupBy != query.ByKind || q.last.Kind != "http" ||
 		time.Since(q.last.From) < 7*24*time.Hour-time.Minute {
 		t.Errorf("request %+v", q.last)
+	}
+
+	// The table writes numbers for people; CSV (above) and JSON keep them whole.
+	out, err = runAnalyticsCLI(t, append([]string{"analytics", "trend", "--from", "7d", "--group-by", "kind"}, api...)...)
+	if err != nil || !strings.Contains(out, "14.3 %") || !strings.Contains(out, "$0.25") || !strings.Contains(out, "ERROR_RATE") || !strings.Contains(out, "COST ") {
+		t.Fatalf("trend table %q %v", out, err)
+	}
+	if !strings.Contains(recs[1][indexOf(recs[0], "error_rate")], "0.14285714285714") {
+		t.Errorf("csv error_rate %q", recs[1])
 	}
 
 	out, err = runAnalyticsCLI(t, append([]string{"analytics", "approvals", "--tenant", "dev"}, api...)...)

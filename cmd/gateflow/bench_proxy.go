@@ -271,3 +271,6 @@ func (noOrchestrator) GetDefinition(context.Context, orchestrator.Caller, string
 func (noOrchestrator) PublishDefinition(context.Context, orchestrator.Caller, string, string, definition.Definition) (orchestrator.DefinitionInfo, error) {
 	return orchestrator.DefinitionInfo{}, errBenchNoOrch
 }
+func (noOrchestrator) Input(context.Context, orchestrator.Caller, string) (orchestrator.RunInput, error) {
+	return orchestrator.RunInput{}, errBenchNoOrch
+}

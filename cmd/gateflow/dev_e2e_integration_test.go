@@ -133,7 +133,7 @@ func TestDevEndToEnd(t *testing.T) {
 		large:    {"approval", "http", "ingress", "model"},
 		waiting:  {"http", "ingress"},
 	}
-	before := e.waitRecords(chAddr, wantKinds)
+	e.waitRecords(chAddr, wantKinds)
 	e.checkModelRecords(chAddr, small.id)
 
 	e.checkMetrics()
@@ -149,7 +149,7 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Fatalf("hello while ClickHouse restarts: %+v", whileDown.final)
 	}
 	wantKinds[whileDown.id] = []string{"http", "ingress"}
-	before = e.waitRecords(chAddr, wantKinds)
+	before := e.waitRecords(chAddr, wantKinds)
 	if now := clickHouseChild(t, e.dev.cmd.Process.Pid); now == chPid {
 		t.Fatalf("ClickHouse child %d not replaced", chPid)
 	}

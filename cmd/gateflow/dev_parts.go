@@ -25,6 +25,9 @@ type devEnv struct {
 	// TemporalHostPort and TemporalNamespace locate the embedded Temporal.
 	TemporalHostPort  string
 	TemporalNamespace string
+	// TemporalUI is the embedded Temporal Web UI's URL ("" when off); the
+	// console's run pages link to it.
+	TemporalUI string
 	// KafkaBrokers, KafkaTopic and KafkaDLQTopic locate the embedded broker
 	// and the topics dev created.
 	KafkaBrokers  []string
@@ -132,6 +135,10 @@ func startAppParts(ctx context.Context, env devEnv) error {
 	icfg.GatewayUnownedTenant = auth.DevTenant
 	if env.PayloadKeyFile != "" {
 		icfg.CodecTenant, icfg.CodecUIOrigin = auth.DevTenant, env.UIURL
+	}
+	icfg.Console.TemporalUI = env.TemporalUI
+	if icfg.Console.SecretFile, err = devConsoleSecret(env.DataDir); err != nil {
+		return err
 	}
 	if env.ClickHouseDSN != "" {
 		icfg.ClickHouse.DSN = env.ClickHouseDSN

@@ -226,6 +226,7 @@ func (st *devStack) start(ctx context.Context, cfg devConfig, dataDir, logDir st
 		LogDir:            logDir,
 		TemporalHostPort:  st.temporal.FrontendAddr(),
 		TemporalNamespace: st.temporal.Namespace(),
+		TemporalUI:        st.temporal.UIURL(),
 		KafkaBrokers:      []string{st.kafka.Addr()},
 		KafkaTopic:        devCallsTopic,
 		KafkaDLQTopic:     devDLQTopic,
@@ -287,6 +288,7 @@ func (st *devStack) printSummary(w io.Writer, cfg devConfig, dataDir, logDir str
 	fmt.Fprintf(w, "\nGateflow dev is ready in %.1fs\n", took.Seconds())
 	row := func(k, v string) { fmt.Fprintf(w, "  %-16s %s\n", k, v) }
 	row("Ingress API", "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.IngressPort)))
+	row("Web console", "http://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.IngressPort))+"/console (sign in with the dev key)")
 	row("Temporal", st.temporal.FrontendAddr()+" (namespace "+st.temporal.Namespace()+")")
 	if u := st.temporal.UIURL(); u != "" {
 		row("Temporal Web UI", u)

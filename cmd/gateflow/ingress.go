@@ -80,6 +80,8 @@ type ingressConfig struct {
 	// CodecUIOrigin is the Temporal Web UI's origin allowed by CORS.
 	CodecTenant   string
 	CodecUIOrigin string
+	// Console configures the web console at /console.
+	Console consoleConfig
 
 	// Set by code, not flags (gateflow dev):
 	// ExtraKeys are accepted besides the keys file (the dev key).
@@ -123,6 +125,7 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.GatewayCacheBytes, "gateway-cache-bytes", proxy.DefaultCacheBytes, "bytes of answers the gateway (/gw) may cache in this process")
 	fs.StringVar(&c.CodecTenant, "codec-tenant", "", "tenant whose admin keys may use the codec endpoint /codec/{decode,encode} (needs --payload-key-file; empty: no endpoint)")
 	fs.StringVar(&c.CodecUIOrigin, "codec-ui-origin", "", "origin of the Temporal Web UI allowed to call the codec endpoint from a browser (CORS)")
+	c.Console.bind(fs)
 }
 
 // defaultIngressConfig returns the flag defaults, for callers that build
@@ -154,6 +157,7 @@ func (c ingressConfig) validate() error {
 	if c.MaxJSONDepth < 2 || c.MaxJSONDepth > 1000 {
 		errs = append(errs, fmt.Errorf("--max-json-depth %d: must be between 2 and 1000", c.MaxJSONDepth))
 	}
+	errs = append(errs, c.Console.validate())
 	for name, d := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "write-timeout": c.WriteTimeout,
 		"idle-timeout": c.IdleTimeout, "request-timeout": c.RequestTimeout, "shutdown-timeout": c.ShutdownTimeout} {
 		if d <= 0 {
@@ -324,6 +328,15 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		keysapi.Routes(keys, replicas.keys, log.With("component", "keys-api")),
 		eventsRoutes(c, reg, cfg.Temporal.TaskQueue, orch, prod, log),
 	}, append(codecRoutes, cfg.Groups...)...)
+	if cfg.Console.Enabled {
+		// The console calls the API through the server's own handler, as
+		// the signed-in user's key.
+		con, err := cfg.Console.build(srv.Handler(), cfg.Temporal.Namespace, log.With("component", "console"))
+		if err != nil {
+			return err
+		}
+		groups = append(groups, con.Routes())
+	}
 	for _, g := range groups {
 		if err := srv.Mount(g); err != nil {
 			return err

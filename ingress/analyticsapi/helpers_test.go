@@ -53,6 +53,9 @@ func (noOrchestrator) Watch(context.Context, orchestrator.Caller, string) (<-cha
 	return nil, errNoOrch
 }
 func (noOrchestrator) Cancel(context.Context, orchestrator.Caller, string) error { return errNoOrch }
+func (noOrchestrator) Input(context.Context, orchestrator.Caller, string) (orchestrator.RunInput, error) {
+	return orchestrator.RunInput{}, errNoOrch
+}
 func (noOrchestrator) Decide(context.Context, orchestrator.Caller, string, orchestrator.DecideRequest) (workflows.DecisionResult, error) {
 	return workflows.DecisionResult{}, errNoOrch
 }

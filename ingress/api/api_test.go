@@ -102,12 +102,22 @@ func TestCheckDepth(t *testing.T) {
 
 func TestRouteCheck(t *testing.T) {
 	h := http.NotFoundHandler()
-	for _, r := range []Route{{Method: "get", Path: "/x", Handler: h}, {Method: "GET", Path: "x", Handler: h}, {Method: "GET", Path: "/x"}, {Method: "GET", Path: "/x/:id", Handler: h}} {
+	for _, r := range []Route{{Method: "get", Path: "/x", Handler: h}, {Method: "GET", Path: "x", Handler: h}, {Method: "GET", Path: "/x"}, {Method: "GET", Path: "/x/:id", Handler: h},
+		{Method: "GET", Path: "/x/{rest...}/y", Handler: h, Page: true},      // not the last segment
+		{Method: "GET", Path: "/x/a{rest...}", Handler: h, Page: true},       // not a whole segment
+		{Method: "GET", Path: "/x/{a...}/{rest...}", Handler: h, Page: true}, // two
+	} {
 		if r.Check() == nil {
 			t.Errorf("%+v accepted", r)
 		}
 	}
+	if err := (Route{Method: "GET", Path: "/console/assets/{file...}", Handler: h, Page: true}).Check(); err != nil {
+		t.Errorf("page wildcard refused: %v", err)
+	}
 	if got := PathParams("/v1/a/{name}/b/{v}"); strings.Join(got, ",") != "name,v" {
+		t.Errorf("params %v", got)
+	}
+	if got := PathParams("/console/{id}/{rest...}"); strings.Join(got, ",") != "id,rest" {
 		t.Errorf("params %v", got)
 	}
 }

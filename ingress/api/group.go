@@ -50,8 +50,8 @@ type Route struct {
 	Method string
 	// Path uses {name} for parameters ("/v1/apis/{name}"); handlers read
 	// them with r.PathValue("name"). A last segment {name...} matches the
-	// rest of the path, slashes included ("/gw/{api}/{path...}"); the
-	// OpenAPI document shows it as {name}.
+	// rest of the path, slashes included ("/gw/{api}/{path...}",
+	// "/console/assets/{file...}"); the OpenAPI document shows it as {name}.
 	Path string
 	// Roles lists the roles of which the caller needs one (admin holds
 	// all); empty means any authenticated caller.
@@ -72,6 +72,13 @@ type Route struct {
 	// answer errors the way OpenAI's SDKs read them. Statuses and headers
 	// are unchanged; handlers use it for their own errors too.
 	ErrorBody func(*Error) any
+	// Page marks a route that is not an API operation: the web console's
+	// pages, assets and session. It goes through the same middleware (request
+	// id, access log, metrics, recovery, body limit, timeout) but is left out
+	// of the OpenAPI document and makes no call record (the API requests a
+	// page makes are recorded themselves). Page routes are usually Public and
+	// live outside /v1.
+	Page bool
 }
 
 // Operation documents a route in OpenAPI 3.1. Schemas are JSON Schema

@@ -38,7 +38,32 @@ type (
 	DecisionResult = wire.DecisionResult
 	// DefinitionInfo describes a definition version.
 	DefinitionInfo = wire.DefinitionInfo
+	// RunInput is what a run was started with.
+	RunInput = wire.RunInput
 )
+
+// Me is the caller as its API key makes it (GET /v1/me).
+type Me struct {
+	Tenant string   `json:"tenant"`
+	KeyID  string   `json:"key_id"`
+	User   string   `json:"user,omitempty"`
+	Roles  []string `json:"roles"`
+}
+
+// Me returns the tenant, key id, user and roles of the client's key.
+func (c *Client) Me(ctx context.Context) (Me, error) {
+	var me Me
+	_, err := c.call(ctx, http.MethodGet, "/v1/me", nil, nil, nil, &me)
+	return me, err
+}
+
+// Input returns what a workflow was started with: its input, the
+// definition as resolved at start, the submitter and labels.
+func (c *Client) Input(ctx context.Context, id string) (RunInput, error) {
+	var in RunInput
+	_, err := c.call(ctx, http.MethodGet, "/v1/workflows/"+url.PathEscape(id)+"/input", nil, nil, nil, &in)
+	return in, err
+}
 
 // Error is an error answered by the API.
 type Error struct {

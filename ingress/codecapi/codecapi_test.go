@@ -247,3 +247,6 @@ func post(t *testing.T, url, key, origin, body string) (int, string) {
 	_, _ = io.Copy(&sb, resp.Body)
 	return resp.StatusCode, sb.String()
 }
+func (noOrchestrator) Input(context.Context, orchestrator.Caller, string) (orchestrator.RunInput, error) {
+	return orchestrator.RunInput{}, errNoOrch
+}

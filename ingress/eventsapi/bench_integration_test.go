@@ -72,7 +72,7 @@ func BenchmarkTopicTrigger(b *testing.B) {
 	quiet := slog.New(slog.DiscardHandler)
 	orch, err := orchestrator.New(orchestrator.Options{
 		Client: c, TaskQueue: "bench-idle", Definitions: orchestrator.RegistryDefinitions(registry.NewStore(c, reg, quiet, registry.WithTaskQueue("bench-idle"))),
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 	})
 	if err != nil {

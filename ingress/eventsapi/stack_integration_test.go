@@ -167,7 +167,7 @@ func startStack(t *testing.T) (*stack, error) {
 	store := registry.NewStore(s.c, reg, slog.New(slog.DiscardHandler), registry.WithTaskQueue(taskQueue))
 	s.orch, err = orchestrator.New(orchestrator.Options{
 		Client: s.c, TaskQueue: taskQueue, Definitions: orchestrator.RegistryDefinitions(store), Policies: reg,
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 	})
 	if err != nil {

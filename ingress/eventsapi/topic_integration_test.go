@@ -84,7 +84,7 @@ func runChild(raw string) int {
 	store := registry.NewStore(c, reg, log, registry.WithTaskQueue(cfg.TaskQueue))
 	orch, err := orchestrator.New(orchestrator.Options{
 		Client: c, TaskQueue: cfg.TaskQueue, Definitions: orchestrator.RegistryDefinitions(store),
-		ValidateDefinition: func(d *definition.Definition) error { return d.Validate(reg) },
+		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 	})
 	if err != nil {

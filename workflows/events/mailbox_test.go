@@ -20,12 +20,11 @@ import (
 // it signals to orchestrations; gone lists workflows that no longer take
 // signals.
 type mailboxEnv struct {
-	t     *testing.T
-	env   *testsuite.TestWorkflowEnvironment
-	mu    sync.Mutex
-	got   []events.Delivery
-	gone  map[string]bool
-	steps int
+	t    *testing.T
+	env  *testsuite.TestWorkflowEnvironment
+	mu   sync.Mutex
+	got  []events.Delivery
+	gone map[string]bool
 }
 
 func newMailbox(t *testing.T) *mailboxEnv {

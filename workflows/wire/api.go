@@ -1,6 +1,11 @@
 package wire
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/gateflow/gateflow/workflows/definition"
+)
 
 // The REST API's answers about runs, approvals and definitions.
 
@@ -68,4 +73,16 @@ type StartResult struct {
 	Version    string `json:"version"`
 	// Created is false when an idempotent retry found the existing workflow.
 	Created bool `json:"-"`
+}
+
+// RunInput is what an orchestration was started with: its input, the
+// definition it runs (as resolved at start, with the services' default
+// timeouts and retry policies merged in), who submitted it and its labels.
+type RunInput struct {
+	ID          string                `json:"id"`
+	RunID       string                `json:"run_id"`
+	Input       json.RawMessage       `json:"input,omitempty"`
+	Definition  definition.Definition `json:"definition"`
+	SubmittedBy string                `json:"submitted_by,omitempty"`
+	Labels      map[string]string     `json:"labels,omitempty"`
 }

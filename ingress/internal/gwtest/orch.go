@@ -30,8 +30,9 @@ type Orch struct {
 	Decisions map[string][]orchestrator.DecideRequest
 	// Starts received.
 	Starts []orchestrator.StartRequest
-	wf     map[string]*orchestrator.Status // tenant/id
-	idem   map[string]string               // tenant/key -> id
+	wf     map[string]*orchestrator.Status  // tenant/id
+	inputs map[string]orchestrator.RunInput // tenant/id
+	idem   map[string]string                // tenant/key -> id
 	n      int
 }
 
@@ -39,7 +40,7 @@ type Orch struct {
 func NewOrch() *Orch {
 	return &Orch{Defs: map[string][]definition.Definition{}, Complete: map[string]json.RawMessage{},
 		Pending: map[string][]orchestrator.Approval{}, Decisions: map[string][]orchestrator.DecideRequest{},
-		wf: map[string]*orchestrator.Status{}, idem: map[string]string{}}
+		wf: map[string]*orchestrator.Status{}, inputs: map[string]orchestrator.RunInput{}, idem: map[string]string{}}
 }
 
 // AddDefinition parses a definition and makes it visible to tenant.
@@ -110,6 +111,7 @@ func (o *Orch) Start(_ context.Context, c orchestrator.Caller, req orchestrator.
 		st.Seq = 2
 	}
 	o.wf[c.Tenant+"/"+id] = st
+	o.inputs[c.Tenant+"/"+id] = orchestrator.RunInput{ID: id, RunID: st.RunID, Input: in, Definition: d, SubmittedBy: c.SubmittedBy(), Labels: req.Labels}
 	return orchestrator.StartResult{ID: id, RunID: st.RunID, Definition: d.Name, Version: d.Version, Created: true}, nil
 }
 
@@ -153,6 +155,17 @@ func (o *Orch) Watch(ctx context.Context, c orchestrator.Caller, id string) (<-c
 		}
 	}()
 	return ch, nil
+}
+
+// Input implements the orchestrator operation.
+func (o *Orch) Input(_ context.Context, c orchestrator.Caller, id string) (orchestrator.RunInput, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	in, ok := o.inputs[c.Tenant+"/"+id]
+	if !ok {
+		return orchestrator.RunInput{}, notFound("workflow_not_found", "workflow %q not found", id)
+	}
+	return in, nil
 }
 
 // Cancel implements the orchestrator operation.
