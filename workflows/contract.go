@@ -188,6 +188,11 @@ const (
 	ErrTypeInvalidDecision = "InvalidDecision" // 400
 )
 
+// ErrTypeSelfApproval is the decide validator's refusal of a vote by the
+// identity that submitted the orchestration on a step that does not allow
+// self-approval (separation of duties; 409 self_approval).
+const ErrTypeSelfApproval = "SelfApproval"
+
 // Application error types an orchestration fails with (the workflow's
 // failure), so that callers can tell why without parsing messages.
 const (

@@ -98,6 +98,10 @@ type run struct {
 	// first time an http step renders a path template (pathEscapeKnown).
 	pathEscape      workflow.Version
 	pathEscapeKnown bool
+	// selfApproval is the selfApprovalChange version of this run, asked at
+	// its first approval step (selfApprovalKnown).
+	selfApproval      workflow.Version
+	selfApprovalKnown bool
 }
 
 func newRun(ctx workflow.Context, in OrchestrationInput) (*run, error) {

@@ -20,13 +20,15 @@ type Approval = wire.Approval
 type Approvals = wire.Approvals
 
 // MayDecide reports whether the caller is among the approvers of p (an
-// approval without roles or users admits anyone) and has not voted on it
-// yet. It is the workflow's own rule (workflows.MayDecide, which the
-// decide validator uses too), so the list only shows what the caller can
-// actually decide. No role is special: an admin key decides only steps
-// that name admin or its user.
-func MayDecide(c Caller, p workflows.PendingApproval) bool {
-	return workflows.MayDecide(p, c.Identity())
+// approval without roles or users admits anyone), has not voted on it
+// yet, and did not submit the orchestration (submittedBy, its
+// MemoSubmittedBy) unless the step allows self-approval. It is the
+// workflow's own rule (workflows.MayDecide, which the decide validator
+// uses too), so the list only shows what the caller can actually decide.
+// No role is special: an admin key decides only steps that name admin or
+// its user.
+func MayDecide(c Caller, p workflows.PendingApproval, submittedBy string) bool {
+	return workflows.MayDecide(p, c.Identity(), submittedBy)
 }
 
 // awaitingValueRe is what a SearchAttrAwaiting value of a caller may look
@@ -118,8 +120,9 @@ func (o *Orchestrator) PendingApprovals(ctx context.Context, caller Caller) (App
 	return Approvals{Items: items, Truncated: truncated, Scanned: len(targets)}, nil
 }
 
-// approvalTarget is a running workflow to query for its approvals.
-type approvalTarget struct{ id, runID, def, ver string }
+// approvalTarget is a running workflow to query for its approvals, with
+// who submitted it (its MemoSubmittedBy).
+type approvalTarget struct{ id, runID, def, ver, submittedBy string }
 
 // approvalTargets runs the queries in order and collects the workflows
 // they match (each once), at most ApprovalScanLimit; truncated says that
@@ -144,7 +147,7 @@ func (o *Orchestrator) approvalTargets(ctx context.Context, tenant string, queri
 					return targets, true, nil
 				}
 				seen[s.ID] = true
-				targets = append(targets, approvalTarget{s.ID, s.RunID, s.Definition, s.Version})
+				targets = append(targets, approvalTarget{s.ID, s.RunID, s.Definition, s.Version, o.submittedBy(ex.GetMemo())})
 			}
 			token = resp.NextPageToken
 			if len(token) == 0 {
@@ -173,7 +176,7 @@ func (o *Orchestrator) approvalsOf(ctx context.Context, caller Caller, t approva
 	}
 	var mine []Approval
 	for _, p := range st.Pending {
-		if MayDecide(caller, p) {
+		if MayDecide(caller, p, t.submittedBy) {
 			mine = append(mine, Approval{WorkflowID: t.id, Definition: t.def, Version: t.ver, PendingApproval: p})
 		}
 	}
