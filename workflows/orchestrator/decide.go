@@ -106,6 +106,9 @@ func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req
 		// or another voter's, is not mistaken for it.
 		opts.UpdateID = decideUpdateID(caller, req)
 	}
+	// The caller's cached list of pending approvals would still show the
+	// step it votes on now.
+	defer o.approvals.forget(approvalCacheKey(caller))
 	h, err := o.c.UpdateWorkflow(ctx, opts)
 	var res workflows.DecisionResult
 	if err == nil {

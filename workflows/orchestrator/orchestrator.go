@@ -163,11 +163,17 @@ type Options struct {
 	// answered by a worker replaying its history (default 3s); past it the
 	// status comes from Temporal's record of the run, without steps.
 	ClosedQueryTimeout time.Duration
-	// ApprovalScanLimit bounds how many running workflows PendingApprovals
-	// inspects (default 1000).
+	// ApprovalScanLimit bounds how many running workflows one
+	// PendingApprovals list queries (DefaultApprovalScanLimit).
 	ApprovalScanLimit int
 	// ApprovalConcurrency bounds parallel status queries (default 8).
 	ApprovalConcurrency int
+	// ApprovalDeadline bounds the time one PendingApprovals list takes
+	// (DefaultApprovalDeadline); past it the list is truncated.
+	ApprovalDeadline time.Duration
+	// ApprovalCacheTTL is how long a caller's PendingApprovals list is
+	// reused (DefaultApprovalCacheTTL); negative: never.
+	ApprovalCacheTTL time.Duration
 	// WatchMinInterval and WatchMaxInterval bound how often Watch queries a
 	// workflow (defaults 100ms and 5s); see Watch.
 	WatchMinInterval time.Duration
@@ -185,6 +191,8 @@ type Orchestrator struct {
 	c    client.Client
 	opts Options
 	log  *slog.Logger
+	// approvals keeps callers' pending-approvals lists briefly.
+	approvals *approvalCache
 
 	saTenant, saDefinition, saVersion temporal.SearchAttributeKeyKeyword
 }
@@ -209,7 +217,13 @@ func New(opts Options) (*Orchestrator, error) {
 		opts.ClosedQueryTimeout = 3 * time.Second
 	}
 	if opts.ApprovalScanLimit <= 0 {
-		opts.ApprovalScanLimit = 1000
+		opts.ApprovalScanLimit = DefaultApprovalScanLimit
+	}
+	if opts.ApprovalDeadline <= 0 {
+		opts.ApprovalDeadline = DefaultApprovalDeadline
+	}
+	if opts.ApprovalCacheTTL == 0 {
+		opts.ApprovalCacheTTL = DefaultApprovalCacheTTL
 	}
 	if opts.ApprovalConcurrency <= 0 {
 		opts.ApprovalConcurrency = 8
@@ -231,6 +245,7 @@ func New(opts Options) (*Orchestrator, error) {
 		c:            opts.Client,
 		opts:         opts,
 		log:          log,
+		approvals:    newApprovalCache(opts.ApprovalCacheTTL),
 		saTenant:     temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrTenant),
 		saDefinition: temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrDefinition),
 		saVersion:    temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrVersion),
