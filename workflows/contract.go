@@ -106,6 +106,11 @@ type OrchestrationInput struct {
 	// Carry is set only by continue-as-new: the state accumulated by earlier
 	// runs of the same orchestration.
 	Carry *Carry `json:"carry,omitempty"`
+	// Limits bound the orchestration's work (definition.RunLimits): the
+	// tenant's limits when it started, copied in like the definition since
+	// workflow code cannot read the configuration. Nil (a starter that
+	// predates them) means definition.DefaultRunLimits.
+	Limits *definition.RunLimits `json:"limits,omitempty"`
 	// ContinueAsNewAfter is the history length (events) past which the
 	// orchestration continues as new at its next safe point; zero means
 	// DefaultContinueAsNewAfter. Tests lower it.
@@ -208,3 +213,8 @@ const (
 	// input JSON, corrupt continue-as-new state).
 	ErrTypeInvalidOrchestration = "InvalidOrchestration"
 )
+
+// ErrTypeLimitExceeded is the failure of an orchestration that went past
+// one of its RunLimits (items of a foreach, step executions); the message
+// names the step and the limit.
+const ErrTypeLimitExceeded = "LimitExceeded"

@@ -21,7 +21,9 @@ import (
 // older version that workflows may still be running with
 // (before-visibility: recorded before the VisibilityChange GetVersion,
 // replayed on its default-version path; before-path-escape: recorded before
-// the gateflow.path-escape GetVersion, likewise). After a deliberate and versioned
+// the gateflow.path-escape GetVersion, likewise; before-self-approval-and-limits:
+// recorded before the gateflow.self-approval and gateflow.run-limits
+// GetVersions, likewise). After a deliberate and versioned
 // (workflow.GetVersion) change, move the top-level files into a new
 // subdirectory named after the change, then record the current ones with:
 //

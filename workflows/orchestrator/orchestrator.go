@@ -157,6 +157,10 @@ type Options struct {
 	// ServiceDefaults gives the registry's per-service timeout and retry
 	// policy, merged into http steps at start; nil leaves steps as written.
 	ServiceDefaults workflows.ServiceDefaults
+	// RunLimits gives a tenant's run limits, copied into each orchestration
+	// at start (ValidateDefinition checks a definition against the same
+	// limits); nil means definition.DefaultRunLimits.
+	RunLimits func(tenant string) definition.RunLimits
 	// QueryTimeout bounds one status query of a running workflow (default 10s).
 	QueryTimeout time.Duration
 	// ClosedQueryTimeout bounds the status query of a closed workflow,

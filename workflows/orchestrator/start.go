@@ -101,7 +101,14 @@ func (o *Orchestrator) Start(ctx context.Context, caller Caller, req StartReques
 		// timeouts and retry policies are copied in with the definition.
 		def = workflows.WithServiceDefaults(def, o.opts.ServiceDefaults)
 	}
+	limits := definition.DefaultRunLimits()
+	if o.opts.RunLimits != nil {
+		// Workflow code cannot read the configuration either: the
+		// tenant's limits travel with the orchestration.
+		limits = o.opts.RunLimits(caller.Tenant).Or(limits)
+	}
 	in := workflows.OrchestrationInput{
+		Limits:     &limits,
 		Definition: def,
 		Input:      input,
 		Meta: activities.RunMeta{
