@@ -188,7 +188,7 @@ func scanEveryRunning(ctx context.Context, c client.Client, caller orchestrator.
 			}
 			n := 0
 			for _, p := range st.Pending {
-				if orchestrator.MayDecide(caller, p) {
+				if orchestrator.MayDecide(caller, p, "") {
 					n++
 				}
 			}

@@ -31,6 +31,7 @@ import (
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/events"
+	"github.com/gateflow/gateflow/workflows/definition"
 )
 
 // update rewrites the stored histories:
@@ -47,6 +48,8 @@ type historyScenario struct {
 	def      string
 	input    string
 	canAfter int
+	// limits, when set, are the run's limits (else the defaults).
+	limits *definition.RunLimits
 	// drive acts on the running orchestration (decisions, cancel).
 	drive   func(t *testing.T, c client.Client, id string)
 	wantErr bool
@@ -75,6 +78,11 @@ var historyScenarios = []historyScenario{
 		], "output": "${{ steps.approve.output }}"}`,
 		drive: func(t *testing.T, c client.Client, id string) {
 			waitPending(t, c, id, "approve")
+			// The submitter's own vote (key k1, no user) is ignored.
+			if err := c.SignalWorkflow(context.Background(), id, "", workflows.DecisionSignal,
+				workflows.Decision{StepID: "approve", Decision: workflows.Approve, By: workflows.Identity{KeyID: "k1", Roles: []string{"manager"}}}); err != nil {
+				t.Error(err)
+			}
 			decideUpdate(t, c, id, workflows.Decision{StepID: "approve", Decision: workflows.Approve, By: workflows.Identity{KeyID: "k1", User: "ann", Roles: []string{"manager"}}})
 			if err := c.SignalWorkflow(context.Background(), id, "", workflows.DecisionSignal,
 				workflows.Decision{StepID: "approve", Decision: workflows.Approve, Comment: "ok", By: workflows.Identity{KeyID: "k2", User: "bob", Roles: []string{"manager"}}}); err != nil {
@@ -121,6 +129,15 @@ var historyScenarios = []historyScenario{
 				{"id": "call", "kind": "http", "service": "svc", "path": "/echo", "body": "${{ item }}"}]},
 			{"id": "last", "kind": "http", "service": "svc", "path": "/echo"}
 		], "output": {"n": "${{ len(steps.each.output) }}"}}`},
+	{name: "run_limits", input: `{"items": [1, 2, 3, 4], "big": [1, 2, 3, 4, 5]}`, wantErr: true,
+		limits: &definition.RunLimits{MaxForeachItems: 4, MaxConcurrency: 2},
+		def: `{"name": "limits", "version": "1", "steps": [
+			{"id": "first", "kind": "http", "service": "svc", "path": "/echo", "compensate": {"id": "undo_first", "kind": "http", "service": "svc", "path": "/echo"}},
+			{"id": "each", "kind": "foreach", "items": "input.items", "concurrency": 4, "steps": [
+				{"id": "call", "kind": "http", "service": "svc", "path": "/echo", "body": "${{ item }}"}]},
+			{"id": "big", "kind": "foreach", "items": "input.big", "steps": [
+				{"id": "call", "kind": "http", "service": "svc", "path": "/echo"}]}
+		]}`},
 	{name: "timeout_not_reached", input: `{}`, def: `{"name": "in_time", "version": "1", "timeout": "1h", "steps": [
 			{"id": "a", "kind": "http", "service": "svc", "path": "/echo"},
 			{"id": "w", "kind": "wait", "duration": "50ms"}
@@ -219,6 +236,7 @@ func TestRecordHistories(t *testing.T) {
 	for _, sc := range historyScenarios {
 		in := orchestration(mustDef(t, sc.def), sc.input)
 		in.ContinueAsNewAfter = sc.canAfter
+		in.Limits = sc.limits
 		id := "history-" + sc.name
 		if sc.tenantID {
 			id = "acme/" + id

@@ -36,6 +36,10 @@ type approvalWait struct {
 	escalated bool
 	timedOut  bool
 	outcome   string // "" while waiting
+	// submittedBy names the orchestration's submitter, who may not vote
+	// unless the step allows self-approval; "" on runs that predate the
+	// rule (selfApprovalChange), which do not check it.
+	submittedBy string
 }
 
 // ApprovalOutput is an approval step's output: steps.<id>.output.
@@ -65,6 +69,9 @@ func (r *run) approval(ctx workflow.Context, sc *scope, st *definition.Step, id 
 	}
 	if st.Approvers != nil {
 		w.approvers = *st.Approvers
+	}
+	if r.checksSelfApproval(ctx) {
+		w.submittedBy = r.submittedBy()
 	}
 	r.approvals[id] = w
 	r.approvalOrder = append(r.approvalOrder, id)
@@ -126,6 +133,40 @@ func (r *run) approval(ctx workflow.Context, sc *scope, st *definition.Step, id 
 		return stepOutcome{output: out}, &approvalRejectedError{reason: reason}
 	}
 	return stepOutcome{output: out}, nil
+}
+
+// selfApprovalChange is the workflow.GetVersion change id under which the
+// decide validator and the decision signal refuse a vote by the
+// orchestration's submitter on a step without allow_self_approval. It is
+// asked at the first approval step of a run, so histories without one gain
+// no marker, and runs already waiting when the rule came keep accepting
+// such votes on replay (the API refuses them at the edge all the same).
+const (
+	selfApprovalChange                  = "gateflow.self-approval"
+	selfApprovalV1     workflow.Version = 1
+)
+
+// checksSelfApproval reports whether this run refuses self-approval,
+// asking the version the first time.
+func (r *run) checksSelfApproval(ctx workflow.Context) bool {
+	if !r.selfApprovalKnown {
+		r.selfApproval = workflow.GetVersion(ctx, selfApprovalChange, workflow.DefaultVersion, selfApprovalV1)
+		r.selfApprovalKnown = true
+		if r.selfApproval >= selfApprovalV1 {
+			r.events += versionEvents
+		}
+	}
+	return r.selfApproval >= selfApprovalV1
+}
+
+// submittedBy names the identity that submitted the orchestration
+// (SubmitterName): RunMeta.SubmittedBy, or its key id when a caller set
+// only that.
+func (r *run) submittedBy() string {
+	if r.in.Meta.SubmittedBy != "" {
+		return r.in.Meta.SubmittedBy
+	}
+	return r.in.Meta.KeyID
 }
 
 // endApproval forgets a finished approval (decided, timed out, or
@@ -202,6 +243,9 @@ func (r *run) pending() []PendingApproval {
 			Since:     w.since,
 			Deadline:  w.deadline,
 			Escalated: w.escalated,
+			// The submitter is not named here: the API reads it from the
+			// memo, for runs of every version.
+			AllowSelfApproval: w.step.AllowSelfApproval,
 		})
 	}
 	return out
@@ -227,6 +271,9 @@ func (r *run) checkDecision(d Decision) error {
 	}
 	if !IsApprover(w.approvers, d.By) {
 		return temporal.NewApplicationError(fmt.Sprintf("%s may not decide step %q", voterName(d.By), d.StepID), ErrTypeNotApprover)
+	}
+	if !w.step.AllowSelfApproval && IsSubmitter(d.By, w.submittedBy) {
+		return temporal.NewApplicationError(fmt.Sprintf("%s submitted this orchestration and may not decide step %q (separation of duties; the step may set allow_self_approval)", voterName(d.By), d.StepID), ErrTypeSelfApproval)
 	}
 	if HasVoted(w.votes, d.By) {
 		return temporal.NewApplicationError(fmt.Sprintf("%s already voted on step %q", voterName(d.By), d.StepID), ErrTypeDuplicateVote)

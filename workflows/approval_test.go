@@ -1,6 +1,8 @@
 package workflows_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +319,80 @@ func TestApprovalsInForeach(t *testing.T) {
 	h.result()
 	if len(pending.Pending) != 3 || pending.Pending[2].StepID != "each[2].ok" {
 		t.Errorf("pending %+v", pending.Pending)
+	}
+}
+
+// TestSelfApproval: the identity that submitted an orchestration may not
+// vote on its approval steps (same user whatever key, or the same key when
+// it has no user), by update or by signal, unless the step sets
+// allow_self_approval.
+func TestSelfApproval(t *testing.T) {
+	const steps = `{"steps": [{"id": "ok", "kind": "approval", "approvers": {"roles": ["manager"]}, "quorum": 2%s}],
+		"output": "${{ steps.ok.output }}"}`
+	annOtherKey := workflows.Identity{KeyID: "k-ann-2", User: "ann", Roles: []string{"manager"}}
+	cases := []struct {
+		name        string
+		extra       string
+		meta        activities.RunMeta
+		votes       []workflows.Identity
+		signal      *workflows.Identity
+		wantRefused []int // indexes of votes refused as self-approval
+		wantVoters  []string
+	}{
+		{name: "user", meta: activities.RunMeta{Tenant: "acme", KeyID: "k-ann", SubmittedBy: "ann"},
+			votes: []workflows.Identity{ann, annOtherKey, bob, bot}, wantRefused: []int{0, 1}, wantVoters: []string{"bob", "k-bot"}},
+		{name: "key without user", meta: activities.RunMeta{Tenant: "acme", KeyID: "k-bot", SubmittedBy: "k-bot"},
+			votes: []workflows.Identity{bot, ann, bob}, wantRefused: []int{0}, wantVoters: []string{"ann", "bob"}},
+		{name: "signal", meta: activities.RunMeta{Tenant: "acme", KeyID: "k-ann", SubmittedBy: "ann"},
+			signal: &ann, votes: []workflows.Identity{bob, bot}, wantVoters: []string{"bob", "k-bot"}},
+		{name: "allowed", extra: `, "allow_self_approval": true`, meta: activities.RunMeta{Tenant: "acme", KeyID: "k-ann", SubmittedBy: "ann"},
+			votes: []workflows.Identity{ann, bob}, wantVoters: []string{"ann", "bob"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			if tc.signal != nil {
+				by := *tc.signal
+				h.env.RegisterDelayedCallback(func() {
+					h.env.SignalWorkflow(workflows.DecisionSignal, workflows.Decision{StepID: "ok", Decision: workflows.Approve, By: by})
+				}, 30*time.Second)
+			}
+			var pending workflows.Status
+			h.env.RegisterDelayedCallback(func() { pending = h.status() }, 45*time.Second)
+			outcomes := make([]*updateOutcome, len(tc.votes))
+			for i, by := range tc.votes {
+				outcomes[i] = &updateOutcome{}
+				h.decideAt(time.Duration(i+1)*time.Minute, workflows.Decision{StepID: "ok", Decision: workflows.Approve, By: by}, outcomes[i])
+			}
+			in := input(def(t, fmt.Sprintf(steps, tc.extra)), `{}`)
+			in.Meta = tc.meta
+			h.run(in)
+			out := h.result()
+			for i, o := range outcomes {
+				refused := slices.Contains(tc.wantRefused, i)
+				switch {
+				case refused && (o.accepted || errType(o.err) != workflows.ErrTypeSelfApproval):
+					t.Errorf("vote %d by %+v: %+v, want refused as %s", i, tc.votes[i], o, workflows.ErrTypeSelfApproval)
+				case !refused && (!o.accepted || o.err != nil):
+					t.Errorf("vote %d by %+v: %+v, want accepted", i, tc.votes[i], o)
+				}
+			}
+			var voters []string
+			votes, _ := out["votes"].([]any)
+			for _, v := range votes {
+				by, _ := v.(map[string]any)["by"].(map[string]any)
+				name, _ := by["user"].(string)
+				if name == "" {
+					name, _ = by["key_id"].(string)
+				}
+				voters = append(voters, name)
+			}
+			if out["decision"] != workflows.OutcomeApproved || !slices.Equal(voters, tc.wantVoters) {
+				t.Errorf("output %v, voters %v, want %v", out, voters, tc.wantVoters)
+			}
+			if len(pending.Pending) != 1 || pending.Pending[0].AllowSelfApproval != (tc.extra != "") {
+				t.Errorf("pending %+v", pending.Pending)
+			}
+		})
 	}
 }

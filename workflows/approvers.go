@@ -4,10 +4,10 @@ import (
 	"slices"
 )
 
-// Who may decide an approval step. The workflow's decide validator and the
-// API's list of pending approvals (orchestrator.MayDecide) both call these
-// functions, so that the list never shows a step the validator would
-// refuse, nor hides one it would accept. AwaitingValues and
+// Who may decide an approval step. The workflow's decide validator, the
+// API's decide call and its list of pending approvals (orchestrator.MayDecide)
+// all call these functions, so that the list never shows a step the
+// validator would refuse, nor hides one it would accept. AwaitingValues and
 // IdentityAwaitingValues are the same rule expressed as search attribute
 // values: an identity may decide a step exactly when the two share a value
 // (a test holds them to it).
@@ -44,10 +44,36 @@ func HasVoted(votes []Vote, id Identity) bool {
 	return false
 }
 
-// MayDecide reports whether id may vote on p now: it is an approver and
-// has not voted yet.
-func MayDecide(p PendingApproval, id Identity) bool {
-	return IsApprover(p.Approvers, id) && !HasVoted(p.Votes, id)
+// SubmitterName is how an identity is named as the submitter of an
+// orchestration (RunMeta.SubmittedBy, the MemoSubmittedBy memo): its user
+// when the key has one, else its key id.
+func SubmitterName(id Identity) string {
+	if id.User != "" {
+		return id.User
+	}
+	return id.KeyID
+}
+
+// IsSubmitter reports whether id is the identity that submitted the
+// orchestration, named submittedBy (SubmitterName at start): the same user
+// whatever key it uses, or the same key when that key has no user. An
+// empty submittedBy (unknown) matches nobody.
+func IsSubmitter(id Identity, submittedBy string) bool {
+	return submittedBy != "" && SubmitterName(id) == submittedBy
+}
+
+// IsSelfApproval reports whether a vote by id on p would be the submitter
+// approving its own orchestration on a step that does not allow it
+// (separation of duties: the step's allow_self_approval opts in).
+func IsSelfApproval(p PendingApproval, id Identity, submittedBy string) bool {
+	return !p.AllowSelfApproval && IsSubmitter(id, submittedBy)
+}
+
+// MayDecide reports whether id may vote on p now, in an orchestration
+// submitted by submittedBy: it is an approver, has not voted yet, and is
+// not the submitter unless the step allows self-approval.
+func MayDecide(p PendingApproval, id Identity, submittedBy string) bool {
+	return IsApprover(p.Approvers, id) && !HasVoted(p.Votes, id) && !IsSelfApproval(p, id, submittedBy)
 }
 
 // AwaitingValues are the SearchAttrAwaiting values of a step with

@@ -35,18 +35,18 @@ func TestMayDecideAndHasVoted(t *testing.T) {
 		Votes: []workflows.Vote{{By: ann, Decision: workflows.Approve}}}
 	// ann votes once whatever key she uses.
 	annOtherKey := workflows.Identity{KeyID: "k-ann-2", User: "ann", Roles: []string{"manager"}}
-	if workflows.MayDecide(p, annOtherKey) || !workflows.HasVoted(p.Votes, annOtherKey) {
+	if workflows.MayDecide(p, annOtherKey, "") || !workflows.HasVoted(p.Votes, annOtherKey) {
 		t.Error("ann may vote twice")
 	}
-	if !workflows.MayDecide(p, bob) || !workflows.MayDecide(p, bot) {
+	if !workflows.MayDecide(p, bob, "") || !workflows.MayDecide(p, bot, "") {
 		t.Error("bob or bot may not vote")
 	}
-	if workflows.MayDecide(p, carol) {
+	if workflows.MayDecide(p, carol, "") {
 		t.Error("carol is no manager")
 	}
 	// A key without a user is a voter of its own.
 	p.Votes = append(p.Votes, workflows.Vote{By: bot})
-	if workflows.MayDecide(p, bot) || !workflows.MayDecide(p, workflows.Identity{KeyID: "k-bot-2", Roles: []string{"manager"}}) {
+	if workflows.MayDecide(p, bot, "") || !workflows.MayDecide(p, workflows.Identity{KeyID: "k-bot-2", Roles: []string{"manager"}}, "") {
 		t.Error("keys without users")
 	}
 }

@@ -140,6 +140,11 @@ func (r *run) callHTTP(ctx workflow.Context, sc *scope, st *definition.Step, id 
 		opts.HeartbeatTimeout = cb.Heartbeat.Std()
 	}
 	actx := workflow.WithActivityOptions(ctx, opts)
+	release, err := r.acquireCall(ctx)
+	if err != nil {
+		return stepOutcome{}, err
+	}
+	defer release()
 	var raw json.RawMessage
 	err = workflow.ExecuteActivity(actx, activities.HTTPCallActivity, in).Get(actx, &raw)
 	r.events += activityEvents
@@ -211,8 +216,13 @@ func (r *run) callModel(ctx workflow.Context, sc *scope, st *definition.Step, id
 	in := activities.ModelCallInput{StepRef: r.ref(id), Request: req, Timeout: st.Timeout.Std()}
 	opts := callOptions(st, id, DefaultModelStartToClose, true)
 	actx := workflow.WithActivityOptions(ctx, opts)
+	release, err := r.acquireCall(ctx)
+	if err != nil {
+		return stepOutcome{}, err
+	}
+	defer release()
 	var raw json.RawMessage
-	err := workflow.ExecuteActivity(actx, activities.ModelCallActivity, in).Get(actx, &raw)
+	err = workflow.ExecuteActivity(actx, activities.ModelCallActivity, in).Get(actx, &raw)
 	r.events += activityEvents
 	return callResult(raw, err, opts.RetryPolicy)
 }
@@ -228,8 +238,13 @@ func (r *run) callMCP(ctx workflow.Context, sc *scope, st *definition.Step, id s
 	}
 	opts := callOptions(st, id, DefaultCallStartToClose, false)
 	actx := workflow.WithActivityOptions(ctx, opts)
+	release, err := r.acquireCall(ctx)
+	if err != nil {
+		return stepOutcome{}, err
+	}
+	defer release()
 	var raw json.RawMessage
-	err := workflow.ExecuteActivity(actx, activities.MCPCallActivity, in).Get(actx, &raw)
+	err = workflow.ExecuteActivity(actx, activities.MCPCallActivity, in).Get(actx, &raw)
 	r.events += activityEvents
 	return callResult(raw, err, opts.RetryPolicy)
 }

@@ -76,6 +76,8 @@ type carryState struct {
 	Comps     []compensation `json:"compensations,omitempty"`
 	Foreach   *foreachResume `json:"foreach,omitempty"`
 	StartedOK bool           `json:"started"`
+	// Executions counts the steps executed so far (RunLimits).
+	Executions int `json:"executions,omitempty"`
 }
 
 // shouldContinueAsNew reports whether the history is long enough to move
@@ -103,6 +105,8 @@ func (r *run) continueAsNew(ctx workflow.Context, fr *foreachResume) (json.RawMe
 		Comps:     r.comps,
 		Foreach:   fr,
 		StartedOK: r.started,
+		// Executions carries the count over (RunLimits).
+		Executions: r.executions,
 	}
 	b, err := jsonMarshal(state)
 	if err != nil {
@@ -146,5 +150,6 @@ func (r *run) restore(c *Carry) error {
 	r.comps = state.Comps
 	r.resume = state.Foreach
 	r.started = state.StartedOK
+	r.executions = state.Executions
 	return nil
 }

@@ -106,6 +106,11 @@ type OrchestrationInput struct {
 	// Carry is set only by continue-as-new: the state accumulated by earlier
 	// runs of the same orchestration.
 	Carry *Carry `json:"carry,omitempty"`
+	// Limits bound the orchestration's work (definition.RunLimits): the
+	// tenant's limits when it started, copied in like the definition since
+	// workflow code cannot read the configuration. Nil (a starter that
+	// predates them) means definition.DefaultRunLimits.
+	Limits *definition.RunLimits `json:"limits,omitempty"`
 	// ContinueAsNewAfter is the history length (events) past which the
 	// orchestration continues as new at its next safe point; zero means
 	// DefaultContinueAsNewAfter. Tests lower it.
@@ -225,6 +230,11 @@ const (
 	ErrTypeInvalidDecision = "InvalidDecision" // 400
 )
 
+// ErrTypeSelfApproval is the decide validator's refusal of a vote by the
+// identity that submitted the orchestration on a step that does not allow
+// self-approval (separation of duties; 409 self_approval).
+const ErrTypeSelfApproval = "SelfApproval"
+
 // Application error types an orchestration fails with (the workflow's
 // failure), so that callers can tell why without parsing messages.
 const (
@@ -243,3 +253,8 @@ const (
 	// event (on_timeout: fail).
 	ErrTypeEventTimedOut = "EventTimedOut"
 )
+
+// ErrTypeLimitExceeded is the failure of an orchestration that went past
+// one of its RunLimits (items of a foreach, step executions); the message
+// names the step and the limit.
+const ErrTypeLimitExceeded = "LimitExceeded"

@@ -16,6 +16,7 @@ import (
 // that first error once every branch has stopped. Output: branch name ->
 // {step id: output} of the branch's top-level steps.
 func (r *run) parallel(ctx workflow.Context, sc *scope, st *definition.Step, _ string) (stepOutcome, error) {
+	r.enforcesLimits(ctx)
 	bctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
 	var firstErr error
@@ -96,6 +97,7 @@ func (r *run) foreach(ctx workflow.Context, sc *scope, st *definition.Step, id s
 		next    int
 	)
 	if res := r.resume; res != nil && res.StatusID == id {
+		r.enforcesLimits(ctx)
 		items, next = res.Items, res.Next
 		results = make([]any, len(items))
 		copy(results, res.Results)
@@ -104,6 +106,9 @@ func (r *run) foreach(ctx workflow.Context, sc *scope, st *definition.Step, id s
 		list, err := evalList(st.Items, sc.env(r))
 		if err != nil {
 			return stepOutcome{}, fmt.Errorf("items: %w", err)
+		}
+		if err := r.checkItems(ctx, len(list)); err != nil {
+			return stepOutcome{}, err
 		}
 		norm, err := normalize(list)
 		if err != nil {

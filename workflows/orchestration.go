@@ -118,6 +118,18 @@ type run struct {
 	eventWaits map[string]*eventWait
 	eventOrder []string
 	eventSeq   int
+	// selfApproval is the selfApprovalChange version of this run, asked at
+	// its first approval step (selfApprovalKnown).
+	selfApproval      workflow.Version
+	selfApprovalKnown bool
+	// limitsVersion is the runLimitsChange version of this run, asked at
+	// its first foreach or parallel step (limitsKnown); executions counts
+	// the steps executed by this orchestration (over its runs), inflight
+	// its calls running now.
+	limitsVersion workflow.Version
+	limitsKnown   bool
+	executions    int
+	inflight      int
 }
 
 func newRun(ctx workflow.Context, in OrchestrationInput) (*run, error) {
@@ -229,12 +241,17 @@ func (r *run) execute(ctx workflow.Context) (json.RawMessage, error) {
 		return nil, temporal.NewCanceledError(msg)
 	}
 	errType := ErrTypeStepFailed
-	var rej *approvalRejectedError
+	var (
+		rej *approvalRejectedError
+		lim *limitError
+	)
 	switch {
 	case timedOut:
 		errType = ErrTypeOrchestrationTimedOut
 	case errors.As(err, &rej):
 		errType = ErrTypeApprovalRejected
+	case errors.As(err, &lim):
+		errType = ErrTypeLimitExceeded
 	}
 	return nil, temporal.NewNonRetryableApplicationError(msg, errType, nil)
 }
@@ -328,7 +345,15 @@ type stepOutcome struct {
 // execStep runs one step of a scope: condition, status, dispatch by kind,
 // result, compensation push.
 func (r *run) execStep(ctx workflow.Context, sc *scope, st *definition.Step) error {
-	return r.runStep(ctx, sc, st, sc.prefix+st.ID, st.ID, true)
+	statusID := sc.prefix + st.ID
+	// A foreach resumed after continue-as-new was counted by its run.
+	resumed := r.resume != nil && r.resume.StatusID == statusID
+	if err := r.countExecution(resumed); err != nil {
+		r.status.finish(statusID, st.Kind, StepFailed, nil, 0, err.Error(), workflow.Now(ctx))
+		sc.set(st.ID, StepFailed, nil)
+		return &stepError{id: statusID, err: err}
+	}
+	return r.runStep(ctx, sc, st, statusID, st.ID, true)
 }
 
 func (r *run) runStep(ctx workflow.Context, sc *scope, st *definition.Step, statusID, resultID string, compensable bool) error {

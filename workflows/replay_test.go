@@ -22,7 +22,9 @@ import (
 // (before-visibility: recorded before the VisibilityChange GetVersion,
 // replayed on its default-version path; before-path-escape: recorded before
 // the gateflow.path-escape GetVersion, likewise; before-events: recorded before the
-// event step, callbacks and schedule inputs of EventsChange). After a deliberate and versioned
+// event step, callbacks and schedule inputs of EventsChange;
+// before-self-approval-and-limits: recorded before the gateflow.self-approval
+// and gateflow.run-limits GetVersions, likewise). After a deliberate and versioned
 // (workflow.GetVersion) change, move the top-level files into a new
 // subdirectory named after the change, then record the current ones with:
 //

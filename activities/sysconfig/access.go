@@ -127,9 +127,23 @@ func (c tenantCatalog) HasMCPServer(name string) bool { return c.s.MayUseMCPServ
 
 // ValidateFor validates a definition as the tenant may run it, against the
 // current snapshot: its services, models and MCP servers must be ones the
-// tenant may use.
+// tenant may use, and it must fit the tenant's run limits where they can
+// be checked before a run.
 func (r *Registry) ValidateFor(tenant string, d *definition.Definition) error {
-	return d.Validate(r.Current().CatalogFor(tenant))
+	s := r.Current()
+	return d.ValidateWithin(s.CatalogFor(tenant), s.RunLimits(tenant))
+}
+
+// RunLimits are the tenant's run limits: its own, the "*" entry's for
+// those it leaves unset, then the defaults.
+func (s *Snapshot) RunLimits(tenant string) definition.RunLimits {
+	return s.Tenant(tenant).Limits.Or(s.cfg.Tenants["*"].Limits).Or(definition.DefaultRunLimits())
+}
+
+// RunLimits are the tenant's run limits on the current snapshot; the
+// orchestrator copies them into each orchestration it starts.
+func (r *Registry) RunLimits(tenant string) definition.RunLimits {
+	return r.Current().RunLimits(tenant)
 }
 
 // MayUseModel implements the model gateway's access check on the current

@@ -144,6 +144,10 @@ type Tenant struct {
 	// with no list reaches no service, MCP server, model or config-dir
 	// definition (see access.go).
 	Uses Uses `json:"uses,omitempty"`
+	// Limits bound the work of each of the tenant's orchestrations (items
+	// per foreach, step executions, calls at once); unset ones take the
+	// "*" entry's, then definition.DefaultRunLimits (see RunLimits).
+	Limits definition.RunLimits `json:"limits,omitempty"`
 }
 
 // MCPServer is an external MCP server reachable over streamable HTTP.
@@ -396,6 +400,7 @@ func (c *Config) validate() []definition.Problem {
 			add(p+".max_published_definitions", "must not be negative")
 		}
 		ps = append(ps, c.usesProblems(p+".uses", t.Uses)...)
+		ps = append(ps, t.Limits.Problems(p+".limits")...)
 		c.Tenants[name] = t
 	}
 	if err := c.Models.Validate(); err != nil {

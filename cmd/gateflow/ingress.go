@@ -370,6 +370,7 @@ func newOrchestrator(c client.Client, reg *sysconfig.Registry, taskQueue string,
 		ValidateDefinition: reg.ValidateFor,
 		ValidateInput:      func(d *definition.Definition, in json.RawMessage) error { return d.ValidateInput(in) },
 		ServiceDefaults:    reg.ServiceDefaults,
+		RunLimits:          reg.RunLimits,
 		Log:                log.With("component", "orchestrator"),
 		DataConverter:      dc,
 	})

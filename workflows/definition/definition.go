@@ -111,6 +111,9 @@ type Step struct {
 	// EscalationTimeout bounds the wait after escalation; when it passes too
 	// the step is rejected.
 	EscalationTimeout Duration `json:"escalation_timeout,omitempty"`
+	// AllowSelfApproval lets the identity that submitted the orchestration
+	// vote on this step; by default it may not (separation of duties).
+	AllowSelfApproval bool `json:"allow_self_approval,omitempty"`
 
 	// parallel
 	Branches []Branch `json:"branches,omitempty"`

@@ -123,7 +123,9 @@ extra: 1`, []string{`extra: unknown field`, `steps[0].kidn: unknown field (did y
   - {id: e, kind: approval, approvers: {roles: [""]}, on_timeout: approve, timeout: -1s}
   - {id: f, kind: approval, approvers: {users: [x]}, on_reject: maybe}
   - {id: g, kind: wait, duration: 1s, on_reject: continue}
-  - {id: h, kind: approval, approvers: {users: [x]}, on_reject: continue}`, []string{
+  - {id: h, kind: approval, approvers: {users: [x]}, on_reject: continue, allow_self_approval: true}
+  - {id: i, kind: approval, approvers: {users: [x]}, allow_self_approval: "yes"}
+  - {id: j, kind: wait, duration: 1s, allow_self_approval: true}`, []string{
 			"steps[0].approvers: at least one role or user is required",
 			"steps[1].quorum: 3 is more than the 2 users who may approve",
 			"steps[2].escalate_to: required when on_timeout is escalate",
@@ -134,7 +136,9 @@ extra: 1`, []string{`extra: unknown field`, `steps[0].kidn: unknown field (did y
 			"steps[4].approvers.roles[0]: must not be empty",
 			"steps[4].timeout: must be positive",
 			"steps[5].on_reject: must be fail or continue",
-			"steps[6].on_reject: not allowed for kind wait"}},
+			"steps[6].on_reject: not allowed for kind wait",
+			"steps[8].allow_self_approval: must be true or false, not a string",
+			"steps[9].allow_self_approval: not allowed for kind wait"}},
 		{"control kinds", head + `steps:
   - {id: a, kind: parallel, branches: [{name: x, steps: []}, {name: x, steps: [{id: a1, kind: wait, duration: 1s}]}]}
   - {id: b, kind: foreach, concurrency: 1000}

@@ -359,6 +359,9 @@ type ExprInfo struct {
 	UsesItem bool
 	// Vars lists the vars named as vars.<name> or vars["<name>"], sorted.
 	Vars []string
+	// UsesEnv is true when input, steps, vars, item or index appears:
+	// without them the expression gives the same value in every run.
+	UsesEnv bool
 }
 
 // CompileExpr checks that a bare expression compiles (syntax, known names,
@@ -432,6 +435,7 @@ func walkTemplateExprs(v any, depth int, fn func(src string) error) error {
 func mergeInfo(a, b ExprInfo) ExprInfo {
 	a.DynamicSteps = a.DynamicSteps || b.DynamicSteps
 	a.UsesItem = a.UsesItem || b.UsesItem
+	a.UsesEnv = a.UsesEnv || b.UsesEnv
 	a.Steps = mergeSorted(a.Steps, b.Steps)
 	a.Vars = mergeSorted(a.Vars, b.Vars)
 	return a
@@ -572,6 +576,8 @@ type analyzer struct {
 	steps map[string]bool
 	vars  map[string]bool
 	item  bool
+	// env: one of the Env names appears.
+	env bool
 	// stepsUses counts identifier nodes "steps"; stepsMembers counts those
 	// consumed by a literal member access. A difference means steps was used
 	// as a whole or indexed dynamically.
@@ -602,6 +608,10 @@ func (a *analyzer) Visit(node *ast.Node) {
 			a.stepsUses++
 		case n.Value == EnvItem || n.Value == EnvIndex:
 			a.item = true
+		}
+		switch n.Value {
+		case EnvInput, EnvSteps, EnvVars, EnvItem, EnvIndex:
+			a.env = true
 		}
 	case *ast.MemberNode:
 		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == EnvVars {
@@ -636,7 +646,7 @@ func (a *analyzer) Visit(node *ast.Node) {
 }
 
 func (a *analyzer) info() ExprInfo {
-	info := ExprInfo{UsesItem: a.item, DynamicSteps: a.stepsUses > a.stepsMembers}
+	info := ExprInfo{UsesItem: a.item, DynamicSteps: a.stepsUses > a.stepsMembers, UsesEnv: a.env}
 	for s := range a.steps {
 		info.Steps = append(info.Steps, s)
 	}

@@ -31,6 +31,8 @@ var approvalKind = stepKind{
 			desc: "fail (default): a rejection fails the orchestration and runs compensations; continue: the step succeeds with decision \"rejected\" and later steps branch on steps.<id>.output.decision."},
 		{name: "escalate_to", typ: tObject, obj: approversSpec},
 		{name: "escalation_timeout", typ: tDuration},
+		{name: "allow_self_approval", typ: tBool,
+			desc: "Let the submitter of the orchestration (the same user, or the same key when it has no user) vote on this step; by default it may not (409 self_approval)."},
 		timeoutField,
 	},
 	required: []string{"approvers"},

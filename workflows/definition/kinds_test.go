@@ -138,6 +138,8 @@ func setNonZero(t *testing.T, v reflect.Value) {
 		v.SetString("1s")
 	case reflect.Int:
 		v.SetInt(1)
+	case reflect.Bool:
+		v.SetBool(true)
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))
 	case reflect.Slice:

@@ -231,6 +231,11 @@ func (s *shaper) value(f *field, v any, path string, depth int) (any, bool) {
 			s.ve.Errorf(path, "must be at least %s", formatFloat(*f.min))
 			return nil, false
 		}
+	case tBool:
+		if _, ok := v.(bool); !ok {
+			s.ve.Errorf(path, "must be true or false, not %s", typeName(v))
+			return nil, false
+		}
 	case tTemplate:
 	case tSchema:
 		switch v.(type) {

@@ -156,6 +156,8 @@ func fieldSchema(f *field) map[string]any {
 		if f.max != nil {
 			s["maximum"] = *f.max
 		}
+	case tBool:
+		s = map[string]any{"type": "boolean"}
 	case tTemplate:
 		s = map[string]any{"$ref": "#/$defs/template"}
 	case tTemplateMap:

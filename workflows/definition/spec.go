@@ -19,6 +19,7 @@ const (
 	tDuration                        // Go duration string
 	tInt                             // integer
 	tNumber                          // number
+	tBool                            // true or false
 	tTemplate                        // any JSON value; strings may embed ${{ expr }}
 	tTemplateMap                     // object of template strings
 	tValueMap                        // object of template values

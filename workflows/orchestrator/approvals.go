@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.temporal.io/api/workflowservice/v1"
 
@@ -20,13 +21,15 @@ type Approval = wire.Approval
 type Approvals = wire.Approvals
 
 // MayDecide reports whether the caller is among the approvers of p (an
-// approval without roles or users admits anyone) and has not voted on it
-// yet. It is the workflow's own rule (workflows.MayDecide, which the
-// decide validator uses too), so the list only shows what the caller can
-// actually decide. No role is special: an admin key decides only steps
-// that name admin or its user.
-func MayDecide(c Caller, p workflows.PendingApproval) bool {
-	return workflows.MayDecide(p, c.Identity())
+// approval without roles or users admits anyone), has not voted on it
+// yet, and did not submit the orchestration (submittedBy, its
+// MemoSubmittedBy) unless the step allows self-approval. It is the
+// workflow's own rule (workflows.MayDecide, which the decide validator
+// uses too), so the list only shows what the caller can actually decide.
+// No role is special: an admin key decides only steps that name admin or
+// its user.
+func MayDecide(c Caller, p workflows.PendingApproval, submittedBy string) bool {
+	return workflows.MayDecide(p, c.Identity(), submittedBy)
 }
 
 // awaitingValueRe is what a SearchAttrAwaiting value of a caller may look
@@ -68,32 +71,55 @@ func (o *Orchestrator) approvalQueries(caller Caller) []string {
 // in TemporalChangeVersion) are listed by a second query and all queried,
 // as this function used to do for every running workflow; that set only
 // shrinks as they finish, and the query is one cheap visibility call when
-// it is empty. At most ApprovalScanLimit workflows are queried in all.
+// it is empty.
+//
+// Bounds: at most ApprovalScanLimit workflows are queried per list, within
+// ApprovalDeadline (Truncated says the list stopped short), and a caller's
+// list is kept ApprovalCacheTTL: asking again within it, or while the same
+// list is being made for the same caller, costs no Temporal call. The
+// caller's own decisions drop its cached list.
 func (o *Orchestrator) PendingApprovals(ctx context.Context, caller Caller) (Approvals, error) {
 	if err := checkCaller(caller); err != nil {
 		return Approvals{}, err
 	}
-	targets, truncated, err := o.approvalTargets(ctx, caller.Tenant, o.approvalQueries(caller))
+	return o.approvals.get(ctx, approvalCacheKey(caller), func(ctx context.Context) (Approvals, error) {
+		return o.scanApprovals(ctx, caller)
+	})
+}
+
+// scanApprovals makes the caller's list (see PendingApprovals).
+func (o *Orchestrator) scanApprovals(ctx context.Context, caller Caller) (Approvals, error) {
+	bctx, cancel := context.WithTimeout(ctx, o.opts.ApprovalDeadline)
+	defer cancel()
+	targets, truncated, err := o.approvalTargets(bctx, caller.Tenant, o.approvalQueries(caller))
 	if err != nil {
 		return Approvals{}, err
 	}
 	var (
-		mu    sync.Mutex
-		items []Approval
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, o.opts.ApprovalConcurrency)
+		mu      sync.Mutex
+		items   []Approval
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, o.opts.ApprovalConcurrency)
+		scanned int
+		cut     atomic.Bool
 	)
+launch:
 	for _, t := range targets {
 		select {
 		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return Approvals{}, temporalError(ctx.Err(), "list approvals")
+		case <-bctx.Done():
+			// Past the deadline: what was not queried is left out.
+			cut.Store(true)
+			break launch
 		}
+		scanned++
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			mine := o.approvalsOf(ctx, caller, t)
+			mine, answered := o.approvalsOf(bctx, caller, t)
+			if !answered && bctx.Err() != nil {
+				cut.Store(true)
+			}
 			mu.Lock()
 			items = append(items, mine...)
 			mu.Unlock()
@@ -115,11 +141,12 @@ func (o *Orchestrator) PendingApprovals(ctx context.Context, caller Caller) (App
 	if items == nil {
 		items = []Approval{}
 	}
-	return Approvals{Items: items, Truncated: truncated, Scanned: len(targets)}, nil
+	return Approvals{Items: items, Truncated: truncated || cut.Load(), Scanned: scanned}, nil
 }
 
-// approvalTarget is a running workflow to query for its approvals.
-type approvalTarget struct{ id, runID, def, ver string }
+// approvalTarget is a running workflow to query for its approvals, with
+// who submitted it (its MemoSubmittedBy).
+type approvalTarget struct{ id, runID, def, ver, submittedBy string }
 
 // approvalTargets runs the queries in order and collects the workflows
 // they match (each once), at most ApprovalScanLimit; truncated says that
@@ -144,7 +171,7 @@ func (o *Orchestrator) approvalTargets(ctx context.Context, tenant string, queri
 					return targets, true, nil
 				}
 				seen[s.ID] = true
-				targets = append(targets, approvalTarget{s.ID, s.RunID, s.Definition, s.Version})
+				targets = append(targets, approvalTarget{s.ID, s.RunID, s.Definition, s.Version, o.submittedBy(ex.GetMemo())})
 			}
 			token = resp.NextPageToken
 			if len(token) == 0 {
@@ -156,10 +183,10 @@ func (o *Orchestrator) approvalTargets(ctx context.Context, tenant string, queri
 }
 
 // approvalsOf queries one workflow and keeps the steps the caller may
-// decide. A workflow that does not answer (closed since the list, no
-// worker) is skipped: the list is a best-effort view of what can be
-// decided now.
-func (o *Orchestrator) approvalsOf(ctx context.Context, caller Caller, t approvalTarget) []Approval {
+// decide; answered is false when it did not answer. A workflow that does
+// not answer (closed since the list, no worker) is skipped: the list is a
+// best-effort view of what can be decided now.
+func (o *Orchestrator) approvalsOf(ctx context.Context, caller Caller, t approvalTarget) (mine []Approval, answered bool) {
 	qctx, cancel := context.WithTimeout(ctx, o.opts.QueryTimeout)
 	defer cancel()
 	v, err := o.c.QueryWorkflow(qctx, WorkflowID(caller.Tenant, t.id), t.runID, workflows.StatusQuery)
@@ -169,13 +196,12 @@ func (o *Orchestrator) approvalsOf(ctx context.Context, caller Caller, t approva
 	}
 	if err != nil {
 		o.log.Debug("approvals: skip workflow", "workflow", t.id, "err", err)
-		return nil
+		return nil, false
 	}
-	var mine []Approval
 	for _, p := range st.Pending {
-		if MayDecide(caller, p) {
+		if MayDecide(caller, p, t.submittedBy) {
 			mine = append(mine, Approval{WorkflowID: t.id, Definition: t.def, Version: t.ver, PendingApproval: p})
 		}
 	}
-	return mine
+	return mine, true
 }

@@ -64,9 +64,12 @@ func (o *Orchestrator) Cancel(ctx context.Context, caller Caller, id string) err
 
 // Decide sends the caller's vote as the workflow's decide Update and waits
 // for its result. The workflow's validator refusals map to ErrNotFound
-// (unknown step), ErrConflict (step not waiting, duplicate vote),
-// ErrForbidden (not an approver) and ErrInvalid. The request id is part of
-// the update id, so a retried request is not counted twice.
+// (unknown step), ErrConflict (step not waiting, duplicate vote, self
+// approval), ErrForbidden (not an approver) and ErrInvalid; the submitter's
+// own vote is refused here too (checkSelfApproval). The request id and the
+// voter are part of the update id, so a retried request is not counted
+// twice, and two approvers that happen to send the same request id are
+// two votes.
 func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req DecideRequest) (workflows.DecisionResult, error) {
 	if err := checkCaller(caller); err != nil {
 		return workflows.DecisionResult{}, err
@@ -80,6 +83,9 @@ func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req
 	}
 	if desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return workflows.DecisionResult{}, newError(ErrConflict, "workflow_closed", "workflow %s is already %s", id, o.closedState(desc.Status, desc.Memo))
+	}
+	if err := o.checkSelfApproval(ctx, caller, id, req.StepID, desc); err != nil {
+		return workflows.DecisionResult{}, err
 	}
 	d := workflows.Decision{
 		StepID:    req.StepID,
@@ -95,11 +101,14 @@ func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	}
 	if caller.RequestID != "" {
-		// A retried request (same request id, step and decision) is
-		// deduplicated by Temporal; a reused request id for another vote
-		// is not mistaken for it.
-		opts.UpdateID = "decide/" + req.StepID + "/" + req.Decision + "/" + caller.RequestID
+		// A retried request (same voter, request id, step and decision) is
+		// deduplicated by Temporal; a reused request id for another vote,
+		// or another voter's, is not mistaken for it.
+		opts.UpdateID = decideUpdateID(caller, req)
 	}
+	// The caller's cached list of pending approvals would still show the
+	// step it votes on now.
+	defer o.approvals.forget(approvalCacheKey(caller))
 	h, err := o.c.UpdateWorkflow(ctx, opts)
 	var res workflows.DecisionResult
 	if err == nil {
@@ -109,6 +118,18 @@ func (o *Orchestrator) Decide(ctx context.Context, caller Caller, id string, req
 		return workflows.DecisionResult{}, decideError(err, id, req.StepID)
 	}
 	return res, nil
+}
+
+// decideUpdateID is the decide Update's id: Temporal deduplicates updates
+// by id, so it names everything that makes a vote distinct, the voter
+// included (its user, else its key: a user votes once whatever key it
+// uses).
+func decideUpdateID(caller Caller, req DecideRequest) string {
+	voter := "key:" + caller.KeyID
+	if caller.User != "" {
+		voter = "user:" + caller.User
+	}
+	return "decide/" + req.StepID + "/" + req.Decision + "/" + voter + "/" + caller.RequestID
 }
 
 // decideError maps the validator's application error types (see
@@ -122,6 +143,8 @@ func decideError(err error, id, step string) error {
 			return &Error{Kind: ErrNotFound, Code: "step_not_found", Message: orDefault(msg, fmt.Sprintf("workflow %s has no approval step %q", id, step))}
 		case workflows.ErrTypeStepNotWaiting:
 			return &Error{Kind: ErrConflict, Code: "step_not_waiting", Message: orDefault(msg, fmt.Sprintf("step %q is not waiting for a decision", step))}
+		case workflows.ErrTypeSelfApproval:
+			return &Error{Kind: ErrConflict, Code: "self_approval", Message: orDefault(msg, fmt.Sprintf("you submitted this workflow and may not decide step %q", step))}
 		case workflows.ErrTypeDuplicateVote:
 			return &Error{Kind: ErrConflict, Code: "duplicate_vote", Message: orDefault(msg, fmt.Sprintf("you already decided step %q", step))}
 		case workflows.ErrTypeNotApprover:

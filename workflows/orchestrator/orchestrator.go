@@ -157,17 +157,27 @@ type Options struct {
 	// ServiceDefaults gives the registry's per-service timeout and retry
 	// policy, merged into http steps at start; nil leaves steps as written.
 	ServiceDefaults workflows.ServiceDefaults
+	// RunLimits gives a tenant's run limits, copied into each orchestration
+	// at start (ValidateDefinition checks a definition against the same
+	// limits); nil means definition.DefaultRunLimits.
+	RunLimits func(tenant string) definition.RunLimits
 	// QueryTimeout bounds one status query of a running workflow (default 10s).
 	QueryTimeout time.Duration
 	// ClosedQueryTimeout bounds the status query of a closed workflow,
 	// answered by a worker replaying its history (default 3s); past it the
 	// status comes from Temporal's record of the run, without steps.
 	ClosedQueryTimeout time.Duration
-	// ApprovalScanLimit bounds how many running workflows PendingApprovals
-	// inspects (default 1000).
+	// ApprovalScanLimit bounds how many running workflows one
+	// PendingApprovals list queries (DefaultApprovalScanLimit).
 	ApprovalScanLimit int
 	// ApprovalConcurrency bounds parallel status queries (default 8).
 	ApprovalConcurrency int
+	// ApprovalDeadline bounds the time one PendingApprovals list takes
+	// (DefaultApprovalDeadline); past it the list is truncated.
+	ApprovalDeadline time.Duration
+	// ApprovalCacheTTL is how long a caller's PendingApprovals list is
+	// reused (DefaultApprovalCacheTTL); negative: never.
+	ApprovalCacheTTL time.Duration
 	// WatchMinInterval and WatchMaxInterval bound how often Watch queries a
 	// workflow (defaults 100ms and 5s); see Watch.
 	WatchMinInterval time.Duration
@@ -185,6 +195,8 @@ type Orchestrator struct {
 	c    client.Client
 	opts Options
 	log  *slog.Logger
+	// approvals keeps callers' pending-approvals lists briefly.
+	approvals *approvalCache
 
 	saTenant, saDefinition, saVersion temporal.SearchAttributeKeyKeyword
 }
@@ -209,7 +221,13 @@ func New(opts Options) (*Orchestrator, error) {
 		opts.ClosedQueryTimeout = 3 * time.Second
 	}
 	if opts.ApprovalScanLimit <= 0 {
-		opts.ApprovalScanLimit = 1000
+		opts.ApprovalScanLimit = DefaultApprovalScanLimit
+	}
+	if opts.ApprovalDeadline <= 0 {
+		opts.ApprovalDeadline = DefaultApprovalDeadline
+	}
+	if opts.ApprovalCacheTTL == 0 {
+		opts.ApprovalCacheTTL = DefaultApprovalCacheTTL
 	}
 	if opts.ApprovalConcurrency <= 0 {
 		opts.ApprovalConcurrency = 8
@@ -231,6 +249,7 @@ func New(opts Options) (*Orchestrator, error) {
 		c:            opts.Client,
 		opts:         opts,
 		log:          log,
+		approvals:    newApprovalCache(opts.ApprovalCacheTTL),
 		saTenant:     temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrTenant),
 		saDefinition: temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrDefinition),
 		saVersion:    temporal.NewSearchAttributeKeyKeyword(workflows.SearchAttrVersion),

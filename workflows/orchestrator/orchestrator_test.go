@@ -120,26 +120,37 @@ func TestMayDecide(t *testing.T) {
 	p := workflows.PendingApproval{StepID: "s", Approvers: workflows.Approvers{Roles: []string{"finance"}, Users: []string{"bob"}},
 		Votes: []workflows.Vote{{By: workflows.Identity{KeyID: "k9", User: "carol"}}}}
 	cases := []struct {
-		c    Caller
-		want bool
+		c           Caller
+		submittedBy string
+		want        bool
 	}{
-		{Caller{KeyID: "k1", Roles: []string{"finance"}}, true},
-		{Caller{KeyID: "k1", User: "bob", Roles: []string{"approver"}}, true},
-		{Caller{KeyID: "k1", User: "alice", Roles: []string{"approver"}}, false},
-		{Caller{KeyID: "k9", User: "dave", Roles: []string{"finance"}}, true},
-		{Caller{KeyID: "k2", User: "carol", Roles: []string{"finance"}}, false},
-		{Caller{KeyID: "k1", Roles: []string{"admin"}}, false},
+		{Caller{KeyID: "k1", Roles: []string{"finance"}}, "k7", true},
+		{Caller{KeyID: "k1", User: "bob", Roles: []string{"approver"}}, "k7", true},
+		{Caller{KeyID: "k1", User: "alice", Roles: []string{"approver"}}, "k7", false},
+		{Caller{KeyID: "k9", User: "dave", Roles: []string{"finance"}}, "k7", true},
+		{Caller{KeyID: "k2", User: "carol", Roles: []string{"finance"}}, "k7", false},
+		{Caller{KeyID: "k1", Roles: []string{"admin"}}, "k7", false},
+		// Separation of duties: the submitter's key (no user), or its
+		// user whatever key, may not vote.
+		{Caller{KeyID: "k1", Roles: []string{"finance"}}, "k1", false},
+		{Caller{KeyID: "k3", User: "bob", Roles: []string{"finance"}}, "bob", false},
+		{Caller{KeyID: "k3", User: "bob", Roles: []string{"finance"}}, "k3", true},
 	}
 	for _, c := range cases {
-		if got := MayDecide(c.c, p); got != c.want {
-			t.Errorf("%+v: %v", c.c, got)
+		if got := MayDecide(c.c, p, c.submittedBy); got != c.want {
+			t.Errorf("%+v submitted by %s: %v", c.c, c.submittedBy, got)
 		}
 	}
+	self := p
+	self.AllowSelfApproval = true
+	if !MayDecide(Caller{KeyID: "k1", Roles: []string{"finance"}}, self, "k1") {
+		t.Error("allow_self_approval does not let the submitter vote")
+	}
 	p.Votes = []workflows.Vote{{By: workflows.Identity{KeyID: "k9"}}}
-	if MayDecide(Caller{KeyID: "k9", Roles: []string{"finance"}}, p) {
+	if MayDecide(Caller{KeyID: "k9", Roles: []string{"finance"}}, p, "") {
 		t.Error("a key without user voted twice")
 	}
-	if !MayDecide(Caller{KeyID: "k1"}, workflows.PendingApproval{}) {
+	if !MayDecide(Caller{KeyID: "k1"}, workflows.PendingApproval{}, "") {
 		t.Error("an approval without approvers admits anyone")
 	}
 }

@@ -100,6 +100,12 @@ func (o *Orchestrator) Start(ctx context.Context, caller Caller, req StartReques
 			o.saDefinition.ValueSet(def.Name),
 			o.saVersion.ValueSet(def.Version),
 		),
+		// Fairness: the tenant is the fairness key of the workflow's
+		// tasks and (inherited) of its activities, so that Temporal's
+		// matching dispatches each tenant's backlog in turn and one
+		// tenant's burst cannot queue ahead of every other tenant (on a
+		// server with matching.enableFairness; see docs/SECURITY.md).
+		Priority: temporal.Priority{FairnessKey: caller.Tenant},
 		Memo: map[string]any{
 			workflows.MemoRequestID:   caller.RequestID,
 			workflows.MemoBodyHash:    hash,
@@ -111,7 +117,14 @@ func (o *Orchestrator) Start(ctx context.Context, caller Caller, req StartReques
 		// timeouts and retry policies are copied in with the definition.
 		def = workflows.WithServiceDefaults(def, o.opts.ServiceDefaults)
 	}
+	limits := definition.DefaultRunLimits()
+	if o.opts.RunLimits != nil {
+		// Workflow code cannot read the configuration either: the
+		// tenant's limits travel with the orchestration.
+		limits = o.opts.RunLimits(caller.Tenant).Or(limits)
+	}
 	in := workflows.OrchestrationInput{
+		Limits:     &limits,
 		Definition: def,
 		Input:      input,
 		Meta: activities.RunMeta{

@@ -89,6 +89,9 @@ type PendingApproval struct {
 	Since     time.Time  `json:"since"`
 	Deadline  *time.Time `json:"deadline,omitempty"`
 	Escalated bool       `json:"escalated,omitempty"`
+	// AllowSelfApproval is the step's allow_self_approval: whether the
+	// identity that submitted the orchestration may vote on it.
+	AllowSelfApproval bool `json:"allow_self_approval,omitempty"`
 }
 
 // PendingEvent is an event step waiting for its event: POST /v1/events

@@ -327,6 +327,9 @@ func (o Options) dynamicConfig() dynamicconfig.StaticClient {
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
 		// A dev machine runs many visibility queries (UI, status lists).
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// Orchestrations carry their tenant as fairness key: dispatch
+		// each tenant's tasks in turn (docs/SECURITY.md, fairness).
+		dynamicconfig.MatchingEnableFairness.Key(): true,
 	}
 	for k, v := range o.DynamicConfig {
 		dc[dynamicconfig.MakeKey(k)] = v
