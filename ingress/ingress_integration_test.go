@@ -168,7 +168,7 @@ func newEnv(t *testing.T) *env {
 	limits := func(get func(sysconfig.Tenant) sysconfig.RateLimit) func(string) (ratelimit.Limit, bool) {
 		return func(tenant string) (ratelimit.Limit, bool) {
 			l := get(reg.Current().Tenant(tenant))
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		}
 	}
 	srv, err := New(Deps{

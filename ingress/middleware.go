@@ -286,10 +286,12 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 // rateLimit applies the key's and the tenant's token buckets and sets the
 // RateLimit-* headers.
 func (s *Server) rateLimit(c echo.Context, p auth.Principal) error {
+	// A limit that is not set (zero) never means unlimited: it falls back
+	// to the server's defaults (issue 10).
 	keyLimit := s.cfg.KeyLimit
 	if s.deps.KeyLimits != nil {
 		if l, ok := s.deps.KeyLimits(p.Tenant); ok {
-			keyLimit = l
+			keyLimit = l.Or(keyLimit)
 		}
 	}
 	if p.RPS > 0 {
@@ -298,7 +300,7 @@ func (s *Server) rateLimit(c echo.Context, p auth.Principal) error {
 	tenantLimit := s.cfg.TenantLimit
 	if s.deps.TenantLimits != nil {
 		if l, ok := s.deps.TenantLimits(p.Tenant); ok {
-			tenantLimit = l
+			tenantLimit = l.Or(tenantLimit)
 		}
 	}
 	d := s.limiter.Allow(p.KeyID, keyLimit, p.Tenant, tenantLimit)

@@ -112,7 +112,8 @@ type Config struct {
 	// MaxJSONDepth is the deepest accepted JSON nesting.
 	MaxJSONDepth int
 	// KeyLimit and TenantLimit are the default token buckets per API key
-	// and per tenant (RPS <= 0: unlimited).
+	// and per tenant, and what a limit from Deps that is not set falls
+	// back to; zero takes DefaultConfig's (only Unlimited lifts them).
 	KeyLimit    ratelimit.Limit
 	TenantLimit ratelimit.Limit
 	// SSEHeartbeat is the interval of keep-alive comments on event streams.
@@ -160,6 +161,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxJSONDepth <= 0 {
 		c.MaxJSONDepth = d.MaxJSONDepth
 	}
+	c.KeyLimit = c.KeyLimit.Or(d.KeyLimit)
+	c.TenantLimit = c.TenantLimit.Or(d.TenantLimit)
 	return c
 }
 

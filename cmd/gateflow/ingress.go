@@ -237,11 +237,11 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		Keys:         keys,
 		TenantLimits: func(t string) (ratelimit.Limit, bool) {
 			l := reg.Current().Tenant(t).RateLimit
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		},
 		KeyLimits: func(t string) (ratelimit.Limit, bool) {
 			l := reg.Current().Tenant(t).KeyRateLimit
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		},
 		Recorder: prod,
 		Metrics:  metrics,
