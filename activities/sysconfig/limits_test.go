@@ -48,7 +48,7 @@ func TestRateLimitsInherit(t *testing.T) {
 
 func TestRateLimitProblems(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"tenants:\n  acme: {rate_limit: {burst: 10}}\n":                  "tenants.acme.rate_limit.rps: required with burst",
+		"tenants:\n  acme: {rate_limit: {burst: 10}}\n":                   "tenants.acme.rate_limit.rps: required with burst",
 		"tenants:\n  acme: {key_rate_limit: {unlimited: true, rps: 5}}\n": "tenants.acme.key_rate_limit: unlimited: true takes no rps or burst",
 		"tenants:\n  acme: {rate_limit: {rps: -1}}\n":                     "tenants.acme.rate_limit.rps: must not be negative",
 	} {
