@@ -77,7 +77,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		} else if !knownMethods[method] {
 			method = "OTHER" // bounded label values for garbage methods
 		}
-		info := &api.RequestInfo{RequestID: rid, Route: route}
+		info := &api.RequestInfo{RequestID: rid, Route: route, Streams: s.gate}
 		body := &countingBody{ReadCloser: r.Body}
 		r = r.WithContext(api.WithInfo(r.Context(), info))
 		r.Body = body

@@ -36,7 +36,9 @@ func (s *Server) builtinGroups() []builtinGroup {
 	watch := route(http.MethodGet, "/v1/workflows/{id}/events", anyRole, s.watchWorkflow, api.Operation{
 		ID: "watchWorkflow", Summary: "Stream status changes (Server-Sent Events) until the workflow closes",
 		Description: "Events: `status` (data: the whole Status, id: its seq), `error` (data: an Error that did not end the stream), " +
-			"`end` (the workflow closed), `shutdown` (the server is stopping; reconnect). Comments `: keep-alive` every 15 s.",
+			"`end` (the workflow closed), `shutdown` (data: `{\"reason\", \"message\"}`; reason `server_shutdown`: the server is stopping, " +
+			"or `max_age`: the stream lasted " + s.cfg.MaxStreamAge.String() + ", its maximum; reconnect). " +
+			"Comments `: keep-alive` every " + s.cfg.SSEHeartbeat.String() + ".",
 		Params: []api.Param{idParam},
 		Responses: map[int]api.Response{200: {Description: "An event stream.", ContentType: "text/event-stream", Schema: str()},
 			404: errResp("No such workflow in your tenant.")},

@@ -118,6 +118,18 @@ type Config struct {
 	TenantLimit ratelimit.Limit
 	// SSEHeartbeat is the interval of keep-alive comments on event streams.
 	SSEHeartbeat time.Duration
+	// StreamsPerKey and StreamsPerTenant cap the long-lived responses
+	// (SSE status streams, streamed chat completions, MCP requests) open at
+	// once per API key and per tenant (429 beyond); negative: no cap.
+	StreamsPerKey    int
+	StreamsPerTenant int
+	// MaxStreamAge ends a long-lived response that lasted this long, with
+	// its protocol's shutdown event (clients reconnect); negative: no
+	// bound.
+	MaxStreamAge time.Duration
+	// StreamWriteTimeout bounds each write of an event: a client that
+	// stops reading is cut off; negative: none.
+	StreamWriteTimeout time.Duration
 }
 
 // DefaultConfig returns the settings used when a field is zero.
@@ -135,6 +147,12 @@ func DefaultConfig() Config {
 		KeyLimit:          ratelimit.Limit{RPS: 50, Burst: 100},
 		TenantLimit:       ratelimit.Limit{RPS: 200, Burst: 400},
 		SSEHeartbeat:      15 * time.Second,
+		// A key rarely needs more than a few watches and agent sessions
+		// at once; the tenant cap bounds what all its keys can pin.
+		StreamsPerKey:      16,
+		StreamsPerTenant:   128,
+		MaxStreamAge:       30 * time.Minute,
+		StreamWriteTimeout: 30 * time.Second,
 	}
 }
 
@@ -161,6 +179,18 @@ func (c Config) withDefaults() Config {
 	if c.MaxJSONDepth <= 0 {
 		c.MaxJSONDepth = d.MaxJSONDepth
 	}
+	if c.StreamsPerKey == 0 {
+		c.StreamsPerKey = d.StreamsPerKey
+	}
+	if c.StreamsPerTenant == 0 {
+		c.StreamsPerTenant = d.StreamsPerTenant
+	}
+	if c.MaxStreamAge == 0 {
+		c.MaxStreamAge = d.MaxStreamAge
+	}
+	if c.StreamWriteTimeout == 0 {
+		c.StreamWriteTimeout = d.StreamWriteTimeout
+	}
 	c.KeyLimit = c.KeyLimit.Or(d.KeyLimit)
 	c.TenantLimit = c.TenantLimit.Or(d.TenantLimit)
 	return c
@@ -174,6 +204,8 @@ type Server struct {
 	e       *echo.Echo
 	limiter *ratelimit.Limiter
 	metrics *metrics
+	// gate admits long-lived responses (api.OpenStream).
+	gate *streamGate
 
 	mu      sync.Mutex
 	routes  []*routeSpec
@@ -240,6 +272,10 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		byKey: map[string]*routeSpec{}, schemas: map[string]any{},
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	s.gate = newStreamGate(api.StreamLimits{
+		PerKey: max(0, cfg.StreamsPerKey), PerTenant: max(0, cfg.StreamsPerTenant),
+		MaxAge: max(0, cfg.MaxStreamAge), WriteTimeout: max(0, cfg.StreamWriteTimeout),
+	}, m)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -63,6 +63,12 @@ type ingressConfig struct {
 	IdleTimeout     time.Duration
 	RequestTimeout  time.Duration
 	ShutdownTimeout time.Duration
+	// Bounds of long-lived responses (SSE, streamed completions, MCP); 0
+	// lifts a bound.
+	MaxStreamsPerKey    int
+	MaxStreamsPerTenant int
+	MaxStreamAge        time.Duration
+	StreamWriteTimeout  time.Duration
 	// CodecTenant is the operators' tenant, whose admin keys may use the
 	// codec endpoint (mounted only with it and --payload-key-file);
 	// CodecUIOrigin is the Temporal Web UI's origin allowed by CORS.
@@ -100,6 +106,10 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", d.IdleTimeout, "how long an idle keep-alive connection stays open")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline of the work behind one request (not for event streams)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
+	fs.IntVar(&c.MaxStreamsPerKey, "max-streams-per-key", d.StreamsPerKey, "long-lived responses (event streams, streamed chat completions, MCP requests) one API key may hold open (429 beyond; 0: no cap)")
+	fs.IntVar(&c.MaxStreamsPerTenant, "max-streams-per-tenant", d.StreamsPerTenant, "long-lived responses all keys of a tenant may hold open (429 beyond; 0: no cap)")
+	fs.DurationVar(&c.MaxStreamAge, "max-stream-age", d.MaxStreamAge, "longest life of a long-lived response; it then ends with a shutdown event and clients reconnect (0: no bound)")
+	fs.DurationVar(&c.StreamWriteTimeout, "stream-write-timeout", d.StreamWriteTimeout, "longest a write of one event may block before the stream is cut (a client that stopped reading; 0: no bound)")
 	fs.StringVar(&c.CodecTenant, "codec-tenant", "", "tenant whose admin keys may use the codec endpoint /codec/{decode,encode} (needs --payload-key-file; empty: no endpoint)")
 	fs.StringVar(&c.CodecUIOrigin, "codec-ui-origin", "", "origin of the Temporal Web UI allowed to call the codec endpoint from a browser (CORS)")
 }
@@ -129,6 +139,12 @@ func (c ingressConfig) validate() error {
 	}
 	if c.MaxJSONDepth < 2 || c.MaxJSONDepth > 1000 {
 		errs = append(errs, fmt.Errorf("--max-json-depth %d: must be between 2 and 1000", c.MaxJSONDepth))
+	}
+	for name, n := range map[string]int64{"max-streams-per-key": int64(c.MaxStreamsPerKey), "max-streams-per-tenant": int64(c.MaxStreamsPerTenant),
+		"max-stream-age": int64(c.MaxStreamAge), "stream-write-timeout": int64(c.StreamWriteTimeout)} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("--%s: must not be negative (0 lifts the bound)", name))
+		}
 	}
 	for name, d := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "write-timeout": c.WriteTimeout,
 		"idle-timeout": c.IdleTimeout, "request-timeout": c.RequestTimeout, "shutdown-timeout": c.ShutdownTimeout} {
@@ -256,6 +272,12 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		MaxJSONDepth:    cfg.MaxJSONDepth,
+		// 0 on the command line lifts a bound; in ingress.Config it takes
+		// the default.
+		StreamsPerKey:      orNone(cfg.MaxStreamsPerKey),
+		StreamsPerTenant:   orNone(cfg.MaxStreamsPerTenant),
+		MaxStreamAge:       orNone(cfg.MaxStreamAge),
+		StreamWriteTimeout: orNone(cfg.StreamWriteTimeout),
 	})
 	if err != nil {
 		return err
@@ -268,9 +290,9 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	}
 	runner := prompt.NewRunner(gw, prompt.FromRegistry(reg), prompt.RunnerOptions{Log: log.With("component", "prompt-apis")})
 	groups := append([]api.Group{
-		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
+		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat"), MaxJSONDepth: cfg.MaxJSONDepth}),
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
-		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp")}).Routes(),
+		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp"), MaxJSONDepth: cfg.MaxJSONDepth}).Routes(),
 		analyticsapi.Routes(analytics, analyticsapi.Options{}),
 	}, append(codecRoutes, cfg.Groups...)...)
 	for _, g := range groups {
@@ -286,6 +308,14 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		cfg.OnListen(ln.Addr().String())
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// orNone maps a flag's 0 ("no bound") to ingress.Config's -1.
+func orNone[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // newOrchestrator wires the orchestrator to Temporal and the registry:

@@ -22,6 +22,9 @@ type RequestInfo struct {
 	Version    string
 	// Err is the error answered, for the access log.
 	Err error
+	// Streams admits long-lived responses (OpenStream); nil outside the
+	// ingress.
+	Streams StreamGate
 }
 
 type infoKey struct{}

@@ -23,10 +23,12 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -86,6 +88,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// CallTimeout bounds a tool's orchestrator calls (default 30 s).
 	CallTimeout time.Duration
+	// MaxJSONDepth bounds the nesting of a request (default
+	// api.DefaultMaxDepth).
+	MaxJSONDepth int
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
 }
@@ -119,6 +124,9 @@ func New(orch Orchestrator, prompts *prompt.Runner, opts Options) *Server {
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = DefaultCallTimeout
+	}
+	if opts.MaxJSONDepth <= 0 {
+		opts.MaxJSONDepth = api.DefaultMaxDepth
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -202,12 +210,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, api.Errorf(http.StatusUnauthorized, "unauthenticated", "an API key is required"))
 		return
 	}
-	srv, err := s.serverFor(r.Context(), p, api.RequestID(r.Context()))
+	// The body is read and checked here, like every JSON body of the
+	// ingress (size, syntax, nesting depth), before the SDK decodes it:
+	// its decoder has no depth bound.
+	if r.Method == http.MethodPost {
+		body, err := api.ReadBody(w, r, maxBody)
+		if err == nil {
+			err = checkJSON(body, s.opts.MaxJSONDepth)
+		}
+		if err != nil {
+			httperr.Write(w, r, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	// An MCP request is long-lived (a tool may wait for an orchestration):
+	// it takes a stream slot of the key and tenant, and gets the stream's
+	// maximum age and write deadline (issue 10 item 7).
+	st, err := api.OpenStream(w, r)
 	if err != nil {
 		httperr.Write(w, r, err)
 		return
 	}
-	s.http.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), serverKey{}, srv)))
+	defer st.Close()
+	srv, err := s.serverFor(st.Context(), p, api.RequestID(r.Context()))
+	if err != nil {
+		httperr.Write(w, r, err)
+		return
+	}
+	s.http.ServeHTTP(st.W, r.WithContext(context.WithValue(st.Context(), serverKey{}, srv)))
+}
+
+// checkJSON refuses a body that is not one JSON value within maxDepth, in
+// the API's error shape (400 invalid_json).
+func checkJSON(body []byte, maxDepth int) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "a JSON-RPC message is required",
+			Details: []api.Detail{{Path: "", Message: "is empty"}}}
+	}
+	if err := api.CheckDepth(body, maxDepth); err != nil {
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error(),
+			Details: []api.Detail{{Path: "", Message: err.Error()}}}
+	}
+	if !json.Valid(body) {
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body is not valid JSON",
+			Details: []api.Detail{{Path: "", Message: "is not valid JSON"}}}
+	}
+	return nil
 }
 
 // roleSet is what decides a principal's tools.
