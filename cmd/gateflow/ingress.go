@@ -194,15 +194,18 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
 	}
-	bgCtx, stopBg := context.WithCancel(ctx)
-	defer stopBg()
-	go reg.Watch(bgCtx, log.With("component", "registry"), cfg.ReloadInterval)
-	go watchKeys(bgCtx, keys, cfg.KeysFile, cfg.ReloadInterval, log.With("component", "keys"))
-
 	metrics := cfg.Metrics
 	if metrics == nil {
 		metrics = newProcessRegistry()
 	}
+	keysHealth, err := newKeysHealth(keys, metrics)
+	if err != nil {
+		return err
+	}
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	go reg.Watch(bgCtx, log.With("component", "registry"), cfg.ReloadInterval)
+	go watchKeys(bgCtx, keys, cfg.KeysFile, cfg.ReloadInterval, keysHealth, log.With("component", "keys"))
 	transport, err := cfg.Kafka.transport()
 	if err != nil {
 		return err
@@ -246,6 +249,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 			return cfg.Kafka.reachable(ctx, transport)
 		}},
 		{Name: "clickhouse", Optional: true, Check: func(ctx context.Context) error { return ch.Ping(ctx) }},
+		keysHealth.ready(),
 	}, cfg.Ready...)
 
 	srv, err := ingress.New(ingress.Deps{
@@ -342,12 +346,19 @@ func newOrchestrator(c client.Client, reg *sysconfig.Registry, taskQueue string,
 }
 
 // watchKeys reloads the keys file on every SIGHUP and when it changes
-// (polled every interval; 0: signals only) until ctx ends; an invalid file
-// keeps the previous keys.
-func watchKeys(ctx context.Context, keys *auth.Store, path string, interval time.Duration, log *slog.Logger) {
+// (polled every interval; 0: signals only) until ctx ends. Invalid entries
+// are skipped and reported (the rest, and every disabled entry, applies);
+// a file that cannot be read keeps the previous keys.
+func watchKeys(ctx context.Context, keys *auth.Store, path string, interval time.Duration, health *keysHealth, log *slog.Logger) {
 	sysconfig.OnChange(ctx, interval, []string{path}, func(trigger string) {
 		if err := keys.Reload(); err != nil {
-			log.Error("keys reload failed; keeping the previous keys", "file", path, "trigger", trigger, "err", err)
+			health.failures.Inc()
+			if keys.LastReload().Applied {
+				log.Error("keys reload skipped invalid entries; valid and disabled entries were applied", "file", path, "trigger", trigger,
+					"invalid", keys.LastReload().Invalid, "keys", keys.Len(), "err", err)
+			} else {
+				log.Error("keys reload failed; keeping the previous keys", "file", path, "trigger", trigger, "err", err)
+			}
 			return
 		}
 		log.Info("keys reloaded", "file", path, "trigger", trigger, "keys", keys.Len())
