@@ -159,6 +159,9 @@ type callError struct {
 	status    int
 	msg       string
 	cause     error
+	// detail is logged, never returned: e.g. the network error with its
+	// addresses.
+	detail string
 }
 
 func (e *callError) Error() string { return e.msg }
@@ -215,7 +218,7 @@ func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutp
 	rec.SetError(class, cerr)
 	a.rec.Emit(rec)
 	a.log.Debug("http call failed", "step", in.StepID, "target", rec.Target, "attempt", attempt,
-		"class", class, "status", cerr.status, "error", cerr.msg)
+		"class", class, "status", cerr.status, "error", cerr.msg, "detail", cerr.detail)
 	if cerr.class == "" {
 		// The activity was cancelled: report the context error so that
 		// Temporal records a cancellation, not a failure.
@@ -279,7 +282,13 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		}
 		u.RawQuery = q.Encode()
 	}
-	what := fmt.Sprintf("%s %s%s", method, rec.Target, u.EscapedPath())
+	// Messages name a service and the step's path, never the service's
+	// base URL (operator configuration, internal addresses).
+	shown := u.EscapedPath()
+	if in.Service != "" {
+		shown = in.Path
+	}
+	what := fmt.Sprintf("%s %s%s", method, rec.Target, shown)
 
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -369,7 +378,10 @@ func classifyTransport(actCtx, callCtx context.Context, what string, timeout tim
 	case errors.Is(callCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return &callError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: no response within %s", what, timeout)}
 	default:
-		return &callError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, unwrapURLError(err))}
+		// The message names the step's target, never the address it
+		// resolved to (the log has the whole error).
+		return &callError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %s", what, calls.DescribeNetError(err)),
+			detail: unwrapURLError(err).Error()}
 	}
 }
 

@@ -371,21 +371,23 @@ func (a *MCPActivity) classify(actCtx, callCtx context.Context, tr *observingTra
 	case status >= 500:
 		return &mcpError{class: calls.ClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: HTTP %d", what, status)}
 	case status >= 400:
-		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: HTTP %d: %v", what, status, err)}
+		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: HTTP %d: %s", what, status, calls.RedactAddresses(err.Error()))}
 	case errors.As(err, &we) && badRequestCodes[we.Code]:
 		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
 	case status == 0:
 		// No answer at all: the SDK reports a failed send as a transport
 		// rejection, whatever the network error was.
+		// The message never names the server's address (see
+		// calls.DescribeNetError).
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return &mcpError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
+			return &mcpError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: %s", what, calls.DescribeNetError(err))}
 		}
-		return &mcpError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
+		return &mcpError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %s", what, calls.DescribeNetError(err))}
 	case errors.As(err, &we):
 		return &mcpError{class: calls.ClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
 	}
-	return &mcpError{class: calls.ClassConnection, retryable: true, status: status, msg: fmt.Sprintf("%s: %v", what, err)}
+	return &mcpError{class: calls.ClassConnection, retryable: true, status: status, msg: fmt.Sprintf("%s: %s", what, calls.RedactAddresses(err.Error()))}
 }
 
 // observingTransport adds the server's headers to every request of one

@@ -206,6 +206,9 @@ type Server struct {
 	metrics *metrics
 	// gate admits long-lived responses (api.OpenStream).
 	gate *streamGate
+	// readyLast is the last error of each readiness check, logged on change.
+	readyMu   sync.Mutex
+	readyLast map[string]string
 
 	mu      sync.Mutex
 	routes  []*routeSpec
@@ -269,7 +272,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, deps: deps, log: log, limiter: ratelimit.New(), metrics: m,
-		byKey: map[string]*routeSpec{}, schemas: map[string]any{},
+		byKey: map[string]*routeSpec{}, schemas: map[string]any{}, readyLast: map[string]string{},
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.gate = newStreamGate(api.StreamLimits{
@@ -454,7 +457,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	e := echoError(err)
+	rid := ""
+	if info != nil {
+		rid = info.RequestID
+	}
+	e := httperr.ForClient(echoError(err), rid)
 	for k, v := range e.Header {
 		c.Response().Header()[k] = v
 	}

@@ -83,7 +83,7 @@ func (s *Server) watchWorkflow(c echo.Context) error {
 				}
 			}
 			if u.Err != nil {
-				if err := writeEvent(w, EventError, "", api.Body{Error: httperr.FromError(u.Err)}); err != nil {
+				if err := writeEvent(w, EventError, "", api.Body{Error: httperr.ForClient(httperr.FromError(u.Err), api.RequestID(r.Context()))}); err != nil {
 					return nil
 				}
 				continue

@@ -368,7 +368,7 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	resp, err := h.gw.Chat(ctx, &req.ChatRequest, opts)
 	if err != nil {
-		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
+		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err, "cause", causeOf(err))
 		httperr.Write(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
@@ -391,7 +391,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 	ctx := st.Context()
 	s, err := h.gw.ChatStream(ctx, req, opts)
 	if err != nil {
-		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
+		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err, "cause", causeOf(err))
 		httperr.Write(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
@@ -413,7 +413,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 		if err != nil {
 			// The status is sent: report the error as an event, the way
 			// OpenAI clients read it, and end the stream without [DONE].
-			ae := httperr.FromError(Error(err, nil))
+			ae := httperr.ForClient(httperr.FromError(Error(err, nil)), opts.RequestID)
 			if st.Expired() {
 				ae = &api.Error{Status: http.StatusRequestTimeout, Code: "stream_max_age", Details: []api.Detail{},
 					Message: fmt.Sprintf("the stream reached its maximum age (%s); send the request again", st.MaxAge())}
@@ -439,6 +439,16 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 			return
 		}
 	}
+}
+
+// causeOf is the underlying error of a model error, for logs: its message
+// keeps provider addresses out of answers, the log keeps them.
+func causeOf(err error) string {
+	var le *llm.Error
+	if errors.As(err, &le) && le.Err != nil {
+		return le.Err.Error()
+	}
+	return ""
 }
 
 // modelList is the OpenAI list of models.

@@ -485,9 +485,15 @@ func result(v any, isError bool) *mcp.CallToolResult {
 }
 
 // toolError answers an error in the API's error shape as a tool error, so
-// that the agent sees (and can correct) it.
+// that the agent sees (and can correct) it; a server-side failure names no
+// address and gives the request id (httperr.ForClient).
 func toolError(err error) *mcp.CallToolResult {
 	return result(api.Body{Error: httperr.FromError(err)}, true)
+}
+
+// toolErrorFor is toolError for a caller's request.
+func toolErrorFor(c orchestrator.Caller, err error) *mcp.CallToolResult {
+	return result(api.Body{Error: httperr.ForClient(httperr.FromError(err), c.RequestID)}, true)
 }
 
 var errNoCaller = errors.New("no authenticated caller")
@@ -508,7 +514,7 @@ func (s *Server) workflowStatus(ctx context.Context, req *mcp.CallToolRequest) (
 	defer cancel()
 	st, err := s.orch.Status(ctx, c, in.ID)
 	if err != nil {
-		return toolError(err), nil
+		return toolErrorFor(c, err), nil
 	}
 	return result(st, false), nil
 }
@@ -529,7 +535,7 @@ func (s *Server) pendingApprovals(ctx context.Context, req *mcp.CallToolRequest)
 	defer cancel()
 	a, err := s.orch.PendingApprovals(ctx, c)
 	if err != nil {
-		return toolError(err), nil
+		return toolErrorFor(c, err), nil
 	}
 	return result(a, false), nil
 }
@@ -556,7 +562,7 @@ func (s *Server) decideApproval(ctx context.Context, req *mcp.CallToolRequest) (
 	defer cancel()
 	res, err := s.orch.Decide(ctx, c, in.WorkflowID, orchestrator.DecideRequest{StepID: in.StepID, Decision: in.Decision, Comment: in.Comment})
 	if err != nil {
-		return toolError(err), nil
+		return toolErrorFor(c, err), nil
 	}
 	return result(res, false), nil
 }
@@ -613,7 +619,7 @@ func (s *Server) startOrchestration(name string) mcp.ToolHandler {
 		})
 		cancel()
 		if err != nil {
-			return toolError(err), nil
+			return toolErrorFor(c, err), nil
 		}
 		setWorkflow(info, res.ID, res.Definition, res.Version)
 		out := startResult{ID: res.ID, RunID: res.RunID, Definition: res.Definition, Version: res.Version, Created: res.Created, State: workflows.RunRunning}
@@ -623,7 +629,7 @@ func (s *Server) startOrchestration(name string) mcp.ToolHandler {
 		st, err := s.await(ctx, c, res.ID, wait)
 		if err != nil {
 			// Started, but the wait failed: say so without hiding the id.
-			out.Error = "started, but waiting for the result failed: " + httperr.FromError(err).Message
+			out.Error = "started, but waiting for the result failed: " + httperr.ForClient(httperr.FromError(err), c.RequestID).Message
 			return result(out, false), nil
 		}
 		out.Status = st
@@ -680,7 +686,7 @@ func (s *Server) runPrompt(name string) mcp.ToolHandler {
 			Labels: map[string]string{"via": "mcp"},
 		})
 		if err != nil {
-			return toolError(promptapi.HTTPError(err, nil)), nil
+			return toolErrorFor(c, promptapi.HTTPError(err, nil)), nil
 		}
 		return result(res, false), nil
 	}

@@ -233,7 +233,9 @@ func temporalError(err error, what string) error {
 	case errors.As(err, &nf):
 		return &Error{Kind: ErrNotFound, Code: "workflow_not_found", Message: "workflow not found"}
 	case errors.As(err, &ra), errors.As(err, &un), errors.As(err, &nnf):
-		return &Error{Kind: ErrUnavailable, Code: "temporal_unavailable", Message: fmt.Sprintf("%s: Temporal unavailable: %v", what, err)}
+		// The client learns the class; Temporal's address and the gRPC
+		// detail stay in Cause, for the access log (issue 10 item 9).
+		return &Error{Kind: ErrUnavailable, Code: "temporal_unavailable", Message: what + ": Temporal is unavailable; retry later", Cause: err}
 	case errors.As(err, &de), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", what, context.DeadlineExceeded)
 	case errors.Is(err, context.Canceled):
