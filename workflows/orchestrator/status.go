@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/wire"
 )
@@ -168,13 +169,15 @@ func failureMessage(err error) string {
 	if errors.As(err, &timeout) {
 		return "timed out: " + timeout.Message()
 	}
+	// Anything else is Temporal's or the SDK's text, which may name
+	// addresses: shown without them (issue 10 item 9).
 	var wee *temporal.WorkflowExecutionError
 	if errors.As(err, &wee) {
 		if u := errors.Unwrap(wee); u != nil {
-			return u.Error()
+			return calls.RedactAddresses(u.Error())
 		}
 	}
-	return err.Error()
+	return calls.RedactAddresses(err.Error())
 }
 
 // closedState is the API state of a run: the final state the
