@@ -1,6 +1,8 @@
 package activities_test
 
 import (
+	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -54,5 +56,21 @@ func TestMCPServerAddressesNotInErrors(t *testing.T) {
 	}
 	if ae.Type() != calls.ClassConnection || !strings.Contains(ae.Message(), `"catalog"`) {
 		t.Errorf("error %s %q", ae.Type(), ae.Message())
+	}
+}
+
+// TestOutputFitsTemporalPayload: a response within the cap that grows past
+// a call's output bound once encoded (escaped text) fails with too_large.
+func TestOutputFitsTemporalPayload(t *testing.T) {
+	f := newHTTPFixture(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, strings.Repeat("<>", 400<<10))
+	}, activities.HTTPOptions{})
+	_, err := f.call(activities.HTTPCallInput{URL: f.srv.URL + "/page"})
+	if err == nil {
+		t.Fatal("an output over Temporal's payload limit was returned")
+	}
+	if ae := appError(t, err); ae.Type() != calls.ClassTooLarge || !ae.NonRetryable() || !strings.Contains(ae.Message(), "once encoded") {
+		t.Errorf("%s %v %q", ae.Type(), ae.NonRetryable(), ae.Message())
 	}
 }

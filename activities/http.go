@@ -25,8 +25,10 @@ import (
 
 // Defaults of the HTTP activity.
 const (
-	DefaultHTTPTimeout      = 30 * time.Second
-	DefaultMaxResponseBytes = 10 << 20
+	DefaultHTTPTimeout = 30 * time.Second
+	// DefaultMaxResponseBytes caps a response body: half of MaxOutputBytes,
+	// so that a body that grows when encoded (escaped text) still fits.
+	DefaultMaxResponseBytes = 1 << 20
 	// maxRedirects bounds redirects; each hop is checked like the first URL.
 	maxRedirects = 5
 	// errorBodySnippet is how much of an unexpected response body goes into
@@ -90,6 +92,7 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	opts.MaxResponseBytes = min(opts.MaxResponseBytes, MaxOutputBytes)
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = DefaultHTTPTimeout
 	}
@@ -256,7 +259,7 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 			timeout = ep.Timeout
 		}
 		if ep.MaxResponseBytes > 0 {
-			maxResp = ep.MaxResponseBytes
+			maxResp = min(ep.MaxResponseBytes, MaxOutputBytes)
 		}
 		client = a.serviceClient
 	} else {
@@ -358,11 +361,17 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 	if !statusOK(resp.StatusCode, in.SuccessStatuses) {
 		return HTTPCallOutput{}, classifyStatus(what, resp.StatusCode, data, in.NonRetryableStatuses)
 	}
-	return HTTPCallOutput{
+	out := HTTPCallOutput{
 		Status:  resp.StatusCode,
 		Headers: flattenHeaders(resp.Header),
 		Body:    decodeBody(data),
-	}, nil
+	}
+	if n, over := outputSize(out); over {
+		return HTTPCallOutput{}, &callError{class: calls.ClassTooLarge, status: resp.StatusCode,
+			msg: fmt.Sprintf("%s: response of %d bytes is %d bytes once encoded, more than a call's output may hold in the workflow history (%d)",
+				what, len(data), n, MaxOutputBytes)}
+	}
+	return out, nil
 }
 
 // classifyTransport maps an error of the round trip to an error class:

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
@@ -312,8 +313,8 @@ func (c *Config) validate() []definition.Problem {
 		if s.Retry != nil {
 			ps = append(ps, s.Retry.Problems(p+".retry")...)
 		}
-		if s.MaxResponseBytes < 0 {
-			add(p+".max_response_bytes", "must not be negative")
+		if s.MaxResponseBytes < 0 || s.MaxResponseBytes > activities.MaxOutputBytes {
+			add(p+".max_response_bytes", "must be between 0 (the worker's --max-response-bytes) and %d (a call's output must fit Temporal's 2 MiB payload limit)", activities.MaxOutputBytes)
 		}
 		if s.Owner != "" && !definition.TenantPattern.MatchString(s.Owner) {
 			add(p+".owner", "must be a tenant name (%s)", definition.TenantPattern)

@@ -48,9 +48,10 @@ func TestRateLimitsInherit(t *testing.T) {
 
 func TestRateLimitProblems(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"tenants:\n  acme: {rate_limit: {burst: 10}}\n":                   "tenants.acme.rate_limit.rps: required with burst",
-		"tenants:\n  acme: {key_rate_limit: {unlimited: true, rps: 5}}\n": "tenants.acme.key_rate_limit: unlimited: true takes no rps or burst",
-		"tenants:\n  acme: {rate_limit: {rps: -1}}\n":                     "tenants.acme.rate_limit.rps: must not be negative",
+		"tenants:\n  acme: {rate_limit: {burst: 10}}\n":                              "tenants.acme.rate_limit.rps: required with burst",
+		"tenants:\n  acme: {key_rate_limit: {unlimited: true, rps: 5}}\n":            "tenants.acme.key_rate_limit: unlimited: true takes no rps or burst",
+		"tenants:\n  acme: {rate_limit: {rps: -1}}\n":                                "tenants.acme.rate_limit.rps: must not be negative",
+		"services:\n  big: {base_url: \"http://x\", max_response_bytes: 10485760}\n": "services.big.max_response_bytes: must be between 0",
 	} {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, ConfigFile), yaml)
