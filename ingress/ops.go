@@ -10,7 +10,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/gateflow/gateflow/activities/calls"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // HealthResponse answers /healthz.
@@ -111,8 +110,7 @@ func (s *Server) logReadiness(name string, err error) {
 }
 
 func (s *Server) metricsHandler() echo.HandlerFunc {
-	h := promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})
-	return echo.WrapHandler(h)
+	return echo.WrapHandler(s.MetricsHandler())
 }
 
 func (s *Server) openAPI(c echo.Context) error {

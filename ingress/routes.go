@@ -147,10 +147,12 @@ func (s *Server) builtinGroups() []builtinGroup {
 			Responses: map[int]api.Response{200: {Description: "Ready.", Schema: api.Ref("Ready")},
 				503: {Description: "Not ready; the failed checks say why.", Schema: api.Ref("Ready")}},
 		}),
-		route(http.MethodGet, "/metrics", nil, s.metricsHandler(), api.Operation{
+	}
+	if !s.cfg.NoMetricsRoute {
+		ops = append(ops, route(http.MethodGet, "/metrics", nil, s.metricsHandler(), api.Operation{
 			ID: "metrics", Summary: "Prometheus metrics",
 			Responses: map[int]api.Response{200: {Description: "Metrics in the Prometheus text format.", ContentType: "text/plain", Schema: str()}},
-		}),
+		}))
 	}
 	for _, r := range ops {
 		r.public, r.record = true, false

@@ -23,6 +23,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
@@ -130,6 +131,9 @@ type Config struct {
 	// StreamWriteTimeout bounds each write of an event: a client that
 	// stops reading is cut off; negative: none.
 	StreamWriteTimeout time.Duration
+	// NoMetricsRoute leaves /metrics off the API listener: the process
+	// serves MetricsHandler on an admin listener instead.
+	NoMetricsRoute bool
 }
 
 // DefaultConfig returns the settings used when a field is zero.
@@ -385,6 +389,12 @@ func echoPath(p string) string {
 		b.WriteString(p[i+1 : i+j])
 		p = p[i+j+1:]
 	}
+}
+
+// MetricsHandler serves the server's metrics registry in the Prometheus
+// text format, for an admin listener (Config.NoMetricsRoute).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})
 }
 
 // Handler returns the server's http.Handler (for tests and embedding).

@@ -69,6 +69,10 @@ type ingressConfig struct {
 	MaxStreamsPerTenant int
 	MaxStreamAge        time.Duration
 	StreamWriteTimeout  time.Duration
+	// AdminListen serves /metrics (and /healthz) on a separate listener,
+	// and takes /metrics off the API's; empty: /metrics stays on the API
+	// listener.
+	AdminListen string
 	// CodecTenant is the operators' tenant, whose admin keys may use the
 	// codec endpoint (mounted only with it and --payload-key-file);
 	// CodecUIOrigin is the Temporal Web UI's origin allowed by CORS.
@@ -85,8 +89,10 @@ type ingressConfig struct {
 	Metrics *prometheus.Registry
 	// Ready are more readiness checks.
 	Ready []ingress.ReadyCheck
-	// OnListen is called with the bound address once the server listens.
-	OnListen func(addr string)
+	// OnListen is called with the bound address once the server listens;
+	// OnAdminListen likewise for the admin listener.
+	OnListen      func(addr string)
+	OnAdminListen func(addr string)
 }
 
 func (c *ingressConfig) bind(fs *pflag.FlagSet) {
@@ -110,6 +116,7 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxStreamsPerTenant, "max-streams-per-tenant", d.StreamsPerTenant, "long-lived responses all keys of a tenant may hold open (429 beyond; 0: no cap)")
 	fs.DurationVar(&c.MaxStreamAge, "max-stream-age", d.MaxStreamAge, "longest life of a long-lived response; it then ends with a shutdown event and clients reconnect (0: no bound)")
 	fs.DurationVar(&c.StreamWriteTimeout, "stream-write-timeout", d.StreamWriteTimeout, "longest a write of one event may block before the stream is cut (a client that stopped reading; 0: no bound)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "address of an admin listener serving /metrics and /healthz; /metrics then leaves the API listener (empty: /metrics on --listen)")
 	fs.StringVar(&c.CodecTenant, "codec-tenant", "", "tenant whose admin keys may use the codec endpoint /codec/{decode,encode} (needs --payload-key-file; empty: no endpoint)")
 	fs.StringVar(&c.CodecUIOrigin, "codec-ui-origin", "", "origin of the Temporal Web UI allowed to call the codec endpoint from a browser (CORS)")
 }
@@ -126,6 +133,11 @@ func (c ingressConfig) validate() error {
 	errs := []error{c.Temporal.validate(), c.Kafka.validate(), c.ClickHouse.validate(), c.validateCodec()}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: want host:port", c.Listen))
+	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			errs = append(errs, fmt.Errorf("--admin-listen %q: want host:port or empty", c.AdminListen))
+		}
 	}
 	if c.ConfigDir == "" {
 		errs = append(errs, errors.New("--config-dir: must not be empty"))
@@ -282,6 +294,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		StreamsPerTenant:   orNone(cfg.MaxStreamsPerTenant),
 		MaxStreamAge:       orNone(cfg.MaxStreamAge),
 		StreamWriteTimeout: orNone(cfg.StreamWriteTimeout),
+		NoMetricsRoute:     cfg.AdminListen != "",
 	})
 	if err != nil {
 		return err
@@ -303,6 +316,13 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		if err := srv.Mount(g); err != nil {
 			return err
 		}
+	}
+	if cfg.AdminListen != "" {
+		stop, err := serveAdmin(cfg.AdminListen, srv.MetricsHandler(), cfg.OnAdminListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
