@@ -172,7 +172,7 @@ func TestConcurrentReload(t *testing.T) {
 
 func TestEnsureDevKey(t *testing.T) {
 	dir := t.TempDir()
-	key, created, err := EnsureDevKey(dir, "")
+	key, created, err := EnsureDevKey(dir, "", nil)
 	if err != nil || !created || !strings.HasPrefix(key, "gf_") {
 		t.Fatalf("%q %v %v", key, created, err)
 	}
@@ -180,15 +180,16 @@ func TestEnsureDevKey(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("dev-key file: %v %v", fi, err)
 	}
-	again, created, err := EnsureDevKey(dir, "")
+	again, created, err := EnsureDevKey(dir, "", nil)
 	if err != nil || created || again != key {
 		t.Errorf("second call: %q %v %v", again, created, err)
 	}
-	env, created, err := EnsureDevKey(t.TempDir(), "chosen-by-hand-0123456789")
-	if err != nil || created || env != "chosen-by-hand-0123456789" {
+	const chosen = "Zq3v-9LxTb2Wm7Yk_Hc4Pn8Rf6Dg1Js5"
+	env, created, err := EnsureDevKey(t.TempDir(), chosen, nil)
+	if err != nil || created || env != chosen {
 		t.Errorf("env: %q %v %v", env, created, err)
 	}
-	if _, _, err := EnsureDevKey(dir, "short"); err == nil {
+	if _, _, err := EnsureDevKey(dir, "short", nil); err == nil {
 		t.Error("short env key accepted")
 	}
 	st, err := NewStore("", DevKey(key), DevKey(env))
