@@ -85,7 +85,9 @@ func (s *Server) builtinGroups() []builtinGroup {
 		route(http.MethodPost, "/v1/workflows/{id}/cancel", submitters, s.cancelWorkflow, api.Operation{
 			ID: "cancelWorkflow", Summary: "Request cancellation; compensations of completed steps run",
 			Params: []api.Param{idParam},
+			Description: "Only the workflow's submitter (the same user, or the same key when it has no user) or an admin of the tenant may cancel it.",
 			Responses: map[int]api.Response{202: {Description: "Cancellation requested.", Schema: api.Ref("CancelResponse")},
+				403: errResp("Missing role, or you are neither the workflow's submitter nor an admin (not_submitter)."),
 				404: errResp("No such workflow in your tenant."), 409: errResp("The workflow has already closed.")},
 		}),
 	}}
