@@ -25,8 +25,10 @@ import (
 
 // Defaults of the HTTP activity.
 const (
-	DefaultHTTPTimeout      = 30 * time.Second
-	DefaultMaxResponseBytes = 10 << 20
+	DefaultHTTPTimeout = 30 * time.Second
+	// DefaultMaxResponseBytes caps a response body: half of MaxOutputBytes,
+	// so that a body that grows when encoded (escaped text) still fits.
+	DefaultMaxResponseBytes = 1 << 20
 	// maxRedirects bounds redirects; each hop is checked like the first URL.
 	maxRedirects = 5
 	// errorBodySnippet is how much of an unexpected response body goes into
@@ -94,6 +96,7 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	opts.MaxResponseBytes = min(opts.MaxResponseBytes, MaxOutputBytes)
 	if opts.DefaultTimeout <= 0 {
 		opts.DefaultTimeout = DefaultHTTPTimeout
 	}
@@ -164,6 +167,9 @@ type callError struct {
 	status    int
 	msg       string
 	cause     error
+	// detail is logged, never returned: e.g. the network error with its
+	// addresses.
+	detail string
 }
 
 func (e *callError) Error() string { return e.msg }
@@ -237,7 +243,7 @@ func (a *HTTPActivity) Call(ctx context.Context, in HTTPCallInput) (HTTPCallOutp
 	rec.SetError(class, cerr)
 	a.rec.Emit(rec)
 	a.log.Debug("http call failed", "step", in.StepID, "target", rec.Target, "attempt", attempt,
-		"class", class, "status", cerr.status, "error", cerr.msg)
+		"class", class, "status", cerr.status, "error", cerr.msg, "detail", cerr.detail)
 	if cerr.class == "" {
 		// The activity was cancelled: report the context error so that
 		// Temporal records a cancellation, not a failure.
@@ -318,7 +324,7 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 			timeout = ep.Timeout
 		}
 		if ep.MaxResponseBytes > 0 {
-			maxResp = ep.MaxResponseBytes
+			maxResp = min(ep.MaxResponseBytes, MaxOutputBytes)
 		}
 		client = a.serviceClient
 	} else {
@@ -344,7 +350,13 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 		}
 		u.RawQuery = q.Encode()
 	}
-	what := fmt.Sprintf("%s %s%s", method, rec.Target, u.EscapedPath())
+	// Messages name a service and the step's path, never the service's
+	// base URL (operator configuration, internal addresses).
+	shown := u.EscapedPath()
+	if in.Service != "" {
+		shown = in.Path
+	}
+	what := fmt.Sprintf("%s %s%s", method, rec.Target, shown)
 
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -417,11 +429,17 @@ func (a *HTTPActivity) do(ctx context.Context, in HTTPCallInput, method string, 
 	if !statusOK(resp.StatusCode, in.SuccessStatuses) {
 		return HTTPCallOutput{}, classifyStatus(what, resp.StatusCode, data, in.NonRetryableStatuses)
 	}
-	return HTTPCallOutput{
+	out := HTTPCallOutput{
 		Status:  resp.StatusCode,
 		Headers: flattenHeaders(resp.Header),
 		Body:    decodeBody(data),
-	}, nil
+	}
+	if n, over := outputSize(out); over {
+		return HTTPCallOutput{}, &callError{class: calls.ClassTooLarge, status: resp.StatusCode,
+			msg: fmt.Sprintf("%s: response of %d bytes is %d bytes once encoded, more than a call's output may hold in the workflow history (%d)",
+				what, len(data), n, MaxOutputBytes)}
+	}
+	return out, nil
 }
 
 // classifyTransport maps an error of the round trip to an error class:
@@ -437,7 +455,10 @@ func classifyTransport(actCtx, callCtx context.Context, what string, timeout tim
 	case errors.Is(callCtx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		return &callError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: no response within %s", what, timeout)}
 	default:
-		return &callError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, unwrapURLError(err))}
+		// The message names the step's target, never the address it
+		// resolved to (the log has the whole error).
+		return &callError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %s", what, calls.DescribeNetError(err)),
+			detail: unwrapURLError(err).Error()}
 	}
 }
 

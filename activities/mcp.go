@@ -28,8 +28,10 @@ import (
 
 // Defaults of the MCP activity.
 const (
-	DefaultMCPTimeout          = 30 * time.Second
-	DefaultMCPMaxResponseBytes = 10 << 20
+	DefaultMCPTimeout = 30 * time.Second
+	// DefaultMCPMaxResponseBytes caps what a tool call reads; the output
+	// (text and structured content) must also stay within MaxOutputBytes.
+	DefaultMCPMaxResponseBytes = 1 << 20
 )
 
 // ErrUnknownMCPServer is returned (wrapped) by MCPServers for a name the
@@ -70,7 +72,8 @@ type MCPOptions struct {
 	// neither the step nor the server sets a timeout (default 30 s).
 	DefaultTimeout time.Duration
 	// MaxResponseBytes caps what one call reads from the server (default
-	// 10 MiB); beyond, the call fails with calls.ClassTooLarge.
+	// 1 MiB, at most MaxOutputBytes); beyond, the call fails with
+	// calls.ClassTooLarge.
 	MaxResponseBytes int64
 	// HeartbeatInterval is how often a call in flight heartbeats; zero
 	// means half the heartbeat timeout (at most 5 s), or 10 s without one:
@@ -112,6 +115,7 @@ func NewMCPActivity(servers MCPServers, rec Recorder, opts MCPOptions) *MCPActiv
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = DefaultMCPMaxResponseBytes
 	}
+	opts.MaxResponseBytes = min(opts.MaxResponseBytes, MaxOutputBytes)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -274,7 +278,12 @@ func (a *MCPActivity) call(ctx context.Context, in MCPCallInput, rec *record.Rec
 	if e != nil {
 		return MCPCallOutput{}, e
 	}
-	return toolOutput(res), nil
+	out := toolOutput(res)
+	if n, over := outputSize(out); over {
+		return MCPCallOutput{}, &mcpError{class: calls.ClassTooLarge, msg: fmt.Sprintf("%s: the tool's result is %d bytes once encoded, more than a call's output may hold in the workflow history (%d)",
+			what, n, MaxOutputBytes)}
+	}
+	return out, nil
 }
 
 // mcpCloseWait bounds the wait for a session to close: a server may hold
@@ -371,21 +380,23 @@ func (a *MCPActivity) classify(actCtx, callCtx context.Context, tr *observingTra
 	case status >= 500:
 		return &mcpError{class: calls.ClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: HTTP %d", what, status)}
 	case status >= 400:
-		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: HTTP %d: %v", what, status, err)}
+		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: HTTP %d: %s", what, status, calls.RedactAddresses(err.Error()))}
 	case errors.As(err, &we) && badRequestCodes[we.Code]:
 		return &mcpError{class: calls.ClassBadRequest, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
 	case status == 0:
 		// No answer at all: the SDK reports a failed send as a transport
 		// rejection, whatever the network error was.
+		// The message never names the server's address (see
+		// calls.DescribeNetError).
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return &mcpError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
+			return &mcpError{class: calls.ClassTimeout, retryable: true, msg: fmt.Sprintf("%s: %s", what, calls.DescribeNetError(err))}
 		}
-		return &mcpError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %v", what, err)}
+		return &mcpError{class: calls.ClassConnection, retryable: true, msg: fmt.Sprintf("%s: %s", what, calls.DescribeNetError(err))}
 	case errors.As(err, &we):
 		return &mcpError{class: calls.ClassStatus, retryable: true, status: status, msg: fmt.Sprintf("%s: %s (JSON-RPC %d)", what, we.Message, we.Code)}
 	}
-	return &mcpError{class: calls.ClassConnection, retryable: true, status: status, msg: fmt.Sprintf("%s: %v", what, err)}
+	return &mcpError{class: calls.ClassConnection, retryable: true, status: status, msg: fmt.Sprintf("%s: %s", what, calls.RedactAddresses(err.Error()))}
 }
 
 // observingTransport adds the server's headers to every request of one

@@ -151,7 +151,9 @@ func (p dialPolicy) check(ctx context.Context, address string) error {
 	case addrPublic:
 		return nil
 	case addrNever:
-		return &notAllowedError{err: fmt.Errorf("%w: %s is %s", errAddrRefused, canon, name)}
+		// The range, not the address: a message must not tell where a
+		// name resolves (issue 10 item 9).
+		return &notAllowedError{err: fmt.Errorf("%w: the host's address is in a range no call may reach: %s", errAddrRefused, name)}
 	}
 	if p.internalOK {
 		return nil
@@ -161,7 +163,7 @@ func (p dialPolicy) check(ctx context.Context, address string) error {
 			return nil
 		}
 	}
-	return &notAllowedError{err: fmt.Errorf("%w: %s is %s and not allowed for the tenant", errAddrRefused, canon, name)}
+	return &notAllowedError{err: fmt.Errorf("%w: the host's address is in a range not allowed for the tenant: %s", errAddrRefused, name)}
 }
 
 // newTransport returns a pooled transport suited to many concurrent calls
@@ -204,7 +206,9 @@ func sameOriginRedirects(req *http.Request, via []*http.Request) error {
 		return fmt.Errorf("stopped after %d redirects", maxRedirects)
 	}
 	if from, to := origin(via[0].URL), origin(req.URL); from != to {
-		return &notAllowedError{err: fmt.Errorf("redirect from %s to another origin (%s) refused: registered services and MCP servers are followed within their origin only", from, to)}
+		// Neither origin is named: the service's is operator
+		// configuration, the other one comes from the server.
+		return &notAllowedError{err: errors.New("redirect to another origin refused: registered services and MCP servers are followed within their origin only")}
 	}
 	return nil
 }

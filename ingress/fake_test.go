@@ -282,6 +282,10 @@ var testKeys = map[string]struct {
 	"other":     {"gf_b00000000001_othersecretothersecretother000", "other", []string{"admin"}, ""},
 	"tiny":      {"gf_c00000000001_tinysecrettinysecrettinysecret0", "tiny", []string{"submitter"}, ""},
 	"scoped":    {"gf_d00000000001_scopedsecretscopedsecretscoped", "scoped", []string{"admin"}, ""},
+	// Other submitters of acme: one without a user, two keys of one user.
+	"submitter2": {"gf_a00000000006_submitter2secretsubmitter2sec", "acme", []string{"submitter"}, ""},
+	"bob1":       {"gf_a00000000007_bob1secretbob1secretbob1secret0", "acme", []string{"submitter"}, "bob"},
+	"bob2":       {"gf_a00000000008_bob2secretbob2secretbob2secret0", "acme", []string{"submitter"}, "bob"},
 }
 
 func testStore(t testing.TB) *auth.Store {

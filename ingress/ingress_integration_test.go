@@ -172,7 +172,7 @@ func newEnv(t *testing.T) *env {
 	limits := func(get func(sysconfig.Tenant) sysconfig.RateLimit) func(string) (ratelimit.Limit, bool) {
 		return func(tenant string) (ratelimit.Limit, bool) {
 			l := get(reg.Current().Tenant(tenant))
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		}
 	}
 	srv, err := New(Deps{
@@ -499,6 +499,38 @@ func TestIntegration(t *testing.T) {
 		})
 		if err := sub.Cancel(ctx, s.ID); ingclient.StatusCode(err) != 409 {
 			t.Errorf("cancel closed: %v", err)
+		}
+	})
+
+	t.Run("only the submitter or an admin cancels", func(t *testing.T) {
+		sub2, bob1, bob2 := e.client("submitter2"), e.client("bob1"), e.client("bob2")
+		start := func(c *ingclient.Client) string {
+			t.Helper()
+			s, err := c.Submit(ctx, ingclient.SubmitRequest{Definition: "boss"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.ID
+		}
+		// Another submitter of the tenant: refused, the workflow runs on.
+		id := start(sub)
+		var ce *ingclient.Error
+		if err := sub2.Cancel(ctx, id); !errors.As(err, &ce) || ce.StatusCode != 403 || ce.Code != "not_submitter" {
+			t.Errorf("another submitter cancelled: %v", err)
+		}
+		if st, err := sub.Status(ctx, id); err != nil || st.State != workflows.RunRunning {
+			t.Errorf("after a refused cancel: %+v %v", st.State, err)
+		}
+		// An admin of the tenant may.
+		if err := admin.Cancel(ctx, id); err != nil {
+			t.Errorf("admin: %v", err)
+		}
+		// The same user with another key may; the same key may.
+		if err := bob2.Cancel(ctx, start(bob1)); err != nil {
+			t.Errorf("same user, other key: %v", err)
+		}
+		if err := sub2.Cancel(ctx, start(sub2)); err != nil {
+			t.Errorf("same key: %v", err)
 		}
 	})
 

@@ -15,6 +15,8 @@ type metrics struct {
 	inFlight    prometheus.Gauge
 	rateLimited *prometheus.CounterVec
 	streams     prometheus.Gauge
+	// streamsRefused counts streams refused at a cap, by scope.
+	streamsRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,10 +40,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"scope"}),
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gateflow_ingress_event_streams",
-			Help: "Open Server-Sent Events streams.",
+			Help: "Open long-lived responses: SSE status streams, streamed chat completions, MCP requests.",
 		}),
+		streamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateflow_ingress_streams_refused_total",
+			Help: "Long-lived responses refused with 429 at the per-key or per-tenant cap, by scope.",
+		}, []string{"scope"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight, m.rateLimited, m.streams} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight, m.rateLimited, m.streams, m.streamsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingress: register metrics: %w", err)
 		}

@@ -77,7 +77,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		} else if !knownMethods[method] {
 			method = "OTHER" // bounded label values for garbage methods
 		}
-		info := &api.RequestInfo{RequestID: rid, Route: route}
+		info := &api.RequestInfo{RequestID: rid, Route: route, Streams: s.gate}
 		body := &countingBody{ReadCloser: r.Body}
 		r = r.WithContext(api.WithInfo(r.Context(), info))
 		r.Body = body
@@ -299,10 +299,12 @@ func (s *Server) authenticate(r *http.Request) (auth.Principal, error) {
 // rateLimit applies the key's and the tenant's token buckets and sets the
 // RateLimit-* headers.
 func (s *Server) rateLimit(c echo.Context, p auth.Principal) error {
+	// A limit that is not set (zero) never means unlimited: it falls back
+	// to the server's defaults (issue 10).
 	keyLimit := s.cfg.KeyLimit
 	if s.deps.KeyLimits != nil {
 		if l, ok := s.deps.KeyLimits(p.Tenant); ok {
-			keyLimit = l
+			keyLimit = l.Or(keyLimit)
 		}
 	}
 	if p.RPS > 0 {
@@ -311,7 +313,7 @@ func (s *Server) rateLimit(c echo.Context, p auth.Principal) error {
 	tenantLimit := s.cfg.TenantLimit
 	if s.deps.TenantLimits != nil {
 		if l, ok := s.deps.TenantLimits(p.Tenant); ok {
-			tenantLimit = l
+			tenantLimit = l.Or(tenantLimit)
 		}
 	}
 	d := s.limiter.Allow(p.KeyID, keyLimit, p.Tenant, tenantLimit)

@@ -1,10 +1,12 @@
 package ingress
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
@@ -35,7 +37,11 @@ func (s *Server) OpenAPI() map[string]any {
 			item = map[string]any{}
 			paths[api.DocPath(rs.path)] = item
 		}
-		item[strings.ToLower(rs.method)] = operation(rs)
+		op := operation(rs)
+		if rs.streaming {
+			s.documentStream(op)
+		}
+		item[strings.ToLower(rs.method)] = op
 	}
 	for _, d := range docs {
 		for _, dr := range d.docs() {
@@ -79,6 +85,36 @@ func (s *Server) OpenAPI() map[string]any {
 				"X-Request-Id":        header("The request id (yours when sane, else generated)."),
 			},
 		},
+	}
+}
+
+// documentStream adds the bounds of long-lived responses (api.OpenStream)
+// to a streaming route's operation.
+func (s *Server) documentStream(op map[string]any) {
+	bound := func(n int) string {
+		if n <= 0 {
+			return "no cap"
+		}
+		return strconv.Itoa(n)
+	}
+	dur := func(d time.Duration) string {
+		if d <= 0 {
+			return "no bound"
+		}
+		return d.String()
+	}
+	c := s.cfg
+	desc, _ := op["description"].(string)
+	op["description"] = strings.TrimSpace(desc + "\n\n" + fmt.Sprintf("Long-lived response (event streams, streamed chat completions, MCP requests): "+
+		"at most %s open per API key and %s per tenant (429 `too_many_streams` beyond, with Retry-After); a stream ends after %s "+
+		"with its protocol's shutdown end (SSE status: `event: shutdown`, reason `max_age`; chat: a `data: {\"error\"}` chunk with code "+
+		"`stream_max_age`; MCP: the tool call is cancelled) and reconnecting is expected; a write blocked for %s (a client that stopped "+
+		"reading) ends it.", bound(c.StreamsPerKey), bound(c.StreamsPerTenant), dur(c.MaxStreamAge), dur(c.StreamWriteTimeout)))
+	const tooMany = "The key or tenant holds as many open streams as allowed (`too_many_streams`, Retry-After)."
+	responses, _ := op["responses"].(map[string]any)
+	if r, ok := responses["429"].(map[string]any); ok {
+		d, _ := r["description"].(string)
+		r["description"] = strings.TrimSpace(d + " " + tooMany)
 	}
 }
 

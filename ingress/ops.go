@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // HealthResponse answers /healthz.
@@ -58,8 +59,11 @@ func (s *Server) readyz(c echo.Context) error {
 			err := chk.Check(ctx)
 			st := CheckState{OK: err == nil, Optional: chk.Optional, LatencyMS: float64(time.Since(start).Microseconds()) / 1000}
 			if err != nil {
-				st.Error = err.Error()
+				// /readyz is public: no dependency's address (issue 10
+				// item 9); the log has the whole error.
+				st.Error = calls.RedactAddresses(err.Error())
 			}
+			s.logReadiness(chk.Name, err)
 			mu.Lock()
 			res.Checks[chk.Name] = st
 			mu.Unlock()
@@ -86,9 +90,27 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(status, res)
 }
 
+// logReadiness logs a readiness check whose outcome changed (probes poll
+// every few seconds: an unchanged failure is logged once).
+func (s *Server) logReadiness(name string, err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	s.readyMu.Lock()
+	prev, seen := s.readyLast[name]
+	s.readyLast[name] = msg
+	s.readyMu.Unlock()
+	switch {
+	case msg != "" && msg != prev:
+		s.log.Warn("readiness check failed", "check", name, "err", msg)
+	case msg == "" && seen && prev != "":
+		s.log.Info("readiness check recovered", "check", name)
+	}
+}
+
 func (s *Server) metricsHandler() echo.HandlerFunc {
-	h := promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})
-	return echo.WrapHandler(h)
+	return echo.WrapHandler(s.MetricsHandler())
 }
 
 func (s *Server) openAPI(c echo.Context) error {

@@ -36,7 +36,9 @@ func (s *Server) builtinGroups() []builtinGroup {
 	watch := route(http.MethodGet, "/v1/workflows/{id}/events", anyRole, s.watchWorkflow, api.Operation{
 		ID: "watchWorkflow", Summary: "Stream status changes (Server-Sent Events) until the workflow closes",
 		Description: "Events: `status` (data: the whole Status, id: its seq), `error` (data: an Error that did not end the stream), " +
-			"`end` (the workflow closed), `shutdown` (the server is stopping; reconnect). Comments `: keep-alive` every 15 s.",
+			"`end` (the workflow closed), `shutdown` (data: `{\"reason\", \"message\"}`; reason `server_shutdown`: the server is stopping, " +
+			"or `max_age`: the stream lasted " + s.cfg.MaxStreamAge.String() + ", its maximum; reconnect). " +
+			"Comments `: keep-alive` every " + s.cfg.SSEHeartbeat.String() + ".",
 		Params: []api.Param{idParam},
 		Responses: map[int]api.Response{200: {Description: "An event stream.", ContentType: "text/event-stream", Schema: str()},
 			404: errResp("No such workflow in your tenant.")},
@@ -88,8 +90,10 @@ func (s *Server) builtinGroups() []builtinGroup {
 		watch,
 		route(http.MethodPost, "/v1/workflows/{id}/cancel", submitters, s.cancelWorkflow, api.Operation{
 			ID: "cancelWorkflow", Summary: "Request cancellation; compensations of completed steps run",
-			Params: []api.Param{idParam},
+			Params:      []api.Param{idParam},
+			Description: "Only the workflow's submitter (the same user, or the same key when it has no user) or an admin of the tenant may cancel it.",
 			Responses: map[int]api.Response{202: {Description: "Cancellation requested.", Schema: api.Ref("CancelResponse")},
+				403: errResp("Missing role, or you are neither the workflow's submitter nor an admin (not_submitter)."),
 				404: errResp("No such workflow in your tenant."), 409: errResp("The workflow has already closed.")},
 		}),
 	}}
@@ -159,10 +163,12 @@ func (s *Server) builtinGroups() []builtinGroup {
 			Responses: map[int]api.Response{200: {Description: "Ready.", Schema: api.Ref("Ready")},
 				503: {Description: "Not ready; the failed checks say why.", Schema: api.Ref("Ready")}},
 		}),
-		route(http.MethodGet, "/metrics", nil, s.metricsHandler(), api.Operation{
+	}
+	if !s.cfg.NoMetricsRoute {
+		ops = append(ops, route(http.MethodGet, "/metrics", nil, s.metricsHandler(), api.Operation{
 			ID: "metrics", Summary: "Prometheus metrics",
 			Responses: map[int]api.Response{200: {Description: "Metrics in the Prometheus text format.", ContentType: "text/plain", Schema: str()}},
-		}),
+		}))
 	}
 	for _, r := range ops {
 		r.public, r.record = true, false

@@ -23,6 +23,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
@@ -113,11 +114,27 @@ type Config struct {
 	// MaxJSONDepth is the deepest accepted JSON nesting.
 	MaxJSONDepth int
 	// KeyLimit and TenantLimit are the default token buckets per API key
-	// and per tenant (RPS <= 0: unlimited).
+	// and per tenant, and what a limit from Deps that is not set falls
+	// back to; zero takes DefaultConfig's (only Unlimited lifts them).
 	KeyLimit    ratelimit.Limit
 	TenantLimit ratelimit.Limit
 	// SSEHeartbeat is the interval of keep-alive comments on event streams.
 	SSEHeartbeat time.Duration
+	// StreamsPerKey and StreamsPerTenant cap the long-lived responses
+	// (SSE status streams, streamed chat completions, MCP requests) open at
+	// once per API key and per tenant (429 beyond); negative: no cap.
+	StreamsPerKey    int
+	StreamsPerTenant int
+	// MaxStreamAge ends a long-lived response that lasted this long, with
+	// its protocol's shutdown event (clients reconnect); negative: no
+	// bound.
+	MaxStreamAge time.Duration
+	// StreamWriteTimeout bounds each write of an event: a client that
+	// stops reading is cut off; negative: none.
+	StreamWriteTimeout time.Duration
+	// NoMetricsRoute leaves /metrics off the API listener: the process
+	// serves MetricsHandler on an admin listener instead.
+	NoMetricsRoute bool
 }
 
 // DefaultConfig returns the settings used when a field is zero.
@@ -135,6 +152,12 @@ func DefaultConfig() Config {
 		KeyLimit:          ratelimit.Limit{RPS: 50, Burst: 100},
 		TenantLimit:       ratelimit.Limit{RPS: 200, Burst: 400},
 		SSEHeartbeat:      15 * time.Second,
+		// A key rarely needs more than a few watches and agent sessions
+		// at once; the tenant cap bounds what all its keys can pin.
+		StreamsPerKey:      16,
+		StreamsPerTenant:   128,
+		MaxStreamAge:       30 * time.Minute,
+		StreamWriteTimeout: 30 * time.Second,
 	}
 }
 
@@ -161,6 +184,20 @@ func (c Config) withDefaults() Config {
 	if c.MaxJSONDepth <= 0 {
 		c.MaxJSONDepth = d.MaxJSONDepth
 	}
+	if c.StreamsPerKey == 0 {
+		c.StreamsPerKey = d.StreamsPerKey
+	}
+	if c.StreamsPerTenant == 0 {
+		c.StreamsPerTenant = d.StreamsPerTenant
+	}
+	if c.MaxStreamAge == 0 {
+		c.MaxStreamAge = d.MaxStreamAge
+	}
+	if c.StreamWriteTimeout == 0 {
+		c.StreamWriteTimeout = d.StreamWriteTimeout
+	}
+	c.KeyLimit = c.KeyLimit.Or(d.KeyLimit)
+	c.TenantLimit = c.TenantLimit.Or(d.TenantLimit)
 	return c
 }
 
@@ -172,6 +209,11 @@ type Server struct {
 	e       *echo.Echo
 	limiter *ratelimit.Limiter
 	metrics *metrics
+	// gate admits long-lived responses (api.OpenStream).
+	gate *streamGate
+	// readyLast is the last error of each readiness check, logged on change.
+	readyMu   sync.Mutex
+	readyLast map[string]string
 
 	mu      sync.Mutex
 	routes  []*routeSpec
@@ -239,9 +281,13 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, deps: deps, log: log, limiter: ratelimit.New(), metrics: m,
-		byKey: map[string]*routeSpec{}, schemas: map[string]any{},
+		byKey: map[string]*routeSpec{}, schemas: map[string]any{}, readyLast: map[string]string{},
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
+	s.gate = newStreamGate(api.StreamLimits{
+		PerKey: max(0, cfg.StreamsPerKey), PerTenant: max(0, cfg.StreamsPerTenant),
+		MaxAge: max(0, cfg.MaxStreamAge), WriteTimeout: max(0, cfg.StreamWriteTimeout),
+	}, m)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -366,6 +412,12 @@ func echoPath(p string) string {
 	}
 }
 
+// MetricsHandler serves the server's metrics registry in the Prometheus
+// text format, for an admin listener (Config.NoMetricsRoute).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})
+}
+
 // Handler returns the server's http.Handler (for tests and embedding).
 func (s *Server) Handler() http.Handler { return s.e }
 
@@ -436,7 +488,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	e := echoError(err)
+	rid := ""
+	if info != nil {
+		rid = info.RequestID
+	}
+	e := httperr.ForClient(echoError(err), rid)
 	for k, v := range e.Header {
 		c.Response().Header()[k] = v
 	}

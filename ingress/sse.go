@@ -28,7 +28,9 @@ const (
 )
 
 // watchWorkflow streams the workflow's status changes as Server-Sent
-// Events until it closes, the client goes away or the server shuts down.
+// Events until it closes, the client goes away, the stream reaches its
+// maximum age or the server shuts down (the last two end with a
+// "shutdown" event: reconnect).
 func (s *Server) watchWorkflow(c echo.Context) error {
 	id, err := workflowID(c)
 	if err != nil {
@@ -37,23 +39,29 @@ func (s *Server) watchWorkflow(c echo.Context) error {
 	if err := noQuery(c); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	api.SetWorkflow(ctx, id, "", "")
+	r := c.Request()
+	api.SetWorkflow(r.Context(), id, "", "")
+	// The slot is taken before any Temporal work: a caller at its cap
+	// costs nothing.
+	st, err := api.OpenStream(c.Response(), r)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx := st.Context()
 	updates, err := s.deps.Orchestrator.Watch(ctx, caller(c), id)
 	if err != nil {
 		return err // answered as JSON: nothing was streamed yet
 	}
-	s.metrics.streams.Inc()
-	defer s.metrics.streams.Dec()
 
-	w := c.Response()
+	w := st.W
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	w.Flush()
+	flush(w)
 
 	heartbeat := time.NewTicker(s.cfg.SSEHeartbeat)
 	defer heartbeat.Stop()
@@ -64,7 +72,10 @@ func (s *Server) watchWorkflow(c echo.Context) error {
 			if !ok {
 				switch {
 				case s.streams.Err() != nil:
-					return writeEvent(w, EventShutdown, "", map[string]string{"reason": "server shutting down; reconnect"})
+					return writeEvent(w, EventShutdown, "", shutdownEvent{Reason: "server_shutdown", Message: "server shutting down; reconnect"})
+				case st.Expired():
+					return writeEvent(w, EventShutdown, "", shutdownEvent{Reason: "max_age",
+						Message: fmt.Sprintf("the stream reached its maximum age (%s); reconnect", st.MaxAge())})
 				case ctx.Err() != nil:
 					return nil // client gone or request ended
 				default:
@@ -72,27 +83,41 @@ func (s *Server) watchWorkflow(c echo.Context) error {
 				}
 			}
 			if u.Err != nil {
-				if err := writeEvent(w, EventError, "", api.Body{Error: httperr.FromError(u.Err)}); err != nil {
+				if err := writeEvent(w, EventError, "", api.Body{Error: httperr.ForClient(httperr.FromError(u.Err), api.RequestID(r.Context()))}); err != nil {
 					return nil
 				}
 				continue
 			}
 			last = string(u.Status.State)
-			api.SetWorkflow(ctx, id, u.Status.Definition, u.Status.Version)
+			api.SetWorkflow(r.Context(), id, u.Status.Definition, u.Status.Version)
 			if err := writeEvent(w, EventStatus, strconv.FormatInt(u.Status.Seq, 10), u.Status); err != nil {
-				return nil
+				return nil // the client went away or stopped reading
 			}
 		case <-heartbeat.C:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
 				return nil
 			}
-			w.Flush()
+			if err := flush(w); err != nil {
+				return nil
+			}
 		}
 	}
 }
 
+// shutdownEvent is the data of a "shutdown" event.
+type shutdownEvent struct {
+	// Reason is "server_shutdown" or "max_age".
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+}
+
+// flush sends what was written (through the stream's write deadline).
+func flush(w http.ResponseWriter) error {
+	return http.NewResponseController(w).Flush()
+}
+
 // writeEvent writes one SSE event with a JSON data line.
-func writeEvent(w *echo.Response, event, id string, v any) error {
+func writeEvent(w http.ResponseWriter, event, id string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -105,6 +130,5 @@ func writeEvent(w *echo.Response, event, id string, v any) error {
 	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
 		return err
 	}
-	w.Flush()
-	return nil
+	return flush(w)
 }

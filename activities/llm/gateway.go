@@ -879,7 +879,9 @@ func (g *Gateway) transportError(ctx, actx context.Context, t *target, err error
 		e.Target = t.name
 		return e
 	}
-	return &Error{Class: ClassConnection, Target: t.name, Message: err.Error(), Err: err}
+	// The message says what happened, not where: the provider's URL and
+	// address stay in Err, for logs (issue 10 item 9).
+	return &Error{Class: ClassConnection, Target: t.name, Message: calls.DescribeNetError(err), Err: err}
 }
 
 // attemptChat makes one non-streaming attempt on t.

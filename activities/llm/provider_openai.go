@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/gateflow/gateflow/activities/calls"
 )
 
 // openaiAdapter speaks OpenAI chat completions (POST {base}/chat/completions,
@@ -314,5 +315,5 @@ func streamReadError(err error) *Error {
 	if errors.Is(err, errSSETooLarge) {
 		return &Error{Class: ClassTooLarge, Message: err.Error(), Err: err}
 	}
-	return &Error{Class: ClassConnection, Message: fmt.Sprintf("read stream: %v", err), Err: err}
+	return &Error{Class: ClassConnection, Message: "read stream: " + calls.DescribeNetError(err), Err: err}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
 
@@ -311,7 +312,7 @@ func (s *Stream) classify(err error) error {
 		e.Message = redact(e.Message, s.secret)
 		return e
 	}
-	return &Error{Class: ClassConnection, Target: s.t.name, Message: err.Error(), Err: err}
+	return &Error{Class: ClassConnection, Target: s.t.name, Message: calls.DescribeNetError(err), Err: err}
 }
 
 // finish ends the attempt once: releases the connection, emits the record,

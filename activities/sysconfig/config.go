@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/workflows/definition"
 )
@@ -101,10 +102,13 @@ type Service struct {
 }
 
 // RateLimit is a token bucket: RPS requests per second, at most Burst at
-// once. RPS 0 means unlimited.
+// once (default: RPS rounded up). A limit without rps is not set: it
+// inherits the "*" entry's, then DefaultTenant's (see limits.go); zero
+// never means unlimited. Unlimited: true is the only way to lift a limit.
 type RateLimit struct {
-	RPS   float64 `json:"rps,omitempty"`
-	Burst int     `json:"burst,omitempty"`
+	RPS       float64 `json:"rps,omitempty"`
+	Burst     int     `json:"burst,omitempty"`
+	Unlimited bool    `json:"unlimited,omitempty"`
 }
 
 // TokenBudget bounds the model tokens (prompt + completion) a tenant may
@@ -362,8 +366,8 @@ func (c *Config) validate() []definition.Problem {
 		if s.Retry != nil {
 			ps = append(ps, s.Retry.Problems(p+".retry")...)
 		}
-		if s.MaxResponseBytes < 0 {
-			add(p+".max_response_bytes", "must not be negative")
+		if s.MaxResponseBytes < 0 || s.MaxResponseBytes > activities.MaxOutputBytes {
+			add(p+".max_response_bytes", "must be between 0 (the worker's --max-response-bytes) and %d (a call's output must fit Temporal's 2 MiB payload limit)", activities.MaxOutputBytes)
 		}
 		if s.Owner != "" && !definition.TenantPattern.MatchString(s.Owner) {
 			add(p+".owner", "must be a tenant name (%s)", definition.TenantPattern)
@@ -382,13 +386,12 @@ func (c *Config) validate() []definition.Problem {
 				add(fmt.Sprintf("%s.allowed_hosts[%d]", p, i), "%v", err)
 			}
 		}
-		for field, rl := range map[string]RateLimit{"rate_limit": t.RateLimit, "key_rate_limit": t.KeyRateLimit} {
-			if rl.RPS < 0 {
-				add(p+"."+field+".rps", "must not be negative")
+		for _, field := range []string{"key_rate_limit", "rate_limit"} {
+			rl := t.RateLimit
+			if field == "key_rate_limit" {
+				rl = t.KeyRateLimit
 			}
-			if rl.Burst < 0 {
-				add(p+"."+field+".burst", "must not be negative")
-			}
+			ps = append(ps, rl.problems(p+"."+field)...)
 		}
 		if t.TokenBudget.Daily < 0 {
 			add(p+".token_budget.daily", "must not be negative")
@@ -428,6 +431,9 @@ func (c *Config) validate() []definition.Problem {
 		c.MCPServers[name] = m
 	}
 	ps = append(ps, c.validateEvents()...)
+	if len(ps) == 0 {
+		c.inheritLimits()
+	}
 	return ps
 }
 

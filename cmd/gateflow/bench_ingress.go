@@ -184,11 +184,11 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 		// As cmd/gateflow's ingress wires them.
 		TenantLimits: func(t string) (ratelimit.Limit, bool) {
 			l := reg.Current().Tenant(t).RateLimit
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		},
 		KeyLimits: func(t string) (ratelimit.Limit, bool) {
 			l := reg.Current().Tenant(t).KeyRateLimit
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		},
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), // access logs formatted, then dropped
 	}, ingress.Config{})

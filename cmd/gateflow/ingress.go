@@ -75,6 +75,16 @@ type ingressConfig struct {
 	ShutdownTimeout time.Duration
 	// GatewayCacheBytes bounds the gateway's answer cache (per replica).
 	GatewayCacheBytes int64
+	// Bounds of long-lived responses (SSE, streamed completions, MCP); 0
+	// lifts a bound.
+	MaxStreamsPerKey    int
+	MaxStreamsPerTenant int
+	MaxStreamAge        time.Duration
+	StreamWriteTimeout  time.Duration
+	// AdminListen serves /metrics (and /healthz) on a separate listener,
+	// and takes /metrics off the API's; empty: /metrics stays on the API
+	// listener.
+	AdminListen string
 	// CodecTenant is the operators' tenant, whose admin keys may use the
 	// codec endpoint (mounted only with it and --payload-key-file);
 	// CodecUIOrigin is the Temporal Web UI's origin allowed by CORS.
@@ -101,6 +111,8 @@ type ingressConfig struct {
 	// GatewayUnownedTenant may call services without an owner through
 	// the gateway (gateflow dev: its tenant "dev"; else nobody).
 	GatewayUnownedTenant string
+	// OnAdminListen is called with the admin listener's bound address.
+	OnAdminListen func(addr string)
 }
 
 func (c *ingressConfig) bind(fs *pflag.FlagSet) {
@@ -123,6 +135,11 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline of the work behind one request (not for event streams)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may finish on shutdown")
 	fs.Int64Var(&c.GatewayCacheBytes, "gateway-cache-bytes", proxy.DefaultCacheBytes, "bytes of answers the gateway (/gw) may cache in this process")
+	fs.IntVar(&c.MaxStreamsPerKey, "max-streams-per-key", d.StreamsPerKey, "long-lived responses (event streams, streamed chat completions, MCP requests) one API key may hold open (429 beyond; 0: no cap)")
+	fs.IntVar(&c.MaxStreamsPerTenant, "max-streams-per-tenant", d.StreamsPerTenant, "long-lived responses all keys of a tenant may hold open (429 beyond; 0: no cap)")
+	fs.DurationVar(&c.MaxStreamAge, "max-stream-age", d.MaxStreamAge, "longest life of a long-lived response; it then ends with a shutdown event and clients reconnect (0: no bound)")
+	fs.DurationVar(&c.StreamWriteTimeout, "stream-write-timeout", d.StreamWriteTimeout, "longest a write of one event may block before the stream is cut (a client that stopped reading; 0: no bound)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "address of an admin listener serving /metrics and /healthz; /metrics then leaves the API listener (empty: /metrics on --listen)")
 	fs.StringVar(&c.CodecTenant, "codec-tenant", "", "tenant whose admin keys may use the codec endpoint /codec/{decode,encode} (needs --payload-key-file; empty: no endpoint)")
 	fs.StringVar(&c.CodecUIOrigin, "codec-ui-origin", "", "origin of the Temporal Web UI allowed to call the codec endpoint from a browser (CORS)")
 	c.Console.bind(fs)
@@ -141,6 +158,11 @@ func (c ingressConfig) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("--listen %q: want host:port", c.Listen))
 	}
+	if c.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+			errs = append(errs, fmt.Errorf("--admin-listen %q: want host:port or empty", c.AdminListen))
+		}
+	}
 	if c.ConfigDir == "" {
 		errs = append(errs, errors.New("--config-dir: must not be empty"))
 	}
@@ -158,6 +180,12 @@ func (c ingressConfig) validate() error {
 		errs = append(errs, fmt.Errorf("--max-json-depth %d: must be between 2 and 1000", c.MaxJSONDepth))
 	}
 	errs = append(errs, c.Console.validate())
+	for name, n := range map[string]int64{"max-streams-per-key": int64(c.MaxStreamsPerKey), "max-streams-per-tenant": int64(c.MaxStreamsPerTenant),
+		"max-stream-age": int64(c.MaxStreamAge), "stream-write-timeout": int64(c.StreamWriteTimeout)} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("--%s: must not be negative (0 lifts the bound)", name))
+		}
+	}
 	for name, d := range map[string]time.Duration{"read-timeout": c.ReadTimeout, "write-timeout": c.WriteTimeout,
 		"idle-timeout": c.IdleTimeout, "request-timeout": c.RequestTimeout, "shutdown-timeout": c.ShutdownTimeout} {
 		if d <= 0 {
@@ -206,15 +234,18 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
 	}
-	bgCtx, stopBg := context.WithCancel(ctx)
-	defer stopBg()
-	go reg.Watch(bgCtx, log.With("component", "registry"), cfg.ReloadInterval)
-	go watchKeys(bgCtx, keys, cfg.KeysFile, cfg.ReloadInterval, log.With("component", "keys"))
-
 	metrics := cfg.Metrics
 	if metrics == nil {
 		metrics = newProcessRegistry()
 	}
+	keysHealth, err := newKeysHealth(keys, metrics)
+	if err != nil {
+		return err
+	}
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	go reg.Watch(bgCtx, log.With("component", "registry"), cfg.ReloadInterval)
+	go watchKeys(bgCtx, keys, cfg.KeysFile, cfg.ReloadInterval, keysHealth, log.With("component", "keys"))
 	transport, err := cfg.Kafka.transport()
 	if err != nil {
 		return err
@@ -271,6 +302,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 			return cfg.Kafka.reachable(ctx, transport)
 		}},
 		{Name: "clickhouse", Optional: true, Check: func(ctx context.Context) error { return ch.Ping(ctx) }},
+		keysHealth.ready(),
 	}, append(replicas.ready, cfg.Ready...)...)
 
 	srv, err := ingress.New(ingress.Deps{
@@ -278,11 +310,11 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		Keys:         keys,
 		TenantLimits: func(t string) (ratelimit.Limit, bool) {
 			l := reg.Current().Tenant(t).RateLimit
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		},
 		KeyLimits: func(t string) (ratelimit.Limit, bool) {
 			l := reg.Current().Tenant(t).KeyRateLimit
-			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst}, true
+			return ratelimit.Limit{RPS: l.RPS, Burst: l.Burst, Unlimited: l.Unlimited}, true
 		},
 		Recorder: prod,
 		Metrics:  metrics,
@@ -297,6 +329,13 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		MaxJSONDepth:    cfg.MaxJSONDepth,
+		// 0 on the command line lifts a bound; in ingress.Config it takes
+		// the default.
+		StreamsPerKey:      orNone(cfg.MaxStreamsPerKey),
+		StreamsPerTenant:   orNone(cfg.MaxStreamsPerTenant),
+		MaxStreamAge:       orNone(cfg.MaxStreamAge),
+		StreamWriteTimeout: orNone(cfg.StreamWriteTimeout),
+		NoMetricsRoute:     cfg.AdminListen != "",
 	})
 	if err != nil {
 		return err
@@ -320,9 +359,9 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	gateway.Warm()
 	groups := append([]api.Group{
 		proxyapi.Routes(gateway),
-		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat")}),
+		chatapi.Routes(gw, chatapi.Options{Log: log.With("component", "chat"), MaxJSONDepth: cfg.MaxJSONDepth}),
 		promptapi.Routes(runner, promptapi.RoutesOptions{}),
-		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp"), Catalog: replicas.catalog}).Routes(),
+		mcpserver.New(orch, runner, mcpserver.Options{Log: log.With("component", "mcp"), Catalog: replicas.catalog, MaxJSONDepth: cfg.MaxJSONDepth}).Routes(),
 		analyticsapi.Routes(analytics, analyticsapi.Options{OwnedAPIs: ownedAPIs(replicas.catalog)}),
 		catalogapi.Routes(replicas.catalog, catalogapi.Options{Runners: catalog.Runners{Orchestrations: orch, Prompts: runner, Models: gw}}),
 		keysapi.Routes(keys, replicas.keys, log.With("component", "keys-api")),
@@ -342,6 +381,13 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 			return err
 		}
 	}
+	if cfg.AdminListen != "" {
+		stop, err := serveAdmin(cfg.AdminListen, srv.MetricsHandler(), cfg.OnAdminListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("ingress: listen on %s: %w (is another gateflow running? choose another --listen)", cfg.Listen, err)
@@ -350,6 +396,14 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		cfg.OnListen(ln.Addr().String())
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// orNone maps a flag's 0 ("no bound") to ingress.Config's -1.
+func orNone[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // newOrchestrator wires the orchestrator to Temporal and the registry:
@@ -377,12 +431,19 @@ func newOrchestrator(c client.Client, reg *sysconfig.Registry, taskQueue string,
 }
 
 // watchKeys reloads the keys file on every SIGHUP and when it changes
-// (polled every interval; 0: signals only) until ctx ends; an invalid file
-// keeps the previous keys.
-func watchKeys(ctx context.Context, keys *auth.Store, path string, interval time.Duration, log *slog.Logger) {
+// (polled every interval; 0: signals only) until ctx ends. Invalid entries
+// are skipped and reported (the rest, and every disabled entry, applies);
+// a file that cannot be read keeps the previous keys.
+func watchKeys(ctx context.Context, keys *auth.Store, path string, interval time.Duration, health *keysHealth, log *slog.Logger) {
 	sysconfig.OnChange(ctx, interval, []string{path}, func(trigger string) {
 		if err := keys.Reload(); err != nil {
-			log.Error("keys reload failed; keeping the previous keys", "file", path, "trigger", trigger, "err", err)
+			health.failures.Inc()
+			if keys.LastReload().Applied {
+				log.Error("keys reload skipped invalid entries; valid and disabled entries were applied", "file", path, "trigger", trigger,
+					"invalid", keys.LastReload().Invalid, "keys", keys.Len(), "err", err)
+			} else {
+				log.Error("keys reload failed; keeping the previous keys", "file", path, "trigger", trigger, "err", err)
+			}
 			return
 		}
 		log.Info("keys reloaded", "file", path, "trigger", trigger, "keys", keys.Len())

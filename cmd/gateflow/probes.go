@@ -62,3 +62,33 @@ func serveProbes(addr, process string, reg *prometheus.Registry, ready func(cont
 		_ = srv.Shutdown(ctx)
 	}, nil
 }
+
+// serveAdmin serves the ingress's admin listener (--admin-listen): /metrics
+// and /healthz, on an address operators keep off the public network. It
+// returns a function that shuts the listener down.
+func serveAdmin(addr string, metrics http.Handler, onListen func(string), log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("GET /metrics", metrics)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("ingress admin listener", "err", err)
+		}
+	}()
+	log.Info("ingress: admin listener (/metrics, /healthz)", "addr", l.Addr().String())
+	if onListen != nil {
+		onListen(l.Addr().String())
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}

@@ -70,7 +70,7 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 	bindReloadInterval(fs, &c.ReloadInterval)
 	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/worker", "directory where call records wait while Kafka is unreachable")
 	fs.IntVar(&c.MaxConcurrentActivities, "max-concurrent-activities", worker.DefaultMaxConcurrentActivities, "calls (HTTP, model, MCP) in flight at once in this worker")
-	fs.Int64Var(&c.MaxResponseBytes, "max-response-bytes", activities.DefaultMaxResponseBytes, "largest HTTP response body accepted from a service")
+	fs.Int64Var(&c.MaxResponseBytes, "max-response-bytes", activities.DefaultMaxResponseBytes, "largest HTTP response body accepted from a service (at most 2031616: a call's output must fit Temporal's 2 MiB payload limit; beyond, the call fails with too_large)")
 	fs.DurationVar(&c.HTTPTimeout, "http-timeout", activities.DefaultHTTPTimeout, "timeout of one HTTP attempt when neither the step nor the service sets one")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", worker.DefaultStopTimeout, "how long running activities may finish on shutdown")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9465", "address of /healthz, /readyz and /metrics (empty: disabled)")
@@ -89,8 +89,9 @@ func (c workerConfig) validate() error {
 	if c.MaxConcurrentActivities < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-activities %d: must be at least 1", c.MaxConcurrentActivities))
 	}
-	if c.MaxResponseBytes < 1 {
-		errs = append(errs, fmt.Errorf("--max-response-bytes %d: must be at least 1", c.MaxResponseBytes))
+	if c.MaxResponseBytes < 1 || c.MaxResponseBytes > activities.MaxOutputBytes {
+		errs = append(errs, fmt.Errorf("--max-response-bytes %d: must be between 1 and %d (a call's output must fit Temporal's %d-byte payload limit)",
+			c.MaxResponseBytes, activities.MaxOutputBytes, activities.TemporalBlobSizeLimit))
 	}
 	if c.HTTPTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--http-timeout %s: must be positive", c.HTTPTimeout))

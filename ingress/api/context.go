@@ -36,6 +36,9 @@ type RequestInfo struct {
 	// Upstream names the instance a proxied call went to, for the access
 	// log.
 	Upstream string
+	// Streams admits long-lived responses (OpenStream); nil outside the
+	// ingress.
+	Streams StreamGate
 }
 
 type infoKey struct{}

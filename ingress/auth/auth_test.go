@@ -87,24 +87,44 @@ func TestKeysFileAndReload(t *testing.T) {
 	if p, err := st.Authenticate(tok); err != nil || p.User != "bob" {
 		t.Fatalf("after reload: %+v %v", p, err)
 	}
-	// An invalid file keeps the old keys; an alias bomb (10^9 values in a
-	// few hundred bytes) is refused by the bounded reader before expansion.
+	// A file that cannot be read as keys keeps the old keys; an alias bomb
+	// (10^9 values in a few hundred bytes) is refused by the bounded
+	// reader before expansion. A readable file whose entries are all
+	// invalid lists none of the old keys: they are gone.
 	bomb := "x: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
 	for i := 1; i <= 9; i++ {
 		p := fmt.Sprintf("*l%d", i-1)
 		bomb += fmt.Sprintf("x%d: &l%d [%s%s]\n", i, i, strings.Repeat(p+", ", 9), p)
 	}
-	for _, bad := range []string{bomb, "keys: [{id: x}]", "keys:\n  - id: abcd\n    hash: sha256:00\n", "nope: 1", "keys: [", "keys:\n  - id: abcd1234\n    hash: " + HashSecret("s") + "\n    tenant: acme\n    roles: [submitter]\n    extra: 1\n"} {
-		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+	good, _ := os.ReadFile(path)
+	for _, c := range []struct {
+		bad  string
+		kept bool
+	}{
+		{bomb, true}, {"nope: 1", true}, {"keys: [", true},
+		{"keys: [{id: x}]", false},
+		{"keys:\n  - id: abcd\n    hash: sha256:00\n", false},
+		{"keys:\n  - id: abcd1234\n    hash: " + HashSecret("s") + "\n    tenant: acme\n    roles: [submitter]\n    extra: 1\n", false},
+	} {
+		if err := os.WriteFile(path, good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(c.bad), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Reload(); err == nil {
-			t.Errorf("invalid file %q accepted", bad)
-		} else if bad == bomb && !strings.Contains(err.Error(), "more than 500000 values") {
+			t.Errorf("invalid file %q accepted", c.bad)
+		} else if c.bad == bomb && !strings.Contains(err.Error(), "more than 500000 values") {
 			t.Errorf("bomb: %v", err)
 		}
-		if _, err := st.Authenticate(tok); err != nil {
-			t.Errorf("old keys lost after invalid reload of %q", bad)
+		if _, err := st.Authenticate(tok); (err == nil) != c.kept {
+			t.Errorf("after the invalid reload of %q: key kept=%v, want %v", c.bad, err == nil, c.kept)
+		}
+		if st.LastReload().Err == nil || st.LastReload().Applied == c.kept {
+			t.Errorf("%q: last reload %+v", c.bad, st.LastReload())
 		}
 	}
 	// Duplicate ids are refused.
@@ -153,7 +173,7 @@ func TestConcurrentReload(t *testing.T) {
 
 func TestEnsureDevKey(t *testing.T) {
 	dir := t.TempDir()
-	key, created, err := EnsureDevKey(dir, "")
+	key, created, err := EnsureDevKey(dir, "", nil)
 	if err != nil || !created || !strings.HasPrefix(key, "gf_") {
 		t.Fatalf("%q %v %v", key, created, err)
 	}
@@ -161,15 +181,16 @@ func TestEnsureDevKey(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("dev-key file: %v %v", fi, err)
 	}
-	again, created, err := EnsureDevKey(dir, "")
+	again, created, err := EnsureDevKey(dir, "", nil)
 	if err != nil || created || again != key {
 		t.Errorf("second call: %q %v %v", again, created, err)
 	}
-	env, created, err := EnsureDevKey(t.TempDir(), "chosen-by-hand-0123456789")
-	if err != nil || created || env != "chosen-by-hand-0123456789" {
+	const chosen = "Zq3v-9LxTb2Wm7Yk_Hc4Pn8Rf6Dg1Js5"
+	env, created, err := EnsureDevKey(t.TempDir(), chosen, nil)
+	if err != nil || created || env != chosen {
 		t.Errorf("env: %q %v %v", env, created, err)
 	}
-	if _, _, err := EnsureDevKey(dir, "short"); err == nil {
+	if _, _, err := EnsureDevKey(dir, "short", nil); err == nil {
 		t.Error("short env key accepted")
 	}
 	st, err := NewStore("", DevKey(key), DevKey(env))

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,8 @@ func (k Key) Validate() error {
 type entry struct {
 	digest [sha256.Size]byte
 	p      Principal
+	// fromFile marks keys of the keys file (not static ones).
+	fromFile bool
 }
 
 type keyset map[string]entry
@@ -88,46 +91,110 @@ type keyset map[string]entry
 // Store authenticates bearer tokens against the keys file plus static keys
 // (e.g. the dev key), and the keys created through the API that reach this
 // replica through the replicated keys topic (PutReplicated). It is safe
-// for concurrent use; Reload swaps the file's set atomically and keeps the
-// old one when the file is invalid. A key id of the file shadows the same
-// id among the replicated keys (the file is the operator's).
+// for concurrent use; Reload swaps the file's set atomically. A key id of
+// the file shadows the same id among the replicated keys (the file is the
+// operator's).
 type Store struct {
 	path   string
 	static []Key
 	cur    atomic.Pointer[keyset]
-	files  atomic.Pointer[[]Key] // every key of the last good load, disabled ones too
+	files  atomic.Pointer[[]Key] // every key of the last load, disabled ones too
 	mu     sync.Mutex            // serialises Reload
+	last   atomic.Pointer[ReloadStatus]
 
 	dynMu sync.RWMutex
 	dyn   keyset
 }
 
+// ReloadStatus is the outcome of the last load of the keys file.
+type ReloadStatus struct {
+	At time.Time
+	// Err lists what was wrong (nil: the whole file applied). With
+	// Applied the valid entries and every disabled one were applied
+	// nonetheless.
+	Err     error
+	Applied bool
+	// Invalid counts the entries that were skipped.
+	Invalid int
+}
+
 // NewStore loads the keys file at path ("" for none; a missing file counts
 // as empty so that `gateflow keys create` can create it later) plus the
-// static keys, which survive reloads.
+// static keys, which survive reloads. At start the file must be valid as
+// a whole.
 func NewStore(path string, static ...Key) (*Store, error) {
 	s := &Store{path: path, static: static, dyn: keyset{}}
+	s.cur.Store(&keyset{})
+	s.files.Store(&[]Key{})
 	if err := s.Reload(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// Reload reads the keys file again. On error the previous keys stay in use.
+// Reload reads the keys file again, entry by entry (issue 10 item 9):
+//
+//   - valid entries are applied, and ids no longer in the file are removed;
+//   - an entry with `disabled: true` disables its id always, even when
+//     something else in it or elsewhere in the file is wrong;
+//   - an invalid entry is reported and its id keeps its previous state;
+//   - a file that is not valid YAML as a whole is read item by item: valid
+//     and disabled items are applied, but no id is removed (which ids the
+//     file still lists is unknown);
+//   - a file that cannot be read, or is over the reader's bounds, changes
+//     nothing.
+//
+// It returns an error listing every problem; LastReload tells whether the
+// rest was applied.
 func (s *Store) Reload() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := append([]Key(nil), s.static...)
+	prev := *s.cur.Load()
+	status := &ReloadStatus{At: time.Now()}
+	defer func() { s.last.Store(status) }()
+
+	var (
+		entries   []fileEntry
+		wholeFile = true
+		errs      []error
+	)
 	if s.path != "" {
-		f, err := ReadFile(s.path)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+		data, err := os.ReadFile(s.path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			status.Err = fmt.Errorf("read keys file: %w", err)
+			return status.Err
+		default:
+			var perr error
+			entries, wholeFile, perr = readEntries(data)
+			if perr != nil {
+				if entries == nil {
+					status.Err = fmt.Errorf("keys file %s: %w", s.path, perr)
+					return status.Err
+				}
+				errs = append(errs, perr)
+			}
 		}
-		keys = append(keys, f.Keys...)
 	}
-	set := make(keyset, len(keys))
-	var errs []error
-	for _, k := range keys {
+
+	set := make(keyset, len(s.static)+len(entries))
+	files := append([]Key(nil), s.static...)
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if e.Err == nil {
+			files = append(files, e.Key)
+			seen[e.Key.ID] = true
+		}
+	}
+	if !wholeFile {
+		for _, k := range *s.files.Load() {
+			if !seen[k.ID] && !slices.ContainsFunc(s.static, func(st Key) bool { return st.ID == k.ID }) {
+				files = append(files, k)
+			}
+		}
+	}
+	for _, k := range s.static {
 		if err := k.Validate(); err != nil {
 			errs = append(errs, err)
 			continue
@@ -136,22 +203,72 @@ func (s *Store) Reload() error {
 			errs = append(errs, fmt.Errorf("key %s: duplicate id", k.ID))
 			continue
 		}
-		if k.Disabled {
+		if !k.Disabled {
+			set[k.ID] = entryOf(k, false)
+		}
+	}
+	disabled := map[string]bool{}
+	for _, e := range entries {
+		if e.Disabled && e.ID != "" {
+			disabled[e.ID] = true
+			if e.Err != nil {
+				status.Invalid++
+				errs = append(errs, fmt.Errorf("%w (key %s disabled nonetheless)", e.Err, e.ID))
+			}
 			continue
 		}
-		set[k.ID] = entryOf(k)
+		err := e.Err
+		if err == nil {
+			if verr := e.Key.Validate(); verr != nil {
+				err = fmt.Errorf("entry at line %d: %w", e.Line, verr)
+			} else if _, dup := set[e.Key.ID]; dup {
+				err = fmt.Errorf("entry at line %d: key %s: duplicate id", e.Line, e.Key.ID)
+			}
+		}
+		if err != nil {
+			status.Invalid++
+			errs = append(errs, err)
+			if old, ok := prev[e.ID]; ok && e.ID != "" && old.fromFile {
+				set[e.ID] = old // not what the entry says, but what it said last
+			}
+			continue
+		}
+		set[e.Key.ID] = entryOf(e.Key, true)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("keys file %s: %w", s.path, err)
+	if !wholeFile {
+		// Ids of unreadable parts are unknown: keep what is not
+		// mentioned rather than remove keys the file may still hold.
+		for id, old := range prev {
+			if _, ok := set[id]; !ok && old.fromFile {
+				set[id] = old
+			}
+		}
+	}
+	for id := range disabled {
+		if e, ok := set[id]; ok && e.fromFile {
+			delete(set, id)
+		}
 	}
 	s.cur.Store(&set)
-	s.files.Store(&keys)
-	return nil
+	s.files.Store(&files)
+	status.Applied = true
+	if err := errors.Join(errs...); err != nil {
+		status.Err = fmt.Errorf("keys file %s: %w", s.path, err)
+	}
+	return status.Err
 }
 
-func entryOf(k Key) entry {
+// LastReload is the outcome of the last Reload (or of NewStore's load).
+func (s *Store) LastReload() ReloadStatus {
+	if st := s.last.Load(); st != nil {
+		return *st
+	}
+	return ReloadStatus{}
+}
+
+func entryOf(k Key, fromFile bool) entry {
 	d, _ := parseHash(k.Hash)
-	return entry{digest: d, p: Principal{
+	return entry{digest: d, fromFile: fromFile, p: Principal{
 		KeyID: k.ID, Tenant: k.Tenant, User: k.User, App: k.App,
 		Roles: append([]string(nil), k.Roles...), RPS: k.RPS, Burst: k.Burst,
 	}}
@@ -171,7 +288,7 @@ func (s *Store) PutReplicated(k Key) error {
 		return err
 	}
 	s.dynMu.Lock()
-	s.dyn[k.ID] = entryOf(k)
+	s.dyn[k.ID] = entryOf(k, false)
 	s.dynMu.Unlock()
 	return nil
 }
@@ -246,7 +363,7 @@ func ReadFile(path string) (File, error) {
 		return File{}, fmt.Errorf("read keys file: %w", err)
 	}
 	var f File
-	if err := yamlread.ReadInto(b, yamlread.Limits{MaxBytes: 16 << 20, MaxValues: 500_000}, &f); err != nil {
+	if err := yamlread.ReadInto(b, keysLimits, &f); err != nil {
 		return File{}, fmt.Errorf("keys file %s: %w", path, err)
 	}
 	return f, nil

@@ -123,7 +123,7 @@ func Routes(gw Gateway, opts Options) api.Group {
 					Description: "The OpenAI chat completions request and response. With `stream: true` the answer is a stream of " +
 						"`data: {chat.completion.chunk}` events ended by `data: [DONE]`; with `stream_options.include_usage` the " +
 						"last chunk has no choices and carries `usage`. An error after the stream started is sent as " +
-						"`data: {\"error\": {...}}` and ends the stream. `usage.cost_usd` is the call's cost at the registry's " +
+						"`data: {\"error\": {...}}` and ends the stream (code `stream_max_age` when the stream reached its maximum age). `usage.cost_usd` is the call's cost at the registry's " +
 						"prices. Parameters the unified format has no equivalent for are ignored and listed in the `" +
 						HeaderIgnoredParams + "` header; `n` > 1 and `logprobs` are refused.",
 					Request: &api.Content{Required: true, Schema: api.Ref("ChatCompletionRequest")},
@@ -424,7 +424,7 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	resp, err := h.gw.Chat(ctx, &req.ChatRequest, opts)
 	if err != nil {
-		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
+		h.opts.Log.Debug("chat completion failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err, "cause", causeOf(err))
 		writeError(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
@@ -483,16 +483,25 @@ func setCacheHeaders(w http.ResponseWriter, c *llm.CacheInfo) {
 // asked for usage, as OpenAI does.
 func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRequest, opts llm.CallOptions) {
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	ctx := r.Context()
+	// A stream slot of the key and tenant (429 beyond their caps), a
+	// maximum age and a write deadline per chunk (issue 10 item 7).
+	st, err := api.OpenStream(w, r)
+	if err != nil {
+		httperr.Write(w, r, err)
+		return
+	}
+	defer st.Close()
+	ctx := st.Context()
 	s, err := h.gw.ChatStream(ctx, req, opts)
 	if err != nil {
-		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err)
+		h.opts.Log.Debug("chat stream failed", "request_id", opts.RequestID, "model", req.Model, "class", llm.ClassOf(err), "err", err, "cause", causeOf(err))
 		writeError(w, r, Error(err, func() []string { return h.gw.ModelsFor(opts.Tenant) }))
 		return
 	}
 	defer s.Close()
 	c := s.Cache()
 	setCacheHeaders(w, &c)
+	w = st.W
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -509,11 +518,16 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 		if err != nil {
 			// The status is sent: report the error as an event, the way
 			// OpenAI clients read it, and end the stream without [DONE].
-			ae := httperr.FromError(Error(err, nil))
-			if info := api.Info(ctx); info != nil {
+			ae := httperr.ForClient(httperr.FromError(Error(err, nil)), opts.RequestID)
+			if st.Expired() {
+				ae = &api.Error{Status: http.StatusRequestTimeout, Code: "stream_max_age", Details: []api.Detail{},
+					Message: fmt.Sprintf("the stream reached its maximum age (%s); send the request again", st.MaxAge())}
+				err = ae
+			}
+			if info := api.Info(r.Context()); info != nil {
 				info.Err = err
 			}
-			if ctx.Err() == nil {
+			if r.Context().Err() == nil {
 				b, _ := json.Marshal(OpenAIErrorBody(ae))
 				_, _ = fmt.Fprintf(w, "data: %s\n\n", b)
 				_ = rc.Flush()
@@ -530,6 +544,16 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, req *llm.ChatRe
 			return
 		}
 	}
+}
+
+// causeOf is the underlying error of a model error, for logs: its message
+// keeps provider addresses out of answers, the log keeps them.
+func causeOf(err error) string {
+	var le *llm.Error
+	if errors.As(err, &le) && le.Err != nil {
+		return le.Err.Error()
+	}
+	return ""
 }
 
 // modelList is the OpenAI list of models.

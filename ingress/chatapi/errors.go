@@ -177,7 +177,7 @@ func openAIType(e *api.Error) string {
 
 // writeError answers err in OpenAI's shape through the one mapping.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := httperr.FromError(err)
+	e := httperr.ForClient(httperr.FromError(err), api.RequestID(r.Context()))
 	if info := api.Info(r.Context()); info != nil {
 		info.Err = err
 	}

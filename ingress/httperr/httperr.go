@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gateflow/gateflow/activities/callback"
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/proxy"
 	"github.com/gateflow/gateflow/workflows/catalog"
@@ -165,10 +167,33 @@ func kindError(kind error, msg string) *api.Error {
 	return e
 }
 
+// ForClient is e as a client may see it (issue 10 item 9): the message of
+// a server-side failure (5xx) loses any address left in it (Temporal's,
+// a provider's, a service's: calls.RedactAddresses) and names the request
+// id, so that an operator finds the whole error in the access log. e is
+// not modified.
+func ForClient(e *api.Error, requestID string) *api.Error {
+	if e == nil || e.Status < 500 {
+		return e
+	}
+	c := *e
+	c.Message = calls.RedactAddresses(c.Message)
+	if requestID != "" && !strings.Contains(c.Message, requestID) {
+		c.Message += " (request id " + requestID + ")"
+	}
+	if len(e.Details) > 0 {
+		c.Details = make([]api.Detail, len(e.Details))
+		for i, d := range e.Details {
+			c.Details[i] = api.Detail{Path: d.Path, Message: calls.RedactAddresses(d.Message)}
+		}
+	}
+	return &c
+}
+
 // Write answers err in the API error shape; route groups call it. The
 // original error is kept in the request info for the access log.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
-	e := FromError(err)
+	e := ForClient(FromError(err), api.RequestID(r.Context()))
 	if info := api.Info(r.Context()); info != nil {
 		info.Err = err
 	}

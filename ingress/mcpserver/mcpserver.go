@@ -26,10 +26,12 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -90,6 +92,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// CallTimeout bounds a tool's orchestrator calls (default 30 s).
 	CallTimeout time.Duration
+	// MaxJSONDepth bounds the nesting of a request (default
+	// api.DefaultMaxDepth).
+	MaxJSONDepth int
 	// Log receives warnings; nil discards them.
 	Log *slog.Logger
 	// Catalog, when set, adds the catalogue's tools: catalog_search and
@@ -126,6 +131,9 @@ func New(orch Orchestrator, prompts *prompt.Runner, opts Options) *Server {
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = DefaultCallTimeout
+	}
+	if opts.MaxJSONDepth <= 0 {
+		opts.MaxJSONDepth = api.DefaultMaxDepth
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -210,12 +218,54 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, r, api.Errorf(http.StatusUnauthorized, "unauthenticated", "an API key is required"))
 		return
 	}
-	srv, err := s.serverFor(r.Context(), p, api.RequestID(r.Context()))
+	// The body is read and checked here, like every JSON body of the
+	// ingress (size, syntax, nesting depth), before the SDK decodes it:
+	// its decoder has no depth bound.
+	if r.Method == http.MethodPost {
+		body, err := api.ReadBody(w, r, maxBody)
+		if err == nil {
+			err = checkJSON(body, s.opts.MaxJSONDepth)
+		}
+		if err != nil {
+			httperr.Write(w, r, err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	// An MCP request is long-lived (a tool may wait for an orchestration):
+	// it takes a stream slot of the key and tenant, and gets the stream's
+	// maximum age and write deadline (issue 10 item 7).
+	st, err := api.OpenStream(w, r)
 	if err != nil {
 		httperr.Write(w, r, err)
 		return
 	}
-	s.http.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), serverKey{}, srv)))
+	defer st.Close()
+	srv, err := s.serverFor(st.Context(), p, api.RequestID(r.Context()))
+	if err != nil {
+		httperr.Write(w, r, err)
+		return
+	}
+	s.http.ServeHTTP(st.W, r.WithContext(context.WithValue(st.Context(), serverKey{}, srv)))
+}
+
+// checkJSON refuses a body that is not one JSON value within maxDepth, in
+// the API's error shape (400 invalid_json).
+func checkJSON(body []byte, maxDepth int) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "a JSON-RPC message is required",
+			Details: []api.Detail{{Path: "", Message: "is empty"}}}
+	}
+	if err := api.CheckDepth(body, maxDepth); err != nil {
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error(),
+			Details: []api.Detail{{Path: "", Message: err.Error()}}}
+	}
+	if !json.Valid(body) {
+		return &api.Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: "the body is not valid JSON",
+			Details: []api.Detail{{Path: "", Message: "is not valid JSON"}}}
+	}
+	return nil
 }
 
 // roleSet is what decides a principal's tools.
@@ -446,9 +496,15 @@ func result(v any, isError bool) *mcp.CallToolResult {
 }
 
 // toolError answers an error in the API's error shape as a tool error, so
-// that the agent sees (and can correct) it.
+// that the agent sees (and can correct) it; a server-side failure names no
+// address and gives the request id (httperr.ForClient).
 func toolError(err error) *mcp.CallToolResult {
 	return result(api.Body{Error: httperr.FromError(err)}, true)
+}
+
+// toolErrorFor is toolError for a caller's request.
+func toolErrorFor(c orchestrator.Caller, err error) *mcp.CallToolResult {
+	return result(api.Body{Error: httperr.ForClient(httperr.FromError(err), c.RequestID)}, true)
 }
 
 var errNoCaller = errors.New("no authenticated caller")
@@ -469,7 +525,7 @@ func (s *Server) workflowStatus(ctx context.Context, req *mcp.CallToolRequest) (
 	defer cancel()
 	st, err := s.orch.Status(ctx, c, in.ID)
 	if err != nil {
-		return toolError(err), nil
+		return toolErrorFor(c, err), nil
 	}
 	return result(st, false), nil
 }
@@ -490,7 +546,7 @@ func (s *Server) pendingApprovals(ctx context.Context, req *mcp.CallToolRequest)
 	defer cancel()
 	a, err := s.orch.PendingApprovals(ctx, c)
 	if err != nil {
-		return toolError(err), nil
+		return toolErrorFor(c, err), nil
 	}
 	return result(a, false), nil
 }
@@ -517,7 +573,7 @@ func (s *Server) decideApproval(ctx context.Context, req *mcp.CallToolRequest) (
 	defer cancel()
 	res, err := s.orch.Decide(ctx, c, in.WorkflowID, orchestrator.DecideRequest{StepID: in.StepID, Decision: in.Decision, Comment: in.Comment})
 	if err != nil {
-		return toolError(err), nil
+		return toolErrorFor(c, err), nil
 	}
 	return result(res, false), nil
 }
@@ -574,7 +630,7 @@ func (s *Server) startOrchestration(name string) mcp.ToolHandler {
 		})
 		cancel()
 		if err != nil {
-			return toolError(err), nil
+			return toolErrorFor(c, err), nil
 		}
 		setWorkflow(info, res.ID, res.Definition, res.Version)
 		out := startResult{ID: res.ID, RunID: res.RunID, Definition: res.Definition, Version: res.Version, Created: res.Created, State: workflows.RunRunning}
@@ -584,7 +640,7 @@ func (s *Server) startOrchestration(name string) mcp.ToolHandler {
 		st, err := s.await(ctx, c, res.ID, wait)
 		if err != nil {
 			// Started, but the wait failed: say so without hiding the id.
-			out.Error = "started, but waiting for the result failed: " + httperr.FromError(err).Message
+			out.Error = "started, but waiting for the result failed: " + httperr.ForClient(httperr.FromError(err), c.RequestID).Message
 			return result(out, false), nil
 		}
 		out.Status = st
@@ -641,7 +697,7 @@ func (s *Server) runPrompt(name string) mcp.ToolHandler {
 			Labels: map[string]string{"via": "mcp"},
 		})
 		if err != nil {
-			return toolError(promptapi.HTTPError(err, nil)), nil
+			return toolErrorFor(c, promptapi.HTTPError(err, nil)), nil
 		}
 		return result(res, false), nil
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/activities/llm/llmtest"
 	"github.com/gateflow/gateflow/activities/llm/prompt"
+	"github.com/gateflow/gateflow/ingress"
 	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 	"github.com/gateflow/gateflow/ingress/mcpserver"
 	"github.com/gateflow/gateflow/workflows"
@@ -62,6 +63,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the ingress's config changed by mod.
+func newEnvWith(t *testing.T, mod func(*ingress.Config)) *env {
+	t.Helper()
 	orch := gwtest.NewOrch()
 	for tenant, defs := range map[string][]string{"acme": {orderYAML, quickYAML}, "other": {strings.Replace(quickYAML, "name: quick", "name: theirs", 1)}} {
 		for _, d := range defs {
@@ -89,7 +96,7 @@ func newEnv(t *testing.T) *env {
 	}
 	runner := prompt.NewRunner(gw, func() *prompt.Catalog { return cat }, prompt.RunnerOptions{})
 	srv := mcpserver.New(orch, runner, mcpserver.Options{MaxWait: 5 * time.Second, CacheTTL: time.Millisecond})
-	return &env{in: gwtest.NewIngress(t, orch, srv.Routes()), orch: orch}
+	return &env{in: gwtest.NewIngressWith(t, orch, mod, srv.Routes()), orch: orch}
 }
 
 // bearer adds an API key to every request.

@@ -12,14 +12,29 @@ import (
 )
 
 // Limit is a token bucket: RPS tokens per second, at most Burst at once.
-// RPS <= 0 means unlimited.
+// Zero never means unlimited (issue 10): only Unlimited lifts a limit, and
+// a limit that is not Set is the caller's to resolve (Or); Allow treats
+// one as Floor.
 type Limit struct {
-	RPS   float64 `json:"rps" yaml:"rps"`
-	Burst int     `json:"burst" yaml:"burst"`
+	RPS       float64 `json:"rps" yaml:"rps"`
+	Burst     int     `json:"burst" yaml:"burst"`
+	Unlimited bool    `json:"unlimited,omitempty" yaml:"unlimited,omitempty"`
 }
 
-// Unlimited reports whether l imposes no limit.
-func (l Limit) Unlimited() bool { return l.RPS <= 0 }
+// Floor is what Allow applies for a limit that is not Set: a caller that
+// forgot to resolve its defaults fails closed, not open.
+var Floor = Limit{RPS: 1, Burst: 1}
+
+// Set reports whether l says something: a rate, or Unlimited.
+func (l Limit) Set() bool { return l.RPS > 0 || l.Unlimited }
+
+// Or returns l when it is Set, else def.
+func (l Limit) Or(def Limit) Limit {
+	if l.Set() {
+		return l
+	}
+	return def
+}
 
 func (l Limit) burst() int {
 	if l.Burst > 0 {
@@ -91,11 +106,12 @@ func (l *Limiter) Allow(keyID string, keyLimit Limit, tenant string, tenantLimit
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
+	keyLimit, tenantLimit = keyLimit.Or(Floor), tenantLimit.Or(Floor)
 	var kb, tb *rate.Limiter
-	if !keyLimit.Unlimited() {
+	if !keyLimit.Unlimited {
 		kb = bucket(l.keys, keyID, keyLimit, now)
 	}
-	if !tenantLimit.Unlimited() {
+	if !tenantLimit.Unlimited {
 		tb = bucket(l.tenants, tenant, tenantLimit, now)
 	}
 	if kb == nil && tb == nil {

@@ -34,13 +34,20 @@ func TestAllow(t *testing.T) {
 		t.Fatalf("after refill %+v", d)
 	}
 	// Limit changes take effect (tokens are kept, refill is faster).
-	l.Allow("k1", Limit{RPS: 100, Burst: 50}, "t", Limit{})
+	l.Allow("k1", Limit{RPS: 100, Burst: 50}, "t", Limit{Unlimited: true})
 	now = now.Add(20 * time.Millisecond)
-	if d := l.Allow("k1", Limit{RPS: 100, Burst: 50}, "t", Limit{}); !d.Allowed || d.Limit != 50 {
+	if d := l.Allow("k1", Limit{RPS: 100, Burst: 50}, "t", Limit{Unlimited: true}); !d.Allowed || d.Limit != 50 {
 		t.Fatalf("changed limit %+v", d)
 	}
-	if d := l.Allow("k9", Limit{}, "t9", Limit{}); !d.Allowed || d.Limited {
+	if d := l.Allow("k9", Limit{Unlimited: true}, "t9", Limit{Unlimited: true}); !d.Allowed || d.Limited {
 		t.Fatalf("unlimited %+v", d)
+	}
+	// Zero is not unlimited: an unresolved limit fails closed at Floor.
+	if d := l.Allow("k8", Limit{}, "t8", Limit{Unlimited: true}); !d.Allowed || !d.Limited || d.Limit != Floor.Burst {
+		t.Fatalf("zero limit %+v", d)
+	}
+	if d := l.Allow("k8", Limit{}, "t8", Limit{Unlimited: true}); d.Allowed {
+		t.Fatalf("zero limit, second request %+v", d)
 	}
 	if Seconds(100*time.Millisecond) != 1 || Seconds(1500*time.Millisecond) != 2 {
 		t.Error("Seconds rounds up")

@@ -43,14 +43,19 @@ func CheckDecideRequest(r DecideRequest) error {
 }
 
 // Cancel requests cancellation of a running workflow of the caller's
-// tenant; the workflow then runs its compensations. Cancelling a closed
-// workflow is ErrConflict.
+// tenant; the workflow then runs its compensations. Only its submitter
+// (the same user, or the same key) or an admin may cancel it
+// (ErrForbidden, code not_submitter). Cancelling a closed workflow is
+// ErrConflict.
 func (o *Orchestrator) Cancel(ctx context.Context, caller Caller, id string) error {
 	if err := checkCaller(caller); err != nil {
 		return err
 	}
 	desc, err := o.describe(ctx, caller, id)
 	if err != nil {
+		return err
+	}
+	if err := o.mayCancel(caller, id, desc); err != nil {
 		return err
 	}
 	if desc.Status != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {

@@ -60,9 +60,18 @@ type Error struct {
 	Message string
 	// Details locate each problem of an ErrInvalid request.
 	Details []definition.Problem
+	// Cause is the underlying failure, for logs only: Message is what a
+	// client sees and never carries Temporal's addresses.
+	Cause error
 }
 
-func (e *Error) Error() string { return e.Message }
+// Error is Message, with the cause for logs.
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Message + ": " + e.Cause.Error()
+	}
+	return e.Message
+}
 
 // Is reports whether target is e's kind, so errors.Is(err, ErrConflict) works.
 func (e *Error) Is(target error) bool { return target == e.Kind }

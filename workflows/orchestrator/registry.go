@@ -57,5 +57,7 @@ func registryError(err error) error {
 	case errors.Is(err, registry.ErrLimit):
 		return &Error{Kind: ErrConflict, Code: "registry_full", Message: err.Error()}
 	}
-	return err
+	// Temporal failures of the registry store are unavailable, not
+	// internal, and never show their addresses.
+	return temporalError(err, "definitions")
 }

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/wire"
 )
@@ -168,13 +169,15 @@ func failureMessage(err error) string {
 	if errors.As(err, &timeout) {
 		return "timed out: " + timeout.Message()
 	}
+	// Anything else is Temporal's or the SDK's text, which may name
+	// addresses: shown without them (issue 10 item 9).
 	var wee *temporal.WorkflowExecutionError
 	if errors.As(err, &wee) {
 		if u := errors.Unwrap(wee); u != nil {
-			return u.Error()
+			return calls.RedactAddresses(u.Error())
 		}
 	}
-	return err.Error()
+	return calls.RedactAddresses(err.Error())
 }
 
 // closedState is the API state of a run: the final state the
@@ -233,7 +236,9 @@ func temporalError(err error, what string) error {
 	case errors.As(err, &nf):
 		return &Error{Kind: ErrNotFound, Code: "workflow_not_found", Message: "workflow not found"}
 	case errors.As(err, &ra), errors.As(err, &un), errors.As(err, &nnf):
-		return &Error{Kind: ErrUnavailable, Code: "temporal_unavailable", Message: fmt.Sprintf("%s: Temporal unavailable: %v", what, err)}
+		// The client learns the class; Temporal's address and the gRPC
+		// detail stay in Cause, for the access log (issue 10 item 9).
+		return &Error{Kind: ErrUnavailable, Code: "temporal_unavailable", Message: what + ": Temporal is unavailable; retry later", Cause: err}
 	case errors.As(err, &de), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", what, context.DeadlineExceeded)
 	case errors.Is(err, context.Canceled):

@@ -69,9 +69,19 @@ type Ingress struct {
 // 127.0.0.1 until the test ends.
 func NewIngress(t testing.TB, orch ingress.Orchestrator, groups ...api.Group) *Ingress {
 	t.Helper()
+	return NewIngressWith(t, orch, nil, groups...)
+}
+
+// NewIngressWith is NewIngress with the server's config changed by mod
+// (stream bounds, limits).
+func NewIngressWith(t testing.TB, orch ingress.Orchestrator, mod func(*ingress.Config), groups ...api.Group) *Ingress {
+	t.Helper()
 	rec := &Recorder{}
-	srv, err := ingress.New(ingress.Deps{Orchestrator: orch, Keys: KeyStore(t), Recorder: rec, Log: slog.New(slog.DiscardHandler)},
-		ingress.Config{KeyLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}, TenantLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}})
+	cfg := ingress.Config{KeyLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}, TenantLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := ingress.New(ingress.Deps{Orchestrator: orch, Keys: KeyStore(t), Recorder: rec, Log: slog.New(slog.DiscardHandler)}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
