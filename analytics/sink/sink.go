@@ -160,6 +160,9 @@ type pending struct {
 	rec    record.Record
 	id     uuid.UUID // rec.ID, parsed
 	reason string    // non-empty: dead-letter it
+	// resent: the producer marked the message as possibly written before
+	// (producer.HeaderResent); it is looked up in ClickHouse by id.
+	resent bool
 }
 
 // Run applies the schema migrations (waiting for ClickHouse if needed), then
@@ -397,7 +400,7 @@ func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pendin
 			s.stale[msg.Partition] = true
 		}
 		s.last[msg.Partition] = msg.Offset
-		p := pending{msg: msg}
+		p := pending{msg: msg, resent: hasHeader(msg.Headers, headerResent)}
 		rec, err := record.Decode(msg.Value)
 		if err == nil {
 			// Decode validated the id: a UUID.
@@ -436,7 +439,7 @@ func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafk
 	var rows, dead []pending
 	var dups int
 	deadDone := false
-	err := s.retry(ctx, gctx, "store call records", func(actx context.Context) error {
+	err := s.retry(ctx, gctx, "store call records", func(actx context.Context) (err error) {
 		attempt++
 		if attempt > 1 {
 			// The previous insert may have been applied after all.
@@ -448,6 +451,11 @@ func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafk
 			return err
 		}
 		rows, dead, dups = s.filter(batch)
+		var stored int
+		if rows, stored, err = s.dropStoredResent(actx, rows); err != nil {
+			return err
+		}
+		dups += stored
 		if len(dead) > 0 && !deadDone {
 			if err := s.deadLetter(actx, dlq, dead); err != nil {
 				return err
@@ -573,6 +581,83 @@ func (s *Sink) filter(batch []pending) (rows, dead []pending, dups int) {
 		rows = append(rows, p)
 	}
 	return rows, dead, dups
+}
+
+// headerResent is producer.HeaderResent (the sink does not import the
+// producer).
+const headerResent = "gateflow-resent"
+
+func hasHeader(hs []kafka.Header, key string) bool {
+	for _, h := range hs {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// dropStoredResent removes the rows the producer marked as possibly
+// written before whose id ClickHouse holds already: the first copy may
+// have been stored by another sink, or too long ago for the id window.
+// The lookup uses the raw table's sorting key (tenant, ts, id) and runs
+// only for marked rows, which exist only after a producer's failed write or
+// crash.
+func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending, int, error) {
+	var ids []string
+	tenants := map[string]bool{}
+	var minTS, maxTS int64
+	for _, p := range rows {
+		if !p.resent {
+			continue
+		}
+		if len(ids) == 0 || p.rec.TS < minTS {
+			minTS = p.rec.TS
+		}
+		maxTS = max(maxTS, p.rec.TS)
+		ids = append(ids, p.id.String())
+		tenants[p.rec.Tenant] = true
+	}
+	if len(ids) == 0 {
+		return rows, 0, nil
+	}
+	found, err := StoredIDs(ctx, s.conn, slices.Sorted(maps.Keys(tenants)), minTS, maxTS, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(found) == 0 {
+		return rows, 0, nil
+	}
+	kept := rows[:0:0]
+	for _, p := range rows {
+		if p.resent && found[p.id.String()] {
+			s.window(p.msg.Partition).add(p.id)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept, len(rows) - len(kept), nil
+}
+
+// StoredIDs returns which of ids (canonical UUID strings of records of
+// tenants with timestamps from fromMS to toMS, inclusive, in Unix ms) the
+// raw table holds.
+func StoredIDs(ctx context.Context, conn driver.Conn, tenants []string, fromMS, toMS int64, ids []string) (map[string]bool, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT toString(id) FROM `+schema.TableCalls+
+		` WHERE tenant IN ? AND ts >= fromUnixTimestamp64Milli(?, 'UTC') AND ts <= fromUnixTimestamp64Milli(?, 'UTC')`+
+		` AND toString(id) IN ?`, tenants, fromMS, toMS, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up resent records: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("look up resent records: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
 
 // window returns the recent-id window of a partition.

@@ -43,6 +43,8 @@ func newRootCmd() *cobra.Command {
 		newWorkerCmd(),
 		newSinkCmd(),
 		newClickHouseChildCmd(),
+		newTemporalServerCmd(),
+		newKafkaBrokerCmd(),
 	)
 	root.AddCommand(newAPICmds()...)
 	root.AddCommand(newKeysCmd(), newAnalyticsCmd())

@@ -29,6 +29,10 @@ type KafkaOptions struct {
 	Host string
 	// Port to listen on; 0 picks a free port.
 	Port int
+	// Ports, when set, starts one broker per port (0: a free port) instead
+	// of the one broker on Port: a cluster of several brokers in this
+	// process (kfake does not replicate between processes).
+	Ports []int
 	// Topics are created at start if missing; existing ones are kept as they
 	// are (a partition count that differs is logged, not changed).
 	Topics []Topic
@@ -38,10 +42,11 @@ type KafkaOptions struct {
 	Logger *slog.Logger
 }
 
-// Kafka is a running single-broker kfake cluster.
+// Kafka is a running kfake cluster (one broker unless KafkaOptions.Ports).
 type Kafka struct {
 	cluster *kfake.Cluster
 	addr    string
+	addrs   []string
 }
 
 // StartKafka starts a one-broker Kafka-protocol cluster (kfake) and creates
@@ -61,9 +66,13 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 		}
 	}
 	host := opts.Host
+	ports := opts.Ports
+	if len(ports) == 0 {
+		ports = []int{opts.Port}
+	}
 	kopts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(opts.Port),
+		kfake.NumBrokers(len(ports)),
+		kfake.Ports(ports...),
 		kfake.DefaultNumPartitions(1),
 		kfake.ClusterID("gateflow-dev"),
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
@@ -87,11 +96,11 @@ func StartKafka(opts KafkaOptions) (*Kafka, error) {
 	}
 	k := &Kafka{cluster: c}
 	addrs := c.ListenAddrs()
-	if len(addrs) != 1 {
+	if len(addrs) != len(ports) {
 		c.Close()
-		return nil, fmt.Errorf("kafka: want 1 listener, got %v", addrs)
+		return nil, fmt.Errorf("kafka: want %d listeners, got %v", len(ports), addrs)
 	}
-	k.addr = addrs[0]
+	k.addr, k.addrs = addrs[0], addrs
 	if err := k.ensureTopics(opts.Topics, opts.Logger); err != nil {
 		c.Close()
 		return nil, err
@@ -122,8 +131,12 @@ func (k *Kafka) ensureTopics(topics []Topic, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// Addr is the broker's host:port (the bootstrap address).
+// Addr is the broker's host:port (the bootstrap address); with several
+// brokers, the first one's.
 func (k *Kafka) Addr() string { return k.addr }
+
+// Addrs are every broker's host:port.
+func (k *Kafka) Addrs() []string { return k.addrs }
 
 // Cluster exposes the kfake cluster for tests (ApplyRetention, TopicInfo...).
 func (k *Kafka) Cluster() *kfake.Cluster { return k.cluster }
