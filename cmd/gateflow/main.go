@@ -45,6 +45,7 @@ func newRootCmd() *cobra.Command {
 		newClickHouseChildCmd(),
 		newTemporalServerCmd(),
 		newKafkaBrokerCmd(),
+		newFaultRunCmd(),
 	)
 	root.AddCommand(newAPICmds()...)
 	root.AddCommand(newKeysCmd(), newAnalyticsCmd())

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/gateflow/gateflow/deploy/embedded"
 	"github.com/gateflow/gateflow/deploy/embedded/temporalserver"
@@ -27,7 +25,7 @@ import (
 // mode) until SIGTERM.
 func newTemporalServerCmd() *cobra.Command {
 	var dataDir, namespace string
-	var port int
+	var port, historyPort, matchingPort, workerPort int
 	var logCfg logConfig
 	cmd := &cobra.Command{
 		Use:    "temporal-server",
@@ -45,6 +43,9 @@ func newTemporalServerCmd() *cobra.Command {
 			srv, err := temporalserver.Start(cmd.Context(), temporalserver.Options{
 				DBPath:           filepath.Join(dataDir, "temporal.db"),
 				FrontendPort:     port,
+				HistoryPort:      historyPort,
+				MatchingPort:     matchingPort,
+				WorkerPort:       workerPort,
 				Namespace:        namespace,
 				SearchAttributes: workflows.SearchAttributeTypes(),
 				LogFile:          filepath.Join(dataDir, "temporal.log"),
@@ -60,7 +61,10 @@ func newTemporalServerCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&dataDir, "data-dir", ".gateflow/temporal", "directory of temporal.db and temporal.log")
-	fs.IntVar(&port, "port", 7233, "frontend port on 127.0.0.1 (history, matching and worker take the next three)")
+	fs.IntVar(&port, "port", 7233, "frontend port on 127.0.0.1")
+	fs.IntVar(&historyPort, "history-port", 0, "history service port (0: --port + 1)")
+	fs.IntVar(&matchingPort, "matching-port", 0, "matching service port (0: --port + 2)")
+	fs.IntVar(&workerPort, "worker-port", 0, "internal worker service port (0: --port + 3)")
 	fs.StringVar(&namespace, "namespace", "default", "namespace created at start")
 	logCfg.bind(fs)
 	return cmd
@@ -102,7 +106,7 @@ func newKafkaBrokerCmd() *cobra.Command {
 			}
 			defer k.Close()
 			log.Info("kafka cluster ready", "brokers", k.Addrs())
-			return bounceOnSignal(cmd.Context(), k.Cluster(), ports, bounceDown, log)
+			return bounceOnSignal(cmd.Context(), k, bounceDown, log)
 		},
 	}
 	fs := cmd.Flags()
@@ -118,7 +122,7 @@ func newKafkaBrokerCmd() *cobra.Command {
 
 // bounceOnSignal restarts the brokers in turn, one per SIGUSR1, until ctx
 // ends.
-func bounceOnSignal(ctx context.Context, c *kfake.Cluster, ports []int, down time.Duration, log *slog.Logger) error {
+func bounceOnSignal(ctx context.Context, k *embedded.Kafka, down time.Duration, log *slog.Logger) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
 	defer signal.Stop(sig)
@@ -129,24 +133,17 @@ func bounceOnSignal(ctx context.Context, c *kfake.Cluster, ports []int, down tim
 			return nil
 		case <-sig:
 		}
-		if len(ports) < 2 {
+		n := len(k.Addrs())
+		if n < 2 {
 			log.Warn("kafka: one broker only; SIGUSR1 ignored")
 			continue
 		}
-		node := int32(next % len(ports))
+		node := int32(next % n)
 		next++
-		if err := c.RemoveNode(node); err != nil {
-			return fmt.Errorf("kafka: take broker %d away: %w", node, err)
-		}
 		log.Info("kafka: broker down", "node", node, "for", down)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(down):
+		if err := k.RestartBroker(node, down); err != nil {
+			return err
 		}
-		if _, _, err := c.AddNode(node, ports[node]); err != nil {
-			return fmt.Errorf("kafka: bring broker %d back on port %d: %w", node, ports[node], err)
-		}
-		log.Info("kafka: broker back", "node", node, "port", ports[node])
+		log.Info("kafka: broker back", "node", node, "addr", k.Addrs()[node])
 	}
 }
