@@ -1,36 +1,47 @@
-// Package producer sends call records to Kafka without ever blocking or
-// failing the caller.
+// Package producer sends call records to Kafka without ever failing the
+// caller and without ever blocking it on the network.
 //
-// Emit encodes the record and hands it to an in-memory queue (a few hundred
-// nanoseconds). One background goroutine drains the queue in batches and
-// writes them with a kafka-go Writer; the batch is whatever accumulated
-// while the previous write was in flight, so batches grow with load and the
-// Writer's BatchTimeout (a few ms) is the only added latency when idle.
+// Two modes (Config.LogFirst):
 //
-// The producer keeps every message until Kafka acknowledged it (RequireAll):
-// the Writer is driven with synchronous WriteMessages calls from the
-// background goroutine rather than in kafka-go's Async mode, because Async
-// mode reports failures only through a callback and its Close cannot be
-// bounded by a deadline, so messages in flight at shutdown could neither be
-// spooled nor waited for.
+// Log first (what the ingress and the worker run): Emit encodes the record
+// and appends it to the on-disk spool, a local append-only log, and returns
+// only once the record reached the operating system, so a record whose
+// call was answered survives a SIGKILL of the process (the page cache holds
+// it; an OS crash or power loss is covered by the spool's fsync policy).
+// Concurrent Emits share write calls (the spool's group commit). One
+// background goroutine feeds Kafka from the log in order: it reads the
+// oldest records, writes them, and acknowledges them in the log's cursor.
+// A restart replays what was not acknowledged: a record written to Kafka
+// just before a crash can reach Kafka twice, and the sink drops the second
+// copy by its id (see analytics/sink).
 //
-// When a write fails (Kafka unreachable, or every retry failed) the batch
-// goes to the on-disk spool and the producer switches to spooling: new
-// batches are appended behind it so order is kept. A replay goroutine
-// retries the oldest spooled records with backoff; when the spool is empty
-// the producer switches back to writing directly. When the in-memory queue
-// is full, Emit appends to the spool itself. When the spool is full its
-// oldest segment is dropped, logged, and counted in
+// Memory first: Emit encodes the record and hands it to an in-memory queue
+// (a few hundred nanoseconds). One background goroutine drains the queue in
+// batches and writes them with a kafka-go Writer; the batch is whatever
+// accumulated while the previous write was in flight, so batches grow with
+// load and the Writer's BatchTimeout (a few ms) is the only added latency
+// when idle. When a write fails (Kafka unreachable, or every retry failed)
+// the batch goes to the on-disk spool and the producer switches to
+// spooling: new batches are appended behind it so order is kept, until the
+// replayer has emptied the spool. When the in-memory queue is full, Emit
+// appends to the spool itself. A crash loses the records still in memory.
+//
+// In both modes the producer keeps every message until Kafka acknowledged
+// it (RequireAll): the Writer is driven with synchronous WriteMessages
+// calls from background goroutines rather than in kafka-go's Async mode,
+// because Async mode reports failures only through a callback and its Close
+// cannot be bounded by a deadline. When the spool is full its oldest
+// segment is dropped, logged, and counted in
 // gateflow_producer_records_dropped_total{reason="spool_full"}.
 //
-// Close flushes the queue to Kafka or, past its deadline, to the spool:
-// nothing is lost on a graceful stop. A crash loses only records still in
-// memory (not yet written to Kafka nor spooled).
+// Close flushes the queue to Kafka or, past its deadline, to the spool, and
+// replays the spool while Kafka answers: nothing is lost on a graceful stop.
 //
 // Duplicates: a write whose outcome is unknown (deadline passed while the
-// broker was slow) is spooled and written again later, so Kafka can hold a
-// record twice; the sink's ReplacingMergeTree by record id collapses it in
-// raw queries (see docs/ANALYTICS.md).
+// broker was slow, or a crash before the log's cursor moved) is written
+// again later, so Kafka can hold a record twice; the sink drops the copy by
+// record id, and the raw table's ReplacingMergeTree collapses what slips
+// through (see docs/ANALYTICS.md).
 package producer
 
 import (
@@ -86,6 +97,12 @@ type Config struct {
 	SyncInterval time.Duration
 	// ReplayBackoffMax caps the wait between replay attempts (default 5 s).
 	ReplayBackoffMax time.Duration
+	// LogFirst writes every record to the spool before Emit returns and
+	// feeds Kafka from there (see the package comment); false queues in
+	// memory first.
+	LogFirst bool
+	// Fsync is the spool's fsync policy (default: every SyncInterval).
+	Fsync spool.FsyncPolicy
 	// Registerer receives the producer's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 }
@@ -158,8 +175,12 @@ type Producer struct {
 	pumpCtx    context.Context // deadline for the final drain
 	pumpCtxMu  sync.Mutex
 	errLogged  atomic.Int64 // unix seconds of the last write-failure log
-	closeOnce  sync.Once
-	closeErr   error
+	dropLogged atomic.Int64 // unix seconds of the last log-write-failure log
+	// unsureUntil (replay goroutine only): spooled records before it were
+	// part of a write whose outcome is unknown.
+	unsureUntil spool.Position
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // New starts a producer. It does not contact Kafka: an unreachable cluster
@@ -185,6 +206,7 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 		SegmentBytes: cfg.SpoolSegmentBytes,
 		MaxBytes:     cfg.SpoolMaxBytes,
 		Log:          log,
+		Fsync:        cfg.Fsync,
 		OnDrop: func(n int64, reason string) {
 			p.m.dropped.WithLabelValues(reason).Add(float64(n))
 		},
@@ -235,6 +257,10 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 		p.spooling = true
 		log.Info("producer: replaying records spooled by a previous run", "records", sp.Len())
 	}
+	if cfg.LogFirst {
+		// Every record goes through the spool; direct writes never resume.
+		p.spooling = true
+	}
 	replayCtx, cancel := context.WithCancel(context.Background())
 	p.replayStop = cancel
 	p.bgDone.Add(2)
@@ -267,6 +293,11 @@ func (p *Producer) Emit(r record.Record) {
 	it := item{buf: buf, klen: len(key)}
 	p.m.emitted.Inc()
 
+	if p.cfg.LogFirst {
+		p.logRecord(it)
+		return
+	}
+
 	p.emitters.Add(1)
 	if !p.closing.Load() {
 		select {
@@ -290,6 +321,34 @@ type item struct {
 
 func (it item) message() kafka.Message {
 	return kafka.Message{Key: it.buf[:it.klen:it.klen], Value: it.buf[it.klen:]}
+}
+
+// logRecord appends one record to the spool (log-first mode) and wakes the
+// feeder. It returns once the record reached the operating system.
+func (p *Producer) logRecord(it item) {
+	err := p.spool.Append(spool.Entry{Key: it.buf[:it.klen], Value: it.buf[it.klen:]})
+	if err != nil {
+		reason := "spool_error"
+		if errors.Is(err, spool.ErrClosed) {
+			reason = "closed"
+		}
+		p.m.dropped.WithLabelValues(reason).Inc()
+		p.logDropped(err)
+		return
+	}
+	p.m.spooled.Inc()
+	p.nudge()
+}
+
+// logDropped logs a record lost to a failed log write, at most once every
+// 10 s.
+func (p *Producer) logDropped(err error) {
+	now := time.Now().Unix()
+	last := p.dropLogged.Load()
+	if now-last < 10 || !p.dropLogged.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Error("producer: records lost: cannot write the record log", "dir", p.cfg.SpoolDir, "err", err)
 }
 
 // toSpool appends msgs to the spool and switches to spooling so that later
@@ -475,22 +534,31 @@ func (p *Producer) replayOnce(ctx context.Context) (int, error) {
 		if p.spool.Len() > 0 {
 			return 1, nil // appended meanwhile: go on
 		}
-		if p.spooling {
+		if p.spooling && !p.cfg.LogFirst {
 			p.spooling = false
 			p.log.Info("producer: spool replayed; writing to Kafka directly again")
 		}
 		return 0, nil
 	}
+	// Records that may be in Kafka already are marked, so that the sink
+	// checks ClickHouse for them (see HeaderResent).
+	var headers []kafka.Header
+	if p.mayBeDelivered(b) {
+		headers = resentHeaders
+	}
 	msgs := make([]kafka.Message, len(b.Entries))
 	for i, e := range b.Entries {
-		msgs[i] = kafka.Message{Key: e.Key, Value: e.Value}
+		msgs[i] = kafka.Message{Key: e.Key, Value: e.Value, Headers: headers}
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	err = p.writer.WriteMessages(wctx, msgs...)
 	cancel()
 	if err != nil {
-		// Partial success is written again (a duplicate the sink's
-		// ReplacingMergeTree collapses) to keep the spool simple.
+		// The outcome is unknown (partial success, or a deadline): what is
+		// written again up to this batch's end is marked as resent.
+		if p.unsureUntil.Before(b.End()) {
+			p.unsureUntil = b.End()
+		}
 		return 0, fmt.Errorf("replay %d spooled records: %w", len(msgs), err)
 	}
 	if err := p.spool.Ack(b); err != nil {
@@ -498,6 +566,22 @@ func (p *Producer) replayOnce(ctx context.Context) (int, error) {
 	}
 	p.m.replayed.Add(float64(len(msgs)))
 	return len(msgs), nil
+}
+
+// HeaderResent marks a message that may have been written to Kafka before:
+// a record replayed from the spool after a failed write whose outcome is
+// unknown, after a crash (the log's cursor had not moved yet), or in
+// memory-first mode at all (records spool after failed writes). The sink
+// looks such records up in ClickHouse by id before inserting them, so a
+// duplicate never reaches the rollups, even when the first copy was stored
+// by another sink.
+const HeaderResent = "gateflow-resent"
+
+var resentHeaders = []kafka.Header{{Key: HeaderResent, Value: []byte("1")}}
+
+// mayBeDelivered reports whether a spooled batch may already be in Kafka.
+func (p *Producer) mayBeDelivered(b spool.Batch) bool {
+	return !p.cfg.LogFirst || b.FromEarlierRun() || b.Start().Before(p.unsureUntil)
 }
 
 // drainSpool waits, until ctx is done, for the replayer to empty the spool;

@@ -1,9 +1,13 @@
 package producer
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 
@@ -40,10 +44,16 @@ func testRecord(i int) record.Record {
 // the spool after a graceful Close, nothing is dropped, and the spool holds
 // exactly the emitted records.
 func TestUnreachableKafkaSpoolsEverything(t *testing.T) {
+	for _, logFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LogFirst=%v", logFirst), func(t *testing.T) { testUnreachableKafkaSpoolsEverything(t, logFirst) })
+	}
+}
+
+func testUnreachableKafkaSpoolsEverything(t *testing.T, logFirst bool) {
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
 	p, err := New(Config{Brokers: []string{deadBroker(t)}, Topic: "calls", SpoolDir: dir,
-		QueueSize: 64, WriteTimeout: 2 * time.Second, Registerer: reg}, nil)
+		QueueSize: 64, WriteTimeout: 2 * time.Second, Registerer: reg, LogFirst: logFirst}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +171,55 @@ func BenchmarkEmitUnreachable(b *testing.B) {
 	}
 	b.StopTimer()
 	_ = p.Close(context.Background())
+}
+
+// TestLogFirstSurvivesSIGKILL: in log-first mode a record is in the spool
+// as soon as Emit returns: a process SIGKILLed mid-stream (Kafka
+// unreachable, so nothing left the process) leaves every record whose Emit
+// returned. The emitting process is this test binary run again.
+func TestLogFirstSurvivesSIGKILL(t *testing.T) {
+	if dir := os.Getenv("PRODUCER_TEST_CHILD_DIR"); dir != "" {
+		p, err := New(Config{Brokers: []string{os.Getenv("PRODUCER_TEST_CHILD_BROKER")}, Topic: "calls", SpoolDir: dir,
+			LogFirst: true, WriteTimeout: time.Second}, nil)
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		for i := 0; ; i++ {
+			p.Emit(testRecord(i))
+			fmt.Println(i) // Emit returned: the call would be answered now
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLogFirstSurvivesSIGKILL$")
+	cmd.Env = append(os.Environ(), "PRODUCER_TEST_CHILD_DIR="+dir, "PRODUCER_TEST_CHILD_BROKER="+deadBroker(t))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	answered := 0
+	for sc.Scan() {
+		if _, err := strconv.Atoi(sc.Text()); err != nil {
+			t.Fatalf("child: %s", sc.Text())
+		}
+		if answered++; answered == 2000 {
+			_ = cmd.Process.Kill()
+			break
+		}
+	}
+	_ = cmd.Wait()
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if sp.Len() < int64(answered) {
+		t.Fatalf("after SIGKILL the log holds %d records, %d were answered", sp.Len(), answered)
+	}
 }
 
 func value(c prometheus.Collector) float64 {

@@ -208,8 +208,9 @@ func runSink(t testing.TB, cfg sink.Config, chAddr string) (stop func()) {
 
 func newProducer(t testing.TB, brokers string) *producer.Producer {
 	t.Helper()
+	// Log first, as the ingress and the worker run it.
 	p, err := producer.New(producer.Config{Brokers: []string{brokers}, Topic: topic, SpoolDir: t.TempDir(),
-		WriteTimeout: 5 * time.Second, ReplayBackoffMax: time.Second}, testLogger(t).With("producer", 1))
+		WriteTimeout: 5 * time.Second, ReplayBackoffMax: time.Second, LogFirst: true}, testLogger(t).With("producer", 1))
 	if err != nil {
 		t.Fatal(err)
 	}

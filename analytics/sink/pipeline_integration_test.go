@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/callgen"
+	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/analytics/spool"
 	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
 )
 
@@ -217,5 +220,57 @@ func TestProducerDuplicates(t *testing.T) {
 		return queryUint(t, conn, "SELECT uniqExact(id) FROM calls") >= want, fmt.Sprintf("marks cover %d messages", n)
 	})
 	time.Sleep(2 * time.Second) // let a late duplicate show up if there were one
+	checkExact(t, conn, expect(recs))
+}
+
+// TestResentAfterCrash: a producer that crashed after writing records to
+// Kafka but before its log's cursor moved sends them again when it starts
+// (marked as resent). By then the partitions have another sink, whose id
+// window never saw the first copies: it finds them in ClickHouse, and the
+// raw table and every rollup still count each record once.
+func TestResentAfterCrash(t *testing.T) {
+	dsn, _ := embeddedtest.StartClickHouse(t)
+	kafka := startKafka(t)
+	conn := openCH(t, chAddr(dsn))
+	cfg := sinkConfig(kafka.addr(), "resent")
+	stopFirst := runSink(t, cfg, chAddr(dsn))
+
+	recs := generate(4, 10_000)
+	p := newProducer(t, kafka.addr())
+	for _, r := range recs {
+		p.Emit(r)
+	}
+	closeProducer(t, p)
+	waitRaw(t, conn, uint64(len(recs)), 2*time.Minute)
+	stopFirst()
+
+	// The crashed process's log: the same records, unacknowledged.
+	dir := t.TempDir()
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs[:4000] {
+		if err := sp.Append(spool.Entry{Key: []byte(r.Key()), Value: r.AppendJSON(nil)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	sinkCfg := cfg
+	sinkCfg.Registerer = reg
+	runSink(t, sinkCfg, chAddr(dsn)) // a fresh sink: an empty id window
+	restarted, err := producer.New(producer.Config{Brokers: []string{kafka.addr()}, Topic: topic, SpoolDir: dir,
+		LogFirst: true, WriteTimeout: 5 * time.Second}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeProducer(t, restarted)
+	waitFor(t, time.Minute, "the resent records handled", func() (bool, string) {
+		n := counter(t, reg, "gateflow_sink_duplicates_dropped_total")
+		return n >= 4000, fmt.Sprintf("%v duplicates dropped", n)
+	})
 	checkExact(t, conn, expect(recs))
 }

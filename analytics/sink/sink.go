@@ -31,6 +31,9 @@ package sink
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -160,13 +164,16 @@ type pending struct {
 	rec    record.Record
 	id     uuid.UUID // rec.ID, parsed
 	reason string    // non-empty: dead-letter it
+	// resent: the producer marked the message as possibly written before
+	// (producer.HeaderResent); it is looked up in ClickHouse by id.
+	resent bool
 }
 
 // Run applies the schema migrations (waiting for ClickHouse if needed), then
 // consumes until ctx is cancelled. It returns nil on cancellation; the batch
 // being collected is dropped uncommitted (it is redelivered).
 func (s *Sink) Run(ctx context.Context) error {
-	if err := s.retry(ctx, nil, "apply schema migrations", func(ctx context.Context) error {
+	if err := s.retry(ctx, "apply schema migrations", func(ctx context.Context) error {
 		return schema.Migrate(ctx, s.conn, schema.Options{TTLDays: s.cfg.TTLDays})
 	}); err != nil {
 		return nilIfCancelled(ctx, err)
@@ -397,7 +404,7 @@ func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pendin
 			s.stale[msg.Partition] = true
 		}
 		s.last[msg.Partition] = msg.Offset
-		p := pending{msg: msg}
+		p := pending{msg: msg, resent: hasHeader(msg.Headers, headerResent)}
 		rec, err := record.Decode(msg.Value)
 		if err == nil {
 			// Decode validated the id: a UUID.
@@ -432,32 +439,38 @@ func (s *Sink) logFetchError(err error) {
 // unknown outcome behind.
 func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafka.Writer, batch []pending) error {
 	start := time.Now()
-	attempt := 0
 	var rows, dead []pending
 	var dups int
 	deadDone := false
-	err := s.retry(ctx, gctx, "store call records", func(actx context.Context) error {
-		attempt++
-		if attempt > 1 {
-			// The previous insert may have been applied after all.
-			for _, p := range batch {
-				s.stale[p.msg.Partition] = true
-			}
-		}
-		if err := s.refreshStale(actx, batch); err != nil {
-			return err
-		}
-		rows, dead, dups = s.filter(batch)
-		if len(dead) > 0 && !deadDone {
-			if err := s.deadLetter(actx, dlq, dead); err != nil {
+	// token is set when the rows are decided, before the first insert is
+	// sent: from then on its outcome may be unknown (ClickHouse can die
+	// after committing some of the tables an insert reaches), so every
+	// retry sends the same rows with the same insert_deduplication_token
+	// and each table takes exactly the blocks it missed.
+	var token string
+	err := s.retryBatch(ctx, gctx, func() bool { return token != "" }, func(actx context.Context) (err error) {
+		if token == "" {
+			if err := s.refreshStale(actx, batch); err != nil {
 				return err
 			}
-			deadDone = true
+			rows, dead, dups = s.filter(batch)
+			var stored int
+			if rows, stored, err = s.dropStoredResent(actx, rows); err != nil {
+				return err
+			}
+			dups += stored
+			if len(dead) > 0 && !deadDone {
+				if err := s.deadLetter(actx, dlq, dead); err != nil {
+					return err
+				}
+				deadDone = true
+			}
+			if gctx.Err() != nil {
+				return errRebalanced
+			}
+			token = batchToken(s.cfg.GroupID, rows)
 		}
-		if gctx.Err() != nil {
-			return errRebalanced
-		}
-		return s.insert(actx, rows)
+		return s.insert(actx, rows, token)
 	})
 	if errors.Is(err, errRebalanced) {
 		s.dropped(len(batch))
@@ -575,6 +588,83 @@ func (s *Sink) filter(batch []pending) (rows, dead []pending, dups int) {
 	return rows, dead, dups
 }
 
+// headerResent is producer.HeaderResent (the sink does not import the
+// producer).
+const headerResent = "gateflow-resent"
+
+func hasHeader(hs []kafka.Header, key string) bool {
+	for _, h := range hs {
+		if h.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// dropStoredResent removes the rows the producer marked as possibly
+// written before whose id ClickHouse holds already: the first copy may
+// have been stored by another sink, or too long ago for the id window.
+// The lookup uses the raw table's sorting key (tenant, ts, id) and runs
+// only for marked rows, which exist only after a producer's failed write or
+// crash.
+func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending, int, error) {
+	var ids []string
+	tenants := map[string]bool{}
+	var minTS, maxTS int64
+	for _, p := range rows {
+		if !p.resent {
+			continue
+		}
+		if len(ids) == 0 || p.rec.TS < minTS {
+			minTS = p.rec.TS
+		}
+		maxTS = max(maxTS, p.rec.TS)
+		ids = append(ids, p.id.String())
+		tenants[p.rec.Tenant] = true
+	}
+	if len(ids) == 0 {
+		return rows, 0, nil
+	}
+	found, err := StoredIDs(ctx, s.conn, slices.Sorted(maps.Keys(tenants)), minTS, maxTS, ids)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(found) == 0 {
+		return rows, 0, nil
+	}
+	kept := rows[:0:0]
+	for _, p := range rows {
+		if p.resent && found[p.id.String()] {
+			s.window(p.msg.Partition).add(p.id)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept, len(rows) - len(kept), nil
+}
+
+// StoredIDs returns which of ids (canonical UUID strings of records of
+// tenants with timestamps from fromMS to toMS, inclusive, in Unix ms) the
+// raw table holds.
+func StoredIDs(ctx context.Context, conn driver.Conn, tenants []string, fromMS, toMS int64, ids []string) (map[string]bool, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT toString(id) FROM `+schema.TableCalls+
+		` WHERE tenant IN ? AND ts >= fromUnixTimestamp64Milli(?, 'UTC') AND ts <= fromUnixTimestamp64Milli(?, 'UTC')`+
+		` AND toString(id) IN ?`, tenants, fromMS, toMS, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up resent records: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("look up resent records: %w", err)
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
+}
+
 // window returns the recent-id window of a partition.
 func (s *Sink) window(partition int) *idWindow {
 	w, ok := s.seen[partition]
@@ -630,9 +720,9 @@ var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "
 // compares the pipeline with a bare insert.
 var InsertSQL = "INSERT INTO " + schema.TableCalls + " (" + strings.Join(insertColumns, ", ") + ")"
 
-// insert writes rows in one batch and, once accepted, raises the stored
-// marks.
-func (s *Sink) insert(ctx context.Context, rows []pending) error {
+// insert writes rows in one batch with token (see flush) and, once
+// accepted, raises the stored marks.
+func (s *Sink) insert(ctx context.Context, rows []pending, token string) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -640,7 +730,7 @@ func (s *Sink) insert(ctx context.Context, rows []pending) error {
 	for i, p := range rows {
 		recs[i] = Row{Record: p.rec, Topic: p.msg.Topic, Partition: int32(p.msg.Partition), Offset: p.msg.Offset}
 	}
-	if err := InsertRows(ctx, s.conn, recs); err != nil {
+	if err := InsertRowsToken(ctx, s.conn, recs, token); err != nil {
 		s.m.insertErrors.Inc()
 		return err
 	}
@@ -665,9 +755,25 @@ type Row struct {
 var noLabels = map[string]string{}
 
 // InsertRows inserts rows into the raw table with one batch, column by
-// column. It is exported for the benchmark that compares the pipeline with
-// a bare clickhouse-go insert of the same rows.
+// column, under a fresh deduplication token. It is exported for the
+// benchmark that compares the pipeline with a bare clickhouse-go insert of
+// the same rows, and for tests.
 func InsertRows(ctx context.Context, conn driver.Conn, rows []Row) error {
+	return InsertRowsToken(ctx, conn, rows, "gateflow-"+uuid.NewString())
+}
+
+// InsertRowsToken is InsertRows with the insert_deduplication_token given:
+// inserting the same rows again with the same token adds nothing to a
+// table that took them, and adds them to one that missed them (the
+// migrations turn deduplication on for every table an insert reaches). A
+// token is always set, because without one ClickHouse deduplicates by
+// content, and two distinct inserts can give identical rollup blocks.
+func InsertRowsToken(ctx context.Context, conn driver.Conn, rows []Row, token string) error {
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"insert_deduplicate":                                 1,
+		"insert_deduplication_token":                         token,
+		"deduplicate_blocks_in_dependent_materialized_views": 1,
+	}))
 	n := len(rows)
 	var (
 		id                                                  = make([]string, n)
@@ -771,21 +877,56 @@ func (s *Sink) commit(gen *kafka.Generation, batch []pending) {
 }
 
 // retry runs fn until it succeeds or ctx ends, backing off exponentially
-// between attempts; with a generation context it also stops, with
-// errRebalanced, once that generation ends. Each attempt of a batch is
-// bounded by storeTimeout.
-func (s *Sink) retry(ctx, gctx context.Context, what string, fn func(context.Context) error) error {
+// between attempts (schema migrations: each attempt bounded by a minute).
+func (s *Sink) retry(ctx context.Context, what string, fn func(context.Context) error) error {
+	return s.retryLoop(ctx, nil, nil, what, time.Minute, fn)
+}
+
+// genGrace is how long a batch whose insert may have been applied in part
+// keeps being retried after its generation ended: the group waits for this
+// sink (up to rebalanceTimeout) before another sink reads the stored marks,
+// so completing the insert first keeps the rollups whole.
+const genGrace = 20 * time.Second
+
+// retryBatch is retry for a batch: each attempt is bounded by storeTimeout,
+// and once the generation ends it stops with errRebalanced — at once while
+// hold reports false, after genGrace while it reports true.
+func (s *Sink) retryBatch(ctx, gctx context.Context, hold func() bool, fn func(context.Context) error) error {
+	return s.retryLoop(ctx, gctx, hold, "store call records", storeTimeout, fn)
+}
+
+func (s *Sink) retryLoop(ctx, gctx context.Context, hold func() bool, what string, timeout time.Duration, fn func(context.Context) error) error {
 	var genDone <-chan struct{}
-	timeout := time.Minute // schema migrations
 	if gctx != nil {
-		genDone, timeout = gctx.Done(), storeTimeout
+		genDone = gctx.Done()
+	}
+	var graceEnd time.Time // set when the generation ended while holding
+	stop := func() bool {
+		if genDone == nil || gctx.Err() == nil {
+			return false
+		}
+		if hold == nil || !hold() {
+			return true
+		}
+		if graceEnd.IsZero() {
+			graceEnd = time.Now().Add(genGrace)
+			genDone = nil // wait out the grace with backoffs, not the channel
+		}
+		return time.Now().After(graceEnd)
 	}
 	backoff := s.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
-		if genDone != nil && gctx.Err() != nil {
+		if stop() {
+			if !graceEnd.IsZero() {
+				s.log.Warn("sink: giving up a batch whose insert may be applied in part: the generation ended " +
+					"and ClickHouse did not take the retry in time; a rollup may miss some of its rows")
+			}
 			return errRebalanced
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout)
+		if !graceEnd.IsZero() {
+			actx, cancel = context.WithDeadline(ctx, graceEnd)
+		}
 		err := fn(actx)
 		cancel()
 		if err == nil {
@@ -805,11 +946,25 @@ func (s *Sink) retry(ctx, gctx context.Context, what string, fn func(context.Con
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-genDone:
-			return errRebalanced
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, s.cfg.RetryMax)
 	}
+}
+
+// batchToken is the insert_deduplication_token of a batch: the same rows
+// give the same token (a retry), other rows another one.
+func batchToken(group string, rows []pending) string {
+	h := sha256.New()
+	h.Write([]byte(group))
+	var b [16]byte
+	for _, p := range rows {
+		binary.BigEndian.PutUint32(b[:4], uint32(p.msg.Partition))
+		binary.BigEndian.PutUint64(b[4:12], uint64(p.msg.Offset))
+		h.Write([]byte(p.msg.Topic))
+		h.Write(b[:12])
+	}
+	return "gateflow-sink-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Check reports whether Kafka and ClickHouse answer, by name, for readiness

@@ -13,15 +13,22 @@
 // A frame that is cut short or fails its checksum (a partial write when the
 // process crashed) ends the segment: Open truncates the file there.
 //
-// Durability: every Append reaches the operating system (one write call)
+// Durability: every Append reaches the operating system (a write call)
 // before it returns, so a process crash loses nothing already appended.
-// Files are fsynced when a segment is sealed, on Sync and on Close; the
-// producer calls Sync every second, so an OS crash or power loss can lose
-// at most the last second of spooled records.
+// Concurrent Appends share write calls (group commit): while one caller
+// writes, the others add their frames to the next group, which the first
+// of them to find the file free writes at once. When the operating system
+// is asked to put the data on the disk is the Fsync policy: FsyncInterval
+// (the default) on Sync, which the producer calls every second, so an OS
+// crash or power loss can lose the last second of records; FsyncAlways
+// after every group write, before the Appends of the group return;
+// FsyncNever only on Close.
 //
-// Read progress: Peek returns the oldest unacknowledged entries and Ack
-// records how far they were delivered, in a small cursor file, so a restart
-// replays at most the last unacknowledged Peek again.
+// Read progress: Peek returns the oldest unacknowledged entries, from the
+// segment being written too, and Ack records how far they were delivered,
+// in a small cursor file, so a restart replays at most the last
+// unacknowledged Peek again. Appends and reads run concurrently: a group
+// write and a Peek's file read never hold the spool's lock.
 //
 // One writer per directory: Open locks the directory (flock on spool.lock,
 // released by Close or when the process ends) and refuses a second opener
@@ -74,6 +81,40 @@ type Entry struct {
 	Value []byte
 }
 
+// FsyncPolicy says when written records are forced to the disk.
+type FsyncPolicy int
+
+// Fsync policies; see the package comment.
+const (
+	FsyncInterval FsyncPolicy = iota
+	FsyncAlways
+	FsyncNever
+)
+
+// ParseFsyncPolicy reads "interval", "always" or "never".
+func ParseFsyncPolicy(s string) (FsyncPolicy, error) {
+	switch s {
+	case "interval", "":
+		return FsyncInterval, nil
+	case "always":
+		return FsyncAlways, nil
+	case "never":
+		return FsyncNever, nil
+	}
+	return 0, fmt.Errorf("fsync policy %q: want interval, always or never", s)
+}
+
+// String returns the policy's name as ParseFsyncPolicy reads it.
+func (p FsyncPolicy) String() string {
+	switch p {
+	case FsyncAlways:
+		return "always"
+	case FsyncNever:
+		return "never"
+	}
+	return "interval"
+}
+
 // Options configure a spool.
 type Options struct {
 	// Dir holds the segment files; it is created if missing.
@@ -90,6 +131,9 @@ type Options struct {
 	OnDrop func(records int64, reason string)
 	// Log receives repairs and drops. Nil discards.
 	Log *slog.Logger
+	// Fsync is when written data is forced to the disk (default
+	// FsyncInterval: on Sync).
+	Fsync FsyncPolicy
 }
 
 type segment struct {
@@ -108,18 +152,36 @@ type Spool struct {
 	opts Options
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	segs     []*segment // oldest first; the last one is active
-	active   *os.File
-	activeW  *bufio.Writer
-	bytes    int64
-	records  int64
-	closed   bool
-	scratch  []byte
-	dirty    bool     // written since the last fsync
-	readFile *os.File // open handle on the segment being read
+	mu      sync.Mutex
+	written *sync.Cond // a group write ended (with mu)
+	segs    []*segment // oldest first; the last one is active
+	active  *os.File
+	bytes   int64 // unacknowledged bytes written
+	records int64 // unacknowledged records written
+	closed  bool
+	dirty   bool // written since the last fsync
+	// Group commit: frames of the group being collected, its record
+	// count, and whether a group write is under way (only its writer
+	// touches the active file then).
+	group    *group
+	pend     []byte
+	pendRecs int64
+	writing  bool
+	spare    []byte
+	unsynced []*os.File // sealed segments awaiting their fsync (FsyncInterval)
+	dirDirty bool       // a segment file was created since the last fsync
+	lock     *os.File   // holds the directory's flock until Close
+	firstOwn uint64     // id of the first segment this Spool created
+	readMu   sync.Mutex // one reader at a time; guards the fields below
+	readFile *os.File   // open handle on the segment being read
 	readSeg  uint64
-	lock     *os.File // holds the directory's flock until Close
+}
+
+// group is one group commit: the Appends that share a write learn its
+// outcome here.
+type group struct {
+	done bool
+	err  error
 }
 
 // Open opens (creating if needed) the spool in opts.Dir, repairing a
@@ -154,13 +216,15 @@ func Open(opts Options) (s *Spool, err error) {
 			unlockDir(lock)
 		}
 	}()
-	s = &Spool{opts: opts, log: log, lock: lock}
+	s = &Spool{opts: opts, log: log, lock: lock, group: &group{}}
+	s.written = sync.NewCond(&s.mu)
 	if err := s.load(); err != nil {
 		return nil, err
 	}
 	if err := s.openActive(); err != nil {
 		return nil, err
 	}
+	s.firstOwn = s.segs[len(s.segs)-1].id
 	return s, nil
 }
 
@@ -299,17 +363,18 @@ func (s *Spool) openActive() error {
 	if err != nil {
 		return fmt.Errorf("spool: create %s: %w", seg.path, err)
 	}
-	if err := syncDir(s.opts.Dir); err != nil {
-		_ = f.Close()
-		return err
+	// The new directory entry reaches the disk with the next fsync the
+	// policy asks for, not here: this runs in the path of an Append.
+	s.dirDirty = true
+	if s.opts.Fsync == FsyncAlways {
+		if err := syncDir(s.opts.Dir); err != nil {
+			_ = f.Close()
+			return err
+		}
+		s.dirDirty = false
 	}
 	s.segs = append(s.segs, seg)
 	s.active = f
-	if s.activeW == nil {
-		s.activeW = bufio.NewWriterSize(f, 256<<10)
-	} else {
-		s.activeW.Reset(f)
-	}
 	return nil
 }
 
@@ -325,59 +390,105 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Append writes entries, in order, to the active segment. It enforces the
-// size bound afterwards by dropping the oldest segments.
+// Append writes entries, in order, to the active segment, and returns once
+// they reached the operating system (and the disk, with FsyncAlways). It
+// enforces the size bound afterwards by dropping the oldest segments.
+//
+// Concurrent Appends are committed in groups: each adds its frames to the
+// group being collected, and the first caller to find no write under way
+// writes the whole group with one write call while the next group
+// collects. A lone caller therefore writes its own frames at once.
 func (s *Spool) Append(entries ...Entry) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
-	act := s.segs[len(s.segs)-1]
 	for _, e := range entries {
-		payload := len(e.Key) + len(e.Value) + binary.MaxVarintLen64
-		if payload > MaxEntryBytes {
+		if len(e.Key)+len(e.Value)+binary.MaxVarintLen64 > MaxEntryBytes {
+			s.mu.Unlock()
 			return ErrTooLarge
 		}
-		buf := s.scratch[:0]
-		buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // header, filled below
-		buf = binary.AppendUvarint(buf, uint64(len(e.Key)))
-		buf = append(buf, e.Key...)
-		buf = append(buf, e.Value...)
-		n := len(buf) - frameHeader
-		binary.BigEndian.PutUint32(buf[0:4], uint32(n))
-		binary.BigEndian.PutUint32(buf[4:8], crc32.Checksum(buf[frameHeader:], crcTable))
-		s.scratch = buf
-		if _, err := s.activeW.Write(buf); err != nil {
-			return fmt.Errorf("spool: write %s: %w", act.path, err)
-		}
-		act.size += int64(len(buf))
-		act.records++
-		s.bytes += int64(len(buf))
-		s.records++
-		if act.size >= s.opts.SegmentBytes {
-			if err := s.sealLocked(); err != nil {
-				return err
-			}
-			act = s.segs[len(s.segs)-1]
-		}
 	}
-	if err := s.activeW.Flush(); err != nil {
-		return fmt.Errorf("spool: write %s: %w", act.path, err)
+	for _, e := range entries {
+		s.pend = appendFrame(s.pend, e)
 	}
-	s.dirty = true
-	return s.enforceLocked()
+	s.pendRecs += int64(len(entries))
+	g := s.group
+	for !g.done {
+		if s.writing {
+			s.written.Wait()
+			continue
+		}
+		s.writeGroupLocked()
+	}
+	s.mu.Unlock()
+	return g.err
 }
 
-// sealLocked fsyncs and closes the active segment and opens a new one.
+// appendFrame appends e's frame to buf.
+func appendFrame(buf []byte, e Entry) []byte {
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // header, filled below
+	buf = binary.AppendUvarint(buf, uint64(len(e.Key)))
+	buf = append(buf, e.Key...)
+	buf = append(buf, e.Value...)
+	payload := buf[start+frameHeader:]
+	binary.BigEndian.PutUint32(buf[start:start+4], uint32(len(payload)))
+	binary.BigEndian.PutUint32(buf[start+4:start+8], crc32.Checksum(payload, crcTable))
+	return buf
+}
+
+// writeGroupLocked writes the collected group. It is called with mu held
+// and returns with mu held, releasing it during the write itself.
+func (s *Spool) writeGroupLocked() {
+	g, buf, recs := s.group, s.pend, s.pendRecs
+	s.group, s.pend, s.pendRecs = &group{}, s.spare[:0], 0
+	s.writing = true
+	f, act := s.active, s.segs[len(s.segs)-1]
+	s.mu.Unlock()
+
+	_, err := f.Write(buf)
+	if err == nil && s.opts.Fsync == FsyncAlways {
+		err = f.Sync()
+	}
+	if err != nil {
+		// Cut a partial write off so the file ends with a whole frame.
+		_ = f.Truncate(act.size)
+		err = fmt.Errorf("spool: write %s: %w", act.path, err)
+	}
+
+	s.mu.Lock()
+	s.writing = false
+	if len(buf) <= 4<<20 {
+		s.spare = buf[:0]
+	}
+	if err == nil {
+		act.size += int64(len(buf))
+		act.records += recs
+		s.bytes += int64(len(buf))
+		s.records += recs
+		s.dirty = s.opts.Fsync != FsyncAlways
+		if act.size >= s.opts.SegmentBytes {
+			err = s.sealLocked()
+		}
+		if err == nil {
+			err = s.enforceLocked()
+		}
+	}
+	g.done, g.err = true, err
+	s.written.Broadcast()
+}
+
+// sealLocked closes the active segment (its fsync is left to the policy)
+// and opens a new one. Only called while no group write is under way.
 func (s *Spool) sealLocked() error {
-	if err := s.activeW.Flush(); err != nil {
-		return fmt.Errorf("spool: flush: %w", err)
-	}
-	if err := s.active.Sync(); err != nil {
-		return fmt.Errorf("spool: sync: %w", err)
-	}
-	if err := s.active.Close(); err != nil {
+	old := s.active
+	if s.opts.Fsync == FsyncInterval {
+		// The next Sync fsyncs and closes it (also when a Sync running
+		// now took the file before this seal).
+		s.unsynced = append(s.unsynced, old)
+	} else if err := old.Close(); err != nil {
 		return fmt.Errorf("spool: close segment: %w", err)
 	}
 	s.dirty = false
@@ -408,12 +519,9 @@ func (s *Spool) enforceLocked() error {
 	return nil
 }
 
-// removeLocked deletes the oldest segment (not the active one).
+// removeLocked deletes the oldest segment (not the active one). A reader
+// holding the file open keeps reading it; Ack then ignores its batch.
 func (s *Spool) removeLocked(seg *segment) error {
-	if s.readFile != nil && s.readSeg == seg.id {
-		_ = s.readFile.Close()
-		s.readFile = nil
-	}
 	if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("spool: remove %s: %w", seg.path, err)
 	}
@@ -423,17 +531,53 @@ func (s *Spool) removeLocked(seg *segment) error {
 	return nil
 }
 
-// Sync fsyncs the active segment if it was written since the last sync.
+// Sync forces what was written since the last Sync to the disk: the active
+// segment, segments sealed since, and the directory. With FsyncNever it
+// does nothing; with FsyncAlways there is nothing left to do.
 func (s *Spool) Sync() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || !s.dirty {
+	if s.opts.Fsync == FsyncNever {
 		return nil
 	}
-	if err := s.active.Sync(); err != nil {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	sealed := s.unsynced
+	s.unsynced = nil
+	var active *os.File
+	if s.dirty {
+		// Fsync runs beside group writes (what a write adds meanwhile is
+		// synced by the next Sync); a seal meanwhile closes the file only
+		// once this fsync has returned (os.File counts its users).
+		active, s.dirty = s.active, false
+	}
+	dir := s.dirDirty
+	s.dirDirty = false
+	s.mu.Unlock()
+
+	var errs []error
+	for _, f := range sealed {
+		if err := f.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if active != nil {
+		if err := active.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if dir {
+		if err := syncDir(s.opts.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("spool: sync: %w", err)
 	}
-	s.dirty = false
 	return nil
 }
 
@@ -456,41 +600,71 @@ func (s *Spool) Bytes() int64 {
 type Batch struct {
 	Entries []Entry
 	seg     uint64
+	start   int64
 	end     int64
 	count   int64
+	// earlier: the entries were appended by an earlier Spool on the
+	// directory (a previous run of the process).
+	earlier bool
+}
+
+// FromEarlierRun reports whether the entries were appended before this
+// Spool was opened: a previous process may have delivered them already
+// without acknowledging them (it crashed in between).
+func (b Batch) FromEarlierRun() bool { return b.earlier }
+
+// Position is a place in the spool, ordered like the entries.
+type Position struct {
+	seg uint64
+	off int64
+}
+
+// Start and End are where the batch begins and ends.
+func (b Batch) Start() Position { return Position{b.seg, b.start} }
+
+// End is where the batch ends (see Start).
+func (b Batch) End() Position { return Position{b.seg, b.end} }
+
+// Before reports whether p comes before q.
+func (p Position) Before(q Position) bool {
+	return p.seg < q.seg || (p.seg == q.seg && p.off < q.off)
 }
 
 // Peek returns up to max of the oldest unacknowledged entries (all from
-// one segment), or an empty batch when the spool is empty. Records in the
-// active segment are made readable by sealing it. The entries share one
-// buffer per batch.
+// one segment, possibly the one being written), or an empty batch when the
+// spool is empty. The entries share one buffer per batch. Peek and Ack are
+// meant for one reader; Appends go on while Peek reads the file.
 func (s *Spool) Peek(max int) (Batch, error) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return Batch{}, ErrClosed
 	}
+	var seg segment // a snapshot: the written part of seg is immutable
 	for {
-		seg := s.segs[0]
-		if seg.read < seg.size {
-			if seg == s.segs[len(s.segs)-1] {
-				if err := s.sealLocked(); err != nil {
-					return Batch{}, err
-				}
-			}
-			return s.readLocked(seg, max)
+		head := s.segs[0]
+		if head.read < head.size {
+			seg = *head
+			break
 		}
 		if len(s.segs) == 1 {
-			return Batch{}, nil // only an empty active segment
+			s.mu.Unlock()
+			return Batch{}, nil // only an empty (or fully read) active segment
 		}
 		// Fully read sealed segment (e.g. after a restart): remove it.
-		if err := s.removeLocked(seg); err != nil {
+		if err := s.removeLocked(head); err != nil {
+			s.mu.Unlock()
 			return Batch{}, err
 		}
 	}
+	s.mu.Unlock()
+	return s.read(&seg, max)
 }
 
-func (s *Spool) readLocked(seg *segment, max int) (Batch, error) {
+// read cuts up to max frames of seg from seg.read on (readMu held).
+func (s *Spool) read(seg *segment, max int) (Batch, error) {
 	if s.readFile == nil || s.readSeg != seg.id {
 		if s.readFile != nil {
 			_ = s.readFile.Close()
@@ -509,7 +683,8 @@ func (s *Spool) readLocked(seg *segment, max int) (Batch, error) {
 	if _, err := s.readFile.ReadAt(buf, seg.read); err != nil {
 		return Batch{}, fmt.Errorf("spool: read %s: %w", seg.path, err)
 	}
-	b := Batch{seg: seg.id, end: seg.read}
+	b := Batch{seg: seg.id, start: seg.read, end: seg.read, earlier: seg.id < s.firstOwn,
+		Entries: make([]Entry, 0, min(max, 4096))}
 	pos := 0
 	for len(b.Entries) < max && pos+frameHeader <= len(buf) {
 		n := int(binary.BigEndian.Uint32(buf[pos : pos+4]))
@@ -526,21 +701,16 @@ func (s *Spool) readLocked(seg *segment, max int) (Batch, error) {
 			break
 		}
 		payload := buf[pos+frameHeader : pos+frameHeader+n]
-		if crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(buf[pos+4:pos+8]) {
-			// Damaged on disk after it was written and scanned: skip the rest
-			// of this segment rather than block the spool.
-			lost := seg.records - seg.readRecords - b.count
-			s.log.Error("spool: checksum mismatch, skipping the rest of the segment", "segment", seg.path, "records", lost)
-			if s.opts.OnDrop != nil && lost > 0 {
-				s.opts.OnDrop(lost, "corrupt")
-			}
-			b.end, b.count = seg.size, seg.records-seg.readRecords
-			return b, nil
-		}
+		bad := crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(buf[pos+4:pos+8])
 		klen, k := binary.Uvarint(payload)
-		if k <= 0 || uint64(len(payload)-k) < klen {
+		if !bad && (k <= 0 || uint64(len(payload)-k) < klen) {
+			bad = true
+		}
+		if bad {
+			// Damaged on disk after it was written and scanned: skip the
+			// rest of what this segment holds rather than block the spool.
 			lost := seg.records - seg.readRecords - b.count
-			s.log.Error("spool: malformed frame, skipping the rest of the segment", "segment", seg.path, "records", lost)
+			s.log.Error("spool: damaged frame, skipping the rest of the segment", "segment", seg.path, "records", lost)
 			if s.opts.OnDrop != nil && lost > 0 {
 				s.opts.OnDrop(lost, "corrupt")
 			}
@@ -559,12 +729,15 @@ func (s *Spool) readLocked(seg *segment, max int) (Batch, error) {
 // Ack marks a batch returned by Peek as delivered. A batch whose segment was
 // dropped meanwhile (spool full) is ignored.
 func (s *Spool) Ack(b Batch) error {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return ErrClosed
 	}
 	if b.count == 0 && b.end == 0 {
+		s.mu.Unlock()
 		return nil
 	}
 	for _, seg := range s.segs {
@@ -572,36 +745,60 @@ func (s *Spool) Ack(b Batch) error {
 			continue
 		}
 		if b.end <= seg.read {
-			return nil
+			break
 		}
 		s.bytes -= b.end - seg.read
 		s.records -= b.count
 		seg.read, seg.readRecords = b.end, seg.readRecords+b.count
 		if seg.read >= seg.size && seg != s.segs[len(s.segs)-1] {
-			return s.removeLocked(seg)
+			err := s.removeLocked(seg)
+			s.mu.Unlock()
+			return err
 		}
-		return s.writeCursor(seg)
+		cur := *seg
+		s.mu.Unlock()
+		// Outside mu: Appends do not wait for the cursor file. Only the
+		// reader (readMu) writes it.
+		return s.writeCursor(&cur)
 	}
+	s.mu.Unlock()
 	return nil
 }
 
-// Close flushes and fsyncs the active segment.
+// Close writes what is collected, fsyncs, and releases the directory.
 func (s *Spool) Close() error {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
+	for s.writing {
+		s.written.Wait()
+	}
+	var errs []error
+	if s.pendRecs > 0 {
+		// Appends waiting for a group write: write it for them.
+		s.writeGroupLocked()
+	}
 	s.closed = true
 	if s.readFile != nil {
 		_ = s.readFile.Close()
 	}
-	var errs []error
-	if err := s.activeW.Flush(); err != nil {
-		errs = append(errs, err)
+	for _, f := range s.unsynced {
+		if err := f.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := f.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err := s.active.Sync(); err != nil {
-		errs = append(errs, err)
+	s.unsynced = nil
+	if s.opts.Fsync != FsyncNever {
+		if err := s.active.Sync(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := s.active.Close(); err != nil {
 		errs = append(errs, err)

@@ -1,12 +1,16 @@
 package spool
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -337,5 +341,134 @@ func TestSecondOpenRefused(t *testing.T) {
 	defer s.Close()
 	if got := drain(t, s, 10); !slices.Equal(got, want(0, 1)) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestConcurrentAppendsGroupCommit: many writers at once, a reader
+// draining the segment being written meanwhile: every entry arrives once,
+// and each writer's entries in its own order.
+func TestConcurrentAppendsGroupCommit(t *testing.T) {
+	for _, policy := range []FsyncPolicy{FsyncInterval, FsyncAlways, FsyncNever} {
+		t.Run(policy.String(), func(t *testing.T) {
+			s, err := Open(Options{Dir: t.TempDir(), SegmentBytes: 64 << 10, MaxBytes: 1 << 30, Fsync: policy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			const writers, per = 16, 300
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range per {
+						if err := s.Append(Entry{Key: fmt.Appendf(nil, "w%d", w), Value: fmt.Appendf(nil, "%d", i)}); err != nil {
+							t.Error(err)
+							return
+						}
+						if i%50 == 0 {
+							if err := s.Sync(); err != nil {
+								t.Error(err)
+							}
+						}
+					}
+				}()
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			next := map[string]int{}
+			total := 0
+			for finished := false; ; {
+				select {
+				case <-done:
+					finished = true
+				default:
+				}
+				b, err := s.Peek(97)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range b.Entries {
+					if got, want := string(e.Value), fmt.Sprint(next[string(e.Key)]); got != want {
+						t.Fatalf("writer %s: got entry %s, want %s", e.Key, got, want)
+					}
+					next[string(e.Key)]++
+					total++
+				}
+				if err := s.Ack(b); err != nil {
+					t.Fatal(err)
+				}
+				if finished && b.count == 0 && s.Len() == 0 {
+					break
+				}
+			}
+			if total != writers*per {
+				t.Fatalf("read %d entries, want %d", total, writers*per)
+			}
+		})
+	}
+}
+
+func TestParseFsyncPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want FsyncPolicy
+		err  bool
+	}{{"", FsyncInterval, false}, {"interval", FsyncInterval, false}, {"always", FsyncAlways, false},
+		{"never", FsyncNever, false}, {"sometimes", 0, true}} {
+		got, err := ParseFsyncPolicy(tc.in)
+		if (err != nil) != tc.err || (!tc.err && got != tc.want) {
+			t.Errorf("%q: got %v, %v", tc.in, got, err)
+		}
+	}
+}
+
+// TestAppendSurvivesSIGKILL: what Append acknowledged is in the spool after
+// the process that appended was SIGKILLed mid-stream (no Close, no fsync:
+// the page cache holds it). The writer is this test binary run again.
+func TestAppendSurvivesSIGKILL(t *testing.T) {
+	if dir := os.Getenv("SPOOL_TEST_CHILD_DIR"); dir != "" {
+		s, err := Open(Options{Dir: dir, SegmentBytes: 32 << 10})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		for i := 0; ; i++ {
+			if err := s.Append(entry(i)); err != nil {
+				fmt.Println("error", err)
+				os.Exit(1)
+			}
+			fmt.Println(i) // acknowledged
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAppendSurvivesSIGKILL$")
+	cmd.Env = append(os.Environ(), "SPOOL_TEST_CHILD_DIR="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	acked := -1
+	for sc.Scan() {
+		n, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			t.Fatalf("child: %s", sc.Text())
+		}
+		acked = n
+		if n == 3000 {
+			_ = cmd.Process.Kill()
+			break
+		}
+	}
+	_ = cmd.Wait()
+	s := open(t, dir, 32<<10, 1<<30, nil)
+	defer s.Close()
+	got := drain(t, s, 500)
+	if len(got) < acked+1 || !slices.Equal(got[:acked+1], want(0, acked+1)) {
+		t.Fatalf("after SIGKILL: %d entries in the spool, %d acknowledged", len(got), acked+1)
 	}
 }

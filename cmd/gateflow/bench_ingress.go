@@ -156,7 +156,7 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 	defer k.Close()
 	metrics := prometheus.NewRegistry()
 	prod, closeProd, err := openProducer(kafkaConfig{Brokers: []string{k.Addr()}, Topic: "gateflow.calls"}, nil,
-		filepath.Join(kafkaDir, "spool"), metrics, log)
+		filepath.Join(kafkaDir, "spool"), flagDefaults((*recordLogConfig).bind), metrics, log)
 	if err != nil {
 		return err
 	}

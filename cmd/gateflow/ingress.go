@@ -65,6 +65,8 @@ type ingressConfig struct {
 	ReloadInterval time.Duration
 	// SpoolDir is where call records wait while Kafka is unreachable.
 	SpoolDir string
+	// Records says how call records are kept until Kafka has them.
+	Records recordLogConfig
 	// Limits and timeouts of the HTTP server.
 	MaxBodyBytes    int64
 	MaxJSONDepth    int
@@ -126,7 +128,8 @@ func (c *ingressConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KeysFile, "keys-file", defaultKeysFile, "API keys file (hashes only; `gateflow keys create` adds keys); reloaded on SIGHUP or change")
 	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP or change")
 	bindReloadInterval(fs, &c.ReloadInterval)
-	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/ingress", "directory where call records wait while Kafka is unreachable")
+	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/ingress", "directory of the local call-record log (records wait there until Kafka has them)")
+	c.Records.bind(fs)
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest request body accepted (413 beyond)")
 	fs.IntVar(&c.MaxJSONDepth, "max-json-depth", d.MaxJSONDepth, "deepest JSON nesting accepted in request bodies")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "timeout to read a whole request")
@@ -170,6 +173,7 @@ func (c ingressConfig) validate() error {
 	if c.SpoolDir == "" {
 		errs = append(errs, errors.New("--spool-dir: must not be empty"))
 	}
+	errs = append(errs, c.Records.validate())
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes %d: must be at least 1024", c.MaxBodyBytes))
 	}
@@ -250,7 +254,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir,
+	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, cfg.Records,
 		prometheus.WrapRegistererWith(prometheus.Labels{"process": "ingress"}, metrics), log)
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ func newRootCmd() *cobra.Command {
 		newSinkCmd(),
 		newTriggersCmd(),
 		newClickHouseChildCmd(),
+		newTemporalServerCmd(),
+		newKafkaBrokerCmd(),
+		newFaultRunCmd(),
 	)
 	root.AddCommand(newAPICmds()...)
 	root.AddCommand(newKeysCmd(), newAnalyticsCmd())

@@ -10,25 +10,57 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/segmentio/kafka-go"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/producer"
+	"github.com/gateflow/gateflow/analytics/spool"
 	"github.com/gateflow/gateflow/worker"
 )
 
 // The pieces the ingress and the worker both build, in one place.
 
+// recordLogConfig says how a process keeps its call records until Kafka
+// has them (the directory is the process's --spool-dir).
+type recordLogConfig struct {
+	// Durable writes each record to the local log before the call is
+	// answered (producer.Config.LogFirst).
+	Durable bool
+	// Fsync is the log's fsync policy: interval, always or never.
+	Fsync string
+}
+
+func (c *recordLogConfig) bind(fs *pflag.FlagSet) {
+	fs.BoolVar(&c.Durable, "records-durable", true,
+		"write each call record to the local log in --spool-dir before answering, so a killed process loses none (false: queue in memory first; a crash loses what is queued)")
+	fs.StringVar(&c.Fsync, "records-fsync", "interval",
+		"when the record log is forced to disk: interval (every second; an OS crash may lose the last second), always (before answering; slow), never (left to the OS)")
+}
+
+func (c recordLogConfig) validate() error {
+	if _, err := spool.ParseFsyncPolicy(c.Fsync); err != nil {
+		return fmt.Errorf("--records-fsync: %w", err)
+	}
+	return nil
+}
+
 // openProducer starts a process's call-record producer. closeProducer
 // hands what is queued to Kafka or the spool, bounded in time.
-func openProducer(cfg kafkaConfig, transport *kafka.Transport, spoolDir string, reg prometheus.Registerer,
+func openProducer(cfg kafkaConfig, transport *kafka.Transport, spoolDir string, rl recordLogConfig, reg prometheus.Registerer,
 	log *slog.Logger) (prod *producer.Producer, closeProducer func(), err error) {
+	fsync, err := spool.ParseFsyncPolicy(rl.Fsync)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--records-fsync: %w", err)
+	}
 	prod, err = producer.New(producer.Config{
 		Transport:  transport,
 		Brokers:    cfg.Brokers,
 		Topic:      cfg.Topic,
 		SpoolDir:   spoolDir,
+		LogFirst:   rl.Durable,
+		Fsync:      fsync,
 		Registerer: reg,
 	}, log.With("component", "producer"))
 	if err != nil {

@@ -41,6 +41,8 @@ type workerConfig struct {
 	ReloadInterval time.Duration
 	// SpoolDir is where call records wait while Kafka is unreachable.
 	SpoolDir string
+	// Records says how call records are kept until Kafka has them.
+	Records recordLogConfig
 	// MaxConcurrentActivities bounds the calls in flight in this process.
 	MaxConcurrentActivities int
 	// MaxResponseBytes caps an HTTP response body (per service override in
@@ -68,7 +70,8 @@ func (c *workerConfig) bind(fs *pflag.FlagSet) {
 	c.Replication.bind(fs)
 	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml, definitions/*.yaml); reloaded on SIGHUP or change")
 	bindReloadInterval(fs, &c.ReloadInterval)
-	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/worker", "directory where call records wait while Kafka is unreachable")
+	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/worker", "directory of the local call-record log (records wait there until Kafka has them)")
+	c.Records.bind(fs)
 	fs.IntVar(&c.MaxConcurrentActivities, "max-concurrent-activities", worker.DefaultMaxConcurrentActivities, "calls (HTTP, model, MCP) in flight at once in this worker")
 	fs.Int64Var(&c.MaxResponseBytes, "max-response-bytes", activities.DefaultMaxResponseBytes, "largest HTTP response body accepted from a service (at most 2031616: a call's output must fit Temporal's 2 MiB payload limit; beyond, the call fails with too_large)")
 	fs.DurationVar(&c.HTTPTimeout, "http-timeout", activities.DefaultHTTPTimeout, "timeout of one HTTP attempt when neither the step nor the service sets one")
@@ -86,6 +89,7 @@ func (c workerConfig) validate() error {
 	if c.SpoolDir == "" {
 		errs = append(errs, errors.New("--spool-dir: must not be empty"))
 	}
+	errs = append(errs, c.Records.validate())
 	if c.MaxConcurrentActivities < 1 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-activities %d: must be at least 1", c.MaxConcurrentActivities))
 	}
@@ -161,7 +165,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	if err := metrics.Register(sdkMetrics); err != nil {
 		return fmt.Errorf("register Temporal SDK metrics: %w", err)
 	}
-	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, own, log)
+	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, cfg.Records, own, log)
 	if err != nil {
 		return err
 	}

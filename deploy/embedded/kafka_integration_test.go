@@ -89,3 +89,49 @@ func TestKafkaPortInUse(t *testing.T) {
 		t.Fatalf("CheckPortsFree = %v, want an error naming --kafka-port", err)
 	}
 }
+
+// TestRestartBroker: one broker of three restarts under a writer that
+// keeps its connections; the writer's writes succeed again once the broker
+// is back (its old connections were dropped, metadata refreshed). kfake's
+// RemoveNode alone leaves them answering "not leader" forever.
+func TestRestartBroker(t *testing.T) {
+	k, err := embedded.StartKafka(embedded.KafkaOptions{Ports: []int{0, 0, 0},
+		Topics: []embedded.Topic{{Name: "calls", Partitions: 6}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if len(k.Addrs()) != 3 {
+		t.Fatalf("addrs %v", k.Addrs())
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(k.Addrs()...), Topic: "calls", Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, MaxAttempts: 1,
+		Transport: &kafka.Transport{MetadataTTL: time.Second}}
+	defer w.Close()
+	write := func() error {
+		var msgs []kafka.Message
+		for i := range 60 {
+			msgs = append(msgs, kafka.Message{Key: []byte(strconv.Itoa(i)), Value: []byte("x")})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return w.WriteMessages(ctx, msgs...)
+	}
+	if err := write(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.RestartBroker(0, 500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := write()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes still fail 20 s after the broker came back: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
