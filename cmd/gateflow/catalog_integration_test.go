@@ -926,11 +926,12 @@ func TestCatalogGateway(t *testing.T) {
 	_, fwd = s.gwOK(s.a, s.beta, "/gw/orders-api/orders/10", "beta-standard")
 	checkForwarded(t, fwd, "beta", "beta/", "1", s.beta)
 
-	// Replica B (another process) serves beta once the grant replicated.
+	// Replica B (another process) serves beta once the grant replicated
+	// (until then: 403, or 404 while even the API has not arrived).
 	refused := 2 // subscription_required answers so far
 	s.poll("replica B serving beta's call", 30*time.Second, func() bool {
 		status, _, b := s.gw(s.b, s.beta, "/gw/orders-api/orders/11", "beta-on-b")
-		if status != http.StatusOK && status != http.StatusForbidden {
+		if status != http.StatusOK && status != http.StatusForbidden && status != http.StatusNotFound {
 			t.Fatalf("replica B: %d %s", status, b)
 		}
 		if status == http.StatusForbidden {
@@ -1033,6 +1034,8 @@ func (s *catalogStack) checkGatewayRecords(served, refusedWant int) {
 			WHERE api = 'orders-api' AND consumer = 'beta' AND kind = 'proxy'`).Scan(&perConsumer, &perApp)
 		return err == nil && perConsumer == total && perApp == mobile
 	})
+	t.Logf("beta's calls through /gw/orders-api: %d proxy records (%d of app mobile), all with upstream %s; %d subscription_required and %d quota_exceeded ingress records; api_calls_1m: %d",
+		total, mobile, s.upstream.host(), refused, quota, perConsumer)
 	// The owner sees its API's consumers and instances through the API.
 	var top struct{ Items []struct{ Group string } }
 	s.must(http.StatusOK, s.a, s.acme, http.MethodGet, "/v1/analytics/top?by=consumer&from=2h&api=orders-api", nil, &top)
