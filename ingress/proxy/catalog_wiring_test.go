@@ -79,3 +79,31 @@ func TestTargetHeadersOnAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnerAccessOwns: Owns names exactly the services Route serves the
+// caller (the catalogue keeps them from being shadowed).
+func TestOwnerAccessOwns(t *testing.T) {
+	reg, err := sysconfig.NewStatic(sysconfig.Config{Services: map[string]sysconfig.Service{
+		"orders": {BaseURL: "http://127.0.0.1:1", Owner: "acme"}, "echo": {BaseURL: "http://127.0.0.1:1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		unowned, tenant, api string
+		want                 bool
+	}{
+		{"", "acme", "orders", true},
+		{"", "beta", "orders", false},
+		{"", "acme", "missing", false},
+		{"", "acme", "echo", false},
+		{"dev", "dev", "echo", true},
+		{"dev", "acme", "echo", false},
+	} {
+		a := OwnerAccess{Config: reg, UnownedTenant: tc.unowned}
+		caller := auth.Principal{Tenant: tc.tenant}
+		_, err := a.Route(context.Background(), caller, tc.api, "")
+		if got := a.Owns(caller, tc.api); got != tc.want || (err == nil) != tc.want {
+			t.Errorf("%+v: Owns %v, Route error %v", tc, got, err)
+		}
+	}
+}
