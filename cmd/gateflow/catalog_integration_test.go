@@ -176,7 +176,8 @@ type catalogStack struct {
 
 // catalogConfig is the stack's gateflow.yaml: acme owns service orders,
 // served by the upstream at upstreamURL (its credential is a configured
-// header the gateway adds).
+// header the gateway adds); beta owns service beta-orders, the same
+// upstream under /beta.
 func catalogConfig(upstreamURL string) string {
 	return `
 services:
@@ -184,6 +185,9 @@ services:
     owner: acme
     base_url: "` + upstreamURL + `"
     headers: {X-Upstream-Token: orders-credential}
+  beta-orders:
+    owner: beta
+    base_url: "` + upstreamURL + `/beta"
 tenants:
   acme:
     uses: {definitions: ["invoice", "ping"]}
@@ -732,13 +736,13 @@ func (u *upstream) marked(mark string) []upstreamRequest {
 	return out
 }
 
-// servedFor counts the requests forwarded for a consumer tenant.
-func (u *upstream) servedFor(tenant string) int {
+// servedFor counts the requests forwarded for a consumer tenant to an API.
+func (u *upstream) servedFor(tenant, api string) int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	n := 0
 	for _, r := range u.seen {
-		if r.Header.Get("Gateflow-Tenant") == tenant {
+		if r.Header.Get("Gateflow-Tenant") == tenant && r.Header.Get("Gateflow-Api") == api {
 			n++
 		}
 	}
@@ -891,6 +895,20 @@ func TestCatalogGateway(t *testing.T) {
 		}
 	}
 
+	// Catalogue names and service names share /gw/: beta publishing an API
+	// named orders does not take acme's route to its own service orders.
+	shadow := wire.CreateAPIRequest{Name: "orders", Kind: wire.APIKindService, Title: "Beta's orders", Visibility: wire.VisibilityShared,
+		Plans: []wire.Plan{{Name: "open"}}, Approval: &wire.SubscriptionApproval{None: true},
+		Version: wire.APIVersionSpec{Version: "1", Target: wire.APITarget{Service: "beta-orders"}, OpenAPI: openAPI}}
+	s.must(http.StatusCreated, s.a, s.beta, http.MethodPost, "/v1/catalog", shadow, nil)
+	s.must(http.StatusOK, s.a, s.beta, http.MethodPost, "/v1/catalog/orders/versions/1/lifecycle", wire.TransitionRequest{State: wire.StatePublished}, nil)
+	if _, fwd := s.gwOK(s.a, s.acme, "/gw/orders/orders/1", "acme-service-shadowed"); fwd.Path != "/v1/orders/1" || fwd.Header.Get("Gateflow-Tenant") != "acme" {
+		t.Fatalf("acme's service orders after beta published an API orders: %+v", fwd)
+	}
+	if _, fwd := s.gwOK(s.a, s.beta, "/gw/orders/orders/1", "beta-own-orders"); fwd.Path != "/v1/beta/orders/1" || fwd.Header.Get("Gateflow-Api-Version") != "1" {
+		t.Fatalf("beta's API orders: %+v", fwd)
+	}
+
 	// Beta's app mobile subscribes to the trial plan, its tenant to the
 	// standard one; acme's approver approves both.
 	var mobile wire.CreatedKey
@@ -982,7 +1000,8 @@ func TestCatalogGateway(t *testing.T) {
 		return deprecated(h)
 	})
 
-	s.checkGatewayRecords(up.servedFor("beta"), refused)
+	s.checkGatewayRecords(up.servedFor("beta", "orders-api"), refused)
+	s.checkShadowedAnalytics()
 }
 
 // checkGatewayRecords waits for the proxy records of beta's calls to
@@ -1045,5 +1064,22 @@ func (s *catalogStack) checkGatewayRecords(served, refusedWant int) {
 	s.must(http.StatusOK, s.a, s.acme, http.MethodGet, "/v1/analytics/top?by=upstream&kind=proxy&from=2h&target=orders-api", nil, &top)
 	if len(top.Items) != 1 || top.Items[0].Group != s.upstream.host() {
 		t.Fatalf("owner's top upstreams of orders-api: %+v", top)
+	}
+}
+
+// checkShadowedAnalytics: acme's calls to its own service orders are
+// acme's to see, not beta's, though beta owns the catalogue API orders.
+func (s *catalogStack) checkShadowedAnalytics() {
+	t := s.t
+	type top struct{ Items []struct{ Group string } }
+	s.poll("acme's calls to its service orders in its analytics", 60*time.Second, func() bool {
+		var own top
+		status, _, b := s.do(s.a, s.acme, http.MethodGet, "/v1/analytics/top?by=consumer&from=2h&api=orders", nil)
+		return status == http.StatusOK && json.Unmarshal(b, &own) == nil && len(own.Items) == 1 && own.Items[0].Group == "acme"
+	})
+	var beta top
+	s.must(http.StatusOK, s.a, s.beta, http.MethodGet, "/v1/analytics/top?by=consumer&from=2h&api=orders", nil, &beta)
+	if len(beta.Items) != 1 || beta.Items[0].Group != "beta" {
+		t.Fatalf("beta's analytics of its API orders: %+v, want only its own calls", beta)
 	}
 }
