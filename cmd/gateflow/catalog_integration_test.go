@@ -836,8 +836,10 @@ func checkForwarded(t *testing.T, r upstreamRequest, tenant, consumer, version s
 // refused until acme approves its subscriptions, then reaches the upstream
 // on both replicas as itself (never with its key), within its plan's daily
 // quota; a deprecated version's answers carry the lifecycle headers; acme's
-// private API is not found for beta; the proxy records reach ClickHouse
-// and the catalogue rollup.
+// private API is not found for beta; an API of beta named like acme's
+// service takes neither acme's route nor its analytics; the proxy records
+// reach ClickHouse and the catalogue rollup; a retired version is 410, an
+// orchestration API is not served, and a revocation reaches replica B.
 func TestCatalogGateway(t *testing.T) {
 	s := startCatalogStack(t)
 	up := s.upstream
@@ -1002,6 +1004,36 @@ func TestCatalogGateway(t *testing.T) {
 
 	s.checkGatewayRecords(up.servedFor("beta", "orders-api"), refused)
 	s.checkShadowedAnalytics()
+
+	// Version 1 retired: 410 naming the successor. Other kinds of API are
+	// not served through /gw.
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/catalog/orders-api/versions/1/lifecycle", wire.TransitionRequest{State: wire.StateRetired, Reason: "sunset"}, nil)
+	if e, h := s.gwError(http.StatusGone, s.a, s.beta, "/gw/orders-api/orders/1?version=1", "beta-retired"); e.Code != "api_retired" ||
+		!strings.Contains(e.Message, "use version 2") || !strings.Contains(h.Get("Link"), `version=2>; rel="successor-version"`) {
+		t.Fatalf("retired: %+v %v", e, h)
+	}
+	billing := wire.CreateAPIRequest{Name: "billing", Kind: wire.APIKindOrchestration, Title: "Billing", Visibility: wire.VisibilityPrivate,
+		Plans: []wire.Plan{{Name: "internal"}}, Approval: &wire.SubscriptionApproval{None: true},
+		Version: wire.APIVersionSpec{Version: "1", Target: wire.APITarget{Definition: "invoice", DefinitionVersion: "1"}}}
+	s.must(http.StatusCreated, s.a, s.acme, http.MethodPost, "/v1/catalog", billing, nil)
+	if e, _ := s.gwError(http.StatusNotFound, s.a, s.acme, "/gw/billing/run", "acme-orchestration"); e.Code != "not_a_service_api" || !strings.Contains(e.Message, "/v1/catalog/billing/call") {
+		t.Fatalf("an orchestration API through /gw: %+v", e)
+	}
+
+	// Acme revokes beta's tenant grant: replica B refuses beta's calls.
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/subscriptions/"+standard.ID+"/revoke", wire.EndSubscriptionRequest{Reason: "contract ended"}, nil)
+	n = 0
+	s.poll("the revocation refusing beta on replica B", 30*time.Second, func() bool {
+		n++
+		status, _, b := s.gw(s.b, s.beta, "/gw/orders-api/orders/16", fmt.Sprint("beta-revoking-on-b-", n))
+		if status != http.StatusOK && status != http.StatusForbidden {
+			t.Fatalf("replica B: %d %s", status, b)
+		}
+		return status == http.StatusForbidden
+	})
+	if e, _ := s.gwError(http.StatusForbidden, s.b, s.beta, "/gw/orders-api/orders/16", "beta-revoked-on-b"); e.Code != "subscription_required" {
+		t.Fatalf("revoked on replica B: %+v", e)
+	}
 }
 
 // checkGatewayRecords waits for the proxy records of beta's calls to
