@@ -7,6 +7,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 
+	kinds "github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/schema"
 )
 
@@ -220,15 +221,20 @@ func (b *builder) tenantScope(tenant string) string {
 
 // catalogScope restricts a question on the catalogue's family to what the
 // tenant may see: its calls as a consumer, and every call to the APIs it
-// owns.
+// owns. Gateway (proxy) records of its APIs are under its tenant; a proxy
+// record under another tenant with the same api is that tenant's call to
+// a service of its own by that name (docs/PROXY.md, OwnerAccess), never
+// the API owner's to see.
 func (b *builder) catalogScope(tenant string, owned []string) string {
-	cond := "consumer = " + b.param("tenant", "String", tenant)
+	t := b.param("tenant", "String", tenant)
+	cond := "consumer = " + t
 	if len(owned) > 0 {
 		quoted := make([]string, len(owned))
 		for i, a := range owned {
 			quoted[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(a) + "'"
 		}
-		cond += " OR api IN " + b.param("owned", "Array(String)", "["+strings.Join(quoted, ",")+"]")
+		cond += " OR (api IN " + b.param("owned", "Array(String)", "["+strings.Join(quoted, ",")+"]") +
+			" AND (kind != '" + string(kinds.KindProxy) + "' OR tenant = " + t + "))"
 	}
 	return "(" + cond + ")"
 }

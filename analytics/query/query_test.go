@@ -288,7 +288,7 @@ func TestCatalogQuestions(t *testing.T) {
 		if strings.Contains(sql, "OR 1=1") || params["api"] != evil+"a" || params["consumer"] != evil+"c" || params["owned"] != "['invoices','quotes']" {
 			t.Fatalf("%s: params %v\n%s", by, params, sql)
 		}
-		if !strings.Contains(sql, "(consumer = {tenant:String} OR api IN {owned:Array(String)})") {
+		if !strings.Contains(sql, "(consumer = {tenant:String} OR (api IN {owned:Array(String)} AND (kind != 'proxy' OR tenant = {tenant:String})))") {
 			t.Fatalf("%s: scope missing:\n%s", by, sql)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -170,9 +171,23 @@ type catalogStack struct {
 	worker     *childProc
 	replicaB   *childProc
 	clockShift atomic.Int64
+	upstream   *upstream // service orders, owned by acme
 }
 
-const catalogConfig = `
+// catalogConfig is the stack's gateflow.yaml: acme owns service orders,
+// served by the upstream at upstreamURL (its credential is a configured
+// header the gateway adds); beta owns service beta-orders, the same
+// upstream under /beta.
+func catalogConfig(upstreamURL string) string {
+	return `
+services:
+  orders:
+    owner: acme
+    base_url: "` + upstreamURL + `"
+    headers: {X-Upstream-Token: orders-credential}
+  beta-orders:
+    owner: beta
+    base_url: "` + upstreamURL + `/beta"
 tenants:
   acme:
     uses: {definitions: ["invoice", "ping"]}
@@ -182,6 +197,7 @@ tenants:
     rate_limit: {rps: 1000, burst: 1000}
     key_rate_limit: {rps: 1000, burst: 1000}
 `
+}
 
 func invoiceDefinition(version string) string {
 	return `{"name": "invoice", "version": "` + version + `", "description": "Bill an amount",
@@ -200,7 +216,8 @@ func startCatalogStack(t *testing.T) *catalogStack {
 	if err := os.MkdirAll(filepath.Join(confDir, "definitions"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{"gateflow.yaml": catalogConfig, "definitions/invoice-1.json": invoiceDefinition("1"),
+	s.upstream = startUpstream(t)
+	files := map[string]string{"gateflow.yaml": catalogConfig(s.upstream.srv.URL + "/v1"), "definitions/invoice-1.json": invoiceDefinition("1"),
 		"definitions/invoice-2.json": invoiceDefinition("2"), "definitions/ping.json": pingDefinition}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(confDir, name), []byte(content), 0o644); err != nil {
@@ -673,4 +690,428 @@ func (s *catalogStack) measureKeys() {
 	r50, rmax := quantiles(refused)
 	t.Logf("keys on replica B (another process), %d keys: accepted after the create answer p50 %s max %s; refused after the disable answer p50 %s max %s",
 		n, a50.Round(time.Millisecond), amax.Round(time.Millisecond), r50.Round(time.Millisecond), rmax.Round(time.Millisecond))
+}
+
+// upstream is service orders of the catalogue stack: an HTTP server of
+// the test process on loopback (both ingress replicas reach it) that
+// remembers every request it was sent.
+type upstream struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []upstreamRequest
+}
+
+// upstreamRequest is what the upstream was sent.
+type upstreamRequest struct {
+	Method, Path, Query string
+	Header              http.Header
+}
+
+func startUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.seen = append(u.seen, upstreamRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()})
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"served": r.URL.Path, "tenant": r.Header.Get("Gateflow-Tenant")})
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// host is the instance's host:port, as call records name it.
+func (u *upstream) host() string { return strings.TrimPrefix(u.srv.URL, "http://") }
+
+// marked returns the requests carrying X-Test-Call: mark.
+func (u *upstream) marked(mark string) []upstreamRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []upstreamRequest
+	for _, r := range u.seen {
+		if r.Header.Get("X-Test-Call") == mark {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// servedFor counts the requests forwarded for a consumer tenant to an API.
+func (u *upstream) servedFor(tenant, api string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, r := range u.seen {
+		if r.Header.Get("Gateflow-Tenant") == tenant && r.Header.Get("Gateflow-Api") == api {
+			n++
+		}
+	}
+	return n
+}
+
+// gw sends one GET through the gateway, marked with X-Test-Call: mark so
+// that the upstream's copy can be found; extra holds more header fields
+// (name, value pairs).
+func (s *catalogStack) gw(base, key, path, mark string, extra ...string) (int, http.Header, []byte) {
+	s.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Test-Call", mark)
+	for i := 0; i+1 < len(extra); i += 2 {
+		req.Header.Set(extra[i], extra[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// gwOK sends a gateway call that must reach the upstream once, and returns
+// the answer's header and what the upstream was sent.
+func (s *catalogStack) gwOK(base, key, path, mark string, extra ...string) (http.Header, upstreamRequest) {
+	s.t.Helper()
+	status, h, b := s.gw(base, key, path, mark, extra...)
+	if status != http.StatusOK {
+		s.t.Fatalf("GET %s (%s): %d: %s", path, mark, status, b)
+	}
+	seen := s.upstream.marked(mark)
+	if len(seen) != 1 {
+		s.t.Fatalf("GET %s (%s): the upstream got it %d times", path, mark, len(seen))
+	}
+	return h, seen[0]
+}
+
+// gwError sends a gateway call that must fail with status in the one
+// error shape without reaching the upstream, and returns the error.
+func (s *catalogStack) gwError(status int, base, key, path, mark string) (apiError, http.Header) {
+	s.t.Helper()
+	got, h, b := s.gw(base, key, path, mark)
+	var shape map[string]json.RawMessage
+	var e struct {
+		Error apiError `json:"error"`
+	}
+	if got != status || json.Unmarshal(b, &shape) != nil || len(shape) != 1 || shape["error"] == nil ||
+		json.Unmarshal(b, &e) != nil || e.Error.Code == "" || e.Error.Message == "" || !strings.HasPrefix(h.Get("Content-Type"), "application/json") {
+		s.t.Fatalf("GET %s (%s): %d %s, want %d in the one error shape", path, mark, got, b, status)
+	}
+	if n := len(s.upstream.marked(mark)); n != 0 {
+		s.t.Fatalf("GET %s (%s): refused, yet the upstream got it %d times", path, mark, n)
+	}
+	return e.Error, h
+}
+
+// checkForwarded checks what the upstream was sent for a consumer's call:
+// the gateway's identity fields and the service's credential, never the
+// caller's key.
+func checkForwarded(t *testing.T, r upstreamRequest, tenant, consumer, version string, keys ...string) {
+	t.Helper()
+	h := r.Header
+	if h.Get("Gateflow-Tenant") != tenant || h.Get("Gateflow-Consumer") != consumer || h.Get("Gateflow-Api") != "orders-api" ||
+		h.Get("Gateflow-Api-Version") != version || h.Get("X-Upstream-Token") != "orders-credential" || h.Get("X-Request-Id") == "" {
+		t.Fatalf("forwarded for %s: %+v", consumer, h)
+	}
+	if _, ok := h["Authorization"]; ok {
+		t.Fatalf("the caller's Authorization reached the upstream: %+v", h)
+	}
+	for name, vs := range h {
+		for _, v := range vs {
+			for _, k := range keys {
+				if strings.Contains(v, k) {
+					t.Fatalf("the caller's key reached the upstream in %s", name)
+				}
+			}
+		}
+	}
+}
+
+// TestCatalogGateway drives the catalogue's service APIs through the
+// gateway data plane (/gw/{api}/...) of the real stack: acme publishes its
+// service orders as a shared API and calls it at once (owner); beta is
+// refused until acme approves its subscriptions, then reaches the upstream
+// on both replicas as itself (never with its key), within its plan's daily
+// quota; a deprecated version's answers carry the lifecycle headers; acme's
+// private API is not found for beta; an API of beta named like acme's
+// service takes neither acme's route nor its analytics; the proxy records
+// reach ClickHouse and the catalogue rollup; a retired version is 410, an
+// orchestration API is not served, and a revocation reaches replica B.
+func TestCatalogGateway(t *testing.T) {
+	s := startCatalogStack(t)
+	up := s.upstream
+	openAPI := json.RawMessage(`{"openapi": "3.1.0", "info": {"title": "Orders", "version": "1"},
+		"paths": {"/orders/{id}": {"get": {"responses": {"200": {"description": "An order."}}}}}}`)
+	spec := func(version string) wire.APIVersionSpec {
+		return wire.APIVersionSpec{Version: version, Target: wire.APITarget{Service: "orders"}, OpenAPI: openAPI}
+	}
+
+	// A service API needs its OpenAPI document.
+	create := wire.CreateAPIRequest{Name: "orders-api", Kind: wire.APIKindService, Title: "Orders", Visibility: wire.VisibilityShared,
+		Plans:    []wire.Plan{{Name: "trial", Quota: wire.Quota{Daily: 3}}, {Name: "standard"}},
+		Approval: &wire.SubscriptionApproval{Approvers: wire.Approvers{Roles: []string{"approver"}}, Timeout: "1h"},
+		Version:  wire.APIVersionSpec{Version: "1", Target: wire.APITarget{Service: "orders"}}}
+	if e, _ := s.errorOf(http.StatusUnprocessableEntity, s.a, s.acme, http.MethodPost, "/v1/catalog", create); len(e.Details) == 0 || !strings.Contains(e.Details[0].Path, "openapi") {
+		t.Fatalf("service API without OpenAPI: %+v", e)
+	}
+	create.Version = spec("1")
+	s.must(http.StatusCreated, s.a, s.acme, http.MethodPost, "/v1/catalog", create, nil)
+
+	// The owner calls its draft at once; beta does not see it.
+	_, fwd := s.gwOK(s.a, s.acme, "/gw/orders-api/orders/1?x=1", "acme-draft")
+	checkForwarded(t, fwd, "acme", "acme/", "1", s.acme)
+	if fwd.Path != "/v1/orders/1" || fwd.Query != "x=1" {
+		t.Fatalf("forwarded path: %+v", fwd)
+	}
+	if e, _ := s.gwError(http.StatusNotFound, s.a, s.beta, "/gw/orders-api/orders/1", "beta-draft"); strings.Contains(e.Message, "acme") {
+		t.Fatalf("draft for beta: %+v", e)
+	}
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/catalog/orders-api/versions/1/lifecycle", wire.TransitionRequest{State: wire.StatePublished}, nil)
+
+	// A private API of acme over the same service.
+	private := wire.CreateAPIRequest{Name: "orders-internal", Kind: wire.APIKindService, Title: "Orders (internal)", Visibility: wire.VisibilityPrivate,
+		Plans: []wire.Plan{{Name: "internal"}}, Approval: &wire.SubscriptionApproval{None: true}, Version: spec("1")}
+	s.must(http.StatusCreated, s.a, s.acme, http.MethodPost, "/v1/catalog", private, nil)
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/catalog/orders-internal/versions/1/lifecycle", wire.TransitionRequest{State: wire.StatePublished}, nil)
+	s.gwOK(s.a, s.acme, "/gw/orders-internal/orders/1", "acme-private")
+	s.gwOK(s.a, s.acme, "/gw/orders/orders/1", "acme-service") // the service itself, by its owner
+
+	// Beta sees the shared API but has no subscription: 403 saying how to
+	// get one. Acme's private API, its service and an unknown name are all
+	// simply not found.
+	s.poll("beta sees orders-api on replica A", 10*time.Second, func() bool {
+		status, _, _ := s.do(s.a, s.beta, http.MethodGet, "/v1/catalog/orders-api", nil)
+		return status == http.StatusOK
+	})
+	if e, _ := s.gwError(http.StatusForbidden, s.a, s.beta, "/gw/orders-api/orders/1", "beta-no-grant"); e.Code != "subscription_required" ||
+		!strings.Contains(e.Message, "POST /v1/catalog/orders-api/subscriptions") || len(e.Details) == 0 {
+		t.Fatalf("no grant: %+v", e)
+	}
+	unknown, _ := s.gwError(http.StatusNotFound, s.a, s.beta, "/gw/no-such-api/orders/1", "beta-unknown")
+	for _, path := range []string{"/gw/orders-internal/orders/1", "/gw/orders/orders/1"} {
+		if e, _ := s.gwError(http.StatusNotFound, s.a, s.beta, path, "beta-hidden"); e.Code != unknown.Code || strings.Contains(e.Message, "acme") {
+			t.Fatalf("%s for beta: %+v, want as an unknown name (%+v)", path, e, unknown)
+		}
+	}
+
+	// Catalogue names and service names share /gw/: beta publishing an API
+	// named orders does not take acme's route to its own service orders.
+	shadow := wire.CreateAPIRequest{Name: "orders", Kind: wire.APIKindService, Title: "Beta's orders", Visibility: wire.VisibilityShared,
+		Plans: []wire.Plan{{Name: "open"}}, Approval: &wire.SubscriptionApproval{None: true},
+		Version: wire.APIVersionSpec{Version: "1", Target: wire.APITarget{Service: "beta-orders"}, OpenAPI: openAPI}}
+	s.must(http.StatusCreated, s.a, s.beta, http.MethodPost, "/v1/catalog", shadow, nil)
+	s.must(http.StatusOK, s.a, s.beta, http.MethodPost, "/v1/catalog/orders/versions/1/lifecycle", wire.TransitionRequest{State: wire.StatePublished}, nil)
+	if _, fwd := s.gwOK(s.a, s.acme, "/gw/orders/orders/1", "acme-service-shadowed"); fwd.Path != "/v1/orders/1" || fwd.Header.Get("Gateflow-Tenant") != "acme" {
+		t.Fatalf("acme's service orders after beta published an API orders: %+v", fwd)
+	}
+	if _, fwd := s.gwOK(s.a, s.beta, "/gw/orders/orders/1", "beta-own-orders"); fwd.Path != "/v1/beta/orders/1" || fwd.Header.Get("Gateflow-Api-Version") != "1" {
+		t.Fatalf("beta's API orders: %+v", fwd)
+	}
+
+	// Beta's app mobile subscribes to the trial plan, its tenant to the
+	// standard one; acme's approver approves both.
+	var mobile wire.CreatedKey
+	s.must(http.StatusCreated, s.a, s.beta, http.MethodPost, "/v1/keys", wire.CreateKeyRequest{Roles: []string{"submitter"}, App: "mobile"}, &mobile)
+	var trial, standard wire.Subscription
+	s.must(http.StatusCreated, s.a, s.beta, http.MethodPost, "/v1/catalog/orders-api/subscriptions", wire.SubscribeRequest{Plan: "trial", App: "mobile"}, &trial)
+	s.must(http.StatusCreated, s.a, s.beta, http.MethodPost, "/v1/catalog/orders-api/subscriptions", wire.SubscribeRequest{Plan: "standard"}, &standard)
+	if e, _ := s.gwError(http.StatusForbidden, s.a, mobile.Key, "/gw/orders-api/orders/1", "beta-pending"); e.Code != "subscription_required" || !strings.Contains(e.Message, "waiting") {
+		t.Fatalf("pending: %+v", e)
+	}
+	for _, sub := range []wire.Subscription{trial, standard} {
+		s.poll("the approval of "+sub.ID+" listed", 30*time.Second, func() bool {
+			var approvals wire.Approvals
+			status, _, b := s.do(s.a, s.acme, http.MethodGet, "/v1/approvals", nil)
+			return status == http.StatusOK && json.Unmarshal(b, &approvals) == nil &&
+				slices.ContainsFunc(approvals.Items, func(a wire.Approval) bool { return a.WorkflowID == sub.WorkflowID })
+		})
+		s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/workflows/"+sub.WorkflowID+"/approvals/approve", map[string]string{"decision": "approve"}, nil)
+		s.poll("the grant "+sub.ID+" active on replica A", 30*time.Second, func() bool { return s.subscriptionState(s.a, s.beta, sub.ID) == wire.SubscriptionActive })
+	}
+
+	// Beta's app reaches the upstream as beta/mobile, within its daily
+	// quota of 3 calls (replica A alone counts them: exact).
+	for i := range 3 {
+		_, fwd := s.gwOK(s.a, mobile.Key, fmt.Sprintf("/gw/orders-api/orders/%d", i), fmt.Sprint("mobile-", i))
+		checkForwarded(t, fwd, "beta", "beta/mobile", "1", mobile.Key, s.beta)
+	}
+	e, h := s.gwError(http.StatusTooManyRequests, s.a, mobile.Key, "/gw/orders-api/orders/9", "mobile-over")
+	if e.Code != "quota_exceeded" || !strings.Contains(e.Message, "resets at") || h.Get("Retry-After") == "" {
+		t.Fatalf("over quota: %+v %v", e, h)
+	}
+	// Beta's other keys use its tenant's grant (no quota).
+	_, fwd = s.gwOK(s.a, s.beta, "/gw/orders-api/orders/10", "beta-standard")
+	checkForwarded(t, fwd, "beta", "beta/", "1", s.beta)
+
+	// Replica B (another process) serves beta once the grant replicated
+	// (until then: 403, or 404 while even the API has not arrived).
+	refused := 2 // subscription_required answers so far
+	s.poll("replica B serving beta's call", 30*time.Second, func() bool {
+		status, _, b := s.gw(s.b, s.beta, "/gw/orders-api/orders/11", "beta-on-b")
+		if status != http.StatusOK && status != http.StatusForbidden && status != http.StatusNotFound {
+			t.Fatalf("replica B: %d %s", status, b)
+		}
+		if status == http.StatusForbidden {
+			refused++
+		}
+		return status == http.StatusOK
+	})
+	if seen := up.marked("beta-on-b"); len(seen) != 1 {
+		t.Fatalf("replica B's call reached the upstream %d times", len(seen))
+	} else {
+		checkForwarded(t, seen[0], "beta", "beta/", "1", s.beta)
+	}
+
+	// Acme deprecates version 1 for version 2: proxied answers of version
+	// 1 carry Deprecation, Sunset and Link; version 2 is the default.
+	s.must(http.StatusCreated, s.a, s.acme, http.MethodPost, "/v1/catalog/orders-api/versions", spec("2"), nil)
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/catalog/orders-api/versions/2/lifecycle", wire.TransitionRequest{State: wire.StatePublished}, nil)
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/catalog/orders-api/versions/1/lifecycle", wire.TransitionRequest{State: wire.StateDeprecated, Successor: "2", Reason: "v2 pages"}, nil)
+	deprecated := func(h http.Header) bool {
+		return strings.HasPrefix(h.Get("Deprecation"), "@") && h.Get("Sunset") != "" &&
+			strings.Contains(strings.Join(h.Values("Link"), ","), `version=2>; rel="successor-version"`) &&
+			strings.Contains(strings.Join(h.Values("Link"), ","), `rel="deprecation"`)
+	}
+	h, fwd = s.gwOK(s.a, s.beta, "/gw/orders-api/orders/12?version=1&y=2", "beta-v1-query")
+	if !deprecated(h) {
+		t.Fatalf("deprecated answer headers: %v", h)
+	}
+	if checkForwarded(t, fwd, "beta", "beta/", "1", s.beta); fwd.Query != "y=2" {
+		t.Fatalf("the gateway's version parameter was forwarded: %+v", fwd)
+	}
+	h, fwd = s.gwOK(s.a, s.beta, "/gw/orders-api/orders/13", "beta-v1-header", "Gateflow-Api-Version", "1")
+	if !deprecated(h) {
+		t.Fatalf("deprecated answer headers (version header): %v", h)
+	}
+	checkForwarded(t, fwd, "beta", "beta/", "1", s.beta)
+	h, fwd = s.gwOK(s.a, s.beta, "/gw/orders-api/orders/14", "beta-default")
+	if h.Get("Deprecation") != "" || h.Get("Sunset") != "" {
+		t.Fatalf("version 2's answer: %v", h)
+	}
+	checkForwarded(t, fwd, "beta", "beta/", "2", s.beta)
+	var n int
+	s.poll("replica B's answers of version 1 deprecated", 30*time.Second, func() bool {
+		n++
+		status, h, b := s.gw(s.b, s.beta, "/gw/orders-api/orders/15?version=1", fmt.Sprint("beta-v1-on-b-", n))
+		if status != http.StatusOK {
+			t.Fatalf("replica B: %d %s", status, b)
+		}
+		return deprecated(h)
+	})
+
+	s.checkGatewayRecords(up.servedFor("beta", "orders-api"), refused)
+	s.checkShadowedAnalytics()
+
+	// Version 1 retired: 410 naming the successor. Other kinds of API are
+	// not served through /gw.
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/catalog/orders-api/versions/1/lifecycle", wire.TransitionRequest{State: wire.StateRetired, Reason: "sunset"}, nil)
+	if e, h := s.gwError(http.StatusGone, s.a, s.beta, "/gw/orders-api/orders/1?version=1", "beta-retired"); e.Code != "api_retired" ||
+		!strings.Contains(e.Message, "use version 2") || !strings.Contains(h.Get("Link"), `version=2>; rel="successor-version"`) {
+		t.Fatalf("retired: %+v %v", e, h)
+	}
+	billing := wire.CreateAPIRequest{Name: "billing", Kind: wire.APIKindOrchestration, Title: "Billing", Visibility: wire.VisibilityPrivate,
+		Plans: []wire.Plan{{Name: "internal"}}, Approval: &wire.SubscriptionApproval{None: true},
+		Version: wire.APIVersionSpec{Version: "1", Target: wire.APITarget{Definition: "invoice", DefinitionVersion: "1"}}}
+	s.must(http.StatusCreated, s.a, s.acme, http.MethodPost, "/v1/catalog", billing, nil)
+	if e, _ := s.gwError(http.StatusNotFound, s.a, s.acme, "/gw/billing/run", "acme-orchestration"); e.Code != "not_a_service_api" || !strings.Contains(e.Message, "/v1/catalog/billing/call") {
+		t.Fatalf("an orchestration API through /gw: %+v", e)
+	}
+
+	// Acme revokes beta's tenant grant: replica B refuses beta's calls.
+	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/subscriptions/"+standard.ID+"/revoke", wire.EndSubscriptionRequest{Reason: "contract ended"}, nil)
+	n = 0
+	s.poll("the revocation refusing beta on replica B", 30*time.Second, func() bool {
+		n++
+		status, _, b := s.gw(s.b, s.beta, "/gw/orders-api/orders/16", fmt.Sprint("beta-revoking-on-b-", n))
+		if status != http.StatusOK && status != http.StatusForbidden {
+			t.Fatalf("replica B: %d %s", status, b)
+		}
+		return status == http.StatusForbidden
+	})
+	if e, _ := s.gwError(http.StatusForbidden, s.b, s.beta, "/gw/orders-api/orders/16", "beta-revoked-on-b"); e.Code != "subscription_required" {
+		t.Fatalf("revoked on replica B: %+v", e)
+	}
+}
+
+// checkGatewayRecords waits for the proxy records of beta's calls to
+// orders-api (served: how many reached the upstream) in ClickHouse and in
+// the catalogue rollup, and the ingress records of the refused calls
+// (refused: how many got subscription_required).
+func (s *catalogStack) checkGatewayRecords(served, refusedWant int) {
+	t := s.t
+	ctx := context.Background()
+	opts, err := clickhouse.ParseDSN(s.chDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Every admitted call is one record of kind proxy under the owner's
+	// tenant, naming the consumer, its app, the version and the instance.
+	var total, mobile, upstream, owner, versioned, ok, withID uint64
+	s.poll("the proxy records in ClickHouse", 60*time.Second, func() bool {
+		err := conn.QueryRow(ctx, `SELECT count(), countIf(consumer_app = 'mobile' AND api_version = '1'), countIf(upstream = ?),
+			countIf(tenant = 'acme'), countIf(api_version IN ('1', '2') AND version = api_version), countIf(status_code = 200 AND outcome = 'ok'),
+			countIf(labels['request_id'] != '' AND key_id != '')
+			FROM calls WHERE kind = 'proxy' AND api = 'orders-api' AND target = 'orders-api' AND consumer = 'beta'`, s.upstream.host()).
+			Scan(&total, &mobile, &upstream, &owner, &versioned, &ok, &withID)
+		return err == nil && total >= uint64(served)
+	})
+	if total != uint64(served) || mobile != 3 || upstream != total || owner != total || versioned != total || ok != total || withID != total {
+		t.Fatalf("proxy records of beta: %d (served %d), app mobile %d (want 3), upstream %s %d, tenant acme %d, versioned %d, ok %d, with request and key id %d",
+			total, served, mobile, s.upstream.host(), upstream, owner, versioned, ok, withID)
+	}
+	// Refused calls are the ingress's records (the caller's tenant, no
+	// consumer); admitted ones have none besides the proxy's.
+	var refused, quota, doubled uint64
+	s.poll("the refusals in ClickHouse", 60*time.Second, func() bool {
+		err := conn.QueryRow(ctx, `SELECT countIf(error_class = 'subscription_required'), countIf(error_class = 'quota_exceeded'), countIf(consumer != '')
+			FROM calls WHERE kind = 'ingress' AND api = 'orders-api' AND tenant = 'beta'`).Scan(&refused, &quota, &doubled)
+		return err == nil && refused >= uint64(refusedWant) && quota >= 1
+	})
+	if refused != uint64(refusedWant) || quota != 1 || doubled != 0 {
+		t.Fatalf("ingress records of beta's calls to orders-api: subscription_required %d (want %d), quota_exceeded %d (want 1), with a consumer %d (want 0)", refused, refusedWant, quota, doubled)
+	}
+	// The catalogue rollup counts them (what quotas read), per app.
+	var perConsumer, perApp uint64
+	s.poll("the catalogue rollup", 30*time.Second, func() bool {
+		err := conn.QueryRow(ctx, `SELECT sum(calls), sumIf(calls, consumer_app = 'mobile') FROM api_calls_1m
+			WHERE api = 'orders-api' AND consumer = 'beta' AND kind = 'proxy'`).Scan(&perConsumer, &perApp)
+		return err == nil && perConsumer == total && perApp == mobile
+	})
+	t.Logf("beta's calls through /gw/orders-api: %d proxy records (%d of app mobile), all with upstream %s; %d subscription_required and %d quota_exceeded ingress records; api_calls_1m: %d",
+		total, mobile, s.upstream.host(), refused, quota, perConsumer)
+	// The owner sees its API's consumers and instances through the API.
+	var top struct{ Items []struct{ Group string } }
+	s.must(http.StatusOK, s.a, s.acme, http.MethodGet, "/v1/analytics/top?by=consumer&from=2h&api=orders-api", nil, &top)
+	if !slices.ContainsFunc(top.Items, func(i struct{ Group string }) bool { return i.Group == "beta" }) {
+		t.Fatalf("owner's top consumers of orders-api: %+v", top)
+	}
+	s.must(http.StatusOK, s.a, s.acme, http.MethodGet, "/v1/analytics/top?by=upstream&kind=proxy&from=2h&target=orders-api", nil, &top)
+	if len(top.Items) != 1 || top.Items[0].Group != s.upstream.host() {
+		t.Fatalf("owner's top upstreams of orders-api: %+v", top)
+	}
+}
+
+// checkShadowedAnalytics: acme's calls to its own service orders are
+// acme's to see, not beta's, though beta owns the catalogue API orders.
+func (s *catalogStack) checkShadowedAnalytics() {
+	t := s.t
+	type top struct{ Items []struct{ Group string } }
+	s.poll("acme's calls to its service orders in its analytics", 60*time.Second, func() bool {
+		var own top
+		status, _, b := s.do(s.a, s.acme, http.MethodGet, "/v1/analytics/top?by=consumer&from=2h&api=orders", nil)
+		return status == http.StatusOK && json.Unmarshal(b, &own) == nil && len(own.Items) == 1 && own.Items[0].Group == "acme"
+	})
+	var beta top
+	s.must(http.StatusOK, s.a, s.beta, http.MethodGet, "/v1/analytics/top?by=consumer&from=2h&api=orders", nil, &beta)
+	if len(beta.Items) != 1 || beta.Items[0].Group != "beta" {
+		t.Fatalf("beta's analytics of its API orders: %+v, want only its own calls", beta)
+	}
 }

@@ -16,14 +16,27 @@ import (
 // catalogue does not show the caller fall through to Fallback (the
 // services a tenant owns, callable by that tenant without publishing
 // them), so publishing an API never changes how its owner reaches it.
+// Catalogue names and service names share /gw/: a name that is one of
+// the caller's own services is that service even when another tenant
+// publishes an API by the same name (which would otherwise take over the
+// caller's route, and put the caller's calls to its own service in that
+// tenant's analytics).
 type Access struct {
 	svc      *catalog.Service
-	fallback proxy.Access
+	fallback Fallback
+}
+
+// Fallback resolves the names the catalogue does not serve the caller;
+// proxy.OwnerAccess implements it. Owns reports whether a name is one of
+// the caller's own services.
+type Fallback interface {
+	proxy.Access
+	Owns(caller auth.Principal, api string) bool
 }
 
 // NewAccess returns the resolver over svc; fallback (nil: none) answers
 // for names the catalogue does not show the caller.
-func NewAccess(svc *catalog.Service, fallback proxy.Access) *Access {
+func NewAccess(svc *catalog.Service, fallback Fallback) *Access {
 	return &Access{svc: svc, fallback: fallback}
 }
 
@@ -37,8 +50,10 @@ func NewAccess(svc *catalog.Service, fallback proxy.Access) *Access {
 // request's call record.
 func (a *Access) Route(ctx context.Context, caller auth.Principal, apiName, version string) (proxy.Target, error) {
 	full, known := a.svc.ReadModel().API(apiName)
-	if known && full.Owner != caller.Tenant && full.Visibility != wire.VisibilityShared {
-		known = false // another tenant's private API is simply not found
+	if known && full.Owner != caller.Tenant {
+		// Another tenant's private API is simply not found, and another
+		// tenant's API never shadows one of the caller's services.
+		known = full.Visibility == wire.VisibilityShared && (a.fallback == nil || !a.fallback.Owns(caller, apiName))
 	}
 	if !known && a.fallback != nil {
 		return a.fallback.Route(ctx, caller, apiName, version)

@@ -163,16 +163,31 @@ type OwnerAccess struct {
 	UnownedTenant string
 }
 
-// Route implements Access.
-func (a OwnerAccess) Route(_ context.Context, caller auth.Principal, api, version string) (Target, error) {
+// Owns reports whether api names a service the caller's tenant may call
+// through OwnerAccess (one it owns; an unowned one for UnownedTenant):
+// the catalogue lets no other tenant's API shadow such a name.
+func (a OwnerAccess) Owns(caller auth.Principal, api string) bool {
+	_, ok := a.service(caller, api)
+	return ok
+}
+
+// service returns the service named api when the caller's tenant owns it.
+func (a OwnerAccess) service(caller auth.Principal, api string) (sysconfig.Service, bool) {
 	svc, ok := a.Config.Current().Service(api)
 	owner := svc.Owner
 	if owner == "" {
 		owner = a.UnownedTenant
 	}
-	if !ok || owner == "" || owner != caller.Tenant {
+	return svc, ok && owner != "" && owner == caller.Tenant
+}
+
+// Route implements Access.
+func (a OwnerAccess) Route(_ context.Context, caller auth.Principal, api, version string) (Target, error) {
+	svc, ok := a.service(caller, api)
+	if !ok {
 		return Target{}, fmt.Errorf("%w: no API %q in your tenant", ErrNotFound, api)
 	}
+	owner := caller.Tenant
 	if version != "" {
 		return Target{}, fmt.Errorf("%w: API %q has no version %q (it is not versioned)", ErrNotFound, api, version)
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -151,5 +152,21 @@ func copyResponseHeader(dst, src http.Header) {
 			continue
 		}
 		dst[k] = vs
+	}
+}
+
+// keepTargetLinks puts the Access's Link values (a deprecated version's
+// successor and catalogue entry) back next to an upstream answer's own
+// Link values, which replaced them when the answer's fields were copied:
+// Link is a list (RFC 8288) and both belong in the answer. The upstream's
+// slice is never appended to (it may be a stored cache entry's).
+func keepTargetLinks(dst, upstream http.Header, t Target) {
+	if len(upstream["Link"]) == 0 {
+		return
+	}
+	for _, h := range t.Headers {
+		if http.CanonicalHeaderKey(h.Name) == "Link" {
+			dst["Link"] = append(slices.Clip(dst["Link"]), h.Value)
+		}
 	}
 }

@@ -223,7 +223,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, h := range t.Headers {
-		w.Header().Set(h.Name, h.Value)
+		w.Header().Add(h.Name, h.Value) // Link may come twice (successor, deprecation)
 	}
 	policy := c.cache
 	if t.Cache != nil {
@@ -561,6 +561,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 	// The answer.
 	h := w.Header()
 	copyResponseHeader(h, resp.Header)
+	keepTargetLinks(h, resp.Header, t)
 	if len(resp.Trailer) > 0 {
 		names := make([]string, 0, len(resp.Trailer))
 		for k := range resp.Trailer {
@@ -714,6 +715,7 @@ func (p *Proxy) serveCached(w http.ResponseWriter, r *http.Request, cl *call, e 
 	for k, vs := range e.header {
 		h[k] = vs
 	}
+	keepTargetLinks(h, e.header, cl.target)
 	h["Age"] = []string{strconv.FormatInt(int64(e.age(now)/time.Second), 10)}
 	if detail == "hit" {
 		left := int64((e.lifetime - e.age(now)) / time.Second)
