@@ -212,7 +212,7 @@ func runBenchGateway(ctx context.Context, cfg benchProxyConfig) error {
 		return err
 	}
 	defer os.RemoveAll(spool)
-	prod, closeProducer, err := openProducer(kc, transport, spool, metrics, log)
+	prod, closeProducer, err := openProducer(kc, transport, spool, flagDefaults((*recordLogConfig).bind), metrics, log)
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,9 @@ type triggersConfig struct {
 	ConfigDir      string
 	ReloadInterval time.Duration
 	SpoolDir       string
-	MetricsListen  string
+	// Records is how call records reach the local log.
+	Records       recordLogConfig
+	MetricsListen string
 }
 
 func (c *triggersConfig) bind(fs *pflag.FlagSet) {
@@ -115,6 +117,7 @@ func (c *triggersConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.ConfigDir, "config-dir", "config", "configuration directory (gateflow.yaml with triggers and schedules); reloaded on SIGHUP or change")
 	bindReloadInterval(fs, &c.ReloadInterval)
 	fs.StringVar(&c.SpoolDir, "spool-dir", ".gateflow/spool/triggers", "directory where call records wait while Kafka is unreachable")
+	c.Records.bind(fs)
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9467", "address of /healthz, /readyz and /metrics (empty: disabled)")
 }
 
@@ -172,7 +175,7 @@ func runTriggersProcess(ctx context.Context, cfg triggersConfig, log *slog.Logge
 		return err
 	}
 	metrics := newProcessRegistry()
-	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, metrics, log)
+	prod, closeProducer, err := openProducer(cfg.Kafka, transport, cfg.SpoolDir, cfg.Records, metrics, log)
 	if err != nil {
 		return err
 	}
