@@ -135,11 +135,6 @@ func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 		return fmt.Errorf("native protocol port: %w", err)
 	}
 	defer native.Close()
-	innerPort, err := freeLoopbackPort()
-	if err != nil {
-		return fmt.Errorf("ClickHouse's own native port: %w", err)
-	}
-	go relayNative(native, net.JoinHostPort("127.0.0.1", strconv.Itoa(innerPort)))
 	lib, err := purego.Dlopen(a.LibPath, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", a.LibPath, err)
@@ -153,6 +148,12 @@ func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 	purego.RegisterLibFunc(&resultError, lib, "chdb_result_error")
 	purego.RegisterLibFunc(&destroyResult, lib, "chdb_destroy_query_result")
 
+	// Picked last, so that little time passes before ClickHouse binds it.
+	innerPort, err := freeLoopbackPort()
+	if err != nil {
+		return fmt.Errorf("ClickHouse's own native port: %w", err)
+	}
+	go relayNative(native, net.JoinHostPort("127.0.0.1", strconv.Itoa(innerPort)))
 	cmdline := a.cmdline(innerPort)
 	argv, free, err := cArgv(cmdline)
 	if err != nil {
@@ -195,9 +196,11 @@ func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 	}
 }
 
-// freeLoopbackPort returns a TCP port free on 127.0.0.1 a moment ago. Another
-// process may take it before ClickHouse binds it; ClickHouse then fails to
-// start, with the reason in its log.
+// freeLoopbackPort returns a TCP port free on 127.0.0.1 a moment ago, as
+// the kernel hands out for a bind to port 0 (Linux prefers odd ports there
+// and even ones for outgoing connections). Another process may still take
+// it before ClickHouse binds it; ClickHouse then fails to start, with the
+// reason in its log.
 func freeLoopbackPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
