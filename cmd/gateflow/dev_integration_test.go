@@ -126,12 +126,13 @@ func (p devPorts) args(dataDir string) []string {
 
 // devFreePorts picks dev's ports: one random block of free ports outside
 // the kernel's ephemeral range (Temporal's four consecutive ports, Kafka,
-// ClickHouse's two, the ingress, then the demo services at base + 1..4, 10,
-// 20, 30). Ports from the ephemeral range, even ones seen free, are handed
-// to outgoing connections (of tests running in parallel, of dev itself
-// while it starts) before dev gets to listen on them: CI failed with "demo
-// inventory service: cannot listen on 127.0.0.1:55742: address already in
-// use". Outside that range only another explicit bind can take a port.
+// ClickHouse's two, the ingress, then the demo services' base and their
+// ports up to demo.MaxOffset above it). Ports from the ephemeral range, even
+// ones seen free, are handed to outgoing connections (of tests running in
+// parallel, of dev itself while it starts) before dev gets to listen on
+// them: CI failed with "demo inventory service: cannot listen on
+// 127.0.0.1:55742: address already in use". Outside that range only another
+// explicit bind can take a port.
 func devFreePorts(t *testing.T) devPorts {
 	t.Helper()
 	lo, hi := devPortWindow(t)
