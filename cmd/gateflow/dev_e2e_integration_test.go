@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -273,28 +272,6 @@ func clickHouseChild(t *testing.T, devPid int) int {
 
 func order(id string, amount float64) string {
 	return fmt.Sprintf(`{"order_id":%q,"amount":%v,"customer":{"email":"ada@example.com","name":"Ada"},"items":[{"sku":"MUG-1","qty":2}]}`, id, amount)
-}
-
-// freeDemoBase picks a demo port base whose ports are all free and clear of
-// dev's other ports.
-func freeDemoBase(t *testing.T, free func(int) bool, p devPorts) int {
-	t.Helper()
-	taken := []int{p.temporal, p.temporal + 1, p.temporal + 2, p.temporal + 3, p.kafka, p.ch, p.chHTTP, p.ingress}
-	for range 200 {
-		base := 20000 + rand.IntN(40000)
-		ok := true
-		for _, np := range demo.PortsAt(base).List() {
-			if slices.Contains(taken, np.Port) || !free(np.Port) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free demo port base")
-	return 0
 }
 
 // e2e drives one dev process with the CLI.

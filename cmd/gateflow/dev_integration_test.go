@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gateflow/gateflow/deploy/embedded/demo"
 )
 
 // TestDevLifecycle runs the built binary as a user would: `gateflow dev` in
@@ -121,39 +124,74 @@ func (p devPorts) args(dataDir string) []string {
 	}
 }
 
-// devFreePorts finds free ports, four consecutive ones for Temporal.
+// devFreePorts picks dev's ports: one random block of free ports outside
+// the kernel's ephemeral range (Temporal's four consecutive ports, Kafka,
+// ClickHouse's two, the ingress, then the demo services' base and their
+// ports up to demo.MaxOffset above it). Ports from the ephemeral range, even
+// ones seen free, are handed to outgoing connections (of tests running in
+// parallel, of dev itself while it starts) before dev gets to listen on
+// them: CI failed with "demo inventory service: cannot listen on
+// 127.0.0.1:55742: address already in use". Outside that range only another
+// explicit bind can take a port.
 func devFreePorts(t *testing.T) devPorts {
 	t.Helper()
-	free := func(p int) bool {
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	lo, hi := devPortWindow(t)
+	for range 200 {
+		b := lo + rand.IntN(hi-lo-devPortBlock)
+		p := devPorts{temporal: b, kafka: b + 4, ch: b + 5, chHTTP: b + 6, ingress: b + 7, demoBase: b + 8}
+		if allFree(p.list()) {
+			return p
+		}
+	}
+	t.Fatalf("no block of %d free ports in %d..%d", devPortBlock, lo, hi)
+	return devPorts{}
+}
+
+// devPortBlock is how many ports devFreePorts' block spans: up to the last
+// demo service (demoBase + demo.MaxOffset).
+const devPortBlock = 8 + demo.MaxOffset + 1
+
+// list is every port dev listens on with these flags.
+func (p devPorts) list() []int {
+	ports := []int{p.temporal, p.temporal + 1, p.temporal + 2, p.temporal + 3, p.kafka, p.ch, p.chHTTP, p.ingress}
+	for _, np := range demo.PortsAt(p.demoBase).List() {
+		ports = append(ports, np.Port)
+	}
+	return ports
+}
+
+// devPortWindow is the larger run of ports from 10000 up that is outside
+// the ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, by default
+// 32768..60999, leaving 10000..32767).
+func devPortWindow(t *testing.T) (lo, hi int) {
+	eLo, eHi := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if _, err := fmt.Sscan(string(b), &eLo, &eHi); err != nil {
+			t.Logf("ip_local_port_range %q: %v; assuming %d..%d", b, err, eLo, eHi)
+		}
+	}
+	below, above := [2]int{10000, eLo}, [2]int{eHi + 1, 65536}
+	w := below
+	if above[1]-above[0] > below[1]-below[0] {
+		w = above
+	}
+	if w[1]-w[0] < 20*devPortBlock {
+		t.Logf("ephemeral ports %d..%d leave no room: dev's ports may collide with outgoing connections", eLo, eHi)
+		return 10000, 65536
+	}
+	return w[0], w[1]
+}
+
+// allFree reports whether every port can be listened on right now.
+func allFree(ports []int) bool {
+	for _, port := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			return false
 		}
 		l.Close()
-		return true
 	}
-	anyPort := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	var p devPorts
-	for range 50 {
-		base := anyPort()
-		if base < 65000 && free(base) && free(base+1) && free(base+2) && free(base+3) {
-			p.temporal = base
-			break
-		}
-	}
-	if p.temporal == 0 {
-		t.Fatal("no four consecutive free ports")
-	}
-	p.kafka, p.ch, p.chHTTP, p.ingress = anyPort(), anyPort(), anyPort(), anyPort()
-	p.demoBase = freeDemoBase(t, free, p)
-	return p
+	return true
 }
 
 type devProc struct {

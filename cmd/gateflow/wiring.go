@@ -79,13 +79,19 @@ func openProducer(cfg kafkaConfig, transport *kafka.Transport, spoolDir string, 
 // attributes of orchestrations exist: without them Temporal refuses every
 // start and orchestrations stall at their first approval step. mh receives
 // the SDK's metrics (nil: none).
+//
+// A stop while it connects (ctx ended) is reported as ctx's error, so that
+// callers and gateflow dev's part group see a stop, not a failure.
 func dialOrchestrations(ctx context.Context, cfg temporalConfig, mh client.MetricsHandler, log *slog.Logger) (client.Client, error) {
 	c, err := cfg.dial(ctx, mh, log)
 	if err != nil {
-		return nil, err
+		return nil, stoppedOr(ctx, err)
 	}
 	err = worker.EnsureSearchAttributes(ctx, c, cfg.Namespace)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		c.Close()
+		return nil, stoppedOr(ctx, err)
 	case errors.Is(err, worker.ErrSearchAttributesUnverified):
 		log.Warn("search attributes not verified; make sure they exist (docs/OPERATIONS.md)", "err", err)
 	case err != nil:
@@ -93,6 +99,18 @@ func dialOrchestrations(ctx context.Context, cfg temporalConfig, mh client.Metri
 		return nil, fmt.Errorf("%w (register them once as docs/OPERATIONS.md shows, with a user that may)", err)
 	}
 	return c, nil
+}
+
+// stoppedOr returns err, or, when ctx has ended, an error wrapping ctx's
+// error (context.Canceled on a stop) that still names err. A Temporal call
+// cut by a stop fails with serviceerror.Canceled (a gRPC status), which is
+// not context.Canceled: without this, a stop during startup looked like a
+// failure and gateflow dev exited with status 1.
+func stoppedOr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ctx.Err(), err)
 }
 
 // newModelGateway builds the model gateway of a process and keeps it

@@ -173,6 +173,11 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 
 	c, err := dialOrchestrations(ctx, cfg.Temporal, sdkMetrics.Handler(), log)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// Stopped while connecting: a clean stop, as after w.Run.
+			log.Debug("worker stopped while starting", "err", err)
+			return nil
+		}
 		return err
 	}
 	defer c.Close()

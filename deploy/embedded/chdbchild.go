@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -93,13 +94,14 @@ const serveQuery = "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; " +
 const serveQueryID = "gateflow-serve"
 
 // cmdline returns the argv given to chdb_query_cmdline (clickhouse-local's
-// main).
-func (a CHDBChildArgs) cmdline() []string {
+// main). ClickHouse's own native-protocol listener is on nativePort, behind
+// the relay on a.TCPPort (see relayNative).
+func (a CHDBChildArgs) cmdline(nativePort int) []string {
 	return []string{
 		"clickhouse",
 		"--path=" + a.DataDir,
 		"--listen_host=127.0.0.1",
-		"--tcp_port=" + strconv.Itoa(a.TCPPort),
+		"--tcp_port=" + strconv.Itoa(nativePort),
 		"--http_port=" + strconv.Itoa(a.HTTPPort),
 		// Only fatal events (a crash: signal, stack trace) go to stderr,
 		// i.e. the child's log: every failed client query would otherwise
@@ -115,6 +117,10 @@ func (a CHDBChildArgs) cmdline() []string {
 // what it buffers), and returns. It must run in a process of its own:
 // ClickHouse never unloads. It returns an error if ClickHouse stops by
 // itself (bad data dir, port taken: the details are on stderr).
+//
+// The native-protocol port is served by a relay in this process (see
+// relayNative), not by ClickHouse itself: clickhouse-local aborts when an
+// idle native connection is reset.
 func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 	if err := a.Validate(); err != nil {
 		return err
@@ -122,6 +128,13 @@ func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 	if err := os.MkdirAll(a.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create ClickHouse data dir: %w", err)
 	}
+	// Take the public native port first, so that a port in use fails here,
+	// with its name, before ClickHouse loads.
+	native, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a.TCPPort)))
+	if err != nil {
+		return fmt.Errorf("native protocol port: %w", err)
+	}
+	defer native.Close()
 	lib, err := purego.Dlopen(a.LibPath, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
 		return fmt.Errorf("load %s: %w", a.LibPath, err)
@@ -135,7 +148,13 @@ func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 	purego.RegisterLibFunc(&resultError, lib, "chdb_result_error")
 	purego.RegisterLibFunc(&destroyResult, lib, "chdb_destroy_query_result")
 
-	cmdline := a.cmdline()
+	// Picked last, so that little time passes before ClickHouse binds it.
+	innerPort, err := freeLoopbackPort()
+	if err != nil {
+		return fmt.Errorf("ClickHouse's own native port: %w", err)
+	}
+	go relayNative(native, net.JoinHostPort("127.0.0.1", strconv.Itoa(innerPort)))
+	cmdline := a.cmdline(innerPort)
 	argv, free, err := cArgv(cmdline)
 	if err != nil {
 		return err
@@ -159,8 +178,10 @@ func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 		return fmt.Errorf("ClickHouse stopped serving: %s", msg)
 	case <-ctx.Done():
 	}
-	// Cancelling the serving query makes clickhouse-local shut down in
-	// order: tables are flushed and closed.
+	// No new native connections; open ones stay relayed until ClickHouse
+	// closes them. Cancelling the serving query makes clickhouse-local shut
+	// down in order: tables are flushed and closed.
+	native.Close()
 	if err := childQuery(a.HTTPPort, "KILL QUERY WHERE query_id = '"+serveQueryID+"' ASYNC"); err != nil {
 		return fmt.Errorf("stop ClickHouse: %w", err)
 	}
@@ -173,6 +194,81 @@ func RunCHDBChild(ctx context.Context, a CHDBChildArgs) error {
 		// connections, which ClickHouse itself abandons after 5 s.
 		return errors.New("ClickHouse still waiting for open client connections after 3s; exiting")
 	}
+}
+
+// freeLoopbackPort returns a TCP port free on 127.0.0.1 a moment ago, as
+// the kernel hands out for a bind to port 0 (Linux prefers odd ports there
+// and even ones for outgoing connections). Another process may still take
+// it before ClickHouse binds it; ClickHouse then fails to start, with the
+// reason in its log.
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
+}
+
+// relayNative accepts native-protocol clients on l and relays each to
+// ClickHouse at inner, until l is closed.
+//
+// Why a relay: clickhouse-local (libchdb 26.7), unlike clickhouse-server,
+// aborts the whole process ("Terminate called for uncaught exception: Code:
+// 210 NetException: Connection reset by peer, while reading from socket")
+// when a native connection that is idle between queries is reset. A client
+// process that dies (SIGKILL, crash) resets its connections whenever
+// unread data is left in them. The relay turns however a client goes away
+// into an orderly end of stream towards ClickHouse, which clickhouse-local
+// handles: TestNativeClientResetKeepsClickHouse. HTTP is not relayed: a
+// reset HTTP connection does not abort it.
+func relayNative(l net.Listener, inner string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A transient accept error (EMFILE): back off a little, like
+			// net/http does.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go relayConn(c.(*net.TCPConn), inner)
+	}
+}
+
+// relayConn relays one client connection. ClickHouse's side is only ever
+// half-closed (FIN) and fully closed after ClickHouse closed it, so it never
+// sees a reset: a reset comes from closing a socket with unread data in it,
+// and the relay reads everything ClickHouse sends, even after the client
+// has gone.
+func relayConn(client *net.TCPConn, inner string) {
+	defer client.Close()
+	up, err := net.DialTimeout("tcp", inner, 5*time.Second)
+	if err != nil {
+		return
+	}
+	server := up.(*net.TCPConn)
+	defer server.Close()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		// Until the client closes or resets, or ClickHouse closed first
+		// and the client's side was closed below.
+		_, _ = io.Copy(server, client)
+		_ = server.CloseWrite()
+	}()
+	if _, err := io.Copy(client, server); err != nil {
+		// The client is gone (or ClickHouse's side failed): drain what
+		// ClickHouse still sends until it closes, which it does once it
+		// reads the end of stream.
+		_, _ = io.Copy(io.Discard, server)
+	}
+	// ClickHouse closed: end the client's side too, which ends the copy
+	// towards ClickHouse.
+	_ = client.Close()
+	<-sent
 }
 
 // childQuery runs q over the child's own HTTP port.

@@ -46,9 +46,10 @@ func TestCHDBChildArgsValidate(t *testing.T) {
 }
 
 func TestCHDBCmdline(t *testing.T) {
-	got := CHDBChildArgs{LibPath: "/l", DataDir: "/d", TCPPort: 9000, HTTPPort: 8123}.cmdline()
+	// ClickHouse's own native port is the relay's inner one, not TCPPort.
+	got := CHDBChildArgs{LibPath: "/l", DataDir: "/d", TCPPort: 9000, HTTPPort: 8123}.cmdline(40123)
 	want := []string{
-		"clickhouse", "--path=/d", "--listen_host=127.0.0.1", "--tcp_port=9000", "--http_port=8123",
+		"clickhouse", "--path=/d", "--listen_host=127.0.0.1", "--tcp_port=40123", "--http_port=8123",
 		"--logger.console=1", "--log-level=fatal",
 		"--query_id=gateflow-serve", "--query", serveQuery,
 	}
