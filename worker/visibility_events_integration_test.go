@@ -30,7 +30,8 @@ type visibilityCost struct {
 
 // TestVisibilityHistoryCost holds docs/WORKFLOWS.md's "Cost per run: 2
 // history events for the version (its marker and the SDK's
-// TemporalChangeVersion upsert), 1 per change of the awaited set (2 for a
+// TemporalChangeVersion upsert), 2 more for the self-approval version at
+// the first approval step, 1 per change of the awaited set (2 for a
 // plain approval step), 1 for the memo on a non-successful close" and "a
 // vote that does not decide a step costs nothing" to the histories of
 // real runs on a server.
@@ -62,14 +63,14 @@ func TestVisibilityHistoryCost(t *testing.T) {
 			want: visibilityCost{VersionMarkers: 1, VersionUpserts: 1}},
 		{name: "plain approval, approved", def: `{"steps": [{"id": "approve", "kind": "approval", "approvers": {"roles": ["manager"]}}]}`,
 			votes: []func(*testing.T, string){vote("ann", workflows.Approve)},
-			want:  visibilityCost{VersionMarkers: 1, VersionUpserts: 1, AwaitingUpserts: 2}},
+			want:  visibilityCost{VersionMarkers: 2, VersionUpserts: 2, AwaitingUpserts: 2}},
 		// The first vote leaves the awaited set as it is: no event.
 		{name: "quorum of two, two votes", def: `{"steps": [{"id": "approve", "kind": "approval", "approvers": {"roles": ["manager"]}, "quorum": 2}]}`,
 			votes: []func(*testing.T, string){vote("ann", workflows.Approve), vote("bob", workflows.Approve)},
-			want:  visibilityCost{VersionMarkers: 1, VersionUpserts: 1, AwaitingUpserts: 2}},
+			want:  visibilityCost{VersionMarkers: 2, VersionUpserts: 2, AwaitingUpserts: 2}},
 		{name: "rejected: the run fails", def: `{"steps": [{"id": "approve", "kind": "approval", "approvers": {"roles": ["manager"]}}]}`,
 			votes: []func(*testing.T, string){vote("ann", workflows.Reject)}, fails: true,
-			want: visibilityCost{VersionMarkers: 1, VersionUpserts: 1, AwaitingUpserts: 2, MemoUpserts: 1}},
+			want: visibilityCost{VersionMarkers: 2, VersionUpserts: 2, AwaitingUpserts: 2, MemoUpserts: 1}},
 		// Escalation widens the approvers: one more change of the set.
 		{name: "escalated, then approved", def: `{"steps": [{"id": "approve", "kind": "approval", "approvers": {"users": ["ann"]},
 			"timeout": "300ms", "on_timeout": "escalate", "escalate_to": {"roles": ["manager"]}, "escalation_timeout": "1h"}]}`,
@@ -80,7 +81,7 @@ func TestVisibilityHistoryCost(t *testing.T) {
 				})
 				vote("bob", workflows.Approve)(t, id)
 			}},
-			want: visibilityCost{VersionMarkers: 1, VersionUpserts: 1, AwaitingUpserts: 3}},
+			want: visibilityCost{VersionMarkers: 2, VersionUpserts: 2, AwaitingUpserts: 3}},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -142,6 +142,13 @@ func TestIngressEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	token = strings.TrimSpace(token)
+	// Bob approves alice's submissions: the submitter may not decide its
+	// own approval steps (separation of duties).
+	bobToken, err := runCLI(t, newKeysCmd, "create", "--tenant", "acme", "--roles", "approver", "--user", "bob", "--keys-file", keysFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobToken = strings.TrimSpace(bobToken)
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -186,6 +193,7 @@ func TestIngressEndToEnd(t *testing.T) {
 		t.Fatal("ingress did not listen")
 	}
 	api := []string{"--api-url", "http://" + addr, "--api-key", token}
+	bob := []string{"--api-url", "http://" + addr, "--api-key", bobToken}
 
 	// Readiness names each dependency: Temporal up, Kafka and ClickHouse not
 	// (optional: the API serves degraded; strict readiness wants them all).
@@ -213,7 +221,7 @@ func TestIngressEndToEnd(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out, err = runCLI(t, newApprovalsCmd, api...)
+		out, err = runCLI(t, newApprovalsCmd, bob...)
 		if err == nil && strings.Contains(out, sub.ID) {
 			break
 		}
@@ -222,7 +230,10 @@ func TestIngressEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if out, err = runCLI(t, func() *cobra.Command { return newDecideCmd("approve") }, append([]string{sub.ID, "manager", "--comment", "ok"}, api...)...); err != nil || !strings.Contains(out, "approved") {
+	if _, err = runCLI(t, func() *cobra.Command { return newDecideCmd("approve") }, append([]string{sub.ID, "manager"}, api...)...); err == nil || !strings.Contains(err.Error(), "self_approval") {
+		t.Fatalf("the submitter approving its own run: %v", err)
+	}
+	if out, err = runCLI(t, func() *cobra.Command { return newDecideCmd("approve") }, append([]string{sub.ID, "manager", "--comment", "ok"}, bob...)...); err != nil || !strings.Contains(out, "approved") {
 		t.Fatalf("approve: %q %v", out, err)
 	}
 	if out, err = runCLI(t, newWatchCmd, append([]string{sub.ID}, api...)...); err != nil || !strings.Contains(out, "closed: succeeded") {

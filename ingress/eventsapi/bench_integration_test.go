@@ -62,10 +62,12 @@ func BenchmarkTopicTrigger(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg, err := sysconfig.NewStatic(sysconfig.Config{Triggers: map[string]sysconfig.TopicTrigger{
-		"bench": {Tenant: "acme", Topic: "bench.orders", StartOffset: "earliest", Filter: `input.value.n >= 0`,
-			Start: &sysconfig.StartAction{Definition: "topic-it", Input: map[string]any{"n": "${{ input.value.n }}"}}},
-	}}, def)
+	reg, err := sysconfig.NewStatic(sysconfig.Config{
+		Tenants: map[string]sysconfig.Tenant{"acme": {Uses: sysconfig.Uses{Definitions: []string{sysconfig.All}}}},
+		Triggers: map[string]sysconfig.TopicTrigger{
+			"bench": {Tenant: "acme", Topic: "bench.orders", StartOffset: "earliest", Filter: `input.value.n >= 0`,
+				Start: &sysconfig.StartAction{Definition: "topic-it", Input: map[string]any{"n": "${{ input.value.n }}"}}},
+		}}, def)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -152,6 +152,8 @@ func startStack(t *testing.T) (*stack, error) {
 		defs = append(defs, d)
 	}
 	reg, err := sysconfig.NewStatic(sysconfig.Config{
+		// Tenant acme may run every definition and call every service.
+		Tenants:  map[string]sysconfig.Tenant{"acme": {Uses: sysconfig.Uses{Definitions: []string{sysconfig.All}, Services: []string{sysconfig.All}}}},
 		Services: map[string]sysconfig.Service{"svc": {BaseURL: s.svc.URL}},
 		Webhooks: map[string]sysconfig.Webhook{
 			"gh": {Tenant: "acme", Scheme: "github", Secret: "${env:" + hookSecretEnv + "}", MaxBodyBytes: 4096,

@@ -73,10 +73,12 @@ func runChild(raw string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	reg, err := sysconfig.NewStatic(sysconfig.Config{Triggers: map[string]sysconfig.TopicTrigger{
-		"orders": {Tenant: "acme", Topic: cfg.Topic, StartOffset: "earliest", Filter: `input.headers.type != "ignored"`,
-			Start: &sysconfig.StartAction{Definition: "topic-it", Input: map[string]any{"n": "${{ input.value.n }}"}}},
-	}}, def)
+	reg, err := sysconfig.NewStatic(sysconfig.Config{
+		Tenants: map[string]sysconfig.Tenant{"acme": {Uses: sysconfig.Uses{Definitions: []string{sysconfig.All}}}},
+		Triggers: map[string]sysconfig.TopicTrigger{
+			"orders": {Tenant: "acme", Topic: cfg.Topic, StartOffset: "earliest", Filter: `input.headers.type != "ignored"`,
+				Start: &sysconfig.StartAction{Definition: "topic-it", Input: map[string]any{"n": "${{ input.value.n }}"}}},
+		}}, def)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

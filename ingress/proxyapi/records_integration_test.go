@@ -88,19 +88,19 @@ func TestProxyRecordsInClickHouse(t *testing.T) {
 		lastErr = conn.QueryRow(ctx, "SELECT count() FROM calls FINAL WHERE kind = 'proxy'").Scan(&rows)
 	}
 	var (
-		tenant, api, consumer, upstream, method, route, cacheStatus, outcome string
+		tenant, api, consumer, consumerApp, upstream, method, route, cacheStatus, outcome string
 		status, retries                                                      int32
 		latency, upLatency                                                   float64
 	)
-	if err := conn.QueryRow(ctx, `SELECT tenant, api, consumer, upstream, method, route, cache_status, toString(outcome), status_code, retries,
+	if err := conn.QueryRow(ctx, `SELECT tenant, api, consumer, consumer_app, upstream, method, route, cache_status, toString(outcome), status_code, retries,
 			latency_ms, upstream_latency_ms FROM calls FINAL WHERE kind = 'proxy' AND route = '/status?code=503'`).
-		Scan(&tenant, &api, &consumer, &upstream, &method, &route, &cacheStatus, &outcome, &status, &retries, &latency, &upLatency); err != nil {
+		Scan(&tenant, &api, &consumer, &consumerApp, &upstream, &method, &route, &cacheStatus, &outcome, &status, &retries, &latency, &upLatency); err != nil {
 		t.Fatal(err)
 	}
-	if tenant != "acme" || api != "orders" || !strings.HasPrefix(consumer, "acme/") || (upstream != a.addr+"@z1" && upstream != b.addr+"@z2") ||
+	if tenant != "acme" || api != "orders" || consumer != "acme" || consumerApp == "" || (upstream != a.addr+"@z1" && upstream != b.addr+"@z2") ||
 		method != "GET" || status != 503 || retries != 1 || outcome != "error" || cacheStatus != "miss" || latency <= 0 || upLatency <= 0 {
-		t.Fatalf("record: tenant %s api %s consumer %s upstream %s method %s route %s cache %s outcome %s status %d retries %d latency %g/%g",
-			tenant, api, consumer, upstream, method, route, cacheStatus, outcome, status, retries, latency, upLatency)
+		t.Fatalf("record: tenant %s api %s consumer %s/%s upstream %s method %s route %s cache %s outcome %s status %d retries %d latency %g/%g",
+			tenant, api, consumer, consumerApp, upstream, method, route, cacheStatus, outcome, status, retries, latency, upLatency)
 	}
 	var hits uint64
 	if err := conn.QueryRow(ctx, "SELECT countIf(cache_status = 'hit') FROM calls FINAL WHERE kind = 'proxy'").Scan(&hits); err != nil || hits != 1 {

@@ -31,7 +31,9 @@ func (o *Orchestrator) submittedBy(memo *commonpb.Memo) string {
 }
 
 // checkSelfApproval refuses the caller's vote on step with ErrConflict
-// (self_approval) when the caller submitted the orchestration and the step
+// (self_approval) when the caller submitted the orchestration, is one of
+// the step's approvers (a caller who is not is refused as not_approver by
+// the decision itself, as the workflow orders its checks) and the step
 // does not allow self-approval. Only the submitter costs a status query;
 // when the step is not waiting, the decision itself reports why.
 func (o *Orchestrator) checkSelfApproval(ctx context.Context, caller Caller, id, step string, desc *client.WorkflowExecutionDescription) error {
@@ -44,7 +46,7 @@ func (o *Orchestrator) checkSelfApproval(ctx context.Context, caller Caller, id,
 		return err
 	}
 	for _, p := range st.Pending {
-		if p.StepID == step && workflows.IsSelfApproval(p, caller.Identity(), by) {
+		if p.StepID == step && workflows.IsApprover(p.Approvers, caller.Identity()) && workflows.IsSelfApproval(p, caller.Identity(), by) {
 			return newError(ErrConflict, "self_approval",
 				"you submitted workflow %s and may not decide its step %q (separation of duties; the step may set allow_self_approval)", id, step)
 		}
