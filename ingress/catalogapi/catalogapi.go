@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
@@ -120,7 +121,7 @@ func Routes(svc *catalog.Service, opts Options) api.Group {
 				Responses: map[int]api.Response{
 					200: {Description: "The prompt API's or model's answer.", Schema: map[string]any{"type": "object"}, Headers: lifecycleHeaders},
 					202: {Description: "The orchestration started.", Schema: api.Ref("CatalogCall"), Headers: lifecycleHeaders},
-					403: errResp("No active subscription (subscription_required): how to request one is in the message."),
+					403: errResp("No active subscription (subscription_required): how to request one is in the message; or an orchestration API called by a key without the submitter role (forbidden)."),
 					404: errResp("No such API or version for you."), 410: errResp("The version is retired (api_retired); details name the successor."),
 					422: errResp("Invalid input."), 429: errResp("Over the plan's rate limit (rate_limited) or quota (quota_exceeded, with when it resets)."),
 				},
@@ -323,6 +324,15 @@ func (h *handlers) call(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	name, c := r.PathValue("api"), callerOf(r)
 	api.SetAPI(ctx, name, q.Get("version"), "")
+	// A model-only key calls models (model and prompt APIs), never starts
+	// orchestrations (auth.RoleModel); refused before Authorize, which
+	// would count the call against the grant's quota.
+	if a, ok := h.svc.ReadModel().API(name); ok && (a.Owner == c.Tenant || a.Visibility == wire.VisibilityShared) &&
+		a.Kind == wire.APIKindOrchestration && !slices.Contains(c.Roles, string(auth.RoleSubmitter)) {
+		httperr.Write(w, r, &catalog.Error{Kind: catalog.ErrForbidden, Code: "forbidden",
+			Message: "API " + name + " runs orchestrations: calling it needs the submitter role (a model key calls model and prompt APIs)"})
+		return
+	}
 	acc, err := h.svc.Authorize(ctx, c, name, q.Get("version"))
 	if err != nil {
 		httperr.Write(w, r, err)
