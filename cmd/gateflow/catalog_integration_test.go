@@ -456,6 +456,14 @@ func TestCatalogEndToEnd(t *testing.T) {
 	s.must(http.StatusOK, s.a, s.acme, http.MethodPost, "/v1/workflows/"+sub.WorkflowID+"/approvals/approve", map[string]string{"decision": "approve", "comment": "welcome"}, nil)
 	s.poll("the grant active on replica A", 30*time.Second, func() bool { return s.subscriptionState(s.a, s.beta, sub.ID) == wire.SubscriptionActive })
 
+	// A model-only key of beta may not start the orchestration (and the
+	// refusal does not count against the quota).
+	var modelKey wire.CreatedKey
+	s.must(http.StatusCreated, s.a, s.beta, http.MethodPost, "/v1/keys", wire.CreateKeyRequest{Roles: []string{"model"}, Note: "model only"}, &modelKey)
+	if e, _ := s.errorOf(http.StatusForbidden, s.a, modelKey.Key, http.MethodPost, "/v1/catalog/invoices/call", call); e.Code != "forbidden" {
+		t.Fatalf("a model key calling an orchestration API: %+v", e)
+	}
+
 	// Beta's call runs the owner's orchestration; beta follows it.
 	var started wire.CatalogCall
 	s.must(http.StatusAccepted, s.a, s.beta, http.MethodPost, "/v1/catalog/invoices/call", call, &started)
@@ -683,7 +691,7 @@ func (s *catalogStack) measureKeys() {
 	}
 	var keys wire.APIKeys
 	s.must(http.StatusOK, s.b, s.beta, http.MethodGet, "/v1/keys", nil, &keys)
-	if len(keys.Items) != n+1 {
+	if len(keys.Items) != n+2 { // the file key, the model key, n created here
 		t.Fatalf("beta's keys: %+v", keys)
 	}
 	a50, amax := quantiles(accepted)
