@@ -111,7 +111,7 @@ func TestProxyRecordsInClickHouse(t *testing.T) {
 	// rows: poll the rollups too.
 	q := query.New(conn)
 	f := query.Filter{Tenant: "acme", From: start, To: time.Now().Add(time.Minute)}
-	for dim, wantGroups := range map[query.Dimension]int{query.ByAPI: 1, query.ByConsumer: 2, query.ByUpstream: 2} {
+	for dim, wantGroups := range map[query.Dimension]int{query.ByAPI: 1, query.ByConsumer: 1, query.ByConsumerApp: 2, query.ByUpstream: 2} {
 		// The cache hit went to no instance.
 		want := uint64(13)
 		if dim == query.ByUpstream {
