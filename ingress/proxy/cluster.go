@@ -79,6 +79,10 @@ type cluster struct {
 	transport                             *http.Transport
 	maxBody                               int64
 	cache                                 CachePolicy
+	// rate is the service's rate_limit: all gateway calls to the
+	// service together, whichever API (or the owner's own route) they
+	// come through.
+	rate Rate
 
 	// headers are the service's configured headers with secrets resolved,
 	// refreshed every headerTTL so that rotated secrets apply.
@@ -217,7 +221,8 @@ func (cs *clusters) close() {
 }
 
 func (p *Proxy) newCluster(svc sysconfig.Service, prev map[string]*Endpoint) (*cluster, error) {
-	c := &cluster{name: svc.Name, rawHeaders: svc.Headers, maxBody: svc.GatewayBodyLimit(), cache: servicePolicy(svc), log: p.log}
+	c := &cluster{name: svc.Name, rawHeaders: svc.Headers, maxBody: svc.GatewayBodyLimit(), cache: servicePolicy(svc), log: p.log,
+		rate: Rate{RPS: svc.GatewayRateLimit.RPS, Burst: svc.GatewayRateLimit.Burst}}
 	for _, in := range svc.Upstreams() {
 		if e, ok := prev[svc.Name+"\x00"+in.BaseURL]; ok && e.Weight == max(1, in.Weight) && e.Zone == in.Zone {
 			c.endpoints = append(c.endpoints, e)

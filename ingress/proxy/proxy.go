@@ -232,17 +232,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, &cl, limit, policy)
 }
 
-// admit applies the API's and the consumer's rate limits and sets the
-// RateLimit-* headers of the tighter one.
+// admit applies the API's and the consumer's rate limits, and the
+// service's when the target names no API limit (a catalogue API over the
+// service: the service's rate_limit bounds every API over it together),
+// and sets the RateLimit-* headers of the tighter one.
 func (p *Proxy) admit(w http.ResponseWriter, cl *call) error {
 	t := cl.target
 	now := time.Now()
 	var shown *decision
-	for scope, rate := range [2]Rate{t.Limits.API, t.Limits.Consumer} {
+	apiRate, apiKey := t.Limits.API, "a\x00"+t.API
+	if apiRate.RPS <= 0 && cl.c != nil {
+		apiRate, apiKey = cl.c.rate, "s\x00"+cl.c.name
+	}
+	for scope, rate := range [2]Rate{apiRate, t.Limits.Consumer} {
 		if rate.RPS <= 0 {
 			continue
 		}
-		name, key := "api", "a\x00"+t.API
+		name, key := "api", apiKey
 		if scope == 1 {
 			name, key = "consumer", "c\x00"+t.API+"\x00"+cl.consumer
 		}

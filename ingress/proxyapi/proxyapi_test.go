@@ -264,21 +264,28 @@ func TestLimits(t *testing.T) {
 	s := getStack(t)
 	u := startUpstream(t, "u")
 	s.cfg.set(t, map[string]sysconfig.Service{
-		"limited": {BaseURL: u.url(), GatewayRateLimit: sysconfig.RateLimit{RPS: 0.001, Burst: 2}},
-		"small":   {BaseURL: u.url(), MaxRequestBodyBytes: 1024},
+		"limited":     {BaseURL: u.url(), GatewayRateLimit: sysconfig.RateLimit{RPS: 0.001, Burst: 2}},
+		"cat-limited": {BaseURL: u.url(), GatewayRateLimit: sysconfig.RateLimit{RPS: 0.001, Burst: 2}},
+		"small":       {BaseURL: u.url(), MaxRequestBodyBytes: 1024},
 	})
-	for i := range 2 {
-		resp, body := s.do(t, "submitter", "GET", "/gw/limited/id", nil)
-		if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Limit") != "2" {
-			t.Fatalf("call %d: %d %s %v", i, resp.StatusCode, body, resp.Header)
+	// The service's own route, and a catalogue-like target that names no
+	// API limit: the service's rate_limit applies to both.
+	var resp *http.Response
+	var body string
+	for _, svc := range []string{"limited", "cat-limited"} {
+		for i := range 2 {
+			resp, body := s.do(t, "submitter", "GET", "/gw/"+svc+"/id", nil)
+			if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Limit") != "2" {
+				t.Fatalf("%s call %d: %d %s %v", svc, i, resp.StatusCode, body, resp.Header)
+			}
 		}
-	}
-	resp, body := s.do(t, "submitter", "GET", "/gw/limited/id", nil)
-	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit-Remaining") != "0" {
-		t.Fatalf("third call: %d %s %v", resp.StatusCode, body, resp.Header)
-	}
-	if e := decodeError(t, body); e.Error.Code != "rate_limited" {
-		t.Fatalf("code %q", e.Error.Code)
+		resp, body = s.do(t, "submitter", "GET", "/gw/"+svc+"/id", nil)
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("RateLimit-Remaining") != "0" {
+			t.Fatalf("%s third call: %d %s %v", svc, resp.StatusCode, body, resp.Header)
+		}
+		if e := decodeError(t, body); e.Error.Code != "rate_limited" {
+			t.Fatalf("%s code %q", svc, e.Error.Code)
+		}
 	}
 	if resp, body := s.do(t, "submitter", "POST", "/gw/small/upload", strings.NewReader(strings.Repeat("x", 1024))); resp.StatusCode != 200 || body != "1024" {
 		t.Fatalf("at the limit: %d %s", resp.StatusCode, body)

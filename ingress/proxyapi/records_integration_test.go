@@ -89,8 +89,8 @@ func TestProxyRecordsInClickHouse(t *testing.T) {
 	}
 	var (
 		tenant, api, consumer, consumerApp, upstream, method, route, cacheStatus, outcome string
-		status, retries                                                      int32
-		latency, upLatency                                                   float64
+		status, retries                                                                   int32
+		latency, upLatency                                                                float64
 	)
 	if err := conn.QueryRow(ctx, `SELECT tenant, api, consumer, consumer_app, upstream, method, route, cache_status, toString(outcome), status_code, retries,
 			latency_ms, upstream_latency_ms FROM calls FINAL WHERE kind = 'proxy' AND route = '/status?code=503'`).

@@ -81,6 +81,18 @@ func (m *mutableConfig) set(t *testing.T, services map[string]sysconfig.Service)
 	m.cur.Store(reg.Current())
 }
 
+// catalogLike resolves APIs named cat-* as the catalogue does: a target
+// without an API limit of its own (the service's rate_limit must apply).
+type catalogLike struct{ proxy.OwnerAccess }
+
+func (a catalogLike) Route(ctx context.Context, caller auth.Principal, api, version string) (proxy.Target, error) {
+	t, err := a.OwnerAccess.Route(ctx, caller, api, version)
+	if strings.HasPrefix(api, "cat-") {
+		t.Limits.API = proxy.Rate{}
+	}
+	return t, err
+}
+
 // newStack serves an ingress with the gateway on loopback; records go to
 // recorder, or to an in-memory sink when nil.
 func newStack(recorder proxy.Recorder) (*stack, func(), error) {
@@ -103,7 +115,7 @@ func newStack(recorder proxy.Recorder) (*stack, func(), error) {
 		recorder = rec
 	}
 	p, err := proxy.New(proxy.Options{
-		Access: proxy.OwnerAccess{Config: cfg}, Config: cfg, WriteError: proxyapi.WriteError,
+		Access: catalogLike{proxy.OwnerAccess{Config: cfg}}, Config: cfg, WriteError: proxyapi.WriteError,
 		Recorder: recorder, PathPrefix: proxyapi.Prefix, CacheBytes: 8 << 20,
 	})
 	if err != nil {
