@@ -976,16 +976,21 @@ func (s *Sink) retryLoop(ctx, gctx context.Context, hold func() bool, what strin
 }
 
 // batchToken is the insert_deduplication_token of a batch: the same rows
-// give the same token (a retry), other rows another one.
+// give the same token (a retry), other rows another one. Each row counts
+// with its record id as well as its offset: offsets alone repeat when the
+// topic is deleted and created again (see refreshStale), and a repeated
+// token within the deduplication window would make ClickHouse drop the new
+// rows silently as a duplicate insert.
 func batchToken(group string, rows []pending) string {
 	h := sha256.New()
 	h.Write([]byte(group))
-	var b [16]byte
+	var b [28]byte
 	for _, p := range rows {
 		binary.BigEndian.PutUint32(b[:4], uint32(p.msg.Partition))
 		binary.BigEndian.PutUint64(b[4:12], uint64(p.msg.Offset))
+		copy(b[12:], p.id[:])
 		h.Write([]byte(p.msg.Topic))
-		h.Write(b[:12])
+		h.Write(b[:])
 	}
 	return "gateflow-sink-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
