@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -330,5 +332,48 @@ func TestRetryCompletesPartialInsert(t *testing.T) {
 	}
 	if n := queryUint(t, conn, "SELECT count() FROM calls"); n != uint64(len(recs)+10) {
 		t.Fatalf("calls has %d rows, want %d", n, len(recs)+10)
+	}
+}
+
+// TestStoredIDsManyIDs: after a broker outage the producer replays its
+// spool with every record marked as resent, so a batch of BatchRows
+// records is looked up by id at once. 10,000 ids make a query text above
+// ClickHouse's max_query_size (256 KiB); StoredIDs must still answer
+// (TestBrokerOutage stalled on this for good before the lookup was chunked).
+func TestStoredIDsManyIDs(t *testing.T) {
+	dsn, _ := embeddedtest.StartClickHouse(t)
+	conn := openCH(t, chAddr(dsn))
+	ctx := context.Background()
+	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	recs := generate(8, 10_000)
+	const stored = 6_000
+	rows := make([]sink.Row, stored)
+	for i, r := range recs[:stored] {
+		rows[i] = sink.Row{Record: r, Topic: topic, Partition: int32(i % 3), Offset: int64(i)}
+	}
+	if err := sink.InsertRows(ctx, conn, rows); err != nil {
+		t.Fatal(err)
+	}
+	tenants := map[string]bool{}
+	ids := make([]string, len(recs))
+	minTS, maxTS := recs[0].TS, recs[0].TS
+	for i, r := range recs {
+		ids[i] = r.ID
+		tenants[r.Tenant] = true
+		minTS, maxTS = min(minTS, r.TS), max(maxTS, r.TS)
+	}
+	found, err := sink.StoredIDs(ctx, conn, slices.Sorted(maps.Keys(tenants)), minTS, maxTS, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != stored {
+		t.Fatalf("found %d ids, want %d", len(found), stored)
+	}
+	for i, r := range recs {
+		if found[r.ID] != (i < stored) {
+			t.Fatalf("record %d (%s): found = %v", i, r.ID, found[r.ID])
+		}
 	}
 }

@@ -30,6 +30,7 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -606,28 +607,34 @@ func hasHeader(hs []kafka.Header, key string) bool {
 // have been stored by another sink, or too long ago for the id window.
 // The lookup uses the raw table's sorting key (tenant, ts, id) and runs
 // only for marked rows, which exist only after a producer's failed write or
-// crash.
+// crash. After a broker outage every row of a batch can be marked (the
+// producer replays its spool), so the rows are looked up in chunks of at
+// most LookupChunk ids, in timestamp order so that each chunk reads a
+// narrow time range.
 func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending, int, error) {
-	var ids []string
-	tenants := map[string]bool{}
-	var minTS, maxTS int64
+	var resent []pending
 	for _, p := range rows {
-		if !p.resent {
-			continue
+		if p.resent {
+			resent = append(resent, p)
 		}
-		if len(ids) == 0 || p.rec.TS < minTS {
-			minTS = p.rec.TS
-		}
-		maxTS = max(maxTS, p.rec.TS)
-		ids = append(ids, p.id.String())
-		tenants[p.rec.Tenant] = true
 	}
-	if len(ids) == 0 {
+	if len(resent) == 0 {
 		return rows, 0, nil
 	}
-	found, err := StoredIDs(ctx, s.conn, slices.Sorted(maps.Keys(tenants)), minTS, maxTS, ids)
-	if err != nil {
-		return nil, 0, err
+	slices.SortFunc(resent, func(a, b pending) int { return cmp.Compare(a.rec.TS, b.rec.TS) })
+	found := map[string]bool{}
+	for chunk := range slices.Chunk(resent, LookupChunk) {
+		ids := make([]string, len(chunk))
+		tenants := map[string]bool{}
+		for i, p := range chunk {
+			ids[i] = p.id.String()
+			tenants[p.rec.Tenant] = true
+		}
+		f, err := StoredIDs(ctx, s.conn, slices.Sorted(maps.Keys(tenants)), chunk[0].rec.TS, chunk[len(chunk)-1].rec.TS, ids)
+		if err != nil {
+			return nil, 0, err
+		}
+		maps.Copy(found, f)
 	}
 	if len(found) == 0 {
 		return rows, 0, nil
@@ -643,26 +650,42 @@ func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending,
 	return kept, len(rows) - len(kept), nil
 }
 
+// LookupChunk is the most ids StoredIDs sends in one query. The ids are
+// part of the query text (about 40 bytes each), which ClickHouse limits to
+// max_query_size (256 KiB by default): 2000 ids take about 80 KB.
+const LookupChunk = 2000
+
 // StoredIDs returns which of ids (canonical UUID strings of records of
 // tenants with timestamps from fromMS to toMS, inclusive, in Unix ms) the
-// raw table holds.
+// raw table holds. Any number of ids may be given: they are looked up
+// LookupChunk at a time.
 func StoredIDs(ctx context.Context, conn driver.Conn, tenants []string, fromMS, toMS int64, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for chunk := range slices.Chunk(ids, LookupChunk) {
+		if err := storedIDs(ctx, conn, tenants, fromMS, toMS, chunk, out); err != nil {
+			return nil, fmt.Errorf("look up resent records: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// storedIDs is one query of StoredIDs; it adds the ids found to out.
+func storedIDs(ctx context.Context, conn driver.Conn, tenants []string, fromMS, toMS int64, ids []string, out map[string]bool) error {
 	rows, err := conn.Query(ctx, `SELECT DISTINCT toString(id) FROM `+schema.TableCalls+
 		` WHERE tenant IN ? AND ts >= fromUnixTimestamp64Milli(?, 'UTC') AND ts <= fromUnixTimestamp64Milli(?, 'UTC')`+
 		` AND toString(id) IN ?`, tenants, fromMS, toMS, ids)
 	if err != nil {
-		return nil, fmt.Errorf("look up resent records: %w", err)
+		return err
 	}
 	defer rows.Close()
-	out := map[string]bool{}
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("look up resent records: %w", err)
+			return err
 		}
 		out[id] = true
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // window returns the recent-id window of a partition.
@@ -953,16 +976,21 @@ func (s *Sink) retryLoop(ctx, gctx context.Context, hold func() bool, what strin
 }
 
 // batchToken is the insert_deduplication_token of a batch: the same rows
-// give the same token (a retry), other rows another one.
+// give the same token (a retry), other rows another one. Each row counts
+// with its record id as well as its offset: offsets alone repeat when the
+// topic is deleted and created again (see refreshStale), and a repeated
+// token within the deduplication window would make ClickHouse drop the new
+// rows silently as a duplicate insert.
 func batchToken(group string, rows []pending) string {
 	h := sha256.New()
 	h.Write([]byte(group))
-	var b [16]byte
+	var b [28]byte
 	for _, p := range rows {
 		binary.BigEndian.PutUint32(b[:4], uint32(p.msg.Partition))
 		binary.BigEndian.PutUint64(b[4:12], uint64(p.msg.Offset))
+		copy(b[12:], p.id[:])
 		h.Write([]byte(p.msg.Topic))
-		h.Write(b[:12])
+		h.Write(b[:])
 	}
 	return "gateflow-sink-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
