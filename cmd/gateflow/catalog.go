@@ -51,8 +51,8 @@ func (c *quotaConfig) bind(fs *pflag.FlagSet) {
 }
 
 func (c quotaConfig) validate() error {
-	if c.IngestLag < 0 || c.CacheTTL <= 0 {
-		return errors.New("--quota-ingest-lag must not be negative and --quota-cache-ttl must be positive")
+	if c.IngestLag <= 0 || c.CacheTTL <= 0 {
+		return errors.New("--quota-ingest-lag and --quota-cache-ttl must be positive")
 	}
 	return nil
 }
