@@ -124,11 +124,12 @@ func runInterleaved(b *testing.B, modes []benchMode) {
 		if calls == 0 {
 			continue
 		}
-		b.ReportMetric(float64(a.wall.Nanoseconds())/calls, m.name+"-ns/call")
-		b.ReportMetric(float64(a.cpu.Nanoseconds())/calls, m.name+"-cpu-ns/call")
-		b.ReportMetric(float64(a.allocs)/calls, m.name+"-allocs/call")
-		b.ReportMetric(float64(a.bytes)/calls, m.name+"-B/call")
-		a.lat.report(b, m.name+"-")
+		name := strings.Join(strings.Fields(m.name), "_") // units take no spaces
+		b.ReportMetric(float64(a.wall.Nanoseconds())/calls, name+"-ns/call")
+		b.ReportMetric(float64(a.cpu.Nanoseconds())/calls, name+"-cpu-ns/call")
+		b.ReportMetric(float64(a.allocs)/calls, name+"-allocs/call")
+		b.ReportMetric(float64(a.bytes)/calls, name+"-B/call")
+		a.lat.report(b, name+"-")
 	}
 }
 

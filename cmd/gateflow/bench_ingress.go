@@ -139,7 +139,7 @@ func runBenchIngress(ctx context.Context, cfg benchIngressConfig, out io.Writer)
 	// token buckets are consulted on every request and never refuse.
 	never := sysconfig.RateLimit{RPS: 1e6, Burst: 1_000_000}
 	reg, err := sysconfig.NewStatic(sysconfig.Config{Tenants: map[string]sysconfig.Tenant{
-		"bench": {RateLimit: never, KeyRateLimit: never}}}, def)
+		"bench": {RateLimit: never, KeyRateLimit: never, Uses: sysconfig.Uses{Definitions: []string{def.Name}}}}}, def)
 	if err != nil {
 		return err
 	}
