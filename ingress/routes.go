@@ -133,7 +133,8 @@ func (s *Server) builtinGroups() []builtinGroup {
 			Request: &api.Content{Required: true, Schema: api.Ref("Definition")},
 			Responses: map[int]api.Response{
 				201: {Description: "Published.", Schema: api.Ref("DefinitionInfo")},
-				409: errResp("This version is already published."),
+				200: {Description: "This version was already published with the same content (an idempotent retry).", Schema: api.Ref("DefinitionInfo")},
+				409: errResp("This version is already published with another content."),
 				415: errResp("Send application/json or application/yaml."),
 				422: errResp("The definition is invalid; details locate each problem."),
 			},

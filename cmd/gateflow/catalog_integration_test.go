@@ -208,8 +208,18 @@ func invoiceDefinition(version string) string {
 
 const pingDefinition = `{"name": "ping", "version": "1", "steps": [{"id": "nap", "kind": "wait", "duration": "1ms"}]}`
 
-func startCatalogStack(t *testing.T) *catalogStack {
+// catalogStackOptions trims the stack for tests that need less of it.
+type catalogStackOptions struct {
+	// NoReplicaB leaves out the second ingress process (s.b stays empty).
+	NoReplicaB bool
+}
+
+func startCatalogStack(t *testing.T, opts ...catalogStackOptions) *catalogStack {
 	t.Helper()
+	var opt catalogStackOptions
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
 	s := &catalogStack{t: t}
 	dir := t.TempDir()
 	confDir := filepath.Join(dir, "config")
@@ -278,11 +288,15 @@ func startCatalogStack(t *testing.T) *catalogStack {
 	case <-time.After(60 * time.Second):
 		t.Fatal("replica A did not listen")
 	}
-	b := s.child
-	b.Role, b.Spool = "ingress", filepath.Join(dir, "spool-b")
-	s.replicaB = startTestChild(t, b)
-	s.b = "http://" + s.replicaB.addr
-	for _, base := range []string{s.a, s.b} {
+	bases := []string{s.a}
+	if !opt.NoReplicaB {
+		b := s.child
+		b.Role, b.Spool = "ingress", filepath.Join(dir, "spool-b")
+		s.replicaB = startTestChild(t, b)
+		s.b = "http://" + s.replicaB.addr
+		bases = append(bases, s.b)
+	}
+	for _, base := range bases {
 		s.poll("replica "+base+" ready", 60*time.Second, func() bool {
 			status, _, _ := s.do(base, "", http.MethodGet, "/readyz", nil)
 			return status == http.StatusOK
@@ -290,7 +304,10 @@ func startCatalogStack(t *testing.T) *catalogStack {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("worker stderr:\n%s\nreplica B stderr:\n%s", s.worker.stderr, s.replicaB.stderr)
+			t.Logf("worker stderr:\n%s", s.worker.stderr)
+			if s.replicaB != nil {
+				t.Logf("replica B stderr:\n%s", s.replicaB.stderr)
+			}
 		}
 	})
 	return s

@@ -198,6 +198,7 @@ func TestParameterErrors(t *testing.T) {
 		{"/v1/analytics/trend?from=yesterday&to=-5h&interval=year", []string{"from", "interval", "to"}},
 		{"/v1/analytics/slowest-steps", []string{"definition"}},
 		{"/v1/analytics/approvals?kind=http", []string{"kind"}},
+		{"/v1/analytics/top?kind=nope", []string{"kind"}}, // an enum, not a filter matching nothing (issue 10 battery)
 		{"/v1/analytics/compare?by=nope", []string{"by"}},
 		{"/v1/analytics/tokens?since=tomorrow", []string{"since"}},
 	}

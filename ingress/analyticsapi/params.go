@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/ingress/api"
 )
@@ -107,7 +108,13 @@ func (p *params) rangeAndFilters(tenant string) query.Filter {
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) && len(p.details) == 0 {
 		p.bad("from", fmt.Sprintf("must be before to (%s >= %s)", from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano)))
 	}
-	return query.Filter{Tenant: tenant, From: from, To: to, Kind: p.str("kind"), Target: p.str("target"),
+	// kind is documented as an enum: an unknown kind is a mistake (400),
+	// not a filter that silently matches nothing.
+	kind := p.str("kind")
+	if kind != "" {
+		kind = p.enum("kind", "", calls.KindNames())
+	}
+	return query.Filter{Tenant: tenant, From: from, To: to, Kind: kind, Target: p.str("target"),
 		Definition: p.str("definition"), StepID: p.str("step"), API: p.str("api"), Consumer: p.str("consumer")}
 }
 

@@ -116,8 +116,10 @@ func Routes(svc *catalog.Service, opts Options) api.Group {
 				Description: "The call runs as the owner (its definition, prompt API or model, on its budgets) and is recorded with the API, its version and you as the consumer. " +
 					"Orchestration APIs answer 202 with the run's id; follow it at status_url. Prompt APIs take the variables, model APIs a chat completion request (not streamed). " +
 					"A deprecated version's answers carry Deprecation, Sunset and Link headers. Service APIs are called through the proxy.",
-				Params:  []api.Param{apiParam, verQuery},
-				Request: &api.Content{Required: true, Schema: map[string]any{"type": "object", "description": "The input, variables or chat request: see the version's OpenAPI document."}},
+				Params: []api.Param{apiParam, verQuery},
+				// An empty body is no input (checkJSON): an orchestration or
+				// prompt API without input runs on it.
+				Request: &api.Content{Schema: map[string]any{"type": "object", "description": "The input, variables or chat request: see the version's OpenAPI document. Empty: no input."}},
 				Responses: map[int]api.Response{
 					200: {Description: "The prompt API's or model's answer.", Schema: map[string]any{"type": "object"}, Headers: lifecycleHeaders},
 					202: {Description: "The orchestration started.", Schema: api.Ref("CatalogCall"), Headers: lifecycleHeaders},
@@ -146,7 +148,8 @@ func Routes(svc *catalog.Service, opts Options) api.Group {
 					{Name: "api", In: "query", Description: "One API.", Schema: map[string]any{"type": "string"}},
 					{Name: "state", In: "query", Description: "One state.", Schema: enum(wire.SubscriptionPending, wire.SubscriptionActive, wire.SubscriptionRejected, wire.SubscriptionRevoked, wire.SubscriptionCancelled)},
 				},
-				Responses: map[int]api.Response{200: {Description: "Subscriptions.", Schema: api.Ref("Subscriptions")}},
+				Responses: map[int]api.Response{200: {Description: "Subscriptions.", Schema: api.Ref("Subscriptions")},
+					422: errResp("A bad filter value; details name the parameter.")},
 			}},
 			{Method: http.MethodGet, Path: "/v1/subscriptions/{id}", Handler: http.HandlerFunc(h.getSub), Doc: api.Operation{
 				ID: "getSubscription", Summary: "One subscription you are the consumer or the owner of, with its history",
