@@ -58,7 +58,7 @@ func BenchmarkTenantFairness(b *testing.B) {
 
 type fairParams struct {
 	slots, flood, items, concurrency, samples, partitions int
-	latency                                   time.Duration
+	latency                                               time.Duration
 }
 
 func fairnessParams(b *testing.B) fairParams {

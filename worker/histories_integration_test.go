@@ -30,8 +30,8 @@ import (
 	"github.com/gateflow/gateflow/activities/callback"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/workflows"
-	"github.com/gateflow/gateflow/workflows/events"
 	"github.com/gateflow/gateflow/workflows/definition"
+	"github.com/gateflow/gateflow/workflows/events"
 )
 
 // update rewrites the stored histories:
