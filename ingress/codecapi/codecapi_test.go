@@ -1,11 +1,9 @@
 package codecapi_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,10 +18,8 @@ import (
 	"github.com/gateflow/gateflow/ingress/api"
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/codecapi"
+	"github.com/gateflow/gateflow/ingress/internal/gwtest"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
-	"github.com/gateflow/gateflow/workflows"
-	"github.com/gateflow/gateflow/workflows/definition"
-	"github.com/gateflow/gateflow/workflows/orchestrator"
 	"github.com/gateflow/gateflow/workflows/payloadcodec"
 )
 
@@ -37,39 +33,6 @@ var testKeys = map[string]struct {
 }
 
 const uiOrigin = "https://temporal-ui.example.com"
-
-type noOrchestrator struct{}
-
-var errNoOrch = errors.New("not used by the codec tests")
-
-func (noOrchestrator) Start(context.Context, orchestrator.Caller, orchestrator.StartRequest) (orchestrator.StartResult, error) {
-	return orchestrator.StartResult{}, errNoOrch
-}
-func (noOrchestrator) Status(context.Context, orchestrator.Caller, string) (orchestrator.Status, error) {
-	return orchestrator.Status{}, errNoOrch
-}
-func (noOrchestrator) List(context.Context, orchestrator.Caller, orchestrator.ListFilter) (orchestrator.Page, error) {
-	return orchestrator.Page{}, errNoOrch
-}
-func (noOrchestrator) Watch(context.Context, orchestrator.Caller, string) (<-chan orchestrator.Update, error) {
-	return nil, errNoOrch
-}
-func (noOrchestrator) Cancel(context.Context, orchestrator.Caller, string) error { return errNoOrch }
-func (noOrchestrator) Decide(context.Context, orchestrator.Caller, string, orchestrator.DecideRequest) (workflows.DecisionResult, error) {
-	return workflows.DecisionResult{}, errNoOrch
-}
-func (noOrchestrator) PendingApprovals(context.Context, orchestrator.Caller) (orchestrator.Approvals, error) {
-	return orchestrator.Approvals{}, errNoOrch
-}
-func (noOrchestrator) ListDefinitions(context.Context, orchestrator.Caller) ([]orchestrator.DefinitionInfo, error) {
-	return nil, errNoOrch
-}
-func (noOrchestrator) GetDefinition(context.Context, orchestrator.Caller, string, string) (definition.Definition, error) {
-	return definition.Definition{}, errNoOrch
-}
-func (noOrchestrator) PublishDefinition(context.Context, orchestrator.Caller, string, string, definition.Definition) (orchestrator.DefinitionInfo, error) {
-	return orchestrator.DefinitionInfo{}, errNoOrch
-}
 
 func newCodec(t *testing.T, id string) *payloadcodec.Codec {
 	t.Helper()
@@ -95,7 +58,7 @@ func startServer(t *testing.T, codec converter.PayloadCodec) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ingress.New(ingress.Deps{Orchestrator: noOrchestrator{}, Keys: store, Log: slog.New(slog.DiscardHandler)},
+	srv, err := ingress.New(ingress.Deps{Orchestrator: gwtest.NewOrch(), Keys: store, Log: slog.New(slog.DiscardHandler)},
 		ingress.Config{KeyLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}, TenantLimit: ratelimit.Limit{RPS: 1e6, Burst: 1e6}})
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +209,4 @@ func post(t *testing.T, url, key, origin, body string) (int, string) {
 	var sb strings.Builder
 	_, _ = io.Copy(&sb, resp.Body)
 	return resp.StatusCode, sb.String()
-}
-func (noOrchestrator) Input(context.Context, orchestrator.Caller, string) (orchestrator.RunInput, error) {
-	return orchestrator.RunInput{}, errNoOrch
 }
