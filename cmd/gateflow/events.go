@@ -163,13 +163,12 @@ func newTriggersCmd() *cobra.Command {
 
 // runTriggersProcess runs `gateflow triggers` until ctx ends.
 func runTriggersProcess(ctx context.Context, cfg triggersConfig, log *slog.Logger) error {
-	reg, err := sysconfig.New(cfg.ConfigDir)
-	if err != nil {
-		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
-	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go reg.Watch(watchCtx, log.With("component", "registry"), cfg.ReloadInterval)
+	reg, err := watchConfigDir(watchCtx, cfg.ConfigDir, cfg.ReloadInterval, log)
+	if err != nil {
+		return err
+	}
 	transport, err := cfg.Kafka.transport()
 	if err != nil {
 		return err

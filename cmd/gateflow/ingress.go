@@ -234,9 +234,11 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if keys.Len() == 0 {
 		log.Warn("no API keys: every request will be refused; add one with `gateflow keys create`", "keys_file", cfg.KeysFile)
 	}
-	reg, err := sysconfig.New(cfg.ConfigDir, prompt.Extension())
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer stopBg()
+	reg, err := watchConfigDir(bgCtx, cfg.ConfigDir, cfg.ReloadInterval, log, prompt.Extension())
 	if err != nil {
-		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
+		return err
 	}
 	metrics := cfg.Metrics
 	if metrics == nil {
@@ -246,9 +248,6 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	bgCtx, stopBg := context.WithCancel(ctx)
-	defer stopBg()
-	go reg.Watch(bgCtx, log.With("component", "registry"), cfg.ReloadInterval)
 	go watchKeys(bgCtx, keys, cfg.KeysFile, cfg.ReloadInterval, keysHealth, log.With("component", "keys"))
 	transport, err := cfg.Kafka.transport()
 	if err != nil {

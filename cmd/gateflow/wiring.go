@@ -140,3 +140,14 @@ func newProcessRegistry() *prometheus.Registry {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
+
+// watchConfigDir loads the config dir (with the given extensions) and
+// keeps it reloaded until ctx ends (every interval, and on SIGHUP).
+func watchConfigDir(ctx context.Context, dir string, interval time.Duration, log *slog.Logger, ext ...sysconfig.Extension) (*sysconfig.Registry, error) {
+	reg, err := sysconfig.New(dir, ext...)
+	if err != nil {
+		return nil, fmt.Errorf("config dir %s: %w", dir, err)
+	}
+	go reg.Watch(ctx, log.With("component", "registry"), interval)
+	return reg, nil
+}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/gateflow/gateflow/activities"
 	"github.com/gateflow/gateflow/activities/callback"
-	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/query"
 	"github.com/gateflow/gateflow/worker"
 	"github.com/gateflow/gateflow/worker/sdkmetrics"
@@ -138,13 +137,12 @@ func newWorkerCmd() *cobra.Command {
 // running activities get StopTimeout, queued call records go to Kafka (or
 // the spool).
 func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
-	reg, err := sysconfig.New(cfg.ConfigDir)
-	if err != nil {
-		return fmt.Errorf("config dir %s: %w", cfg.ConfigDir, err)
-	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go reg.Watch(watchCtx, log.With("component", "registry"), cfg.ReloadInterval)
+	reg, err := watchConfigDir(watchCtx, cfg.ConfigDir, cfg.ReloadInterval, log)
+	if err != nil {
+		return err
+	}
 
 	transport, err := cfg.Kafka.transport()
 	if err != nil {
