@@ -263,12 +263,12 @@ type faultRunServices struct {
 }
 
 func startFaultRunServices(ctx context.Context, rng *rand.Rand) (*faultRunServices, error) {
-	ports, err := freePorts(8)
+	ports, err := freePorts(9)
 	if err != nil {
 		return nil, err
 	}
 	d, err := demo.Start(ctx, demo.Options{Ports: demo.Ports{Echo: ports[0], Inventory: ports[1], Payments: ports[2],
-		Shipping: ports[3], Notifications: ports[4], Catalog: ports[5], Model: ports[6]}, StreamDelay: -1})
+		Shipping: ports[3], Notifications: ports[4], Catalog: ports[5], Model: ports[6], EchoB: ports[8]}, StreamDelay: -1})
 	if err != nil {
 		return nil, err
 	}
@@ -459,6 +459,11 @@ func (r *faultRun) writeConfig(s *faultRunServices) error {
     headers: {Authorization: "Bearer faultrun"}
     timeout: 5s
   shipping: {base_url: http://%s, timeout: 5s}
+  # The proxied calls' service (/gw/fr-echo/...): two instances, balanced.
+  fr-echo:
+    owner: %s
+    instances: [{base_url: http://%s}, {base_url: http://%s}]
+    timeout: 5s
 models:
   providers:
     demo:
@@ -476,7 +481,7 @@ tenants:
     uses: {services: ["*"], mcp_servers: ["*"], models: ["*"], definitions: ["*"]}
     rate_limit: {rps: 1000000, burst: 1000000}
     key_rate_limit: {rps: 1000000, burst: 1000000}
-`, s.inventory, d.Addr(demo.Payments), d.Addr(demo.Shipping), d.Addr(demo.Model), d.Addr(demo.Catalog), faultRunTenant)
+`, s.inventory, d.Addr(demo.Payments), d.Addr(demo.Shipping), faultRunTenant, d.Addr(demo.Echo), d.Addr(demo.EchoB), d.Addr(demo.Model), d.Addr(demo.Catalog), faultRunTenant)
 	if err := os.WriteFile(filepath.Join(cfgDir, "gateflow.yaml"), []byte(yaml), 0o640); err != nil {
 		return err
 	}
@@ -801,8 +806,8 @@ func (r *faultRun) infraFault(ctx context.Context, kind string) {
 func (r *faultRun) report(res *faultResult, load *faultLoad) {
 	fmt.Fprintln(r.out)
 	tw := tabwriter.NewWriter(r.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "load held\t%.0f calls/s answered (%d), %.2f orchestrations/s closed (%d accepted, %d submit retries)\n",
-		res.callRate, res.answered, res.orchRate, res.accepted, load.submitRetries.Load())
+	fmt.Fprintf(tw, "load held\t%.0f calls/s answered (%d; %d sent through the gateway), %.2f orchestrations/s closed (%d accepted, %d submit retries)\n",
+		res.callRate, res.answered, load.proxyCalls.Load(), res.orchRate, res.accepted, load.submitRetries.Load())
 	r.faultMu.Lock()
 	byKind := map[string][]faultEvent{}
 	for _, ev := range r.faults {

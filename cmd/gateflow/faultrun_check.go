@@ -412,10 +412,10 @@ func (l *faultLoad) checkCalls(ctx context.Context, deadline time.Time, res *fau
 }
 
 // recordCounts returns the raw rows per request id of the tenant's
-// ingress records.
+// ingress and gateway (proxy) records.
 func (r *faultRun) recordCounts(ctx context.Context) (map[string]int, error) {
 	out, err := r.chQuery(ctx, "SELECT labels['request_id'], count() FROM calls WHERE tenant = '"+faultRunTenant+
-		"' AND kind = 'ingress' GROUP BY 1 FORMAT TSV")
+		"' AND kind IN ('ingress', 'proxy') GROUP BY 1 FORMAT TSV")
 	if err != nil {
 		return nil, err
 	}
@@ -432,12 +432,12 @@ func (r *faultRun) recordCounts(ctx context.Context) (map[string]int, error) {
 }
 
 // checkMinutes compares, per minute, the raw table (plain and FINAL) with
-// the calls_1m rollup for the tenant's ingress records.
+// the calls_1m rollup for the tenant's ingress and gateway records.
 func (r *faultRun) checkMinutes(ctx context.Context, res *faultResult) error {
 	out, err := r.chQuery(ctx, `SELECT toString(m), sum(raw), sum(fin), sum(roll) FROM (
-	SELECT toStartOfMinute(ts) AS m, count() AS raw, 0 AS fin, 0 AS roll FROM calls WHERE tenant = '`+faultRunTenant+`' AND kind = 'ingress' GROUP BY m
-	UNION ALL SELECT toStartOfMinute(ts), 0, count(), 0 FROM calls FINAL WHERE tenant = '`+faultRunTenant+`' AND kind = 'ingress' GROUP BY 1
-	UNION ALL SELECT minute, 0, 0, sum(calls) FROM calls_1m WHERE tenant = '`+faultRunTenant+`' AND kind = 'ingress' GROUP BY minute
+	SELECT toStartOfMinute(ts) AS m, count() AS raw, 0 AS fin, 0 AS roll FROM calls WHERE tenant = '`+faultRunTenant+`' AND kind IN ('ingress', 'proxy') GROUP BY m
+	UNION ALL SELECT toStartOfMinute(ts), 0, count(), 0 FROM calls FINAL WHERE tenant = '`+faultRunTenant+`' AND kind IN ('ingress', 'proxy') GROUP BY 1
+	UNION ALL SELECT minute, 0, 0, sum(calls) FROM calls_1m WHERE tenant = '`+faultRunTenant+`' AND kind IN ('ingress', 'proxy') GROUP BY minute
 ) GROUP BY m ORDER BY m FORMAT TSV`)
 	if err != nil {
 		return fmt.Errorf("read ClickHouse: %w", err)

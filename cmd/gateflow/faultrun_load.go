@@ -97,6 +97,8 @@ type faultLoad struct {
 	byWorkflow    map[string]*submission
 	votes         map[string]*vote // by workflow id
 	submitRetries atomic.Int64
+	// proxyCalls counts the calls sent through the gateway.
+	proxyCalls atomic.Int64
 	subsDone      sync.WaitGroup
 	problems      []string
 	// botStop ends the approval bot (after the settle), botDone closes
@@ -193,7 +195,11 @@ func (l *faultLoad) run(ctx context.Context) <-chan struct{} {
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			for lim.Wait(ctx) == nil {
+			for i := 0; lim.Wait(ctx) == nil; i++ {
+				if i%2 == 1 {
+					l.proxied(ctx, rng)
+					continue
+				}
 				_, _, _ = l.do(ctx, l.ingressURL(rng), http.MethodGet, "/v1/definitions/fr-order/versions/1", l.r.keys.client, nil, nil)
 			}
 		}()
@@ -216,6 +222,21 @@ func (l *faultLoad) run(ctx context.Context) <-chan struct{} {
 		close(done)
 	}()
 	return done
+}
+
+// proxied sends one plain call through the gateway (/gw/fr-echo/echo,
+// balanced over the echo service's two instances) and checks the answer is
+// the upstream's echo of the body sent.
+func (l *faultLoad) proxied(ctx context.Context, rng *rand.Rand) {
+	body := []byte(`{"n":` + strconv.FormatUint(rng.Uint64()%1e12, 10) + `}`)
+	l.proxyCalls.Add(1)
+	status, got, err := l.do(ctx, l.ingressURL(rng), http.MethodPost, "/gw/fr-echo/echo", l.r.keys.client, body, nil)
+	if err != nil || status >= 500 {
+		return // not answered, or the gateway said so: the record check covers both
+	}
+	if status != http.StatusOK || !bytes.Equal(got, body) {
+		l.problem("proxied call: %d %q, want 200 %q", status, got, body)
+	}
 }
 
 // submitLoop submits orchestrations at SubmitRate until ctx ends; each

@@ -38,9 +38,20 @@ type part struct {
 }
 
 // start runs the part's process; its output is appended to its log file.
+// It does nothing while the process runs: a part killed by one fault may be
+// restarted by whoever notices first (the fault's own restart, or a wait
+// for readiness during another fault), and a second copy would run
+// untracked on the same data.
 func (p *part) start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.done != nil {
+		select {
+		case <-p.done:
+		default:
+			return nil
+		}
+	}
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
