@@ -99,8 +99,8 @@ type faultLoad struct {
 	submitRetries atomic.Int64
 	// proxyCalls counts the calls sent through the gateway.
 	proxyCalls atomic.Int64
-	subsDone      sync.WaitGroup
-	problems      []string
+	subsDone   sync.WaitGroup
+	problems   []string
 	// botStop ends the approval bot (after the settle), botDone closes
 	// when it has.
 	botStop func()
