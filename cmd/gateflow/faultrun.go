@@ -66,6 +66,10 @@ const (
 	faultTemporal   = "temporal"   // SIGKILL the Temporal server, restart it
 )
 
+// faultNone alone in --faults runs the load without faults: the CPU
+// figures per unit of work are then those of a steady state (docs/SCALING.md).
+const faultNone = "none"
+
 var faultKinds = []string{faultIngress, faultWorker, faultSink, faultBroker, faultKafka, faultClickHouse, faultTemporal}
 
 func newFaultRunCmd() *cobra.Command {
@@ -82,7 +86,6 @@ load, then checks from the clients' own log that every accepted orchestration
 finished once with the right output, no approval was lost or counted twice, and
 every call the clients saw answered is in ClickHouse exactly once (raw, FINAL
 and the per-minute rollups). Exits non-zero on any loss or duplicate.`,
-		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if short {
@@ -101,7 +104,7 @@ and the per-minute rollups). Exits non-zero on any loss or duplicate.`,
 	fs.IntVar(&cfg.CallRate, "call-rate", 1000, "plain API calls per second")
 	fs.Float64Var(&cfg.SubmitRate, "submit-rate", 10, "orchestrations submitted per second")
 	fs.DurationVar(&cfg.KillEvery, "kill-every", 5*time.Second, "pause between SIGKILLs of a random ingress, worker or sink")
-	fs.StringSliceVar(&cfg.Faults, "faults", faultKinds, "fault kinds: "+strings.Join(faultKinds, ", "))
+	fs.StringSliceVar(&cfg.Faults, "faults", faultKinds, "fault kinds: "+strings.Join(faultKinds, ", ")+" (or none)")
 	fs.IntVar(&cfg.Brokers, "brokers", 3, "brokers of the Kafka-protocol cluster")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Minute, "bound of the wait for orchestrations to close and records to arrive after the load")
@@ -139,6 +142,9 @@ func (c faultRunConfig) validate() error {
 		errs = append(errs, errors.New("--brokers: 1..5"))
 	}
 	for _, f := range c.Faults {
+		if f == faultNone && len(c.Faults) == 1 {
+			continue
+		}
 		if !slices.Contains(faultKinds, f) {
 			errs = append(errs, fmt.Errorf("--faults %q: want some of %s", f, strings.Join(faultKinds, ", ")))
 		}
@@ -219,6 +225,8 @@ func runFaultRun(ctx context.Context, cfg faultRunConfig, out io.Writer) (err er
 		return err
 	}
 	r.logf("all parts ready: %d ingress, %d workers, %d sinks, %d Kafka brokers", len(r.ingress), len(r.workers), len(r.sinks), len(r.brokers))
+	cpuBefore := r.cpuByKind()
+	loadStart := time.Now()
 
 	load := newFaultLoad(r)
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -247,6 +255,7 @@ func runFaultRun(ctx context.Context, cfg faultRunConfig, out io.Writer) (err er
 		return err
 	}
 	r.report(res, load)
+	r.reportCPU(ctx, load, res, cpuBefore, time.Since(loadStart))
 	if res.failed() {
 		return fmt.Errorf("fault run failed: %s", strings.Join(res.problems, "; "))
 	}
@@ -800,6 +809,46 @@ func (r *faultRun) infraFault(ctx context.Context, kind string) {
 		ev.recovery = time.Since(at)
 		r.record(ev)
 	}
+}
+
+// cpuByKind sums the CPU time of the parts by kind.
+func (r *faultRun) cpuByKind() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, p := range r.all() {
+		out[p.kind] += p.cpu()
+	}
+	return out
+}
+
+// reportCPU prints the CPU each kind of part spent from the start of the
+// load to the end of the checks, per unit of its work: the per-core
+// figures of docs/SCALING.md. With faults, restarts' start-up CPU is in it.
+func (r *faultRun) reportCPU(ctx context.Context, load *faultLoad, res *faultResult, before map[string]time.Duration, wall time.Duration) {
+	after := r.cpuByKind()
+	used := func(kind string) time.Duration { return after[kind] - before[kind] }
+	records := int64(0)
+	if out, err := r.chQuery(ctx, "SELECT count() FROM calls FORMAT TSV"); err == nil {
+		records, _ = strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	}
+	requests := load.seq.Load()
+	per := func(d time.Duration, n int64, unit time.Duration) float64 {
+		if n <= 0 {
+			return 0
+		}
+		return float64(d) / float64(n) / float64(unit)
+	}
+	tw := tabwriter.NewWriter(r.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "CPU over %s\tseconds\tper unit of work\n", wall.Round(time.Second))
+	row := func(kind, what string, n int64, unit time.Duration, unitName string) {
+		fmt.Fprintf(tw, "  %s\t%.1f\t%.1f %s per %s (%d)\n", kind, used(kind).Seconds(), per(used(kind), n, unit), unitName, what, n)
+	}
+	row(faultIngress, "client request", requests, time.Microsecond, "µs")
+	row(faultWorker, "orchestration", int64(res.accepted), time.Millisecond, "ms")
+	row(faultSink, "record", records, time.Microsecond, "µs")
+	row(faultTemporal, "orchestration", int64(res.accepted), time.Millisecond, "ms")
+	row(faultKafka, "record", records, time.Microsecond, "µs")
+	row(faultClickHouse, "record", records, time.Microsecond, "µs")
+	_ = tw.Flush()
 }
 
 // report prints the run's table.

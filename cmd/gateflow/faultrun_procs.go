@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +37,50 @@ type part struct {
 	done chan struct{}
 	// restarts counts starts after the part exited on its own.
 	restarts atomic.Int64
+	// cpuEnded is the CPU time (user + system) of the part's processes
+	// that have ended, killed ones included.
+	cpuEnded atomic.Int64
+}
+
+// cpu is the CPU time the part's processes used so far: those that ended
+// (from their rusage) and the running one (from /proc).
+func (p *part) cpu() time.Duration {
+	d := time.Duration(p.cpuEnded.Load())
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return d
+	}
+	select {
+	case <-done:
+		return d
+	default:
+	}
+	return d + procCPU(cmd.Process.Pid)
+}
+
+// procCPU reads a running process's user + system time from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s, Linux's
+// USER_HZ); 0 when it cannot be read.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: fields are counted
+	// after its closing parenthesis, which is field 3's start minus 2.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // start runs the part's process; its output is appended to its log file.
@@ -70,6 +116,9 @@ func (p *part) start() error {
 	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
+		if st := cmd.ProcessState; st != nil {
+			p.cpuEnded.Add(int64(st.UserTime() + st.SystemTime()))
+		}
 		f.Close()
 		close(done)
 	}()
