@@ -86,7 +86,7 @@ load, then checks from the clients' own log that every accepted orchestration
 finished once with the right output, no approval was lost or counted twice, and
 every call the clients saw answered is in ClickHouse exactly once (raw, FINAL
 and the per-minute rollups). Exits non-zero on any loss or duplicate.`,
-		Args:   cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if short {
 				cfg.applyShort(cmd)
