@@ -334,9 +334,7 @@ func (l *faultLoad) checkCalls(ctx context.Context, deadline time.Time, res *fau
 	entries := slices.Clone(l.calls.entries)
 	l.calls.mu.Unlock()
 	answered := map[string]bool{}
-	sent := map[string]bool{}
 	for _, e := range entries {
-		sent[e.id] = true
 		if e.answered {
 			answered[e.id] = true
 		}
@@ -391,7 +389,7 @@ func (l *faultLoad) checkCalls(ctx context.Context, deadline time.Time, res *fau
 		if n > 1 {
 			dups++
 		}
-		if !sent[id] {
+		if !l.calls.wasSent(id) {
 			phantom++
 		} else if !answered[id] {
 			unseen++

@@ -36,7 +36,29 @@ type callEntry struct {
 type callLog struct {
 	mu      sync.Mutex
 	entries []callEntry
-	n       atomic.Int64 // answered
+	// sent holds every request id before its request leaves, so that a
+	// record stored while its request was still in flight is never taken
+	// for one no client sent.
+	sent map[string]struct{}
+	n    atomic.Int64 // answered
+}
+
+// markSent notes id before its request is sent.
+func (l *callLog) markSent(id string) {
+	l.mu.Lock()
+	if l.sent == nil {
+		l.sent = map[string]struct{}{}
+	}
+	l.sent[id] = struct{}{}
+	l.mu.Unlock()
+}
+
+// wasSent reports whether a client sent (or was sending) id.
+func (l *callLog) wasSent(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.sent[id]
+	return ok
 }
 
 func (l *callLog) add(e callEntry) {
@@ -164,6 +186,7 @@ func (l *faultLoad) do(ctx context.Context, base, method, path, key string, body
 		req.Header.Set(k, v)
 	}
 	at := time.Now()
+	l.calls.markSent(id)
 	resp, err := l.hc.Do(req)
 	if err != nil {
 		l.calls.add(callEntry{id: id, at: at})
