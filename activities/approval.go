@@ -35,8 +35,9 @@ func NewApprovalActivity(rec Recorder) *ApprovalActivity {
 // Record emits one record: latency is the turnaround (DecidedAt minus
 // WaitingSince), the outcome ok (approve), rejected (reject) or timeout,
 // and the labels carry the decision, the approver's roles and user. The
-// record id is derived from the vote, so a retried local activity emits
-// the same id and the duplicate collapses in ClickHouse.
+// record id is derived from the vote, so a retried local activity (or a
+// re-run workflow task) emits the same id and the sink drops the
+// duplicate.
 func (a *ApprovalActivity) Record(ctx context.Context, in ApprovalRecord) error {
 	var outcome record.Outcome
 	switch in.Decision {
@@ -77,8 +78,14 @@ func (a *ApprovalActivity) Record(ctx context.Context, in ApprovalRecord) error 
 	return nil
 }
 
-// approvalRecordID is a UUIDv7 whose time is the decision time and whose
-// other bits hash the vote, so that the same vote always gets the same id.
+// approvalRecordID is a UUIDv7 whose time is when the step started
+// waiting and whose other bits hash the vote, so that the same vote always
+// gets the same id. DecidedAt is left out on purpose: it is the workflow
+// task's time, and a task that ran the record's local activity but did not
+// complete (its worker killed) runs again later with a later time: the
+// re-run must emit the same id, or the vote is counted twice (found by the
+// fault run). StepID is the step's status id, which tells foreach
+// iterations apart, and KeyID and User tell the voters of a quorum apart.
 func approvalRecordID(in ApprovalRecord) string {
-	return DerivedRecordID(in.DecidedAt, in.WorkflowID, in.RunID, in.StepID, in.Decision, in.KeyID, in.User)
+	return DerivedRecordID(in.WaitingSince, in.WorkflowID, in.RunID, in.StepID, in.Decision, in.KeyID, in.User)
 }
