@@ -282,3 +282,48 @@ func TestResentAfterCrash(t *testing.T) {
 	})
 	checkExact(t, conn, expect(recs))
 }
+
+// TestDuplicateAfterSinkRestart: a record emitted again under the same id
+// without the producer's resent mark (a workflow task re-run after its
+// worker died re-runs its local activities, e.g. an approval's record)
+// reaches a sink that did not store the first copy: the partition moved,
+// or its sink restarted. The new sink reads the partition's window from
+// ClickHouse when it gets the partition, and the raw table and every
+// rollup still count each record once.
+func TestDuplicateAfterSinkRestart(t *testing.T) {
+	dsn, _ := embeddedtest.StartClickHouse(t)
+	kafka := startKafka(t)
+	conn := openCH(t, chAddr(dsn))
+	cfg := sinkConfig(kafka.addr(), "restart-dups")
+	stopFirst := runSink(t, cfg, chAddr(dsn))
+
+	recs := generate(5, 6000)
+	first, later := recs[:5000], recs[5000:]
+	p := newProducer(t, kafka.addr())
+	for _, r := range first {
+		p.Emit(r)
+	}
+	closeProducer(t, p)
+	waitRaw(t, conn, uint64(len(first)), 2*time.Minute)
+	stopFirst()
+
+	reg := prometheus.NewRegistry()
+	second := cfg
+	second.Registerer = reg
+	runSink(t, second, chAddr(dsn)) // a fresh sink: its window comes from ClickHouse
+	p = newProducer(t, kafka.addr())
+	for _, r := range first[:2000] {
+		p.Emit(r) // the same ids again, unmarked
+	}
+	for _, r := range later {
+		p.Emit(r)
+	}
+	closeProducer(t, p)
+	waitFor(t, 2*time.Minute, "the duplicates dropped and the new records stored", func() (bool, string) {
+		n := counter(t, reg, "gateflow_sink_duplicates_dropped_total")
+		distinct := queryUint(t, conn, "SELECT uniqExact(id) FROM calls")
+		return n >= 2000 && distinct >= uint64(len(recs)), fmt.Sprintf("%v duplicates dropped, %d distinct records", n, distinct)
+	})
+	time.Sleep(2 * time.Second) // let a late duplicate show up if there were one
+	checkExact(t, conn, expect(recs))
+}

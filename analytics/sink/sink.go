@@ -269,6 +269,15 @@ func (s *Sink) startGeneration(ctx context.Context, gen *kafka.Generation, dlq *
 		keep[a.ID] = true
 	}
 	maps.DeleteFunc(s.seen, func(p int, _ *idWindow) bool { return !keep[p] })
+	// A partition new to this sink gets the window of what is stored:
+	// a record emitted again under the same id (a workflow task re-run
+	// after its worker died re-runs its local activities) must be dropped
+	// however often the partition changed sinks in between.
+	for _, a := range assigned {
+		if _, ok := s.seen[a.ID]; !ok {
+			s.warmWindow(ctx, a.ID, a.Offset)
+		}
+	}
 	msgs := make(chan kafka.Message, 4096)
 	readers := make([]*kafka.Reader, 0, len(assigned))
 	for _, a := range assigned {
@@ -696,6 +705,43 @@ func (s *Sink) window(partition int) *idWindow {
 		s.seen[partition] = w
 	}
 	return w
+}
+
+// warmWindow fills partition's id window with the ids of the latest
+// records stored from it (at most DedupWindow, from committed-DedupWindow
+// on, with timestamps of the last day so that only recent parts are read).
+// On error the window starts empty, as it did before: duplicates are
+// still dropped from then on, and resent ones by dropStoredResent.
+func (s *Sink) warmWindow(ctx context.Context, partition int, committed int64) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	rows, err := s.conn.Query(ctx, `SELECT id FROM `+schema.TableCalls+
+		` WHERE ts >= now() - INTERVAL 1 DAY AND kafka_topic = ? AND kafka_partition = ? AND kafka_offset >= ?`+
+		` ORDER BY kafka_offset DESC LIMIT ?`, s.cfg.Topic, int32(partition), max(0, committed-DedupWindow), DedupWindow)
+	if err != nil {
+		s.log.Warn("sink: read the stored ids of a partition; its duplicate window starts empty", "partition", partition, "err", err)
+		return
+	}
+	defer rows.Close()
+	var ids []uuid.UUID
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			s.log.Warn("sink: read the stored ids of a partition", "partition", partition, "err", err)
+			return
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		s.log.Warn("sink: read the stored ids of a partition", "partition", partition, "err", err)
+		return
+	}
+	w := s.window(partition)
+	for _, id := range slices.Backward(ids) { // oldest first, as they were added
+		w.add(id)
+	}
+	s.log.Debug("sink: duplicate window read from ClickHouse", "partition", partition, "ids", len(ids), "took", time.Since(start))
 }
 
 // DedupWindow is how many of a partition's latest record ids a sink
