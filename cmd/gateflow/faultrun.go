@@ -225,7 +225,19 @@ func runFaultRun(ctx context.Context, cfg faultRunConfig, out io.Writer) (err er
 		return err
 	}
 	r.logf("all parts ready: %d ingress, %d workers, %d sinks, %d Kafka brokers", len(r.ingress), len(r.workers), len(r.sinks), len(r.brokers))
+	// Ten idle seconds first: the parts' CPU without load (tails of the
+	// replicated topics, probes, metrics), taken off the per-unit figures.
+	idleFrom, idleStart := r.cpuByKind(), time.Now()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(10 * time.Second):
+	}
 	cpuBefore := r.cpuByKind()
+	idle := cpuIdle{wall: time.Since(idleStart), used: map[string]time.Duration{}}
+	for k, d := range cpuBefore {
+		idle.used[k] = d - idleFrom[k]
+	}
 	loadStart := time.Now()
 
 	load := newFaultLoad(r)
@@ -255,7 +267,7 @@ func runFaultRun(ctx context.Context, cfg faultRunConfig, out io.Writer) (err er
 		return err
 	}
 	r.report(res, load)
-	r.reportCPU(ctx, load, res, cpuBefore, time.Since(loadStart))
+	r.reportCPU(ctx, load, res, idle, cpuBefore, time.Since(loadStart))
 	if res.failed() {
 		return fmt.Errorf("fault run failed: %s", strings.Join(res.problems, "; "))
 	}
@@ -820,12 +832,23 @@ func (r *faultRun) cpuByKind() map[string]time.Duration {
 	return out
 }
 
+// cpuIdle is the CPU the parts used, by kind, over wall without load.
+type cpuIdle struct {
+	wall time.Duration
+	used map[string]time.Duration
+}
+
 // reportCPU prints the CPU each kind of part spent from the start of the
-// load to the end of the checks, per unit of its work: the per-core
-// figures of docs/SCALING.md. With faults, restarts' start-up CPU is in it.
-func (r *faultRun) reportCPU(ctx context.Context, load *faultLoad, res *faultResult, before map[string]time.Duration, wall time.Duration) {
+// load to the end of the checks, per unit of its work, net of what the
+// parts use idle over the same time: the per-core figures of
+// docs/SCALING.md. With faults, restarts' start-up CPU is in it.
+func (r *faultRun) reportCPU(ctx context.Context, load *faultLoad, res *faultResult, idle cpuIdle, before map[string]time.Duration, wall time.Duration) {
 	after := r.cpuByKind()
+	scale := float64(wall) / float64(idle.wall)
 	used := func(kind string) time.Duration { return after[kind] - before[kind] }
+	net := func(kind string) time.Duration {
+		return max(0, used(kind)-time.Duration(float64(idle.used[kind])*scale))
+	}
 	records := int64(0)
 	if out, err := r.chQuery(ctx, "SELECT count() FROM calls FORMAT TSV"); err == nil {
 		records, _ = strconv.ParseInt(strings.TrimSpace(out), 10, 64)
@@ -838,9 +861,10 @@ func (r *faultRun) reportCPU(ctx context.Context, load *faultLoad, res *faultRes
 		return float64(d) / float64(n) / float64(unit)
 	}
 	tw := tabwriter.NewWriter(r.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "CPU over %s\tseconds\tper unit of work\n", wall.Round(time.Second))
+	fmt.Fprintf(tw, "CPU over %s\tseconds\tidle, %% of a core\tper unit of work, net of idle\n", wall.Round(time.Second))
 	row := func(kind, what string, n int64, unit time.Duration, unitName string) {
-		fmt.Fprintf(tw, "  %s\t%.1f\t%.1f %s per %s (%d)\n", kind, used(kind).Seconds(), per(used(kind), n, unit), unitName, what, n)
+		fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\t%.1f %s per %s (%d)\n", kind, used(kind).Seconds(),
+			100*float64(idle.used[kind])/float64(idle.wall), per(net(kind), n, unit), unitName, what, n)
 	}
 	row(faultIngress, "client request", requests, time.Microsecond, "µs")
 	row(faultWorker, "orchestration", int64(res.accepted), time.Millisecond, "ms")
