@@ -281,6 +281,7 @@ func TestWorkloads(t *testing.T) {
 // "gateflow" that Kustomize overlays replace.
 func checkWorkloads(t *testing.T, docs []doc, cms, secrets map[string][]string, placeholderImage bool) {
 	t.Helper()
+	monitored := slices.ContainsFunc(docs, func(d doc) bool { return d.kind() == "ServiceMonitor" })
 	var workloads int
 	for _, d := range docs {
 		if !isWorkload(d) {
@@ -317,7 +318,7 @@ func checkWorkloads(t *testing.T, docs []doc, cms, secrets map[string][]string, 
 			}
 		}
 		for _, c := range maps(pod, "containers") {
-			checkContainer(t, d, c, volumes, cms, secrets, placeholderImage)
+			checkContainer(t, d, c, volumes, cms, secrets, placeholderImage, monitored)
 		}
 	}
 	if workloads < 3 {
@@ -381,7 +382,7 @@ func checkVolume(t *testing.T, d doc, v map[string]any, cms, secrets map[string]
 	}
 }
 
-func checkContainer(t *testing.T, d doc, c map[string]any, volumes map[string]bool, cms, secrets map[string][]string, placeholderImage bool) {
+func checkContainer(t *testing.T, d doc, c map[string]any, volumes map[string]bool, cms, secrets map[string][]string, placeholderImage, monitored bool) {
 	t.Helper()
 	name := str(c, "name")
 	if !slices.Contains([]string{"ingress", "worker", "sink"}, name) {
@@ -440,15 +441,19 @@ func checkContainer(t *testing.T, d doc, c map[string]any, volumes map[string]bo
 		if sp := get(c, "startupProbe"); sp != nil && (str(sp, "httpGet", "path") != "/healthz" || str(sp, "httpGet", "port") != port) {
 			t.Errorf("%s: container %s: startupProbe must be GET /healthz on port %s", d, name, port)
 		}
-		checkScrapeAnnotations(t, d, p)
+		checkScrapeAnnotations(t, d, p, monitored)
 	}
 }
 
 // checkScrapeAnnotations wants the pod template's prometheus.io annotations
-// to point at the container port that serves /metrics.
-func checkScrapeAnnotations(t *testing.T, d doc, port map[string]any) {
+// to point at the container port that serves /metrics, unless
+// ServiceMonitors scrape the pods and there are none.
+func checkScrapeAnnotations(t *testing.T, d doc, port map[string]any, monitored bool) {
 	t.Helper()
 	ann, _ := get(d.m, "spec", "template", "metadata", "annotations").(map[string]any)
+	if _, ok := ann["prometheus.io/scrape"]; monitored && !ok {
+		return
+	}
 	want := map[string]string{
 		"prometheus.io/scrape": "true",
 		"prometheus.io/port":   fmt.Sprint(get(port, "containerPort")),
