@@ -23,7 +23,8 @@ import (
 var chartEnvSeen = []string{
 	"GATEFLOW_TEMPORAL_TLS", "GATEFLOW_TEMPORAL_TLS_CERT", "GATEFLOW_TEMPORAL_TLS_KEY", "GATEFLOW_TEMPORAL_TLS_CA",
 	"GATEFLOW_TEMPORAL_TLS_SERVER_NAME", "GATEFLOW_KAFKA_SASL_MECHANISM", "GATEFLOW_KAFKA_SASL_USER",
-	"GATEFLOW_KAFKA_SASL_PASSWORD", "GATEFLOW_KAFKA_TLS", "GATEFLOW_KAFKA_TLS_CA", "GATEFLOW_PAYLOAD_KEY_FILE",
+	"GATEFLOW_KAFKA_SASL_PASSWORD", "GATEFLOW_KAFKA_TLS", "GATEFLOW_KAFKA_TLS_CA", "GATEFLOW_KAFKA_TLS_CERT",
+	"GATEFLOW_KAFKA_TLS_KEY", "GATEFLOW_KAFKA_TLS_SERVER_NAME", "GATEFLOW_PAYLOAD_KEY_FILE",
 }
 
 func TestChartUsesRealFlags(t *testing.T) {
@@ -70,7 +71,7 @@ func TestChartUsesRealFlags(t *testing.T) {
 	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
-		t.Errorf("no values example renders %s: add them to examples/values-production.yaml so the flags check covers them",
+		t.Errorf("no values example renders %s: add them to a values example (examples/values-*.yaml) so the flags check covers them",
 			strings.Join(missing, ", "))
 	}
 }

@@ -174,3 +174,34 @@ func TestChartExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestChartRefusesBadValues: values the processes would refuse at start,
+// or that would render a setting that does nothing, fail the render with
+// a message naming the value.
+func TestChartRefusesBadValues(t *testing.T) {
+	helm := helmOrSkip(t)
+	cases := []struct {
+		name string
+		sets []string
+		want string
+	}{
+		{"client cert without tls", []string{"temporal.tls.clientCert=true", "temporal.tls.secretName=s"}, "temporal.tls: clientCert and ca need enabled: true"},
+		{"ca without secret", []string{"kafka.tls.enabled=true", "kafka.tls.ca=true"}, "kafka.tls: clientCert and ca need secretName"},
+		{"unknown sasl mechanism", []string{"kafka.sasl.mechanism=oauthbearer", "kafka.sasl.user=u"}, `kafka.sasl.mechanism "oauthbearer"`},
+		{"sasl without user", []string{"kafka.sasl.mechanism=plain"}, "kafka.sasl.user is required"},
+		{"autoscaling without cpu request", []string{"worker.autoscaling.enabled=true", "worker.resources.requests.cpu=null"}, "worker.autoscaling needs worker.resources.requests.cpu"},
+		{"env that is no flag variable", []string{"sink.env.PATH=/x"}, "sink.env.PATH: only GATEFLOW_* variables"},
+		{"config dir without gateflow.yaml", []string{"config.files.definitions/a\\.yaml=x"}, "gateflow.yaml is required"},
+		{"created secret without dsn", []string{"secrets.create=true", "secrets.data.x=y"}, "secrets.data: clickhouse-dsn is required"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, err := Render(ctx, helm, Chart, nil, c.sets...)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("--set %v: got %v, want an error containing %q", c.sets, err, c.want)
+			}
+		})
+	}
+}
