@@ -3,11 +3,14 @@
 #   make test   vet, lint, unit tests (-race) and integration tests on the real stack
 GO          ?= go
 STATICCHECK ?= staticcheck
+# helm: on PATH, else where .ci/run installs it (go install into GOPATH/bin).
+HELM        ?= $(shell command -v helm 2>/dev/null || echo $$($(GO) env GOPATH)/bin/helm)
+CHART       := deploy/cluster/helm/gateflow
 VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS     := -X main.version=$(VERSION)
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: run build test vet lint unit integration fuzz clean
+.PHONY: run build test vet lint chart unit integration fuzz clean
 
 run: build
 	./bin/gateflow dev
@@ -15,7 +18,7 @@ run: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gateflow ./cmd/gateflow
 
-test: vet lint unit integration
+test: vet lint chart unit integration
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
@@ -26,6 +29,17 @@ lint:
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags integration ./...
 	$(GO) run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
+
+# The Helm chart: lint and render with every values example (the Go tests
+# then check the renders against the real flags and the committed
+# Kustomize files against the chart).
+chart:
+	@test -x "$(HELM)" || { echo "helm not found: go install helm.sh/helm/v4/cmd/helm@v4.3.2 (see .ci/run)"; exit 1; }
+	@for v in $(CHART)/examples/values-*.yaml; do \
+		$(HELM) lint --strict --quiet $(CHART) -f $$v >/dev/null || { $(HELM) lint --strict $(CHART) -f $$v; exit 1; }; \
+		$(HELM) template gateflow $(CHART) -f $$v >/dev/null || exit 1; \
+		echo "helm lint + template: $$v"; \
+	done
 
 # Unit tests run under -race, except in the few packages whose test binary
 # links the Temporal server (its race build alone takes ~10 min cold).

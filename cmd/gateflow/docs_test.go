@@ -296,30 +296,38 @@ func ymaps(v any, path ...string) []map[string]any {
 	return out
 }
 
+// parseManifests returns the YAML documents of one file or render.
+func parseManifests(file string, b []byte) ([]manifestDoc, error) {
+	var docs []manifestDoc
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if m != nil {
+			docs = append(docs, manifestDoc{file: file, m: m})
+		}
+	}
+	return docs, nil
+}
+
 func loadManifests(t *testing.T) []manifestDoc {
 	t.Helper()
 	var docs []manifestDoc
 	err := filepath.WalkDir(filepath.Join(clusterDir, "kubernetes"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") || strings.Contains(filepath.ToSlash(path), "/config/") {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
 			return err
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		for {
-			var m map[string]any
-			if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			if m != nil {
-				docs = append(docs, manifestDoc{file: path, m: m})
-			}
-		}
-		return nil
+		more, err := parseManifests(path, b)
+		docs = append(docs, more...)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -445,9 +453,18 @@ func (p processSettings) checkConnections(t *testing.T) {
 // Kubernetes manifests (whole workloads and patches) against its process's
 // flags.
 func TestClusterManifestsUseRealFlags(t *testing.T) {
+	if n := checkManifestFlags(t, loadManifests(t)); n < 8 {
+		t.Errorf("checked %d containers; the manifests moved?", n)
+	}
+}
+
+// checkManifestFlags checks every Gateflow container of docs against its
+// process's flags and returns how many it checked.
+func checkManifestFlags(t *testing.T, docs []manifestDoc) int {
+	t.Helper()
 	root := newRootCmd()
 	containers := 0
-	for _, d := range loadManifests(t) {
+	for _, d := range docs {
 		kind := ystr(d.m, "kind")
 		if kind != "Deployment" && kind != "StatefulSet" {
 			continue
@@ -500,9 +517,7 @@ func TestClusterManifestsUseRealFlags(t *testing.T) {
 			p.checkShutdownBudget(t, time.Duration(grace)*time.Second, time.Duration(preStop)*time.Second)
 		}
 	}
-	if containers < 8 {
-		t.Errorf("checked %d containers; the manifests moved?", containers)
-	}
+	return containers
 }
 
 // TestSystemdUnitsUseRealFlags checks the units' ExecStart and every

@@ -37,7 +37,7 @@ curl -sf 'http://127.0.0.1:27123/' --data-binary 'CREATE DATABASE IF NOT EXISTS 
 # processes use their own task queue, consumer group and database, apart
 # from the dev process's own worker and sink.
 mkdir -p "$work/etc/keys"
-cp -r "$repo/deploy/cluster/kubernetes/base/config" "$work/etc/config"
+cp -r "$repo/deploy/cluster/helm/gateflow/files/config" "$work/etc/config"
 sed -i 's#http://inventory.shop.svc.cluster.local:8080#http://127.0.0.1:27802#; s#http://payments.shop.svc.cluster.local:8080#http://127.0.0.1:27803#' \
 	"$work/etc/config/gateflow.yaml"
 for f in gateflow ingress worker sink; do
