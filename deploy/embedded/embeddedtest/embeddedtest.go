@@ -110,6 +110,15 @@ func StartClickHouse(t testing.TB) (dsn string, ch *embedded.ClickHouse) {
 // printed when the test fails.
 func StartClickHouseIn(t testing.TB, dataDir string) *embedded.ClickHouse {
 	t.Helper()
+	ports := FreePorts(t, 2)
+	return StartClickHouseConfig(t, dataDir, ports[0], ports[1], "")
+}
+
+// StartClickHouseConfig is StartClickHouseIn on given ports with a
+// ClickHouse config file read on top of the flags ("" for none), for tests
+// that start several servers that know each other (<remote_servers>).
+func StartClickHouseConfig(t testing.TB, dataDir string, tcpPort, httpPort int, configFile string) *embedded.ClickHouse {
+	t.Helper()
 	lib := LibCHDB(t)
 	if !mainRan {
 		t.Fatal("embeddedtest.StartClickHouse needs `func TestMain(m *testing.M) { embeddedtest.Main(m) }` in the test package")
@@ -118,17 +127,17 @@ func StartClickHouseIn(t testing.TB, dataDir string) *embedded.ClickHouse {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := FreePorts(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	ch, err := embedded.StartClickHouse(ctx, embedded.ClickHouseOptions{
-		DataDir:  filepath.Join(dataDir, "clickhouse"),
-		TCPPort:  ports[0],
-		HTTPPort: ports[1],
-		LibPath:  lib,
-		Command:  []string{exe},
-		Env:      []string{childEnv + "=1"},
-		LogFile:  filepath.Join(dataDir, "clickhouse-child.log"),
+		DataDir:    filepath.Join(dataDir, "clickhouse"),
+		TCPPort:    tcpPort,
+		HTTPPort:   httpPort,
+		LibPath:    lib,
+		Command:    []string{exe},
+		Env:        []string{childEnv + "=1"},
+		LogFile:    filepath.Join(dataDir, "clickhouse-child.log"),
+		ConfigFile: configFile,
 	})
 	if err != nil {
 		t.Fatalf("start ClickHouse: %v", err)
