@@ -4,6 +4,7 @@ package query_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -157,6 +158,11 @@ func TestClusterSchema(t *testing.T) {
 		if got := count(t, conn, "SELECT count() FROM calls FINAL"); got != n {
 			t.Errorf("node %d: FINAL counts %d, want %d", i+1, got, n)
 		}
+	}
+
+	// The flag turned off for a cluster's database: refused, not used.
+	if err := schema.Migrate(ctx, conns[0], schema.Options{}); !errors.Is(err, schema.ErrLayout) {
+		t.Errorf("single-server Migrate on the cluster's database: %v, want ErrLayout", err)
 	}
 
 	if err := conns[0].Exec(ctx, "CREATE DATABASE repl"); err != nil {

@@ -107,6 +107,8 @@ func TestClusterRewriteStatements(t *testing.T) {
 			}},
 		{"view", "CREATE MATERIALIZED VIEW IF NOT EXISTS calls_1m_mv TO calls_1m AS\nSELECT toStartOfMinute(ts) AS minute, count() AS calls\nFROM calls\nGROUP BY minute",
 			[]string{"CREATE MATERIALIZED VIEW IF NOT EXISTS calls_1m_mv ON CLUSTER gf TO calls_1m_local AS SELECT toStartOfMinute(ts) AS minute, count() AS calls\nFROM calls_local\nGROUP BY minute"}},
+		{"view with EXTRACT", "CREATE MATERIALIZED VIEW v TO calls_1m AS SELECT extract(DAY FROM ts) AS d FROM calls JOIN calls_1m USING (x)",
+			[]string{"CREATE MATERIALIZED VIEW v ON CLUSTER gf TO calls_1m_local AS SELECT extract(DAY FROM ts) AS d FROM calls_local JOIN calls_1m_local USING (x)"}},
 		// The shape of a later migration adding a column (0010 trace_id).
 		{"added column", "ALTER TABLE calls ADD COLUMN IF NOT EXISTS trace_id String DEFAULT '' AFTER run_id",
 			[]string{

@@ -203,6 +203,9 @@ func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
 			return fmt.Errorf("record migration %04d: %w", m.Version, err)
 		}
 	}
+	if err := checkLayout(ctx, conn, opts.Cluster); err != nil {
+		return err
+	}
 	return SetClusterTTL(ctx, conn, opts.TTLDays, opts.Cluster)
 }
 
