@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,20 +21,6 @@ import (
 	"github.com/gateflow/gateflow/deploy/embedded/embeddedtest"
 )
 
-// clusterConfig is a node's config: the cluster gf of two shards of one
-// replica each, the two children.
-const clusterConfig = `<clickhouse>
-    <zookeeper><implementation>testkeeper</implementation></zookeeper>
-    <macros><shard>%[1]s</shard><replica>r1</replica></macros>
-    <remote_servers>
-        <gf>
-            <shard><internal_replication>true</internal_replication><replica><host>127.0.0.1</host><port>%[2]d</port></replica></shard>
-            <shard><internal_replication>true</internal_replication><replica><host>127.0.0.1</host><port>%[3]d</port></replica></shard>
-        </gf>
-    </remote_servers>
-</clickhouse>
-`
-
 // TestClusterSchema lays the schema out on a two-node cluster and checks
 // that records inserted through the sink's insert (into the Distributed
 // raw table) are counted exactly once by raw reads, FINAL reads and the
@@ -51,22 +35,11 @@ const clusterConfig = `<clickhouse>
 // untested is in docs/ANALYTICS.md, "ClickHouse cluster". The replicated
 // layout's CREATE statements are run too (checkReplicatedDDL).
 func TestClusterSchema(t *testing.T) {
-	ports := embeddedtest.FreePorts(t, 4)
-	dir := t.TempDir()
 	cluster := schema.Cluster{Name: "gf", ShardsOnly: true}
 	ctx := context.Background()
 	var conns []driver.Conn
 	var dsns []string
-	for i, shard := range []string{"01", "02"} {
-		nodeDir := filepath.Join(dir, "node"+shard)
-		if err := os.MkdirAll(nodeDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		cfg := filepath.Join(nodeDir, "cluster.xml")
-		if err := os.WriteFile(cfg, fmt.Appendf(nil, clusterConfig, shard, ports[0], ports[2]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		ch := embeddedtest.StartClickHouseConfig(t, nodeDir, ports[2*i], ports[2*i+1], cfg)
+	for i, ch := range embeddedtest.StartClickHouseCluster(t, cluster.Name, 2) {
 		opts, err := clickhouse.ParseDSN(ch.DSN())
 		if err != nil {
 			t.Fatal(err)
@@ -77,7 +50,7 @@ func TestClusterSchema(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = conn.Close() })
 		if err := schema.Migrate(ctx, conn, schema.Options{Cluster: cluster}); err != nil {
-			t.Fatalf("node %s: %v", shard, err)
+			t.Fatalf("node %d: %v", i+1, err)
 		}
 		conns = append(conns, conn)
 		dsns = append(dsns, ch.DSN())
