@@ -139,6 +139,10 @@ type Options struct {
 	// TTLDays is how long raw records are kept; 0 means DefaultTTLDays,
 	// a negative value keeps them forever.
 	TTLDays int
+	// Cluster lays the schema out on a ClickHouse cluster (replicated
+	// local tables, Distributed tables under the usual names); the zero
+	// value is a single server, where the files run exactly as written.
+	Cluster Cluster
 }
 
 // Migrate applies the migrations not yet recorded, in order, then makes the
@@ -149,6 +153,18 @@ func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if err := opts.Cluster.Validate(); err != nil {
+		return err
+	}
+	var all []string
+	for _, m := range migs {
+		all = append(all, m.Statements...)
+	}
+	tables := TablesCreated(all)
+	// The applied versions are recorded on the connected node only (a
+	// plain table, also on a cluster): another node's first Migrate runs
+	// the migrations again, which is harmless because every statement is
+	// idempotent (see docs/ANALYTICS.md, "ClickHouse cluster").
 	if err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+TableMigrations+` (
     version    UInt32,
     name       String,
@@ -173,7 +189,11 @@ func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
 		if _, ok := applied[m.Version]; ok {
 			continue
 		}
-		for i, stmt := range m.Statements {
+		stmts, err := opts.Cluster.Rewrite(m.Statements, tables)
+		if err != nil {
+			return fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+		}
+		for i, stmt := range stmts {
 			if err := conn.Exec(ctx, stmt); err != nil {
 				return fmt.Errorf("migration %04d_%s statement %d: %w", m.Version, m.Name, i+1, err)
 			}
@@ -183,7 +203,10 @@ func Migrate(ctx context.Context, conn driver.Conn, opts Options) error {
 			return fmt.Errorf("record migration %04d: %w", m.Version, err)
 		}
 	}
-	return SetTTL(ctx, conn, opts.TTLDays)
+	if err := checkLayout(ctx, conn, opts.Cluster); err != nil {
+		return err
+	}
+	return SetClusterTTL(ctx, conn, opts.TTLDays, opts.Cluster)
 }
 
 // checkApplied compares the recorded migrations with the files. Versions
@@ -233,10 +256,16 @@ var ttlDaysRE = regexp.MustCompile(`TTL toDateTime\(ts\) \+ toIntervalDay\((\d+)
 
 // TTLDays reads the raw table's current TTL in days (-1: none).
 func TTLDays(ctx context.Context, conn driver.Conn) (int, error) {
+	return ClusterTTLDays(ctx, conn, Cluster{})
+}
+
+// ClusterTTLDays is TTLDays on the cluster c, where the TTL is on the local
+// raw table (read on the connected node).
+func ClusterTTLDays(ctx context.Context, conn driver.Conn, c Cluster) (int, error) {
 	var create string
 	if err := conn.QueryRow(ctx, `SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = ?`,
-		TableCalls).Scan(&create); err != nil {
-		return 0, fmt.Errorf("read %s definition: %w", TableCalls, err)
+		c.Local(TableCalls)).Scan(&create); err != nil {
+		return 0, fmt.Errorf("read %s definition: %w", c.Local(TableCalls), err)
 	}
 	m := ttlDaysRE.FindStringSubmatch(create)
 	if m == nil {
@@ -249,24 +278,31 @@ func TTLDays(ctx context.Context, conn driver.Conn) (int, error) {
 // default, negative: none). ClickHouse applies a changed TTL to existing
 // parts in the background (a mutation).
 func SetTTL(ctx context.Context, conn driver.Conn, days int) error {
+	return SetClusterTTL(ctx, conn, days, Cluster{})
+}
+
+// SetClusterTTL is SetTTL on the cluster c: the local raw tables of every
+// node change (ON CLUSTER).
+func SetClusterTTL(ctx context.Context, conn driver.Conn, days int, c Cluster) error {
 	if days == 0 {
 		days = DefaultTTLDays
 	}
 	if days < 0 {
 		days = -1
 	}
-	cur, err := TTLDays(ctx, conn)
+	cur, err := ClusterTTLDays(ctx, conn, c)
 	if err != nil {
 		return err
 	}
 	if cur == days {
 		return nil
 	}
-	stmt := `ALTER TABLE ` + TableCalls + ` REMOVE TTL`
+	table := c.Local(TableCalls) + c.onCluster()
+	stmt := `ALTER TABLE ` + table + ` REMOVE TTL`
 	if days > 0 {
 		// days is an int: formatting it is not an injection risk, and DDL
 		// takes no query parameters here.
-		stmt = `ALTER TABLE ` + TableCalls + ` MODIFY TTL toDateTime(ts) + toIntervalDay(` + strconv.Itoa(days) + `)`
+		stmt = `ALTER TABLE ` + table + ` MODIFY TTL toDateTime(ts) + toIntervalDay(` + strconv.Itoa(days) + `)`
 	}
 	if err := conn.Exec(ctx, stmt); err != nil {
 		return fmt.Errorf("set raw TTL to %d days: %w", days, err)

@@ -81,6 +81,9 @@ type Config struct {
 	BatchInterval time.Duration
 	// TTLDays of raw records (0: default 90; negative: forever).
 	TTLDays int
+	// Cluster lays the schema out on a ClickHouse cluster (see
+	// schema.Cluster); the zero value is a single server.
+	Cluster schema.Cluster
 	// RetryMin/RetryMax bound the backoff between ClickHouse attempts.
 	RetryMin, RetryMax time.Duration
 	// Registerer receives the sink's metrics; nil registers nothing.
@@ -175,7 +178,7 @@ type pending struct {
 // being collected is dropped uncommitted (it is redelivered).
 func (s *Sink) Run(ctx context.Context) error {
 	if err := s.retry(ctx, "apply schema migrations", func(ctx context.Context) error {
-		return schema.Migrate(ctx, s.conn, schema.Options{TTLDays: s.cfg.TTLDays})
+		return schema.Migrate(ctx, s.conn, schema.Options{TTLDays: s.cfg.TTLDays, Cluster: s.cfg.Cluster})
 	}); err != nil {
 		return nilIfCancelled(ctx, err)
 	}
@@ -842,6 +845,11 @@ func InsertRowsToken(ctx context.Context, conn driver.Conn, rows []Row, token st
 		"insert_deduplicate":                                 1,
 		"insert_deduplication_token":                         token,
 		"deduplicate_blocks_in_dependent_materialized_views": 1,
+		// On a cluster calls is a Distributed table: insert into the
+		// shards before answering (the default queues the rows on the
+		// node and sends them later, after the Kafka offsets would be
+		// committed). Without effect on a single server's MergeTree.
+		"distributed_foreground_insert": 1,
 	}))
 	n := len(rows)
 	var (

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 
+	"github.com/gateflow/gateflow/analytics/schema"
 	"github.com/gateflow/gateflow/workflows"
 )
 
@@ -292,16 +293,30 @@ func (c kafkaConfig) dialer() (*kafka.Dialer, error) {
 // clickhouseConfig locates ClickHouse.
 type clickhouseConfig struct {
 	DSN string
+	// Cluster is the ClickHouse cluster (<remote_servers>) the schema is
+	// laid out on; "" is a single server. Every process that binds the
+	// ClickHouse flags takes it, so that one setting serves the sink
+	// (migrations, inserts) and the queries alike.
+	Cluster string
 }
 
 func (c *clickhouseConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.DSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/default", "ClickHouse DSN (clickhouse://user:pass@host:9000/db?secure=true)")
+	fs.StringVar(&c.Cluster, "clickhouse-cluster", "", "ClickHouse cluster (remote_servers) for replicated and Distributed tables, DDL ON CLUSTER; empty: a single server")
 }
 
 func (c clickhouseConfig) validate() error {
 	_, err := c.parse()
+	if err == nil {
+		if cerr := c.cluster().Validate(); cerr != nil {
+			err = fmt.Errorf("--clickhouse-cluster: %w", cerr)
+		}
+	}
 	return err
 }
+
+// cluster is the schema layout the flags ask for.
+func (c clickhouseConfig) cluster() schema.Cluster { return schema.Cluster{Name: c.Cluster} }
 
 // parse parses the DSN; its errors never quote the password (the
 // driver's own errors quote the whole DSN).

@@ -112,6 +112,7 @@ func runSink(ctx context.Context, cfg sinkConfig, log *slog.Logger) error {
 		BatchRows:     cfg.BatchRows,
 		BatchInterval: cfg.BatchInterval,
 		TTLDays:       cfg.TTLDays, // 0: default (90), negative: forever
+		Cluster:       cfg.ClickHouse.cluster(),
 		Registerer:    reg,
 	}, conn, log.With("component", "sink"))
 	if err != nil {

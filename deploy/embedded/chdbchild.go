@@ -29,18 +29,26 @@ type CHDBChildArgs struct {
 	// listen on 127.0.0.1.
 	TCPPort  int
 	HTTPPort int
+	// ConfigFile, if set, is a ClickHouse config file (XML) read on top of
+	// the flags: <remote_servers>, <macros>, <zookeeper> for tests of a
+	// cluster layout.
+	ConfigFile string
 }
 
 // Args renders a as the flags of the clickhouse-child subcommand (and of
 // the test binary re-executed by embeddedtest); ParseCHDBChildArgs reads them
 // back.
 func (a CHDBChildArgs) Args() []string {
-	return []string{
+	args := []string{
 		"--lib", a.LibPath,
 		"--path", a.DataDir,
 		"--tcp-port", strconv.Itoa(a.TCPPort),
 		"--http-port", strconv.Itoa(a.HTTPPort),
 	}
+	if a.ConfigFile != "" {
+		args = append(args, "--config-file", a.ConfigFile)
+	}
+	return args
 }
 
 // BindFlags registers the child's flags on a standard flag set.
@@ -49,6 +57,7 @@ func (a *CHDBChildArgs) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&a.DataDir, "path", "", "ClickHouse data dir")
 	fs.IntVar(&a.TCPPort, "tcp-port", 9000, "native protocol port on 127.0.0.1")
 	fs.IntVar(&a.HTTPPort, "http-port", 8123, "HTTP port on 127.0.0.1")
+	fs.StringVar(&a.ConfigFile, "config-file", "", "ClickHouse config file read on top of the flags (optional)")
 }
 
 // ParseCHDBChildArgs parses the flags written by Args.
@@ -97,19 +106,22 @@ const serveQueryID = "gateflow-serve"
 // main). ClickHouse's own native-protocol listener is on nativePort, behind
 // the relay on a.TCPPort (see relayNative).
 func (a CHDBChildArgs) cmdline(nativePort int) []string {
-	return []string{
-		"clickhouse",
-		"--path=" + a.DataDir,
+	var config []string
+	if a.ConfigFile != "" {
+		config = []string{"--config-file=" + a.ConfigFile}
+	}
+	return append(append([]string{"clickhouse"}, config...),
+		"--path="+a.DataDir,
 		"--listen_host=127.0.0.1",
-		"--tcp_port=" + strconv.Itoa(nativePort),
-		"--http_port=" + strconv.Itoa(a.HTTPPort),
+		"--tcp_port="+strconv.Itoa(nativePort),
+		"--http_port="+strconv.Itoa(a.HTTPPort),
 		// Only fatal events (a crash: signal, stack trace) go to stderr,
 		// i.e. the child's log: every failed client query would otherwise
 		// log a stack trace.
 		"--logger.console=1", "--log-level=fatal",
-		"--query_id=" + serveQueryID,
+		"--query_id="+serveQueryID,
 		"--query", serveQuery,
-	}
+	)
 }
 
 // RunCHDBChild loads libchdb and serves ClickHouse until ctx is done, then

@@ -61,6 +61,10 @@ type ClickHouseOptions struct {
 	ReadyTimeout time.Duration
 	// Logger receives lifecycle lines. Default: discard.
 	Logger *slog.Logger
+	// ConfigFile is a ClickHouse config file for the libchdb child, read on
+	// top of the flags (tests of a cluster layout); ignored with
+	// ServerBinary.
+	ConfigFile string
 }
 
 // ClickHouse is a running ClickHouse child process.
@@ -192,7 +196,7 @@ func (o ClickHouseOptions) argv() ([]string, error) {
 		}
 		return []string{o.ServerBinary, "server", "--config-file=" + cfg}, nil
 	}
-	args := CHDBChildArgs{LibPath: o.LibPath, DataDir: o.DataDir, TCPPort: o.TCPPort, HTTPPort: o.HTTPPort}
+	args := CHDBChildArgs{LibPath: o.LibPath, DataDir: o.DataDir, TCPPort: o.TCPPort, HTTPPort: o.HTTPPort, ConfigFile: o.ConfigFile}
 	if err := args.Validate(); err != nil {
 		return nil, err
 	}

@@ -110,6 +110,15 @@ func StartClickHouse(t testing.TB) (dsn string, ch *embedded.ClickHouse) {
 // printed when the test fails.
 func StartClickHouseIn(t testing.TB, dataDir string) *embedded.ClickHouse {
 	t.Helper()
+	ports := FreePorts(t, 2)
+	return StartClickHouseConfig(t, dataDir, ports[0], ports[1], "")
+}
+
+// StartClickHouseConfig is StartClickHouseIn on given ports with a
+// ClickHouse config file read on top of the flags ("" for none), for tests
+// that start several servers that know each other (<remote_servers>).
+func StartClickHouseConfig(t testing.TB, dataDir string, tcpPort, httpPort int, configFile string) *embedded.ClickHouse {
+	t.Helper()
 	lib := LibCHDB(t)
 	if !mainRan {
 		t.Fatal("embeddedtest.StartClickHouse needs `func TestMain(m *testing.M) { embeddedtest.Main(m) }` in the test package")
@@ -118,17 +127,17 @@ func StartClickHouseIn(t testing.TB, dataDir string) *embedded.ClickHouse {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := FreePorts(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	ch, err := embedded.StartClickHouse(ctx, embedded.ClickHouseOptions{
-		DataDir:  filepath.Join(dataDir, "clickhouse"),
-		TCPPort:  ports[0],
-		HTTPPort: ports[1],
-		LibPath:  lib,
-		Command:  []string{exe},
-		Env:      []string{childEnv + "=1"},
-		LogFile:  filepath.Join(dataDir, "clickhouse-child.log"),
+		DataDir:    filepath.Join(dataDir, "clickhouse"),
+		TCPPort:    tcpPort,
+		HTTPPort:   httpPort,
+		LibPath:    lib,
+		Command:    []string{exe},
+		Env:        []string{childEnv + "=1"},
+		LogFile:    filepath.Join(dataDir, "clickhouse-child.log"),
+		ConfigFile: configFile,
 	})
 	if err != nil {
 		t.Fatalf("start ClickHouse: %v", err)
@@ -191,4 +200,43 @@ func StartKafkaIn(t testing.TB, dataDir string, topics ...embedded.Topic) *embed
 	}
 	t.Cleanup(k.Close)
 	return k
+}
+
+// clusterConfig is a node's config in StartClickHouseCluster: the shard
+// macro, ClickHouse's in-process test Keeper, and the cluster of every node.
+const clusterConfig = `<clickhouse>
+    <zookeeper><implementation>testkeeper</implementation></zookeeper>
+    <macros><shard>%s</shard><replica>r1</replica></macros>
+    <remote_servers><%s>%s</%s></remote_servers>
+</clickhouse>
+`
+
+// StartClickHouseCluster starts n ClickHouse children that form the
+// cluster name of n shards with one replica each (libchdb's
+// clickhouse-local runs neither distributed DDL nor active replicated
+// tables, so there are no replicas; see schema.Cluster.ShardsOnly). Each
+// node has the macros shard (01, 02, ...) and replica (r1) and the
+// in-process test Keeper, enough to create replicated tables (which stay
+// read-only). They stop when the test ends.
+func StartClickHouseCluster(t testing.TB, name string, n int) []*embedded.ClickHouse {
+	t.Helper()
+	ports := FreePorts(t, 2*n)
+	var shards string
+	for i := range n {
+		shards += fmt.Sprintf("<shard><internal_replication>true</internal_replication><replica><host>127.0.0.1</host><port>%d</port></replica></shard>", ports[2*i])
+	}
+	dir := t.TempDir()
+	var out []*embedded.ClickHouse
+	for i := range n {
+		nodeDir := filepath.Join(dir, fmt.Sprintf("node%02d", i+1))
+		if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(nodeDir, "cluster.xml")
+		if err := os.WriteFile(cfg, fmt.Appendf(nil, clusterConfig, fmt.Sprintf("%02d", i+1), name, shards, name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, StartClickHouseConfig(t, nodeDir, ports[2*i], ports[2*i+1], cfg))
+	}
+	return out
 }
