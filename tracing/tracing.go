@@ -1,0 +1,184 @@
+// Package tracing is the one home of distributed tracing: the process's
+// tracer provider (OTLP export off by default), the W3C Trace Context
+// propagator, and the wrappers that carry a trace across the ingress, the
+// Temporal workflow and every outbound HTTP, model and MCP call.
+//
+// Without an exporter, spans are not recorded, but trace ids are still made
+// at the ingress (or taken from the caller's traceparent) and passed on, so
+// every call record of one request carries the same trace id and outbound
+// calls carry a traceparent. docs/TRACING.md describes it for operators.
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// InstrumentationName names the tracer of Gateflow's own spans.
+const InstrumentationName = "github.com/gateflow/gateflow"
+
+// Tracing is a process's tracer provider and propagator. The zero value
+// (and nil) traces nothing but still passes an incoming traceparent on.
+type Tracing struct {
+	provider   trace.TracerProvider
+	propagator propagation.TextMapPropagator
+	tracer     trace.Tracer
+	shutdown   func(context.Context) error
+}
+
+// Options configure New.
+type Options struct {
+	// Service is the service.name of exported spans (gateflow-ingress,
+	// gateflow-worker).
+	Service string
+	// Endpoint is the OTLP/gRPC collector URL (http://host:4317 for
+	// plain text, https://host:4317 for TLS). Empty: no export, and spans
+	// are not recorded (trace ids are still made and passed on).
+	Endpoint string
+	// SampleRatio is the share of new traces recorded and exported when
+	// Endpoint is set (a caller's sampled flag is followed).
+	SampleRatio float64
+	// Exporter replaces the OTLP exporter (tests); it turns recording on.
+	Exporter sdktrace.SpanExporter
+}
+
+// ErrEndpoint is wrapped by refusals of an OTLP endpoint.
+var ErrEndpoint = errors.New("bad OTLP endpoint")
+
+// CheckEndpoint reports whether endpoint is usable as Options.Endpoint.
+func CheckEndpoint(endpoint string) error {
+	if endpoint == "" {
+		return nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w %q: want http://host:port (plain text) or https://host:port", ErrEndpoint, endpoint)
+	}
+	return nil
+}
+
+// New returns the process's tracing. Shutdown flushes the exporter.
+func New(ctx context.Context, opts Options) (*Tracing, error) {
+	exp := opts.Exporter
+	if exp == nil && opts.Endpoint != "" {
+		if err := CheckEndpoint(opts.Endpoint); err != nil {
+			return nil, err
+		}
+		var err error
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(opts.Endpoint))
+		if err != nil {
+			return nil, fmt.Errorf("OTLP exporter %s: %w", opts.Endpoint, err)
+		}
+	}
+	tpOpts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", opts.Service))),
+	}
+	if exp != nil {
+		ratio := opts.SampleRatio
+		if ratio <= 0 || ratio > 1 {
+			ratio = 1
+		}
+		tpOpts = append(tpOpts,
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+			sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(2*time.Second)))
+	} else {
+		// No exporter: new traces get ids but are never recorded; a
+		// caller's sampled trace is recorded (for nobody) so that its
+		// sampled flag reaches the services we call unchanged.
+		tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	}
+	tp := sdktrace.NewTracerProvider(tpOpts...)
+	return &Tracing{
+		provider:   tp,
+		propagator: Propagator(),
+		tracer:     tp.Tracer(InstrumentationName),
+		shutdown:   tp.Shutdown,
+	}, nil
+}
+
+// Propagator is W3C Trace Context plus Baggage, what Temporal's interceptor
+// uses by default too.
+func Propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// Provider returns the tracer provider (a no-op one for nil).
+func (t *Tracing) Provider() trace.TracerProvider {
+	if t == nil || t.provider == nil {
+		return noop.NewTracerProvider()
+	}
+	return t.provider
+}
+
+// TextMapPropagator returns the propagator (W3C for nil).
+func (t *Tracing) TextMapPropagator() propagation.TextMapPropagator {
+	if t == nil || t.propagator == nil {
+		return Propagator()
+	}
+	return t.propagator
+}
+
+// Tracer returns the tracer of Gateflow's own spans.
+func (t *Tracing) Tracer() trace.Tracer {
+	if t == nil || t.tracer == nil {
+		return t.Provider().Tracer(InstrumentationName)
+	}
+	return t.tracer
+}
+
+// Shutdown flushes and stops the exporter; nil-safe.
+func (t *Tracing) Shutdown(ctx context.Context) error {
+	if t == nil || t.shutdown == nil {
+		return nil
+	}
+	return t.shutdown(ctx)
+}
+
+// StartServer starts the server span of an incoming request, continuing the
+// caller's traceparent when it sent a valid one. End the span when done.
+func (t *Tracing) StartServer(r *http.Request, name string) (context.Context, trace.Span) {
+	ctx := t.TextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	return t.Tracer().Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+}
+
+// Transport wraps base (nil: http.DefaultTransport) so that every request
+// made with a context holding a span gets a client span and a traceparent
+// header.
+func (t *Tracing) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return otelhttp.NewTransport(base,
+		otelhttp.WithTracerProvider(t.Provider()),
+		otelhttp.WithPropagators(t.TextMapPropagator()),
+		// Metrics are Prometheus's job here; no global meter.
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
+	)
+}
+
+// IDs returns the trace and span ids of the span in ctx as lower-case hex,
+// and whether the span is sampled (recorded and exported); empty strings
+// when ctx holds no valid span.
+func IDs(ctx context.Context) (traceID, spanID string, sampled bool) {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return "", "", false
+	}
+	return sc.TraceID().String(), sc.SpanID().String(), sc.IsSampled()
+}
