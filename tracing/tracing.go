@@ -159,17 +159,37 @@ func (t *Tracing) StartServer(r *http.Request, name string) (context.Context, tr
 // Transport wraps base (nil: http.DefaultTransport) so that every request
 // made with a context holding a span gets a client span and a traceparent
 // header.
-func (t *Tracing) Transport(base http.RoundTripper) http.RoundTripper {
+func (t *Tracing) Transport(base http.RoundTripper) *TracedTransport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return otelhttp.NewTransport(base,
+	return &TracedTransport{Base: base, traced: otelhttp.NewTransport(base,
 		otelhttp.WithTracerProvider(t.Provider()),
 		otelhttp.WithPropagators(t.TextMapPropagator()),
 		// Metrics are Prometheus's job here; no global meter.
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
-	)
+	)}
+}
+
+// TracedTransport is a transport with client spans and traceparent
+// injection around Base.
+type TracedTransport struct {
+	// Base sends the requests.
+	Base   http.RoundTripper
+	traced http.RoundTripper
+}
+
+// RoundTrip sends r through Base inside a client span.
+func (t *TracedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.traced.RoundTrip(r)
+}
+
+// CloseIdleConnections closes Base's idle connections.
+func (t *TracedTransport) CloseIdleConnections() {
+	if c, ok := t.Base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // IDs returns the trace and span ids of the span in ctx as lower-case hex,
@@ -181,4 +201,10 @@ func IDs(ctx context.Context) (traceID, spanID string, sampled bool) {
 		return "", "", false
 	}
 	return sc.TraceID().String(), sc.SpanID().String(), sc.IsSampled()
+}
+
+// Inject writes the W3C traceparent (and tracestate) of ctx's span into h,
+// for requests not made through Transport (the gateway's forwarded ones).
+func Inject(ctx context.Context, h http.Header) {
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 }
