@@ -61,6 +61,13 @@ func (f *fakeQuerier) SlowestSteps(_ context.Context, fl query.Filter, limit int
 	return []query.Item{{Group: "step", Stats: query.Stats{Calls: callsOf(fl.Tenant)}}}, nil
 }
 
+func (f *fakeQuerier) Calls(_ context.Context, r query.CallsRequest) ([]query.Call, error) {
+	if err := f.record(r); err != nil {
+		return nil, err
+	}
+	return []query.Call{{ID: "c1", Kind: "http", Target: r.Tenant + "-svc", Outcome: "ok", LatencyMS: 12.5, TraceID: r.TraceID}}, nil
+}
+
 func (f *fakeQuerier) ApprovalTurnaround(_ context.Context, fl query.Filter) ([]query.Approval, error) {
 	if err := f.record(fl); err != nil {
 		return nil, err
