@@ -110,10 +110,11 @@ func New(ctx context.Context, opts Options) (*Tracing, error) {
 	}, nil
 }
 
-// Propagator is W3C Trace Context plus Baggage, what Temporal's interceptor
-// uses by default too.
+// Propagator is W3C Trace Context (traceparent, tracestate) alone:
+// baggage sent by a client is not taken, so that nothing a caller puts in
+// it reaches Temporal's history or the services we call.
 func Propagator() propagation.TextMapPropagator {
-	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	return propagation.TraceContext{}
 }
 
 // Provider returns the tracer provider (a no-op one for nil).

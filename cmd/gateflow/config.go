@@ -209,6 +209,8 @@ func (c temporalConfig) dial(ctx context.Context, mh client.MetricsHandler, log 
 		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{
 			Tracer:            c.tracer.Provider().Tracer("go.temporal.io/sdk"),
 			TextMapPropagator: c.tracer.TextMapPropagator(),
+			// No baggage: only the trace context goes into histories.
+			DisableBaggage: true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("temporal tracing interceptor: %w", err)
