@@ -38,6 +38,9 @@ type Tracing struct {
 	propagator propagation.TextMapPropagator
 	tracer     trace.Tracer
 	shutdown   func(context.Context) error
+	// exporting: spans are recorded and exported (an endpoint or an
+	// exporter was given).
+	exporting bool
 }
 
 // Options configure New.
@@ -107,6 +110,7 @@ func New(ctx context.Context, opts Options) (*Tracing, error) {
 		propagator: Propagator(),
 		tracer:     tp.Tracer(InstrumentationName),
 		shutdown:   tp.Shutdown,
+		exporting:  exp != nil,
 	}, nil
 }
 
@@ -158,32 +162,54 @@ func (t *Tracing) StartServer(r *http.Request, name string) (context.Context, tr
 }
 
 // Transport wraps base (nil: http.DefaultTransport) so that every request
-// made with a context holding a span gets a client span and a traceparent
-// header.
+// made with a context holding a span carries a traceparent. When spans are
+// exported, each request also gets a client span of its own (otelhttp);
+// otherwise the caller's span context is injected as it is, which costs a
+// header copy instead of otelhttp's wrapping (a client span nobody
+// receives would only cost).
 func (t *Tracing) Transport(base http.RoundTripper) *TracedTransport {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &TracedTransport{Base: base, traced: otelhttp.NewTransport(base,
-		otelhttp.WithTracerProvider(t.Provider()),
-		otelhttp.WithPropagators(t.TextMapPropagator()),
-		// Metrics are Prometheus's job here; no global meter.
-		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
-	)}
+	tt := &TracedTransport{Base: base, propagator: t.TextMapPropagator()}
+	if t != nil && t.exporting {
+		tt.traced = otelhttp.NewTransport(base,
+			otelhttp.WithTracerProvider(t.Provider()),
+			otelhttp.WithPropagators(t.TextMapPropagator()),
+			// Metrics are Prometheus's job here; no global meter.
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }),
+		)
+	}
+	return tt
 }
 
-// TracedTransport is a transport with client spans and traceparent
-// injection around Base.
+// TracedTransport is a transport that passes the trace on around Base.
 type TracedTransport struct {
 	// Base sends the requests.
-	Base   http.RoundTripper
+	Base       http.RoundTripper
+	propagator propagation.TextMapPropagator
+	// traced is Base with client spans (otelhttp); nil: inject only.
 	traced http.RoundTripper
 }
 
-// RoundTrip sends r through Base inside a client span.
+// RoundTrip sends r through Base with the trace context of r's context.
 func (t *TracedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	return t.traced.RoundTrip(r)
+	if t.traced != nil {
+		return t.traced.RoundTrip(r)
+	}
+	if !trace.SpanContextFromContext(r.Context()).IsValid() {
+		return t.Base.RoundTrip(r)
+	}
+	// A RoundTripper must not change the caller's request.
+	out := new(http.Request)
+	*out = *r
+	out.Header = r.Header.Clone()
+	if out.Header == nil {
+		out.Header = http.Header{}
+	}
+	t.propagator.Inject(r.Context(), propagation.HeaderCarrier(out.Header))
+	return t.Base.RoundTrip(out)
 }
 
 // CloseIdleConnections closes Base's idle connections.

@@ -97,8 +97,10 @@ func TestTransportInjects(t *testing.T) {
 		if len(parts) != 4 || parts[1] != callerTrace || parts[3] != "01" {
 			t.Errorf("traceparent %q: want trace %s, sampled", tp, callerTrace)
 		}
-		if tr != nil && parts[2] == callerSpan {
-			t.Errorf("traceparent %q: want a client span of its own", tp)
+		// Exporting, the request has a client span of its own;
+		// otherwise the caller's span is the parent.
+		if own := tr != nil && tr.exporting; own == (parts[2] == callerSpan) {
+			t.Errorf("traceparent %q: client span of its own: want %v", tp, own)
 		}
 	}
 }
@@ -158,8 +160,8 @@ func mustSpanID(t testing.TB) trace.SpanID {
 // BenchmarkOutboundCall is the activity's outbound call path, one request
 // to a loopback server, under each set-up in one run: bare (the transport
 // alone, as before tracing), nil (wrapped, no tracing: the caller's
-// traceparent passed on), ids (no exporter: a client span id made, nothing
-// recorded) and exported (recorded, handed to an exporter that drops it).
+// traceparent passed on), ids (no exporter: the same, the default) and
+// exported (a client span recorded, handed to an exporter that drops it).
 // The request's context holds the activity's span, as under Temporal's
 // interceptor.
 func BenchmarkOutboundCall(b *testing.B) {
@@ -193,6 +195,37 @@ func BenchmarkOutboundCall(b *testing.B) {
 				}
 				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkServerSpan is what the ingress adds per request, alone: the
+// server span started (from the request's headers) and ended, and the ids
+// read for the call record, under each set-up in one run.
+func BenchmarkServerSpan(b *testing.B) {
+	ids, exported := newTracing(b, nil), newTracing(b, discardExporter{})
+	cases := []struct {
+		name        string
+		tr          *Tracing
+		traceparent string
+	}{
+		{"nil", nil, ""},
+		{"ids", ids, ""},
+		{"ids-caller-unsampled", ids, "00-" + callerTrace + "-" + callerSpan + "-00"},
+		{"exported", exported, ""},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			r := httptest.NewRequest("POST", "/v1/workflows", nil)
+			if c.traceparent != "" {
+				r.Header.Set("Traceparent", c.traceparent)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx, span := c.tr.StartServer(r, "POST /v1/workflows")
+				_, _, _ = IDs(ctx)
+				span.End()
 			}
 		})
 	}
