@@ -153,12 +153,27 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	return t.shutdown(ctx)
 }
 
+// serverSpan are the options of server spans (a variable: no allocation
+// per request).
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+
 // StartServer starts the server span of an incoming request, continuing the
 // caller's traceparent when it sent a valid one. End the span when done.
+// With nil, no span is made: the caller's span context, if any, is passed
+// on as it is.
 func (t *Tracing) StartServer(r *http.Request, name string) (context.Context, trace.Span) {
-	ctx := t.TextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	return t.Tracer().Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+	ctx := r.Context()
+	if _, ok := r.Header["Traceparent"]; ok {
+		ctx = t.TextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	if t == nil || t.tracer == nil {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	ctx, span := t.tracer.Start(ctx, name, serverSpan...)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("http.request.method", r.Method))
+	}
+	return ctx, span
 }
 
 // Transport wraps base (nil: http.DefaultTransport) so that every request
