@@ -51,6 +51,7 @@ func (a *ApprovalActivity) Record(ctx context.Context, in ApprovalRecord) error 
 		return fmt.Errorf("approval record: unknown decision %q", in.Decision)
 	}
 	r := record.New(calls.KindApproval, in.WaitingSince)
+	r.SetTrace(ctx)
 	r.ID = approvalRecordID(in)
 	r.Tenant = in.Meta.Tenant
 	r.KeyID = in.KeyID

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/tracing"
 )
 
 // Defaults of the HTTP activity.
@@ -55,6 +56,10 @@ type HTTPOptions struct {
 	// block; nil fails such steps (callbacks are not configured).
 	Callbacks CallbackIssuer
 	Logger    *slog.Logger
+	// Tracing wraps the transports so that each request gets a client
+	// span and a traceparent; nil passes the activity's trace on without
+	// spans of its own.
+	Tracing *tracing.Tracing
 }
 
 // HTTPActivity calls registered microservices (and allowed URLs) for http
@@ -109,8 +114,8 @@ func NewHTTPActivity(services Services, rec Recorder, opts HTTPOptions) *HTTPAct
 	a.hbEvery = opts.HeartbeatInterval
 	a.callbacks = opts.Callbacks
 	a.log = opts.Logger
-	a.serviceClient = &http.Client{Transport: serviceTransport, CheckRedirect: sameOriginRedirects}
-	a.urlClient = &http.Client{Transport: urlTransport, CheckRedirect: a.checkURLRedirect}
+	a.serviceClient = &http.Client{Transport: opts.Tracing.Transport(serviceTransport), CheckRedirect: sameOriginRedirects}
+	a.urlClient = &http.Client{Transport: opts.Tracing.Transport(urlTransport), CheckRedirect: a.checkURLRedirect}
 	return a
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
+	"github.com/gateflow/gateflow/tracing"
 )
 
 // Defaults of the MCP activity.
@@ -68,6 +69,9 @@ func (f MCPServersFunc) MCPServer(tenant, name string) (MCPEndpoint, error) { re
 type MCPOptions struct {
 	// Transport sends the requests; nil means a pooled transport.
 	Transport http.RoundTripper
+	// Tracing wraps Transport so that each request to the server gets a
+	// client span and a traceparent; nil passes the activity's trace on.
+	Tracing *tracing.Tracing
 	// DefaultTimeout bounds one call (connect, initialize, tool call) when
 	// neither the step nor the server sets a timeout (default 30 s).
 	DefaultTimeout time.Duration
@@ -122,7 +126,7 @@ func NewMCPActivity(servers MCPServers, rec Recorder, opts MCPOptions) *MCPActiv
 	return &MCPActivity{
 		servers:   servers,
 		rec:       rec,
-		transport: opts.Transport,
+		transport: opts.Tracing.Transport(opts.Transport),
 		// No roots, sampling or elicitation: a step only calls a tool.
 		client:  mcp.NewClient(&mcp.Implementation{Name: "gateflow", Version: "1"}, &mcp.ClientOptions{Capabilities: &mcp.ClientCapabilities{}}),
 		timeout: opts.DefaultTimeout,

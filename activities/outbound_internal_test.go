@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
+
+	"github.com/gateflow/gateflow/tracing"
 )
 
 func TestClassifyAddr(t *testing.T) {
@@ -108,7 +110,7 @@ func TestDialPolicy(t *testing.T) {
 // the dial-time check, so URL steps never use HTTP(S)_PROXY.
 func TestURLCallsIgnoreProxyEnvironment(t *testing.T) {
 	a := NewHTTPActivity(nil, nil, HTTPOptions{})
-	if tr := a.urlClient.Transport.(*http.Transport); tr.Proxy != nil {
+	if tr := a.urlClient.Transport.(*tracing.TracedTransport).Base.(*http.Transport); tr.Proxy != nil {
 		t.Error("the URL transport has a proxy function")
 	}
 }

@@ -33,6 +33,7 @@ func (f RecorderFunc) Emit(r record.Record) { f(r) }
 // orchestration, which step, which attempt. The caller fills the outcome.
 func newCallRecord(ctx context.Context, kind calls.Kind, ref StepRef, target string, start time.Time) record.Record {
 	r := record.New(kind, start)
+	r.SetTrace(ctx) // the activity's span, from Temporal's tracing interceptor
 	r.Tenant = ref.Meta.Tenant
 	r.KeyID = ref.Meta.KeyID
 	r.Definition = ref.Meta.Definition

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/gateflow/gateflow/ingress/ratelimit"
+	"github.com/gateflow/gateflow/tracing"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 )
 
@@ -88,3 +91,62 @@ func BenchmarkDecodeStart(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTracing is BenchmarkMiddlewareChain under each tracing set-up,
+// in one run: off (no Tracing: a caller's traceparent is passed on, no ids
+// made), ids (the default without an exporter: a trace id made per request,
+// nothing recorded), ids with the caller's unsampled traceparent, and
+// exported (every span recorded and handed to an exporter that drops it).
+func BenchmarkTracing(b *testing.B) {
+	ids, err := tracing.New(context.Background(), tracing.Options{Service: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	exported, err := tracing.New(context.Background(), tracing.Options{Service: "bench", Exporter: discardExporter{}, SampleRatio: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer exported.Shutdown(context.Background())
+	cases := []struct {
+		name        string
+		tr          *tracing.Tracing
+		traceparent string
+	}{
+		{"off", nil, ""},
+		{"ids", ids, ""},
+		{"ids-caller-unsampled", ids, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+		{"exported", exported, ""},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			h := newHarness(b, func(d *Deps, cfg *Config) {
+				d.Orchestrator = benchOrch{newFake(b)}
+				d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
+				d.Tracing = c.tr
+				cfg.KeyLimit = ratelimit.Limit{RPS: 1e9, Burst: 1e9}
+				cfg.TenantLimit = ratelimit.Limit{RPS: 1e9, Burst: 1e9}
+			})
+			token := "Bearer " + testKeys["submitter"].token
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", "/v1/workflows", strings.NewReader(benchBody))
+				req.Header.Set("Authorization", token)
+				req.Header.Set("Content-Type", "application/json")
+				if c.traceparent != "" {
+					req.Header.Set("Traceparent", c.traceparent)
+				}
+				w := httptest.NewRecorder()
+				h.srv.Handler().ServeHTTP(w, req)
+				if w.Code != 201 {
+					b.Fatal(w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// discardExporter takes spans and drops them.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }

@@ -1,11 +1,14 @@
 package ingress
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gateflow/gateflow/tracing"
 )
 
 // metrics are the ingress's Prometheus collectors.
@@ -55,7 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) observe(method, route string, status int, d time.Duration) {
+// observe counts a request and its latency; a request in a sampled trace
+// leaves its trace id as the bucket's exemplar, so a slow bucket on a
+// dashboard links to a trace of it.
+func (m *metrics) observe(ctx context.Context, method, route string, status int, d time.Duration) {
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(method, route).Observe(d.Seconds())
+	tracing.Observe(ctx, m.latency.WithLabelValues(method, route), d.Seconds())
 }

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
@@ -79,7 +82,11 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		info := &api.RequestInfo{RequestID: rid, Route: route, Streams: s.gate}
 		body := &countingBody{ReadCloser: r.Body}
-		r = r.WithContext(api.WithInfo(r.Context(), info))
+		// The request's server span: the caller's traceparent continued,
+		// or a new trace; Temporal's interceptor and the outbound
+		// transports carry it on (docs/TRACING.md).
+		ctx, span := s.deps.Tracing.StartServer(r, method+" "+route)
+		r = r.WithContext(api.WithInfo(ctx, info))
 		r.Body = body
 		c.SetRequest(r)
 
@@ -99,13 +106,26 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if reqBytes == 0 && r.ContentLength > 0 {
 			reqBytes = r.ContentLength
 		}
-		s.metrics.observe(method, route, status, elapsed)
+		s.metrics.observe(r.Context(), method, route, status, elapsed)
 		s.accessLog(r, info, rs, status, elapsed, reqBytes, c.Response().Size)
 		if (rs == nil || rs.record) && !info.Recorded {
 			s.emitRecord(r, info, method+" "+route, status, start, elapsed, reqBytes, c.Response().Size)
 		}
+		endSpan(span, status)
 		return nil
 	}
+}
+
+// endSpan ends the request's server span with its status (a no-op when
+// the span is not recorded).
+func endSpan(span trace.Span, status int) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	}
+	span.End()
 }
 
 // safely runs next, turning a panic into a 500 (logged with its stack).
@@ -173,6 +193,7 @@ func (s *Server) emitRecord(r *http.Request, info *api.RequestInfo, target strin
 		return
 	}
 	rec := record.New(calls.KindIngress, start)
+	rec.SetTrace(r.Context())
 	rec.Target = target
 	rec.StatusCode = int32(status)
 	rec.LatencyMS = float64(elapsed.Microseconds()) / 1000

@@ -30,6 +30,7 @@ import (
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/httperr"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
+	"github.com/gateflow/gateflow/tracing"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
@@ -94,6 +95,10 @@ type Deps struct {
 	Ready []ReadyCheck
 	// Log receives access logs and errors; nil discards them.
 	Log *slog.Logger
+	// Tracing starts each request's server span (continuing the caller's
+	// traceparent); nil still passes a caller's traceparent on but makes
+	// no new traces.
+	Tracing *tracing.Tracing
 }
 
 // Config are the server's settings.
@@ -415,7 +420,7 @@ func echoPath(p string) string {
 // MetricsHandler serves the server's metrics registry in the Prometheus
 // text format, for an admin listener (Config.NoMetricsRoute).
 func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(s.deps.Metrics, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 // Handler returns the server's http.Handler (for tests and embedding).

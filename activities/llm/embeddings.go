@@ -178,7 +178,7 @@ func (g *Gateway) Embed(ctx context.Context, req *EmbeddingRequest, opts CallOpt
 	if req.Dimensions != nil && *req.Dimensions <= 0 {
 		return nil, badRequest("dimensions must be positive")
 	}
-	c := g.newCall(rt, p, req.Model, &opts, false)
+	c := g.newCall(ctx, rt, p, req.Model, &opts, false)
 	c.emb = req
 	var longest int64
 	c.size, longest = in.measure()

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
 )
@@ -432,6 +434,9 @@ type call struct {
 	summary   []string
 	// cooling counts targets skipped because their provider asked to wait.
 	cooling int
+	// trace is the caller's span (the request's or the activity's), for
+	// the trace id of every record of the call.
+	trace trace.SpanContext
 }
 
 func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions, stream bool) (*call, error) {
@@ -449,7 +454,7 @@ func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions
 	if len(req.Messages) == 0 {
 		return nil, badRequest("messages must not be empty")
 	}
-	c := g.newCall(rt, p, req.Model, opts, stream)
+	c := g.newCall(ctx, rt, p, req.Model, opts, stream)
 	c.req = req
 	c.size = measurePrompt(req)
 	g.prepareCache(c, rt.cache, deterministic(req), func() (cacheKey, error) { return chatCacheKey(opts.Tenant, req) })
@@ -457,7 +462,7 @@ func (g *Gateway) begin(ctx context.Context, req *ChatRequest, opts *CallOptions
 }
 
 // newCall starts the state of a call routed to pool p.
-func (g *Gateway) newCall(rt *routes, p *pool, model string, opts *CallOptions, stream bool) *call {
+func (g *Gateway) newCall(ctx context.Context, rt *routes, p *pool, model string, opts *CallOptions, stream bool) *call {
 	targets := p.order(g.rnd, g.clock.Now(), stream)
 	c := &call{
 		g:           g,
@@ -472,6 +477,7 @@ func (g *Gateway) newCall(rt *routes, p *pool, model string, opts *CallOptions, 
 		excluded:    make([]bool, len(targets)),
 		lastErr:     make([]*Error, len(targets)),
 		cacheStatus: CacheBypass,
+		trace:       trace.SpanContextFromContext(ctx),
 	}
 	if c.requestID == "" {
 		c.requestID = record.NewID()
@@ -733,6 +739,9 @@ func (c *call) checkContext(t *target) *Error {
 func (c *call) newRecord(target string, start time.Time) record.Record {
 	o := c.opts
 	r := record.New(calls.KindModel, start)
+	if c.trace.IsValid() {
+		r.TraceID, r.SpanID = c.trace.TraceID().String(), c.trace.SpanID().String()
+	}
 	r.Tenant = o.Tenant
 	r.KeyID = o.KeyID
 	r.Target = target

@@ -27,6 +27,7 @@ package query
 import (
 	kinds "github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/report"
+	"github.com/gateflow/gateflow/analytics/schema"
 
 	"context"
 	"errors"
@@ -816,4 +817,85 @@ func Tables(req any) ([]string, error) {
 	t := tables(sql)
 	slices.Sort(t)
 	return slices.Compact(t), nil
+}
+
+// CallsRequest asks for the raw records of the tenant's slowest calls in
+// [From, To), narrowed by the filter and, with TraceID, to one trace: the
+// way from a slow row to its trace, and from a trace to all its calls.
+type CallsRequest struct {
+	Filter
+	// TraceID is a W3C trace id (32 lower-case hex digits); empty: any.
+	TraceID string `json:"trace_id,omitempty"`
+	Limit   int    `json:"limit"`
+}
+
+// Call is one raw call record (report.Call).
+type Call = report.Call
+
+// validTraceID accepts what record.SetTrace writes: 32 lower-case hex
+// digits.
+func validTraceID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r CallsRequest) build() (string, clickhouse.Parameters, error) {
+	f, err := r.Filter.normalize()
+	if err != nil {
+		return "", nil, err
+	}
+	if r.Limit <= 0 || r.Limit > MaxLimit {
+		return "", nil, invalid("limit", "must be between 1 and %d", MaxLimit)
+	}
+	if r.TraceID != "" && !validTraceID(r.TraceID) {
+		return "", nil, invalid("trace_id", "want 32 lower-case hexadecimal digits (a W3C trace id)")
+	}
+	b := newBuilder()
+	where := []string{b.tenantScope(f.Tenant),
+		"ts >= fromUnixTimestamp64Milli(" + b.param("from", "Int64", strconv.FormatInt(f.From.UnixMilli(), 10)) + ", 'UTC')",
+		"ts < fromUnixTimestamp64Milli(" + b.param("to", "Int64", strconv.FormatInt(f.To.UnixMilli(), 10)) + ", 'UTC')"}
+	where = append(where, b.filterConds(f, true)...)
+	if r.TraceID != "" {
+		where = append(where, "trace_id = "+b.param("trace_id", "String", r.TraceID))
+	}
+	// FINAL: a record delivered twice is one call.
+	sql := `SELECT toString(id), ts, kind, target, workflow_id, definition, step_id, attempt, status_code, outcome,
+	latency_ms, error_class, trace_id, span_id
+FROM ` + schema.TableCalls + ` FINAL
+WHERE ` + strings.Join(where, " AND ") + `
+ORDER BY latency_ms DESC, id
+LIMIT ` + strconv.Itoa(r.Limit)
+	return sql, b.params, nil
+}
+
+// Calls returns the raw records of the slowest calls of req's scope,
+// slowest first, each with its trace and span id.
+func (q *Querier) Calls(ctx context.Context, req CallsRequest) ([]Call, error) {
+	sql, params, err := req.build()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.conn.Query(clickhouse.Context(ctx, clickhouse.WithParameters(params)), sql)
+	if err != nil {
+		return nil, fmt.Errorf("calls query: %w", err)
+	}
+	defer rows.Close()
+	out := []Call{}
+	for rows.Next() {
+		var c Call
+		if err := rows.Scan(&c.ID, &c.TS, &c.Kind, &c.Target, &c.WorkflowID, &c.Definition, &c.StepID, &c.Attempt,
+			&c.StatusCode, &c.Outcome, &c.LatencyMS, &c.ErrorClass, &c.TraceID, &c.SpanID); err != nil {
+			return nil, fmt.Errorf("calls query: %w", err)
+		}
+		c.TS = c.TS.UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

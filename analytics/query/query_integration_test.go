@@ -629,3 +629,60 @@ func TestCatalogRollups(t *testing.T) {
 		t.Fatalf("gamma's view: %v", got)
 	}
 }
+
+// TestCallsByTrace: the raw calls list, from a slow row to its trace and
+// back to every call of the trace, within the tenant (issue 15 item 4).
+func TestCallsByTrace(t *testing.T) {
+	dsn, _ := embeddedtest.StartClickHouse(t)
+	opts, err := clickhouse.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx := context.Background()
+	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	const slowTrace, otherTrace = "4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"
+	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
+	var rows []sink.Row
+	add := func(tenant string, kind calls.Kind, latency float64, traceID string) {
+		r := record.New(kind, start.Add(time.Duration(len(rows))*time.Second))
+		r.Tenant, r.Target, r.Outcome, r.LatencyMS = tenant, "svc", record.OutcomeOK, latency
+		r.TraceID, r.SpanID = traceID, fmt.Sprintf("%016x", len(rows)+1)
+		rows = append(rows, sink.Row{Record: r, Topic: "t", Offset: int64(len(rows))})
+	}
+	add("acme", calls.KindIngress, 900, slowTrace)
+	add("acme", calls.KindHTTP, 850, slowTrace)
+	add("acme", calls.KindModel, 30, slowTrace)
+	add("acme", calls.KindIngress, 5, otherTrace)
+	add("beta", calls.KindHTTP, 5000, slowTrace) // another tenant's row of the same id
+	add("acme", calls.KindHTTP, 1, "")
+	// Inserted twice (a redelivery): FINAL shows each call once.
+	for range 2 {
+		if err := sink.InsertRows(ctx, conn, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := query.New(conn)
+	f := query.Filter{Tenant: "acme", From: start.Add(-time.Minute), To: start.Add(time.Hour)}
+	slowest, err := q.Calls(ctx, query.CallsRequest{Filter: f, Limit: 1})
+	if err != nil || len(slowest) != 1 || slowest[0].TraceID != slowTrace || slowest[0].LatencyMS != 900 || slowest[0].SpanID == "" {
+		t.Fatalf("slowest: %+v %v", slowest, err)
+	}
+	trace, err := q.Calls(ctx, query.CallsRequest{Filter: f, TraceID: slowest[0].TraceID, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, c := range trace {
+		kinds = append(kinds, c.Kind)
+	}
+	if got := strings.Join(kinds, ","); got != "ingress,http,model" {
+		t.Fatalf("calls of the trace, slowest first: %s (%+v)", got, trace)
+	}
+}

@@ -25,6 +25,7 @@ func TestFiltersAreParameters(t *testing.T) {
 		"trend":   TrendRequest{Filter: f, Interval: Hour, GroupBy: ByModel}.build,
 		"top":     TopRequest{Filter: f, By: ByService, Metric: ByCost, Limit: 5}.build,
 		"compare": CompareRequest{Filter: f, By: ByDefinition}.build,
+		"calls":   CallsRequest{Filter: f, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Limit: 5}.build,
 		"approvals": func() (string, clickhouse.Parameters, error) {
 			af := f
 			af.Kind, af.Target = "", ""
@@ -56,7 +57,7 @@ func TestFiltersAreParameters(t *testing.T) {
 					t.Fatalf("parameter %s not used in SQL:\n%s", p, sql)
 				}
 			}
-			if name == "trend" || name == "top" || name == "compare" {
+			if name == "trend" || name == "top" || name == "compare" || name == "calls" {
 				for _, k := range []string{"kind", "target", "definition", "step"} {
 					if !strings.HasPrefix(params[k], evil) {
 						t.Fatalf("filter %s not passed as a parameter: %v", k, params)
@@ -120,6 +121,11 @@ func TestInvalidRequests(t *testing.T) {
 		"cache kind":       func() error { f := ok; f.Kind = "http"; _, _, err := CacheRequest{Filter: f}.build(); return err },
 		"cache definition": func() error { f := ok; f.Definition = "d"; _, _, err := CacheRequest{Filter: f}.build(); return err },
 		"cache by step":    func() error { _, _, err := CacheRequest{Filter: ok, By: ByStep}.build(); return err },
+		"calls bad trace id": func() error {
+			_, _, err := CallsRequest{Filter: ok, TraceID: "4BF92F3577B34DA6A3CE929D0E0E4736' OR 1=1", Limit: 5}.build()
+			return err
+		},
+		"calls no limit": func() error { _, _, err := CallsRequest{Filter: ok}.build(); return err },
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

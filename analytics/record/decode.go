@@ -75,13 +75,16 @@ const (
 	fUpstreamLatency
 	fCacheStatus
 	fRetries
+	fTraceID
+	fSpanID
 	numFields
 )
 
 var fieldNames = [numFields]string{"schema", "id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms", "request_bytes",
 	"response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class", "error_message", "labels",
-	"api", "api_version", "consumer", "consumer_app", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries"}
+	"api", "api_version", "consumer", "consumer_app", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries",
+	"trace_id", "span_id"}
 
 func fieldOf(key string) int {
 	switch key {
@@ -147,6 +150,10 @@ func fieldOf(key string) int {
 		return fCacheStatus
 	case "retries":
 		return fRetries
+	case "trace_id":
+		return fTraceID
+	case "span_id":
+		return fSpanID
 	case "labels":
 		return fLabels
 	case "api":
@@ -329,6 +336,10 @@ func (d *decoder) field(r *Record, f int) bool {
 		var v int64
 		v, ok = d.int(32)
 		r.Retries = int32(v)
+	case fTraceID:
+		r.TraceID, ok = d.str()
+	case fSpanID:
+		r.SpanID, ok = d.str()
 	case fLabels:
 		r.Labels, ok = d.labels()
 	case fAPI:

@@ -111,6 +111,8 @@ func (r *Record) AppendJSON(b []byte) []byte {
 	}
 	b = appendStringField(b, "cache_status", r.CacheStatus, true)
 	b = appendIntField(b, "retries", int64(r.Retries))
+	b = appendStringField(b, "trace_id", r.TraceID, true)
+	b = appendStringField(b, "span_id", r.SpanID, true)
 	return append(b, '}')
 }
 

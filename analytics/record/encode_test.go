@@ -49,7 +49,8 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		"negative": {Schema: 1, ID: NewID(), TS: 3, Kind: calls.KindApproval, Outcome: OutcomeRejected, LatencyMS: -0.5, Attempt: -1},
 		"proxy": {Schema: 1, ID: NewID(), TS: 4, Tenant: "acme", Kind: calls.KindProxy, Target: "orders", Outcome: OutcomeOK,
 			API: "orders", Version: "2", Consumer: "acme/shop", Upstream: "10.0.0.1:8080@eu-1", Method: "GET",
-			Route: "/orders/42?x=\"y\"", UpstreamLatencyMS: 0.731, CacheStatus: "miss", Retries: 1, StatusCode: 200},
+			Route: "/orders/42?x=\"y\"", UpstreamLatencyMS: 0.731, CacheStatus: "miss", Retries: 1, StatusCode: 200,
+			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00f067aa0ba902b7"},
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -7,10 +7,12 @@
 package record
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gateflow/gateflow/activities/calls"
 )
@@ -89,6 +91,12 @@ type Record struct {
 	UpstreamLatencyMS float64 `json:"upstream_latency_ms,omitempty"`
 	CacheStatus       string  `json:"cache_status,omitempty"`
 	Retries           int32   `json:"retries,omitempty"`
+	// TraceID and SpanID are the W3C trace context of the call (32 and
+	// 16 lower-case hex digits): the ingress request's server span, or the
+	// activity's span; empty when the call ran outside a trace. One
+	// request's records share the trace id (docs/TRACING.md).
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
 }
 
 // New returns a record of the given kind started at start, with a fresh id
@@ -100,6 +108,16 @@ func New(kind calls.Kind, start time.Time) Record {
 		TS:     start.UnixMilli(),
 		Kind:   kind,
 	}
+}
+
+// SetTrace fills TraceID and SpanID from the span in ctx; it leaves them
+// empty when ctx holds no valid span.
+func (r *Record) SetTrace(ctx context.Context) {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return
+	}
+	r.TraceID, r.SpanID = sc.TraceID().String(), sc.SpanID().String()
 }
 
 // NewID returns a new UUIDv7 string.

@@ -228,3 +228,32 @@ type CacheResponse struct {
 	Total  CacheStats   `json:"total"`
 	Groups []CacheStats `json:"groups,omitempty"`
 }
+
+// Call is one call record as GET /v1/analytics/calls lists it: enough to
+// see why it is there and to open its trace (TraceID in the tracing
+// backend; docs/TRACING.md).
+type Call struct {
+	ID         string    `json:"id"`
+	TS         time.Time `json:"ts"`
+	Kind       string    `json:"kind"`
+	Target     string    `json:"target"`
+	WorkflowID string    `json:"workflow_id,omitempty"`
+	Definition string    `json:"definition,omitempty"`
+	StepID     string    `json:"step_id,omitempty"`
+	Attempt    int32     `json:"attempt,omitempty"`
+	StatusCode int32     `json:"status_code,omitempty"`
+	Outcome    string    `json:"outcome"`
+	LatencyMS  float64   `json:"latency_ms"`
+	ErrorClass string    `json:"error_class,omitempty"`
+	TraceID    string    `json:"trace_id,omitempty"`
+	SpanID     string    `json:"span_id,omitempty"`
+}
+
+// CallsResponse answers GET /v1/analytics/calls: the slowest calls of the
+// scope (of one trace when TraceID is set), slowest first.
+type CallsResponse struct {
+	Scope
+	TraceID string `json:"trace_id,omitempty"`
+	Limit   int    `json:"limit"`
+	Calls   []Call `json:"calls"`
+}

@@ -786,7 +786,8 @@ var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "
 	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms",
 	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class",
 	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset",
-	"api", "api_version", "consumer", "consumer_app", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries"}
+	"api", "api_version", "consumer", "consumer_app", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries",
+	"trace_id", "span_id"}
 
 // InsertSQL is the raw insert statement, shared with the benchmark that
 // compares the pipeline with a bare insert.
@@ -869,6 +870,7 @@ func InsertRowsToken(ctx context.Context, conn driver.Conn, rows []Row, token st
 		upstream, method, route, cacheSt = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		upLatency                        = make([]float64, n)
 		retries                          = make([]int32, n)
+		traceID, spanID                  = make([]string, n), make([]string, n)
 	)
 	for i := range rows {
 		r := &rows[i]
@@ -889,6 +891,7 @@ func InsertRowsToken(ctx context.Context, conn driver.Conn, rows []Row, token st
 		apiName[i], apiVer[i], consumer[i], consumerApp[i] = r.API, r.APIVersion, r.Consumer, r.ConsumerApp
 		upstream[i], method[i], route[i] = r.Upstream, r.Method, r.Route
 		upLatency[i], cacheSt[i], retries[i] = r.UpstreamLatencyMS, r.CacheStatus, r.Retries
+		traceID[i], spanID[i] = r.TraceID, r.SpanID
 	}
 	batch, err := conn.PrepareBatch(ctx, InsertSQL)
 	if err != nil {
@@ -897,7 +900,7 @@ func InsertRowsToken(ctx context.Context, conn driver.Conn, rows []Row, token st
 	defer batch.Close()
 	cols := []any{id, ts, tenant, keyID, kind, target, wf, run, def, ver, stp, attempt, status, outcome,
 		latency, reqB, respB, tokIn, tokOut, cost, cache, saved, errClass, errMsg, labels, schemaV, topic, partition, offset,
-		apiName, apiVer, consumer, consumerApp, upstream, method, route, upLatency, cacheSt, retries}
+		apiName, apiVer, consumer, consumerApp, upstream, method, route, upLatency, cacheSt, retries, traceID, spanID}
 	for i, c := range cols {
 		if err := batch.Column(i).Append(c); err != nil {
 			return fmt.Errorf("insert column %s: %w", insertColumns[i], err)

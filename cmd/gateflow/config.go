@@ -22,9 +22,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
+	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/gateflow/gateflow/analytics/schema"
+	"github.com/gateflow/gateflow/tracing"
 	"github.com/gateflow/gateflow/workflows"
 )
 
@@ -143,6 +145,13 @@ type temporalConfig struct {
 	TLS       tlsConfig
 	// PayloadKeyFile enables the payload codec (payloadcodec).
 	PayloadKeyFile string
+	// Tracing configures traces (flags of every process that talks to
+	// Temporal).
+	Tracing tracingConfig
+
+	// Set by code, not flags: the process's tracing, whose interceptor
+	// dial installs on the client (and so on its workers); nil: none.
+	tracer *tracing.Tracing
 }
 
 func (c *temporalConfig) bind(fs *pflag.FlagSet) {
@@ -152,6 +161,7 @@ func (c *temporalConfig) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.APIKey, "temporal-api-key", "", "Temporal Cloud API key (prefer the env variable)")
 	c.TLS.bind(fs, "temporal", "Temporal")
 	fs.StringVar(&c.PayloadKeyFile, "payload-key-file", "", "AES-256-GCM keys encrypting what is stored in Temporal (docs/SECURITY.md); every process needs the same file")
+	c.Tracing.bind(fs)
 }
 
 func (c temporalConfig) validate() error {
@@ -165,6 +175,7 @@ func (c temporalConfig) validate() error {
 	if c.TaskQueue == "" {
 		errs = append(errs, errors.New("--temporal-task-queue: must not be empty"))
 	}
+	errs = append(errs, c.Tracing.validate())
 	return errors.Join(errs...)
 }
 
@@ -191,11 +202,88 @@ func (c temporalConfig) dial(ctx context.Context, mh client.MetricsHandler, log 
 	if codec != nil {
 		codec.ApplyTo(&opts)
 	}
+	if c.tracer != nil {
+		// The SDK's OpenTelemetry interceptor: the caller's span goes into
+		// the workflow's header, the workflow's into each activity's, and
+		// each activity runs in a span of the same trace. Workflow spans
+		// are made outside workflow code, which stays deterministic.
+		ti, err := temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{
+			Tracer:            c.tracer.Provider().Tracer("go.temporal.io/sdk"),
+			TextMapPropagator: c.tracer.TextMapPropagator(),
+			// No baggage: only the trace context goes into histories.
+			DisableBaggage: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("temporal tracing interceptor: %w", err)
+		}
+		opts.Interceptors = append(opts.Interceptors, ti)
+	}
 	cl, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", c.HostPort, c.Namespace, err)
 	}
 	return cl, nil
+}
+
+// tracingConfig configures traces (docs/TRACING.md): trace ids are always
+// made and passed on; spans are recorded and exported over OTLP/gRPC only
+// with an endpoint.
+type tracingConfig struct {
+	// OTLPEndpoint is the collector's URL; empty: the standard
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT,
+	// and without those no export.
+	OTLPEndpoint string
+	// SampleRatio is the share of new traces exported.
+	SampleRatio float64
+}
+
+// otelEndpointEnv are the standard OpenTelemetry variables naming the
+// collector, read when --otlp-endpoint is not given (the traces one first).
+var otelEndpointEnv = []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+
+func (c *tracingConfig) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector receiving trace spans, http://host:4317 (plain text) or https://host:4317 (empty: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else no export)")
+	fs.Float64Var(&c.SampleRatio, "trace-sample-ratio", 1, "share of new traces recorded and exported when an OTLP endpoint is set (a caller's sampled flag is followed)")
+}
+
+// endpoint is the flag's value, else the standard variables'.
+func (c tracingConfig) endpoint() (string, string) {
+	if c.OTLPEndpoint != "" {
+		return c.OTLPEndpoint, "--otlp-endpoint"
+	}
+	for _, v := range otelEndpointEnv {
+		if e := os.Getenv(v); e != "" {
+			return e, v
+		}
+	}
+	return "", ""
+}
+
+func (c tracingConfig) validate() error {
+	var errs []error
+	if e, from := c.endpoint(); e != "" {
+		if err := tracing.CheckEndpoint(e); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", from, err))
+		}
+	}
+	if c.SampleRatio <= 0 || c.SampleRatio > 1 {
+		errs = append(errs, fmt.Errorf("--trace-sample-ratio %g: want a share in (0, 1]", c.SampleRatio))
+	}
+	return errors.Join(errs...)
+}
+
+// start returns the process's tracing (service is its service.name);
+// Shutdown it last, to flush the spans.
+func (c tracingConfig) start(ctx context.Context, service string, log *slog.Logger) (*tracing.Tracing, error) {
+	e, from := c.endpoint()
+	tr, err := tracing.New(ctx, tracing.Options{Service: service, Endpoint: e, SampleRatio: c.SampleRatio})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", from, err)
+	}
+	if e != "" {
+		log.Info("exporting trace spans", "endpoint", redactDSN(e), "from", from, "sample_ratio", c.SampleRatio)
+	}
+	return tr, nil
 }
 
 // kafkaConfig locates the Kafka cluster and the call-record topics.

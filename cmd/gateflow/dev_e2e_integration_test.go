@@ -134,6 +134,7 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	e.waitRecords(chAddr, wantKinds)
 	e.checkModelRecords(chAddr, small.id)
+	e.checkTrace(chAddr)
 
 	e.checkMetrics()
 

@@ -179,6 +179,11 @@ func runTriggersProcess(ctx context.Context, cfg triggersConfig, log *slog.Logge
 		return err
 	}
 	defer closeProducer()
+	_, stopTracing, err := startTracing(ctx, &cfg.Temporal, "gateflow-events", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	c, err := dialOrchestrations(ctx, cfg.Temporal, nil, log)
 	if err != nil {
 		return err

@@ -260,6 +260,11 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	}
 	defer closeProducer()
 
+	tr, stopTracing, err := startTracing(ctx, &cfg.Temporal, "gateflow-ingress", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	c, err := dialOrchestrations(ctx, cfg.Temporal, nil, log)
 	if err != nil {
 		return err
@@ -285,7 +290,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 	}
 	// The model gateway: /v1/chat/completions, prompt APIs and MCP tools.
 	analytics := query.New(ch)
-	gw, err := newModelGateway(bgCtx, reg, analytics, prod, log)
+	gw, err := newModelGateway(bgCtx, reg, analytics, prod, tr, log)
 	if err != nil {
 		return err
 	}
@@ -323,6 +328,7 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		Metrics:  metrics,
 		Ready:    ready,
 		Log:      log.With("component", "ingress"),
+		Tracing:  tr,
 	}, ingress.Config{
 		Addr:            cfg.Listen,
 		ReadTimeout:     cfg.ReadTimeout,

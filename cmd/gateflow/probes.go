@@ -44,7 +44,7 @@ func serveProbes(addr, process string, reg *prometheus.Registry, ready func(cont
 		w.WriteHeader(status)
 		_, _ = io.WriteString(w, body.String())
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)

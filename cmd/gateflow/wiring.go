@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ import (
 	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/spool"
+	"github.com/gateflow/gateflow/tracing"
 	"github.com/gateflow/gateflow/worker"
 )
 
@@ -113,13 +115,34 @@ func stoppedOr(ctx context.Context, err error) error {
 	return fmt.Errorf("%w: %v", ctx.Err(), err)
 }
 
+// startTracing starts the process's tracing (service is its
+// service.name) and hands it to cfg, whose client then carries traces
+// through Temporal. stop flushes the spans; call it after the client and
+// the servers are closed.
+func startTracing(ctx context.Context, cfg *temporalConfig, service string, log *slog.Logger) (*tracing.Tracing, func(), error) {
+	tr, err := cfg.Tracing.start(ctx, service, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.tracer = tr
+	return tr, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tr.Shutdown(sctx); err != nil {
+			log.Warn("trace spans not flushed", "err", err)
+		}
+	}, nil
+}
+
 // newModelGateway builds the model gateway of a process and keeps it
 // following registry reloads until ctx ends. Budgets read tenants' spend
 // from the ClickHouse rollups, so every replica sees the same figure.
 func newModelGateway(ctx context.Context, reg *sysconfig.Registry, spend llm.SpendReader, rec llm.Recorder,
-	log *slog.Logger) (*llm.Gateway, error) {
+	tr *tracing.Tracing, log *slog.Logger) (*llm.Gateway, error) {
 	models := reg.Current().Models()
 	gw, err := llm.NewGateway(models, llm.Deps{
+		// Provider requests carry the caller's traceparent.
+		HTTP:     &http.Client{Transport: tr.Transport(llm.NewTransport())},
 		Recorder: rec,
 		Budget:   llm.NewBudgets(spend, reg, nil, models.Budget),
 		Log:      log.With("component", "models"),

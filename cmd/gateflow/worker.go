@@ -169,6 +169,11 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	}
 	defer closeProducer()
 
+	tr, stopTracing, err := startTracing(ctx, &cfg.Temporal, "gateflow-worker", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	c, err := dialOrchestrations(ctx, cfg.Temporal, sdkMetrics.Handler(), log)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -188,7 +193,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 		return err
 	}
 	defer ch.Close()
-	gw, err := newModelGateway(watchCtx, reg, query.New(ch), prod, log)
+	gw, err := newModelGateway(watchCtx, reg, query.New(ch), prod, tr, log)
 	if err != nil {
 		return err
 	}
@@ -197,7 +202,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 	ensureReplicatedTopics(ctx, cfg.Replication, cfg.Kafka, transport, log)
 	pub := replicated.NewPublisher(replicated.PublisherConfig{Brokers: cfg.Kafka.Brokers, Transport: transport})
 	defer pub.Close()
-	mcp := activities.NewMCPActivity(reg, prod, activities.MCPOptions{Logger: log.With("component", "mcp-activity")})
+	mcp := activities.NewMCPActivity(reg, prod, activities.MCPOptions{Logger: log.With("component", "mcp-activity"), Tracing: tr})
 
 	w, err := worker.New(c, worker.Options{
 		TaskQueue:               cfg.Temporal.TaskQueue,
@@ -207,6 +212,7 @@ func runWorker(ctx context.Context, cfg workerConfig, log *slog.Logger) error {
 			MaxResponseBytes: cfg.MaxResponseBytes,
 			DefaultTimeout:   cfg.HTTPTimeout,
 			Callbacks:        callback.NewIssuer(reg.CallbackSettings),
+			Tracing:          tr,
 		},
 		Logger: log.With("component", "worker"),
 	}, worker.Deps{

@@ -34,6 +34,7 @@ type Querier interface {
 	Compare(ctx context.Context, req query.CompareRequest) ([]query.Change, error)
 	TokensSince(ctx context.Context, tenant string, since time.Time) (int64, error)
 	Cache(ctx context.Context, req query.CacheRequest) ([]query.CacheStats, error)
+	Calls(ctx context.Context, req query.CallsRequest) ([]query.Call, error)
 }
 
 // Scope is what every answer echoes (report.Scope).
@@ -61,6 +62,8 @@ type (
 	TokensResponse = report.TokensResponse
 	// CacheResponse answers GET /v1/analytics/cache.
 	CacheResponse = report.CacheResponse
+	// CallsResponse answers GET /v1/analytics/calls.
+	CallsResponse = report.CallsResponse
 )
 
 // Options tune Routes.
@@ -204,6 +207,23 @@ func (h *handlers) slowestSteps(r *http.Request, tenant string, now time.Time) (
 		return nil, err
 	}
 	return SlowestStepsResponse{Scope: scopeOf(f), Limit: limit, Steps: steps}, nil
+}
+
+// calls lists the slowest raw calls, each with its trace id; with
+// trace_id, the calls of one trace.
+func (h *handlers) calls(r *http.Request, tenant string, now time.Time) (any, error) {
+	p := newParams(r, now, with(filterParams, "trace_id", "limit")...)
+	f := p.rangeAndFilters(tenant)
+	traceID := p.str("trace_id")
+	limit := p.intRange("limit", 20, 1, query.MaxLimit)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	cs, err := h.q.Calls(r.Context(), query.CallsRequest{Filter: f, TraceID: traceID, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	return CallsResponse{Scope: scopeOf(f), TraceID: traceID, Limit: limit, Calls: cs}, nil
 }
 
 func (h *handlers) approvals(r *http.Request, tenant string, now time.Time) (any, error) {

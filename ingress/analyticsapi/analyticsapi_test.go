@@ -61,6 +61,13 @@ func (f *fakeQuerier) SlowestSteps(_ context.Context, fl query.Filter, limit int
 	return []query.Item{{Group: "step", Stats: query.Stats{Calls: callsOf(fl.Tenant)}}}, nil
 }
 
+func (f *fakeQuerier) Calls(_ context.Context, r query.CallsRequest) ([]query.Call, error) {
+	if err := f.record(r); err != nil {
+		return nil, err
+	}
+	return []query.Call{{ID: "c1", Kind: "http", Target: r.Tenant + "-svc", Outcome: "ok", LatencyMS: 12.5, TraceID: r.TraceID}}, nil
+}
+
 func (f *fakeQuerier) ApprovalTurnaround(_ context.Context, fl query.Filter) ([]query.Approval, error) {
 	if err := f.record(fl); err != nil {
 		return nil, err
@@ -348,6 +355,16 @@ func TestClient(t *testing.T) {
 		if errors.As(err, &ce); ce.Details[0].Path != "definition" {
 			t.Errorf("details %+v", ce.Details)
 		}
+	}
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	if cs, err := c.AnalyticsCalls(ctx, client.AnalyticsFilter{Kind: "http"}, traceID, 0); err != nil || cs.Limit != 20 ||
+		cs.TraceID != traceID || len(cs.Calls) != 1 || cs.Calls[0].TraceID != traceID {
+		t.Errorf("calls %+v %v", cs, err)
+	} else if got := q.lastReq().(query.CallsRequest); got.TraceID != traceID || got.Kind != "http" || got.Tenant != "acme" || got.Limit != 20 {
+		t.Errorf("calls request %+v", got)
+	}
+	if _, err := c.AnalyticsCalls(ctx, client.AnalyticsFilter{}, "", 5000); client.StatusCode(err) != 400 {
+		t.Errorf("calls with limit 5000: %v", err)
 	}
 	if s, err := c.AnalyticsSlowestSteps(ctx, client.AnalyticsFilter{Definition: "triage"}, 5); err != nil || s.Limit != 5 {
 		t.Errorf("slowest %+v %v", s, err)

@@ -50,6 +50,18 @@ func (h *handlers) routes() []api.Route {
 			Params:      with2(rangeParams(), filterParamDocs(), []api.Param{limitParam()}),
 			Responses:   responses("AnalyticsSlowestSteps", "The steps, slowest first."),
 		}),
+		get("/v1/analytics/calls", h.calls, api.Operation{
+			ID: "analyticsCalls", Summary: "The slowest calls, one record each, with their trace ids",
+			Description: "Raw call records (not rollups), slowest first, each with the W3C trace and span id of the call: " +
+				"open trace_id in your tracing backend, or pass it back as trace_id to list every call of that trace " +
+				"(the ingress request, its workflow's activities, their model calls). See docs/TRACING.md.",
+			Params: with2(rangeParams(), filterParamDocs(), []api.Param{
+				{Name: "trace_id", In: "query", Description: "Only calls of this trace (32 lower-case hex digits).", Schema: str()},
+				{Name: "limit", In: "query", Description: "Number of calls, 1-" + strconv.Itoa(query.MaxLimit) + " (default 20).",
+					Schema: map[string]any{"type": "integer", "minimum": 1, "maximum": query.MaxLimit}},
+			}),
+			Responses: responses("AnalyticsCalls", "The calls, slowest first."),
+		}),
 		get("/v1/analytics/approvals", h.approvals, api.Operation{
 			ID: "analyticsApprovals", Summary: "Approval turnaround (waiting to decided) by approver role",
 			Description: "A decider with several roles counts under each. Approvals are placed in time by when the wait started.",
@@ -190,6 +202,14 @@ func schemas() map[string]any {
 				"group": str(), "current": api.Ref("AnalyticsStats"), "previous": api.Ref("AnalyticsStats"),
 				"calls_change": nullableNum, "error_rate_change": nullableNum, "latency_p95_change": nullableNum,
 				"cost_change": nullableNum, "tokens_change": nullableNum,
+			})),
+		})),
+		"AnalyticsCalls": obj(append(scopeReq, "limit", "calls"), merge(scope, map[string]any{
+			"trace_id": str(), "limit": integer,
+			"calls": arr(obj([]string{"id", "ts", "kind", "target", "outcome", "latency_ms"}, map[string]any{
+				"id": str(), "ts": dt, "kind": str(), "target": str(), "workflow_id": str(), "definition": str(), "step_id": str(),
+				"attempt": integer, "status_code": integer, "outcome": str(), "latency_ms": num, "error_class": str(),
+				"trace_id": str(), "span_id": str(),
 			})),
 		})),
 		"AnalyticsTokens": obj([]string{"tenant", "since", "tokens"}, map[string]any{"tenant": str(), "since": dt, "tokens": integer}),

@@ -25,6 +25,8 @@ type (
 	AnalyticsTokens = report.TokensResponse
 	// AnalyticsCache answers AnalyticsCache.
 	AnalyticsCache = report.CacheResponse
+	// AnalyticsCalls answers AnalyticsCalls.
+	AnalyticsCalls = report.CallsResponse
 )
 
 // AnalyticsFilter selects the calls an analytics question is about; empty
@@ -99,6 +101,14 @@ func (c *Client) AnalyticsTop(ctx context.Context, f AnalyticsFilter, by, metric
 func (c *Client) AnalyticsSlowestSteps(ctx context.Context, f AnalyticsFilter, limit int) (AnalyticsSlowestSteps, error) {
 	var out AnalyticsSlowestSteps
 	_, err := c.call(ctx, http.MethodGet, "/v1/analytics/slowest-steps", f.values("limit", limitString(limit)), nil, nil, &out)
+	return out, err
+}
+
+// AnalyticsCalls returns the slowest calls of f, one raw record each with
+// its trace id; with traceID, the calls of that trace (docs/TRACING.md).
+func (c *Client) AnalyticsCalls(ctx context.Context, f AnalyticsFilter, traceID string, limit int) (AnalyticsCalls, error) {
+	var out AnalyticsCalls
+	_, err := c.call(ctx, http.MethodGet, "/v1/analytics/calls", f.values("trace_id", traceID, "limit", limitString(limit)), nil, nil, &out)
 	return out, err
 }
 

@@ -36,6 +36,7 @@ import (
 
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
+	"github.com/gateflow/gateflow/tracing"
 )
 
 // Recorder receives one call record per gateway call; the analytics
@@ -383,6 +384,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		out.ContentLength = r.ContentLength // -1: chunked
 	}
 	setForwarded(out.Header, r)
+	// The upstream joins the request's trace as a child of the ingress's
+	// server span (replacing the client's traceparent, its parent).
+	tracing.Inject(r.Context(), out.Header)
 	out.Header[HeaderRequestID] = []string{rid}
 	t := cl.target
 	out.Header[HeaderTenant] = []string{t.Consumer.Tenant}
@@ -532,7 +536,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, cl *call, limit 
 		}
 	}
 	cl.upstreamDur = time.Since(upStart)
-	c.m.upstream.Observe(cl.upstreamDur.Seconds())
+	tracing.Observe(r.Context(), c.m.upstream, cl.upstreamDur.Seconds())
 	if resp == nil {
 		kind, detail := ErrUpstreamUnreachable, describeDialError(lastErr)
 		if timedOut {

@@ -25,6 +25,7 @@ func (p *Proxy) emit(r *http.Request, info *api.RequestInfo, cl *call) {
 		return
 	}
 	rec := record.New(calls.KindProxy, cl.start)
+	rec.SetTrace(r.Context())
 	t := cl.target
 	rec.Tenant = t.Owner
 	rec.Target = t.API
