@@ -21,7 +21,7 @@ import (
 
 	"github.com/gateflow/gateflow/activities/calls"
 	"github.com/gateflow/gateflow/analytics/record"
-	"github.com/gateflow/gateflow/tracing"
+	"github.com/gateflow/gateflow/activities/tracing"
 )
 
 // Defaults of the HTTP activity.

@@ -13,7 +13,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/gateflow/gateflow/ingress/ratelimit"
-	"github.com/gateflow/gateflow/tracing"
+	"github.com/gateflow/gateflow/activities/tracing"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 )
 

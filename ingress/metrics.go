@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/gateflow/gateflow/tracing"
+	"github.com/gateflow/gateflow/activities/tracing"
 )
 
 // metrics are the ingress's Prometheus collectors.

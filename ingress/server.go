@@ -30,7 +30,7 @@ import (
 	"github.com/gateflow/gateflow/ingress/auth"
 	"github.com/gateflow/gateflow/ingress/httperr"
 	"github.com/gateflow/gateflow/ingress/ratelimit"
-	"github.com/gateflow/gateflow/tracing"
+	"github.com/gateflow/gateflow/activities/tracing"
 	"github.com/gateflow/gateflow/workflows"
 	"github.com/gateflow/gateflow/workflows/definition"
 	"github.com/gateflow/gateflow/workflows/orchestrator"

@@ -26,7 +26,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/gateflow/gateflow/analytics/schema"
-	"github.com/gateflow/gateflow/tracing"
+	"github.com/gateflow/gateflow/activities/tracing"
 	"github.com/gateflow/gateflow/workflows"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/spool"
-	"github.com/gateflow/gateflow/tracing"
+	"github.com/gateflow/gateflow/activities/tracing"
 	"github.com/gateflow/gateflow/worker"
 )
 

@@ -36,7 +36,7 @@ import (
 
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
-	"github.com/gateflow/gateflow/tracing"
+	"github.com/gateflow/gateflow/activities/tracing"
 )
 
 // Recorder receives one call record per gateway call; the analytics
