@@ -20,8 +20,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gateflow/gateflow/activities/calls"
-	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/activities/tracing"
+	"github.com/gateflow/gateflow/analytics/record"
 )
 
 // Defaults of the HTTP activity.

@@ -23,8 +23,8 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/gateflow/gateflow/activities/calls"
-	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/activities/tracing"
+	"github.com/gateflow/gateflow/analytics/record"
 )
 
 // Defaults of the MCP activity.

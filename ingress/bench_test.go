@@ -12,8 +12,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/activities/tracing"
+	"github.com/gateflow/gateflow/ingress/ratelimit"
 	"github.com/gateflow/gateflow/workflows/orchestrator"
 )
 

@@ -48,7 +48,9 @@ func (q *cliQuerier) Cache(_ context.Context, r query.CacheRequest) ([]query.Cac
 	return []query.CacheStats{{Lookups: 10, Hits: 4, Misses: 6, HitRate: 0.4, CostSavedUSD: 0.02}}, nil
 }
 
-func (q *cliQuerier) Calls(context.Context, query.CallsRequest) ([]query.Call, error) { return nil, nil }
+func (q *cliQuerier) Calls(context.Context, query.CallsRequest) ([]query.Call, error) {
+	return nil, nil
+}
 
 func indexOf(xs []string, x string) int {
 	for i, v := range xs {

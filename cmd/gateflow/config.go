@@ -25,8 +25,8 @@ import (
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	tlog "go.temporal.io/sdk/log"
 
-	"github.com/gateflow/gateflow/analytics/schema"
 	"github.com/gateflow/gateflow/activities/tracing"
+	"github.com/gateflow/gateflow/analytics/schema"
 	"github.com/gateflow/gateflow/workflows"
 )
 

@@ -16,9 +16,9 @@ import (
 
 	"github.com/gateflow/gateflow/activities/llm"
 	"github.com/gateflow/gateflow/activities/sysconfig"
+	"github.com/gateflow/gateflow/activities/tracing"
 	"github.com/gateflow/gateflow/analytics/producer"
 	"github.com/gateflow/gateflow/analytics/spool"
-	"github.com/gateflow/gateflow/activities/tracing"
 	"github.com/gateflow/gateflow/worker"
 )
 

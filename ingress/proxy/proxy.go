@@ -34,9 +34,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gateflow/gateflow/activities/tracing"
 	"github.com/gateflow/gateflow/analytics/record"
 	"github.com/gateflow/gateflow/ingress/api"
-	"github.com/gateflow/gateflow/activities/tracing"
 )
 
 // Recorder receives one call record per gateway call; the analytics
