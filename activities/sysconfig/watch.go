@@ -48,21 +48,21 @@ const (
 // OnChange calls fn on every SIGHUP and, when interval > 0, whenever the
 // Fingerprint of paths changes, until ctx is done. It blocks: run it in its
 // own goroutine. A failed reload is not retried until the files change
-// again, so a broken edit is logged once. A change is acted on only once
-// two polls in a row agree on it: a file being written (truncated, then
-// filled) is not reloaded half-written, and one edit is one call.
+// again, so a broken edit is logged once. A change is acted on only when
+// the files look the same a moment later (a quarter second, or interval if
+// shorter): a file being written (truncated, then filled) is not reloaded
+// half-written, and one edit is one call.
 func OnChange(ctx context.Context, interval time.Duration, paths []string, fn func(trigger string)) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)
 	defer signal.Stop(sig)
 	var tick <-chan time.Time
-	var last, seen string
+	var last string
 	if interval > 0 {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		tick = t.C
 		last = Fingerprint(paths...)
-		seen = last
 	}
 	for {
 		select {
@@ -71,16 +71,24 @@ func OnChange(ctx context.Context, interval time.Duration, paths []string, fn fu
 		case <-sig:
 			if tick != nil {
 				last = Fingerprint(paths...)
-				seen = last
 			}
 			fn(TriggerSignal)
 		case <-tick:
 			fp := Fingerprint(paths...)
-			if fp != last && fp == seen {
+			if fp == last {
+				continue
+			}
+			// Changed: confirm after a short pause that the files
+			// have stopped changing (or wait for the next poll).
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(interval, 250*time.Millisecond)):
+			}
+			if again := Fingerprint(paths...); again == fp {
 				last = fp
 				fn(TriggerChange)
 			}
-			seen = fp
 		}
 	}
 }
