@@ -50,6 +50,9 @@ type benchProxyConfig struct {
 	KafkaDir string
 	LogFile  string
 	CPUProf  string
+	// Records is the gateway's record log (--records-durable): the
+	// benchmark runs the gateway both ways to price the durable log.
+	Records recordLogConfig
 }
 
 // benchProxyToken is the API key of the gateway role (tenant bench).
@@ -95,6 +98,7 @@ func newBenchProxyCmd() *cobra.Command {
 	fs.StringVar(&cfg.KafkaDir, "kafka-dir", "", "upstream: the broker's data dir (default: a temporary dir)")
 	fs.StringVar(&cfg.LogFile, "log-file", os.DevNull, "gateway: where the JSON access log goes")
 	fs.StringVar(&cfg.CPUProf, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	cfg.Records.bind(fs)
 	return cmd
 }
 
@@ -212,7 +216,7 @@ func runBenchGateway(ctx context.Context, cfg benchProxyConfig) error {
 		return err
 	}
 	defer os.RemoveAll(spool)
-	prod, closeProducer, err := openProducer(kc, transport, spool, flagDefaults((*recordLogConfig).bind), metrics, log)
+	prod, closeProducer, err := openProducer(kc, transport, spool, cfg.Records, metrics, log)
 	if err != nil {
 		return err
 	}
