@@ -144,8 +144,9 @@ type Sink struct {
 	// batchBuf and rowsBuf are reused by every batch (collect, filter):
 	// growing a fresh slice of 50k pending messages cost more CPU than
 	// decoding them.
-	batchBuf, rowsBuf []pending
-	rowPtrs           []*Row
+	batchBuf []pending
+	rowsBuf  []*pending
+	rowPtrs  []*Row
 
 	logMu        sync.Mutex
 	lastFetchLog time.Time
@@ -366,13 +367,18 @@ func (s *Sink) consume(ctx, gctx context.Context, gen *kafka.Generation, dlq *ka
 		if len(batch) == 0 || gctx.Err() != nil {
 			if len(batch) > 0 {
 				s.dropped(len(batch))
+				clear(batch)
 			}
 			if gctx.Err() != nil || ctx.Err() != nil {
 				return
 			}
 			continue
 		}
-		if err := s.flush(ctx, gctx, gen, dlq, batch); err != nil {
+		err := s.flush(ctx, gctx, gen, dlq, batch)
+		// The buffer is reused: let go of the messages it holds now
+		// rather than when the next batches overwrite them.
+		clear(batch)
+		if err != nil {
 			return
 		}
 	}
@@ -431,15 +437,13 @@ func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pendin
 		// Decode in place: a pending message is ~700 bytes.
 		batch = append(batch, pending{msg: msg, resent: hasHeader(msg.Headers, headerResent)})
 		p := &batch[len(batch)-1]
-		rec, err := record.Decode(msg.Value)
-		if err == nil {
-			// Decode validated the id: a UUID.
-			p.row.id, err = uuid.Parse(rec.ID)
-		}
+		// kafka-go reads every message into bytes of its own, which
+		// nothing modifies: the record may share them.
+		id, err := record.DecodeShared(msg.Value, &p.row.Record)
 		if err != nil {
 			p.reason = err.Error()
 		} else {
-			p.row.Record = rec
+			p.row.id = id
 			p.row.Topic, p.row.Partition, p.row.Offset = msg.Topic, int32(msg.Partition), msg.Offset
 		}
 	}
@@ -466,7 +470,7 @@ func (s *Sink) logFetchError(err error) {
 // unknown outcome behind.
 func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafka.Writer, batch []pending) error {
 	start := time.Now()
-	var rows, dead []pending
+	var rows, dead []*pending
 	var dups int
 	deadDone := false
 	// token is set when the rows are decided, before the first insert is
@@ -583,13 +587,14 @@ func StoredOffsets(ctx context.Context, conn driver.Conn, topic string, partitio
 // and drops records whose id was stored recently from the same partition
 // (dups): the producer writes a record again when a Kafka write's outcome
 // was unknown, at another offset, so the offset mark cannot catch it.
-func (s *Sink) filter(batch []pending) (rows, dead []pending, dups int) {
+func (s *Sink) filter(batch []pending) (rows, dead []*pending, dups int) {
 	if cap(s.rowsBuf) < len(batch) {
-		s.rowsBuf = make([]pending, 0, len(batch))
+		s.rowsBuf = make([]*pending, 0, len(batch))
 	}
 	rows = s.rowsBuf[:0]
 	var inBatch map[uuid.UUID]struct{}
-	for _, p := range batch {
+	for i := range batch {
+		p := &batch[i]
 		if mark, ok := s.stored[p.msg.Partition]; ok && p.msg.Offset <= mark {
 			// Stored already: remember its id for later duplicates.
 			if p.reason == "" {
@@ -640,8 +645,8 @@ func hasHeader(hs []kafka.Header, key string) bool {
 // producer replays its spool), so the rows are looked up in chunks of at
 // most LookupChunk ids, in timestamp order so that each chunk reads a
 // narrow time range.
-func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending, int, error) {
-	var resent []pending
+func (s *Sink) dropStoredResent(ctx context.Context, rows []*pending) ([]*pending, int, error) {
+	var resent []*pending
 	for _, p := range rows {
 		if p.resent {
 			resent = append(resent, p)
@@ -650,7 +655,7 @@ func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending,
 	if len(resent) == 0 {
 		return rows, 0, nil
 	}
-	slices.SortFunc(resent, func(a, b pending) int { return cmp.Compare(a.row.TS, b.row.TS) })
+	slices.SortFunc(resent, func(a, b *pending) int { return cmp.Compare(a.row.TS, b.row.TS) })
 	found := map[string]bool{}
 	for chunk := range slices.Chunk(resent, LookupChunk) {
 		ids := make([]string, len(chunk))
@@ -763,15 +768,15 @@ func (w *idWindow) add(id uuid.UUID) {
 
 // insert writes rows in one batch with token (see flush) and, once
 // accepted, raises the stored marks.
-func (s *Sink) insert(ctx context.Context, rows []pending, token string) error {
+func (s *Sink) insert(ctx context.Context, rows []*pending, token string) error {
 	if len(rows) == 0 {
 		return nil
 	}
 	var err error
 	if s.native != nil {
 		s.rowPtrs = s.rowPtrs[:0]
-		for i := range rows {
-			s.rowPtrs = append(s.rowPtrs, &rows[i].row)
+		for _, p := range rows {
+			s.rowPtrs = append(s.rowPtrs, &p.row)
 		}
 		err = s.native.insert(ctx, s.rowPtrs, token)
 		clear(s.rowPtrs) // do not keep the batch's records alive
@@ -833,7 +838,7 @@ func InsertRowsToken(ctx context.Context, conn driver.Conn, rows []Row, token st
 
 // deadLetter writes undecodable messages to the dead-letter topic with the
 // reason and origin in headers.
-func (s *Sink) deadLetter(ctx context.Context, dlq *kafka.Writer, dead []pending) error {
+func (s *Sink) deadLetter(ctx context.Context, dlq *kafka.Writer, dead []*pending) error {
 	msgs := make([]kafka.Message, len(dead))
 	for i, p := range dead {
 		msgs[i] = kafka.Message{
@@ -957,7 +962,7 @@ func (s *Sink) retryLoop(ctx, gctx context.Context, hold func() bool, what strin
 // topic is deleted and created again (see refreshStale), and a repeated
 // token within the deduplication window would make ClickHouse drop the new
 // rows silently as a duplicate insert.
-func batchToken(group string, rows []pending) string {
+func batchToken(group string, rows []*pending) string {
 	h := sha256.New()
 	h.Write([]byte(group))
 	var b [28]byte

@@ -81,27 +81,27 @@ func TestConfigDefaults(t *testing.T) {
 // created again) get another one, so ClickHouse does not drop them as a
 // repeated insert.
 func TestBatchTokenNamesTheRows(t *testing.T) {
-	row := func(p int, o int64, id uuid.UUID) pending {
-		return pending{msg: kafka.Message{Topic: "t", Partition: p, Offset: o}, row: Row{id: id}}
+	row := func(p int, o int64, id uuid.UUID) *pending {
+		return &pending{msg: kafka.Message{Topic: "t", Partition: p, Offset: o}, row: Row{id: id}}
 	}
 	a, b := uuid.New(), uuid.New()
-	first := batchToken("g", []pending{row(0, 1, a), row(1, 1, b)})
+	first := batchToken("g", []*pending{row(0, 1, a), row(1, 1, b)})
 	tests := []struct {
 		name string
-		rows []pending
+		rows []*pending
 		same bool
 	}{
-		{"same rows (a retry)", []pending{row(0, 1, a), row(1, 1, b)}, true},
-		{"other records at the same offsets", []pending{row(0, 1, uuid.New()), row(1, 1, uuid.New())}, false},
-		{"same records at other offsets", []pending{row(0, 2, a), row(1, 2, b)}, false},
-		{"fewer rows", []pending{row(0, 1, a)}, false},
+		{"same rows (a retry)", []*pending{row(0, 1, a), row(1, 1, b)}, true},
+		{"other records at the same offsets", []*pending{row(0, 1, uuid.New()), row(1, 1, uuid.New())}, false},
+		{"same records at other offsets", []*pending{row(0, 2, a), row(1, 2, b)}, false},
+		{"fewer rows", []*pending{row(0, 1, a)}, false},
 	}
 	for _, tc := range tests {
 		if got := batchToken("g", tc.rows) == first; got != tc.same {
 			t.Errorf("%s: same token = %v, want %v", tc.name, got, tc.same)
 		}
 	}
-	if batchToken("other", []pending{row(0, 1, a), row(1, 1, b)}) == first {
+	if batchToken("other", []*pending{row(0, 1, a), row(1, 1, b)}) == first {
 		t.Errorf("another group's token equals this group's")
 	}
 }
