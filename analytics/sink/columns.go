@@ -98,10 +98,9 @@ func col[T any](name string, newCol func() proto.ColumnOf[T], get func(*Row) T) 
 	}
 }
 
-// lowCard is a LowCardinality(String) column; ch-go keys its dictionary by
-// the string itself.
+// lowCard is a LowCardinality(String) column (see lowCardStr).
 func lowCard(name string, get func(*Row) string) rawColumn {
-	return col(name, func() proto.ColumnOf[string] { return new(proto.ColStr).LowCardinality() }, get)
+	return col(name, func() proto.ColumnOf[string] { return newLowCardStr() }, get)
 }
 
 // str is a String column.
