@@ -244,6 +244,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		if err := dlq.Close(); err != nil {
 			s.log.Warn("sink: close dead-letter writer", "err", err)
 		}
+		if s.native != nil {
+			// Nothing inserts any more: the generations' functions returned.
+			s.native.close()
+		}
 	}()
 	s.log.Info("sink: consuming", "topic", s.cfg.Topic, "group", s.cfg.GroupID,
 		"batch_rows", s.cfg.BatchRows, "batch_interval", s.cfg.BatchInterval)
