@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/google/uuid"
 
 	"github.com/gateflow/gateflow/activities/calls"
 )
@@ -35,6 +38,30 @@ func Decode(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	return r, nil
+}
+
+// DecodeShared is Decode into *r for a caller that hands b over, such as
+// a Kafka consumer with a freshly read message: on the fast path the
+// record's strings share b's memory instead of a copy of it (one
+// allocation and copy less per message), so b must never be modified
+// afterwards. It also returns the id parsed, which validation parses
+// anyway. On error *r is the zero Record.
+func DecodeShared(b []byte, r *Record) (uuid.UUID, error) {
+	*r = Record{}
+	ok := len(b) > 0 && decodeInto(unsafe.String(&b[0], len(b)), r)
+	if !ok {
+		*r = Record{}
+		if err := json.Unmarshal(b, r); err != nil {
+			*r = Record{}
+			return uuid.UUID{}, fmt.Errorf("%w: %v", ErrDecode, err)
+		}
+	}
+	id, err := r.validate()
+	if err != nil {
+		*r = Record{}
+		return uuid.UUID{}, fmt.Errorf("%w: %v", ErrDecode, err)
+	}
+	return id, nil
 }
 
 // field numbers, for duplicate detection.
@@ -209,43 +236,52 @@ type decoder struct {
 // encoding/json would; ok=false means "use encoding/json" (b may be
 // invalid, or merely unusual).
 func decodeFast(b []byte) (r Record, ok bool) {
-	d := decoder{s: string(b)}
+	if !decodeInto(string(b), &r) {
+		return Record{}, false
+	}
+	return r, true
+}
+
+// decodeInto is decodeFast on s into *r, which must be zero; on false *r
+// holds a partial record.
+func decodeInto(s string, r *Record) bool {
+	d := decoder{s: s}
 	d.ws()
 	if !d.eat('{') {
-		return Record{}, false
+		return false
 	}
 	var seen [numFields]bool
 	d.ws()
 	if d.eat('}') {
-		return r, d.end()
+		return d.end()
 	}
 	for {
 		d.ws()
 		key, ok := d.rawKey()
 		if !ok {
-			return Record{}, false
+			return false
 		}
 		d.ws()
 		if !d.eat(':') {
-			return Record{}, false
+			return false
 		}
 		d.ws()
 		f := fieldOf(key)
 		switch {
 		case f < 0 && foldsToField(key):
-			return Record{}, false
+			return false
 		case f < 0:
 			if !d.skip(0) {
-				return Record{}, false
+				return false
 			}
 		case seen[f]:
 			// Duplicates: encoding/json merges maps and keeps the last
 			// scalar; leave such messages to it.
-			return Record{}, false
+			return false
 		default:
 			seen[f] = true
-			if !d.field(&r, f) {
-				return Record{}, false
+			if !d.field(r, f) {
+				return false
 			}
 		}
 		d.ws()
@@ -253,9 +289,9 @@ func decodeFast(b []byte) (r Record, ok bool) {
 			continue
 		}
 		if d.eat('}') {
-			return r, d.end()
+			return d.end()
 		}
-		return Record{}, false
+		return false
 	}
 }
 

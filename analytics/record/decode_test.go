@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/gateflow/gateflow/activities/calls"
 )
 
@@ -57,6 +59,28 @@ func decodeSeeds() []string {
 	}
 }
 
+// checkSharedSameAsDecode fails when DecodeShared disagrees with Decode
+// (record, id or error) on b, or changes b.
+func checkSharedSameAsDecode(t *testing.T, b []byte) {
+	t.Helper()
+	want, werr := Decode(b)
+	buf := append([]byte(nil), b...)
+	var got Record
+	id, err := DecodeShared(buf, &got)
+	if string(buf) != string(b) {
+		t.Fatalf("DecodeShared changed its input %q", b)
+	}
+	if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+		t.Fatalf("DecodeShared error %v, Decode %v: %q", err, werr, b)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("DecodeShared differs from Decode:\ninput %q\nshared %#v\ndecode %#v", b, got, want)
+	}
+	if wid, _ := uuid.Parse(want.ID); err == nil && id != wid {
+		t.Fatalf("DecodeShared id %s, record id %s", id, want.ID)
+	}
+}
+
 func TestDecodeMatchesEncodingJSON(t *testing.T) {
 	fast := 0
 	seeds := decodeSeeds()
@@ -64,6 +88,7 @@ func TestDecodeMatchesEncodingJSON(t *testing.T) {
 		if checkSameAsEncodingJSON(t, []byte(s)) {
 			fast++
 		}
+		checkSharedSameAsDecode(t, []byte(s))
 	}
 	// The wire format itself must take the fast path.
 	for _, s := range seeds[:3] {
@@ -106,6 +131,7 @@ func TestDecodeRandomRecords(t *testing.T) {
 		if checkSameAsEncodingJSON(t, r.AppendJSON(nil)) {
 			fast++
 		}
+		checkSharedSameAsDecode(t, r.AppendJSON(nil))
 	}
 	if fast < 1000 {
 		t.Errorf("only %d of 3000 random records on the fast path", fast)
@@ -118,6 +144,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkSameAsEncodingJSON(t, b)
+		checkSharedSameAsDecode(t, b)
 		// Decode never panics and agrees with the slow path on errors.
 		_, err := Decode(b)
 		var r Record

@@ -153,20 +153,31 @@ func Truncate(s string, n int) string {
 
 // Validate reports the first reason the record cannot be stored.
 func (r *Record) Validate() error {
+	_, err := r.validate()
+	return err
+}
+
+// validate is Validate, returning the id parsed.
+func (r *Record) validate() (uuid.UUID, error) {
+	var err error
 	switch {
 	case r.Schema < 1 || r.Schema > SchemaVersion:
-		return fmt.Errorf("unsupported schema version %d", r.Schema)
+		err = fmt.Errorf("unsupported schema version %d", r.Schema)
 	case r.ID == "":
-		return fmt.Errorf("missing id")
+		err = fmt.Errorf("missing id")
 	case r.TS <= 0:
-		return fmt.Errorf("missing ts")
+		err = fmt.Errorf("missing ts")
 	case r.Kind == "":
-		return fmt.Errorf("missing kind")
+		err = fmt.Errorf("missing kind")
 	case r.Outcome == "":
-		return fmt.Errorf("missing outcome")
+		err = fmt.Errorf("missing outcome")
 	}
-	if _, err := uuid.Parse(r.ID); err != nil {
-		return fmt.Errorf("id %q: %w", r.ID, err)
+	if err != nil {
+		return uuid.UUID{}, err
 	}
-	return nil
+	id, err := uuid.Parse(r.ID)
+	if err != nil {
+		return uuid.UUID{}, fmt.Errorf("id %q: %w", r.ID, err)
+	}
+	return id, nil
 }

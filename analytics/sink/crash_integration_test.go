@@ -34,7 +34,9 @@ func runSinkChild() int {
 	cfg := sinkConfig(os.Getenv("SINK_BROKERS"), os.Getenv("SINK_GROUP"))
 	cfg.BatchRows = rows
 	cfg.BatchInterval = interval
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{os.Getenv("SINK_CLICKHOUSE")}})
+	opts := &clickhouse.Options{Addr: []string{os.Getenv("SINK_CLICKHOUSE")}}
+	cfg.ClickHouse = opts
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		log.Error("open", "err", err)
 		return 1

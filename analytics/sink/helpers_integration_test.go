@@ -181,6 +181,10 @@ func sinkConfig(brokers string, group string) sink.Config {
 // called).
 func runSink(t testing.TB, cfg sink.Config, chAddr string) (stop func()) {
 	t.Helper()
+	if cfg.ClickHouse == nil {
+		// Inserts as in production: over the sink's own ch-go connection.
+		cfg.ClickHouse = &clickhouse.Options{Addr: []string{chAddr}, DialTimeout: 2 * time.Second}
+	}
 	s, err := sink.New(cfg, openCH(t, chAddr), testLogger(t).With("sink", cfg.GroupID))
 	if err != nil {
 		t.Fatal(err)

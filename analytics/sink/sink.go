@@ -40,7 +40,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +87,12 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Registerer receives the sink's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// ClickHouse, when set, is the options the connection given to New
+	// was opened with: batches are then inserted over a ch-go connection
+	// of the sink's own with typed columns (see nativeInserter), which
+	// costs far less CPU than clickhouse-go's reflection. Nil (or the
+	// HTTP protocol): inserts go through the given connection.
+	ClickHouse *clickhouse.Options
 }
 
 func (c *Config) defaults() error {
@@ -137,6 +142,15 @@ type Sink struct {
 	// seen holds the latest stored ids per partition (see filter).
 	seen map[int]*idWindow
 
+	// native inserts batches when Config.ClickHouse is set.
+	native *nativeInserter
+	// batchBuf and rowsBuf are reused by every batch (collect, filter):
+	// growing a fresh slice of 50k pending messages cost more CPU than
+	// decoding them.
+	batchBuf []pending
+	rowsBuf  []*pending
+	rowPtrs  []*Row
+
 	logMu        sync.Mutex
 	lastFetchLog time.Time
 }
@@ -159,15 +173,24 @@ func New(cfg Config, conn driver.Conn, log *slog.Logger) (*Sink, error) {
 			return nil, err
 		}
 	}
+	// ch-go speaks only the native protocol: a DSN over HTTP keeps the
+	// inserts on conn.
+	if cfg.ClickHouse != nil && cfg.ClickHouse.Protocol == clickhouse.Native {
+		n, err := newNativeInserter(cfg.ClickHouse)
+		if err != nil {
+			return nil, err
+		}
+		s.native = n
+	}
 	return s, nil
 }
 
 // pending is one fetched message and what to do with it.
 type pending struct {
-	msg    kafka.Message
-	rec    record.Record
-	id     uuid.UUID // rec.ID, parsed
-	reason string    // non-empty: dead-letter it
+	msg kafka.Message
+	// row is the decoded record (row.id: its id, parsed) with its origin.
+	row    Row
+	reason string // non-empty: dead-letter it
 	// resent: the producer marked the message as possibly written before
 	// (producer.HeaderResent); it is looked up in ClickHouse by id.
 	resent bool
@@ -223,6 +246,10 @@ func (s *Sink) Run(ctx context.Context) error {
 		running.Wait()
 		if err := dlq.Close(); err != nil {
 			s.log.Warn("sink: close dead-letter writer", "err", err)
+		}
+		if s.native != nil {
+			// Nothing inserts any more: the generations' functions returned.
+			s.native.close()
 		}
 	}()
 	s.log.Info("sink: consuming", "topic", s.cfg.Topic, "group", s.cfg.GroupID,
@@ -358,13 +385,18 @@ func (s *Sink) consume(ctx, gctx context.Context, gen *kafka.Generation, dlq *ka
 		if len(batch) == 0 || gctx.Err() != nil {
 			if len(batch) > 0 {
 				s.dropped(len(batch))
+				clear(batch)
 			}
 			if gctx.Err() != nil || ctx.Err() != nil {
 				return
 			}
 			continue
 		}
-		if err := s.flush(ctx, gctx, gen, dlq, batch); err != nil {
+		err := s.flush(ctx, gctx, gen, dlq, batch)
+		// The buffer is reused: let go of the messages it holds now
+		// rather than when the next batches overwrite them.
+		clear(batch)
+		if err != nil {
 			return
 		}
 	}
@@ -393,7 +425,10 @@ func nilIfCancelled(ctx context.Context, err error) error {
 // collect takes messages until BatchRows, or BatchInterval after the
 // first, or the end of the generation.
 func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pending {
-	var batch []pending
+	if cap(s.batchBuf) < s.cfg.BatchRows {
+		s.batchBuf = make([]pending, 0, s.cfg.BatchRows)
+	}
+	batch := s.batchBuf[:0]
 	var timeout <-chan time.Time
 	for len(batch) < s.cfg.BatchRows {
 		var msg kafka.Message
@@ -417,19 +452,20 @@ func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pendin
 			s.stale[msg.Partition] = true
 		}
 		s.last[msg.Partition] = msg.Offset
-		p := pending{msg: msg, resent: hasHeader(msg.Headers, headerResent)}
-		rec, err := record.Decode(msg.Value)
-		if err == nil {
-			// Decode validated the id: a UUID.
-			p.id, err = uuid.Parse(rec.ID)
-		}
+		// Decode in place: a pending message is ~700 bytes.
+		batch = append(batch, pending{msg: msg, resent: hasHeader(msg.Headers, headerResent)})
+		p := &batch[len(batch)-1]
+		// kafka-go reads every message into bytes of its own, which
+		// nothing modifies: the record may share them.
+		id, err := record.DecodeShared(msg.Value, &p.row.Record)
 		if err != nil {
 			p.reason = err.Error()
 		} else {
-			p.rec = rec
+			p.row.id = id
+			p.row.Topic, p.row.Partition, p.row.Offset = msg.Topic, int32(msg.Partition), msg.Offset
 		}
-		batch = append(batch, p)
 	}
+	s.batchBuf = batch[:0]
 	return batch
 }
 
@@ -452,7 +488,7 @@ func (s *Sink) logFetchError(err error) {
 // unknown outcome behind.
 func (s *Sink) flush(ctx, gctx context.Context, gen *kafka.Generation, dlq *kafka.Writer, batch []pending) error {
 	start := time.Now()
-	var rows, dead []pending
+	var rows, dead []*pending
 	var dups int
 	deadDone := false
 	// token is set when the rows are decided, before the first insert is
@@ -569,14 +605,18 @@ func StoredOffsets(ctx context.Context, conn driver.Conn, topic string, partitio
 // and drops records whose id was stored recently from the same partition
 // (dups): the producer writes a record again when a Kafka write's outcome
 // was unknown, at another offset, so the offset mark cannot catch it.
-func (s *Sink) filter(batch []pending) (rows, dead []pending, dups int) {
-	rows = make([]pending, 0, len(batch))
+func (s *Sink) filter(batch []pending) (rows, dead []*pending, dups int) {
+	if cap(s.rowsBuf) < len(batch) {
+		s.rowsBuf = make([]*pending, 0, len(batch))
+	}
+	rows = s.rowsBuf[:0]
 	var inBatch map[uuid.UUID]struct{}
-	for _, p := range batch {
+	for i := range batch {
+		p := &batch[i]
 		if mark, ok := s.stored[p.msg.Partition]; ok && p.msg.Offset <= mark {
 			// Stored already: remember its id for later duplicates.
 			if p.reason == "" {
-				s.window(p.msg.Partition).add(p.id)
+				s.window(p.msg.Partition).add(p.row.id)
 			}
 			continue
 		}
@@ -584,18 +624,18 @@ func (s *Sink) filter(batch []pending) (rows, dead []pending, dups int) {
 			dead = append(dead, p)
 			continue
 		}
-		if s.window(p.msg.Partition).has(p.id) {
+		if s.window(p.msg.Partition).has(p.row.id) {
 			dups++
 			continue
 		}
 		if inBatch == nil {
 			inBatch = make(map[uuid.UUID]struct{}, len(batch))
 		}
-		if _, ok := inBatch[p.id]; ok {
+		if _, ok := inBatch[p.row.id]; ok {
 			dups++
 			continue
 		}
-		inBatch[p.id] = struct{}{}
+		inBatch[p.row.id] = struct{}{}
 		rows = append(rows, p)
 	}
 	return rows, dead, dups
@@ -623,8 +663,8 @@ func hasHeader(hs []kafka.Header, key string) bool {
 // producer replays its spool), so the rows are looked up in chunks of at
 // most LookupChunk ids, in timestamp order so that each chunk reads a
 // narrow time range.
-func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending, int, error) {
-	var resent []pending
+func (s *Sink) dropStoredResent(ctx context.Context, rows []*pending) ([]*pending, int, error) {
+	var resent []*pending
 	for _, p := range rows {
 		if p.resent {
 			resent = append(resent, p)
@@ -633,16 +673,16 @@ func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending,
 	if len(resent) == 0 {
 		return rows, 0, nil
 	}
-	slices.SortFunc(resent, func(a, b pending) int { return cmp.Compare(a.rec.TS, b.rec.TS) })
+	slices.SortFunc(resent, func(a, b *pending) int { return cmp.Compare(a.row.TS, b.row.TS) })
 	found := map[string]bool{}
 	for chunk := range slices.Chunk(resent, LookupChunk) {
 		ids := make([]string, len(chunk))
 		tenants := map[string]bool{}
 		for i, p := range chunk {
-			ids[i] = p.id.String()
-			tenants[p.rec.Tenant] = true
+			ids[i] = p.row.id.String()
+			tenants[p.row.Tenant] = true
 		}
-		f, err := StoredIDs(ctx, s.conn, slices.Sorted(maps.Keys(tenants)), chunk[0].rec.TS, chunk[len(chunk)-1].rec.TS, ids)
+		f, err := StoredIDs(ctx, s.conn, slices.Sorted(maps.Keys(tenants)), chunk[0].row.TS, chunk[len(chunk)-1].row.TS, ids)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -653,8 +693,8 @@ func (s *Sink) dropStoredResent(ctx context.Context, rows []pending) ([]pending,
 	}
 	kept := rows[:0:0]
 	for _, p := range rows {
-		if p.resent && found[p.id.String()] {
-			s.window(p.msg.Partition).add(p.id)
+		if p.resent && found[p.row.id.String()] {
+			s.window(p.msg.Partition).add(p.row.id)
 			continue
 		}
 		kept = append(kept, p)
@@ -781,29 +821,28 @@ func (w *idWindow) add(id uuid.UUID) {
 	w.ids[id] = struct{}{}
 }
 
-// insertColumns is the explicit column list of the raw insert.
-var insertColumns = []string{"id", "ts", "tenant", "key_id", "kind", "target", "workflow_id", "run_id",
-	"definition", "version", "step_id", "attempt", "status_code", "outcome", "latency_ms",
-	"request_bytes", "response_bytes", "tokens_in", "tokens_out", "cost_usd", "cache", "cost_saved_usd", "error_class",
-	"error_message", "labels", "schema", "kafka_topic", "kafka_partition", "kafka_offset",
-	"api", "api_version", "consumer", "consumer_app", "upstream", "method", "route", "upstream_latency_ms", "cache_status", "retries",
-	"trace_id", "span_id"}
-
-// InsertSQL is the raw insert statement, shared with the benchmark that
-// compares the pipeline with a bare insert.
-var InsertSQL = "INSERT INTO " + schema.TableCalls + " (" + strings.Join(insertColumns, ", ") + ")"
-
 // insert writes rows in one batch with token (see flush) and, once
 // accepted, raises the stored marks.
-func (s *Sink) insert(ctx context.Context, rows []pending, token string) error {
+func (s *Sink) insert(ctx context.Context, rows []*pending, token string) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	recs := make([]Row, len(rows))
-	for i, p := range rows {
-		recs[i] = Row{Record: p.rec, Topic: p.msg.Topic, Partition: int32(p.msg.Partition), Offset: p.msg.Offset}
+	var err error
+	if s.native != nil {
+		s.rowPtrs = s.rowPtrs[:0]
+		for _, p := range rows {
+			s.rowPtrs = append(s.rowPtrs, &p.row)
+		}
+		err = s.native.insert(ctx, s.rowPtrs, token)
+		clear(s.rowPtrs) // do not keep the batch's records alive
+	} else {
+		recs := make([]Row, len(rows))
+		for i := range rows {
+			recs[i] = rows[i].row
+		}
+		err = InsertRowsToken(ctx, s.conn, recs, token)
 	}
-	if err := InsertRowsToken(ctx, s.conn, recs, token); err != nil {
+	if err != nil {
 		s.m.insertErrors.Inc()
 		return err
 	}
@@ -811,21 +850,10 @@ func (s *Sink) insert(ctx context.Context, rows []pending, token string) error {
 		if p.msg.Offset > s.stored[p.msg.Partition] {
 			s.stored[p.msg.Partition] = p.msg.Offset
 		}
-		s.window(p.msg.Partition).add(p.id)
+		s.window(p.msg.Partition).add(p.row.id)
 	}
 	return nil
 }
-
-// Row is a record with where it came from in Kafka.
-type Row struct {
-	record.Record
-	Topic     string
-	Partition int32
-	Offset    int64
-}
-
-// noLabels is the labels of rows without any; clickhouse-go only reads it.
-var noLabels = map[string]string{}
 
 // InsertRows inserts rows into the raw table with one batch, column by
 // column, under a fresh deduplication token. It is exported for the
@@ -852,69 +880,25 @@ func InsertRowsToken(ctx context.Context, conn driver.Conn, rows []Row, token st
 		// committed). Without effect on a single server's MergeTree.
 		"distributed_foreground_insert": 1,
 	}))
-	n := len(rows)
-	var (
-		id                                                  = make([]string, n)
-		ts                                                  = make([]time.Time, n)
-		tenant, keyID, kind, target, wf, run, def, ver, stp = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		attempt, status                                     = make([]int32, n), make([]int32, n)
-		outcome, errClass, errMsg, topic                    = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		latency, cost, saved                                = make([]float64, n), make([]float64, n), make([]float64, n)
-		cache                                               = make([]string, n)
-		reqB, respB, tokIn, tokOut, offset                  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		labels                                              = make([]map[string]string, n)
-		schemaV                                             = make([]uint8, n)
-		partition                                           = make([]int32, n)
-		apiName, apiVer, consumer, consumerApp              = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		// Gateway (proxy) fields.
-		upstream, method, route, cacheSt = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		upLatency                        = make([]float64, n)
-		retries                          = make([]int32, n)
-		traceID, spanID                  = make([]string, n), make([]string, n)
-	)
-	for i := range rows {
-		r := &rows[i]
-		id[i], ts[i] = r.ID, time.UnixMilli(r.TS).UTC()
-		tenant[i], keyID[i], kind[i], target[i] = r.Tenant, r.KeyID, string(r.Kind), r.Target
-		wf[i], run[i], def[i], ver[i], stp[i] = r.WorkflowID, r.RunID, r.Definition, r.Version, r.StepID
-		attempt[i], status[i], outcome[i] = r.Attempt, r.StatusCode, string(r.Outcome)
-		latency[i], reqB[i], respB[i] = r.LatencyMS, r.ReqBytes, r.RespBytes
-		tokIn[i], tokOut[i], cost[i] = r.TokensIn, r.TokensOut, r.CostUSD
-		cache[i], saved[i] = r.Cache, r.CostSavedUSD
-		errClass[i], errMsg[i] = r.ErrorClass, r.ErrorMsg
-		labels[i] = r.Labels
-		if labels[i] == nil {
-			labels[i] = noLabels
-		}
-		schemaV[i] = uint8(r.Schema)
-		topic[i], partition[i], offset[i] = r.Topic, r.Partition, r.Offset
-		apiName[i], apiVer[i], consumer[i], consumerApp[i] = r.API, r.APIVersion, r.Consumer, r.ConsumerApp
-		upstream[i], method[i], route[i] = r.Upstream, r.Method, r.Route
-		upLatency[i], cacheSt[i], retries[i] = r.UpstreamLatencyMS, r.CacheStatus, r.Retries
-		traceID[i], spanID[i] = r.TraceID, r.SpanID
-	}
 	batch, err := conn.PrepareBatch(ctx, InsertSQL)
 	if err != nil {
 		return fmt.Errorf("prepare insert: %w", err)
 	}
 	defer batch.Close()
-	cols := []any{id, ts, tenant, keyID, kind, target, wf, run, def, ver, stp, attempt, status, outcome,
-		latency, reqB, respB, tokIn, tokOut, cost, cache, saved, errClass, errMsg, labels, schemaV, topic, partition, offset,
-		apiName, apiVer, consumer, consumerApp, upstream, method, route, upLatency, cacheSt, retries, traceID, spanID}
-	for i, c := range cols {
-		if err := batch.Column(i).Append(c); err != nil {
-			return fmt.Errorf("insert column %s: %w", insertColumns[i], err)
+	for i, c := range rawColumns {
+		if err := batch.Column(i).Append(c.values(rows)); err != nil {
+			return fmt.Errorf("insert column %s: %w", c.name, err)
 		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert %d rows: %w", n, err)
+		return fmt.Errorf("insert %d rows: %w", len(rows), err)
 	}
 	return nil
 }
 
 // deadLetter writes undecodable messages to the dead-letter topic with the
 // reason and origin in headers.
-func (s *Sink) deadLetter(ctx context.Context, dlq *kafka.Writer, dead []pending) error {
+func (s *Sink) deadLetter(ctx context.Context, dlq *kafka.Writer, dead []*pending) error {
 	msgs := make([]kafka.Message, len(dead))
 	for i, p := range dead {
 		msgs[i] = kafka.Message{
@@ -1038,14 +1022,14 @@ func (s *Sink) retryLoop(ctx, gctx context.Context, hold func() bool, what strin
 // topic is deleted and created again (see refreshStale), and a repeated
 // token within the deduplication window would make ClickHouse drop the new
 // rows silently as a duplicate insert.
-func batchToken(group string, rows []pending) string {
+func batchToken(group string, rows []*pending) string {
 	h := sha256.New()
 	h.Write([]byte(group))
 	var b [28]byte
 	for _, p := range rows {
 		binary.BigEndian.PutUint32(b[:4], uint32(p.msg.Partition))
 		binary.BigEndian.PutUint64(b[4:12], uint64(p.msg.Offset))
-		copy(b[12:], p.id[:])
+		copy(b[12:], p.row.id[:])
 		h.Write([]byte(p.msg.Topic))
 		h.Write(b[:])
 	}

@@ -10,7 +10,7 @@ import (
 func TestFilterSkipsStoredOffsets(t *testing.T) {
 	s := &Sink{stored: map[int]int64{0: 10, 1: -1}, seen: map[int]*idWindow{}}
 	msg := func(p int, o int64, poison bool) pending {
-		pd := pending{msg: kafka.Message{Partition: p, Offset: o}, id: uuid.New()}
+		pd := pending{msg: kafka.Message{Partition: p, Offset: o}, row: Row{id: uuid.New()}}
 		if poison {
 			pd.reason = "bad"
 		}
@@ -35,7 +35,7 @@ func TestFilterDropsDuplicateIDs(t *testing.T) {
 	s := &Sink{stored: map[int]int64{0: 4}, seen: map[int]*idWindow{}}
 	a, b, c, d := uuid.New(), uuid.New(), uuid.New(), uuid.New()
 	m := func(o int64, id uuid.UUID) pending {
-		return pending{msg: kafka.Message{Partition: 0, Offset: o}, id: id}
+		return pending{msg: kafka.Message{Partition: 0, Offset: o}, row: Row{id: id}}
 	}
 	s.window(0).add(a) // stored by an earlier batch
 	rows, _, dups := s.filter([]pending{
@@ -45,7 +45,7 @@ func TestFilterDropsDuplicateIDs(t *testing.T) {
 		m(8, c), // duplicate of a stored, skipped message
 		m(9, d),
 	})
-	if dups != 3 || len(rows) != 2 || rows[0].id != b || rows[1].id != d {
+	if dups != 3 || len(rows) != 2 || rows[0].row.id != b || rows[1].row.id != d {
 		t.Fatalf("rows %+v dups %d", rows, dups)
 	}
 }
@@ -81,27 +81,27 @@ func TestConfigDefaults(t *testing.T) {
 // created again) get another one, so ClickHouse does not drop them as a
 // repeated insert.
 func TestBatchTokenNamesTheRows(t *testing.T) {
-	row := func(p int, o int64, id uuid.UUID) pending {
-		return pending{msg: kafka.Message{Topic: "t", Partition: p, Offset: o}, id: id}
+	row := func(p int, o int64, id uuid.UUID) *pending {
+		return &pending{msg: kafka.Message{Topic: "t", Partition: p, Offset: o}, row: Row{id: id}}
 	}
 	a, b := uuid.New(), uuid.New()
-	first := batchToken("g", []pending{row(0, 1, a), row(1, 1, b)})
+	first := batchToken("g", []*pending{row(0, 1, a), row(1, 1, b)})
 	tests := []struct {
 		name string
-		rows []pending
+		rows []*pending
 		same bool
 	}{
-		{"same rows (a retry)", []pending{row(0, 1, a), row(1, 1, b)}, true},
-		{"other records at the same offsets", []pending{row(0, 1, uuid.New()), row(1, 1, uuid.New())}, false},
-		{"same records at other offsets", []pending{row(0, 2, a), row(1, 2, b)}, false},
-		{"fewer rows", []pending{row(0, 1, a)}, false},
+		{"same rows (a retry)", []*pending{row(0, 1, a), row(1, 1, b)}, true},
+		{"other records at the same offsets", []*pending{row(0, 1, uuid.New()), row(1, 1, uuid.New())}, false},
+		{"same records at other offsets", []*pending{row(0, 2, a), row(1, 2, b)}, false},
+		{"fewer rows", []*pending{row(0, 1, a)}, false},
 	}
 	for _, tc := range tests {
 		if got := batchToken("g", tc.rows) == first; got != tc.same {
 			t.Errorf("%s: same token = %v, want %v", tc.name, got, tc.same)
 		}
 	}
-	if batchToken("other", []pending{row(0, 1, a), row(1, 1, b)}) == first {
+	if batchToken("other", []*pending{row(0, 1, a), row(1, 1, b)}) == first {
 		t.Errorf("another group's token equals this group's")
 	}
 }

@@ -257,7 +257,7 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 		}
 		defer sinkConn.Close()
 		s, err := sink.New(sink.Config{Brokers: []string{broker}, Topic: "gateflow.calls", DLQTopic: "gateflow.calls.dlq",
-			GroupID: "bench", TTLDays: -1}, sinkConn, log)
+			GroupID: "bench", TTLDays: -1, ClickHouse: opts}, sinkConn, log)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -93,6 +93,11 @@ func runSink(ctx context.Context, cfg sinkConfig, log *slog.Logger) error {
 		return err
 	}
 	defer conn.Close()
+	// The same options again for the sink's own insert connection.
+	chOpts, err := cfg.ClickHouse.parse()
+	if err != nil {
+		return err
+	}
 	dialer, err := cfg.Kafka.dialer()
 	if err != nil {
 		return err
@@ -114,6 +119,7 @@ func runSink(ctx context.Context, cfg sinkConfig, log *slog.Logger) error {
 		TTLDays:       cfg.TTLDays, // 0: default (90), negative: forever
 		Cluster:       cfg.ClickHouse.cluster(),
 		Registerer:    reg,
+		ClickHouse:    chOpts,
 	}, conn, log.With("component", "sink"))
 	if err != nil {
 		return err
