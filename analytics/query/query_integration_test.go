@@ -171,21 +171,29 @@ type fixture struct {
 
 const tenant = "acme"
 
-func setup(t *testing.T) fixture {
-	dsn, _ := embeddedtest.StartClickHouse(t)
-	opts, err := clickhouse.ParseDSN(dsn)
+// migrated opens a connection to the ClickHouse at dsn, closed when the
+// test ends, and applies the migrations with opts.
+func migrated(t *testing.T, dsn string, opts schema.Options) driver.Conn {
+	t.Helper()
+	o, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := clickhouse.Open(opts)
+	conn, err := clickhouse.Open(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	ctx := context.Background()
-	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
+	if err := schema.Migrate(context.Background(), conn, opts); err != nil {
 		t.Fatal(err)
 	}
+	return conn
+}
+
+func setup(t *testing.T) fixture {
+	dsn, _ := embeddedtest.StartClickHouse(t)
+	conn := migrated(t, dsn, schema.Options{})
+	ctx := context.Background()
 	// Three whole UTC days and a bit, so that questions read every level.
 	start := time.Now().UTC().Add(-4 * 24 * time.Hour).Truncate(24 * time.Hour)
 	recs := callgen.New(42, start, 3*24*time.Hour+5*time.Hour).Generate(60_000)
@@ -562,19 +570,8 @@ func checkQueries(t *testing.T, fx fixture, from, to time.Time) {
 // and every call to the APIs it owns, nothing else.
 func TestCatalogRollups(t *testing.T) {
 	dsn, _ := embeddedtest.StartClickHouse(t)
-	opts, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := migrated(t, dsn, schema.Options{})
 	ctx := context.Background()
-	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now().UTC().Add(-3 * 24 * time.Hour).Truncate(24 * time.Hour)
 	type grant struct{ api, owner, consumer, app string }
 	grants := []grant{{"invoices", "acme", "beta", ""}, {"invoices", "acme", "beta", "mobile"}, {"invoices", "acme", "gamma", ""}, {"quotes", "zeta", "beta", ""}}
@@ -634,19 +631,8 @@ func TestCatalogRollups(t *testing.T) {
 // back to every call of the trace, within the tenant (issue 15 item 4).
 func TestCallsByTrace(t *testing.T) {
 	dsn, _ := embeddedtest.StartClickHouse(t)
-	opts, err := clickhouse.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := migrated(t, dsn, schema.Options{})
 	ctx := context.Background()
-	if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	const slowTrace, otherTrace = "4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c"
 	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
 	var rows []sink.Row

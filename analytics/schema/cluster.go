@@ -242,6 +242,25 @@ func shardingKey(table, afterEngine string) (string, error) {
 // parenthesized returns the prefix of s (which starts with "(") up to its
 // matching ")", skipping parentheses inside single-quoted strings.
 func parenthesized(s string) (string, bool) {
+	end := -1
+	scanUnquoted(s, func(i, depth int) bool {
+		if s[i] == ')' && depth == 0 {
+			end = i
+			return false
+		}
+		return true
+	})
+	if end < 0 {
+		return "", false
+	}
+	return s[:end+1], true
+}
+
+// scanUnquoted calls visit with the index of each character of s outside
+// single-quoted strings (backslash escapes honoured) and the nesting depth
+// of parentheses and brackets after it, until visit returns false. It is
+// the one scanner of the rewrite's small SQL parsing.
+func scanUnquoted(s string, visit func(i, depth int) bool) {
 	depth, quoted := 0, false
 	for i := 0; i < len(s); i++ {
 		switch ch := s[i]; {
@@ -251,18 +270,19 @@ func parenthesized(s string) (string, bool) {
 			} else if ch == '\'' {
 				quoted = false
 			}
+			continue
 		case ch == '\'':
 			quoted = true
-		case ch == '(':
+			continue
+		case ch == '(' || ch == '[':
 			depth++
-		case ch == ')':
+		case ch == ')' || ch == ']':
 			depth--
-			if depth == 0 {
-				return s[:i+1], true
-			}
+		}
+		if !visit(i, depth) {
+			return
 		}
 	}
-	return "", false
 }
 
 // createView attaches the view to the local tables: it reads the local
@@ -311,26 +331,14 @@ func (c Cluster) alterTable(name, commands string, tables map[string]bool) ([]st
 // and quotes.
 func splitTopLevel(s string) []string {
 	var out []string
-	depth, quoted, start := 0, false, 0
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case quoted:
-			if ch == '\\' {
-				i++
-			} else if ch == '\'' {
-				quoted = false
-			}
-		case ch == '\'':
-			quoted = true
-		case ch == '(' || ch == '[':
-			depth++
-		case ch == ')' || ch == ']':
-			depth--
-		case ch == ',' && depth == 0:
+	start := 0
+	scanUnquoted(s, func(i, depth int) bool {
+		if s[i] == ',' && depth == 0 {
 			out = append(out, strings.TrimSpace(s[start:i]))
 			start = i + 1
 		}
-	}
+		return true
+	})
 	if rest := strings.TrimSpace(s[start:]); rest != "" {
 		out = append(out, rest)
 	}
