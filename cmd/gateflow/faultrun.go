@@ -53,7 +53,18 @@ type faultRunConfig struct {
 	Settle time.Duration
 	// Lib is libchdb.so (empty: the cache, fetched if missing).
 	Lib string
+	// Isolate keeps the faults apart: no ingress, worker or sink is
+	// killed while an infrastructure fault is under way or within
+	// isolateQuiet after it recovered. Compound faults are what the long
+	// run is for; the short (CI) run checks each kind alone, so that its
+	// verdict does not depend on a race between two faults.
+	Isolate bool
 }
+
+// isolateQuiet is how long after an infrastructure fault recovered an
+// isolated run waits before it kills an application part again: long
+// enough for a sink's retry of an insert cut by a ClickHouse death.
+const isolateQuiet = 10 * time.Second
 
 // Fault kinds.
 const (
@@ -109,6 +120,7 @@ and the per-minute rollups). Exits non-zero on any loss or duplicate.`,
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Minute, "bound of the wait for orchestrations to close and records to arrive after the load")
 	fs.StringVar(&cfg.Lib, "libchdb", "", "libchdb.so (default: the cache dir, fetched with npm if missing)")
+	fs.BoolVar(&cfg.Isolate, "isolate-faults", false, "never overlap an ingress, worker or sink kill with an infrastructure fault (and 10 s after it); --short turns it on")
 	fs.BoolVar(&short, "short", false, "the CI version: 60 s of light load, every fault kind once or more (flags given explicitly win)")
 	return cmd
 }
@@ -125,6 +137,7 @@ func (c *faultRunConfig) applyShort(cmd *cobra.Command) {
 	set("submit-rate", func() { c.SubmitRate = 1 })
 	set("kill-every", func() { c.KillEvery = 6 * time.Second })
 	set("settle", func() { c.Settle = 2 * time.Minute })
+	set("isolate-faults", func() { c.Isolate = true })
 }
 
 func (c faultRunConfig) validate() error {
@@ -171,6 +184,10 @@ type faultRun struct {
 
 	faultMu sync.Mutex
 	faults  []faultEvent
+	// infraBusy is held by an infrastructure fault, and for isolateQuiet
+	// after it, when the run isolates faults; application kills take it
+	// too.
+	infraBusy sync.Mutex
 }
 
 // faultEvent is one injected fault and how long its part took to serve
@@ -745,7 +762,17 @@ func (r *faultRun) injectFaults(ctx context.Context) {
 				return
 			case <-time.After(time.Until(start.Add(f.at))):
 			}
+			if r.cfg.Isolate {
+				r.infraBusy.Lock()
+			}
 			r.infraFault(ctx, f.kind)
+			if r.cfg.Isolate {
+				select {
+				case <-ctx.Done():
+				case <-time.After(isolateQuiet):
+				}
+				r.infraBusy.Unlock()
+			}
 		}
 	}()
 	if len(apps) == 0 {
@@ -758,7 +785,13 @@ func (r *faultRun) injectFaults(ctx context.Context) {
 		case <-time.After(r.cfg.KillEvery):
 		}
 		p := apps[r.rng.IntN(len(apps))]
+		if r.cfg.Isolate {
+			r.infraBusy.Lock()
+		}
 		r.killAndRestart(ctx, p, p.kind, 500*time.Millisecond)
+		if r.cfg.Isolate {
+			r.infraBusy.Unlock()
+		}
 	}
 }
 
