@@ -313,7 +313,12 @@ func startFaultRunServices(ctx context.Context, rng *rand.Rand) (*faultRunServic
 	s := &faultRunServices{demo: d}
 	target, _ := url.Parse("http://" + d.Addr(demo.Inventory))
 	proxy := httputil.NewSingleHostReverseProxy(target)
-	var n atomic.Int64
+	// Failures are drawn at random (seeded by the run): every 4th request
+	// failing, as before, let retries that fell into step with other
+	// clients' requests land on the failing slot every time, so a step
+	// exhausted its ten attempts (found by CI).
+	var mu sync.Mutex
+	flakes := rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64()))
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports[7]))
 	if err != nil {
 		d.Close()
@@ -321,8 +326,12 @@ func startFaultRunServices(ctx context.Context, rng *rand.Rand) (*faultRunServic
 	}
 	s.inventory = "http://" + ln.Addr().String()
 	s.flaky = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Every 4th request fails: steps with retries succeed later.
-		if n.Add(1)%4 == 0 {
+		// A quarter of the requests fail: steps with retries succeed
+		// later (ten attempts all failing: one in a million).
+		mu.Lock()
+		fail := flakes.IntN(4) == 0
+		mu.Unlock()
+		if fail {
 			s.failed.Add(1)
 			http.Error(w, `{"error":{"code":"unavailable","message":"flaky on purpose"}}`, http.StatusServiceUnavailable)
 			return
@@ -330,7 +339,6 @@ func startFaultRunServices(ctx context.Context, rng *rand.Rand) (*faultRunServic
 		proxy.ServeHTTP(w, r)
 	})}
 	go func() { _ = s.flaky.Serve(ln) }()
-	_ = rng
 	return s, nil
 }
 
