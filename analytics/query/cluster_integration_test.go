@@ -39,20 +39,8 @@ func TestClusterSchema(t *testing.T) {
 	ctx := context.Background()
 	var conns []driver.Conn
 	var dsns []string
-	for i, ch := range embeddedtest.StartClickHouseCluster(t, cluster.Name, 2) {
-		opts, err := clickhouse.ParseDSN(ch.DSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := clickhouse.Open(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		if err := schema.Migrate(ctx, conn, schema.Options{Cluster: cluster}); err != nil {
-			t.Fatalf("node %d: %v", i+1, err)
-		}
-		conns = append(conns, conn)
+	for _, ch := range embeddedtest.StartClickHouseCluster(t, cluster.Name, 2) {
+		conns = append(conns, migrated(t, ch.DSN(), schema.Options{Cluster: cluster}))
 		dsns = append(dsns, ch.DSN())
 	}
 
