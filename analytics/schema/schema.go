@@ -31,6 +31,7 @@ var migrationFS embed.FS
 const (
 	TableCalls        = "calls"
 	TableKafkaOffsets = "calls_kafka_offsets"
+	TableSinkBatches  = "calls_sink_batches"
 	TableCalls1m      = "calls_1m"
 	TableCalls1h      = "calls_1h"
 	TableCalls1d      = "calls_1d"
@@ -53,7 +54,7 @@ const (
 )
 
 // Tables lists every table the migrations create, raw table first.
-var Tables = []string{TableCalls, TableKafkaOffsets, TableCalls1m, TableCalls1h, TableCalls1d,
+var Tables = []string{TableCalls, TableKafkaOffsets, TableSinkBatches, TableCalls1m, TableCalls1h, TableCalls1d,
 	TableApprovals1m, TableApprovals1h, TableApprovals1d, TableModelCache1m, TableModelCache1h, TableModelCache1d,
 	TableTriggers1m, TableTriggers1h, TableTriggers1d, TableAPICalls1m, TableAPICalls1h, TableAPICalls1d,
 	TableProxy1m, TableProxy1h, TableProxy1d}

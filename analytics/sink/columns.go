@@ -63,12 +63,15 @@ var rawColumns = []rawColumn{
 
 // InsertSQL is the raw insert statement (explicit column list), shared
 // with the benchmark that compares the pipeline with a bare insert.
-var InsertSQL = func() string {
+var InsertSQL = "INSERT INTO " + schema.TableCalls + " (" + columnList + ")"
+
+// columnList is the raw insert's columns, comma-separated.
+var columnList = func() string {
 	names := make([]string, len(rawColumns))
 	for i, c := range rawColumns {
 		names[i] = c.name
 	}
-	return "INSERT INTO " + schema.TableCalls + " (" + strings.Join(names, ", ") + ")"
+	return strings.Join(names, ", ")
 }()
 
 // rawColumn is one column of the raw insert.

@@ -17,8 +17,11 @@
 // finishes before the partition's next owner reads the mark. A redelivered
 // message therefore never reaches the raw table nor the rollup views.
 // Batches collected in a generation that ended are dropped uninserted and
-// come back through the new assignment. See docs/ANALYTICS.md for the
-// remaining windows.
+// come back through the new assignment. An insert applied in part (a
+// ClickHouse killed mid-insert, then its sink killed before the retry) is
+// completed by the partitions' next owner, which re-sends the batches stored
+// beyond the committed offsets under their tokens (repair.go). See
+// docs/ANALYTICS.md for the remaining windows.
 //
 // A message that is not a valid record goes to the dead-letter topic with
 // the reason in the "gateflow-error" header, and its offset is committed
@@ -308,6 +311,11 @@ func (s *Sink) startGeneration(ctx context.Context, gen *kafka.Generation, dlq *
 			s.warmWindow(ctx, a.ID, a.Offset)
 		}
 	}
+	// A batch stored beyond a partition's committed offset may have been
+	// applied in part by a ClickHouse that died mid-insert, and its sink
+	// died before retrying it: complete it before consuming (its messages
+	// are then skipped as stored).
+	s.repairInDoubt(ctx, assigned)
 	msgs := make(chan kafka.Message, 4096)
 	readers := make([]*kafka.Reader, 0, len(assigned))
 	for _, a := range assigned {
@@ -453,20 +461,26 @@ func (s *Sink) collect(gctx context.Context, msgs <-chan kafka.Message) []pendin
 		}
 		s.last[msg.Partition] = msg.Offset
 		// Decode in place: a pending message is ~700 bytes.
-		batch = append(batch, pending{msg: msg, resent: hasHeader(msg.Headers, headerResent)})
-		p := &batch[len(batch)-1]
-		// kafka-go reads every message into bytes of its own, which
-		// nothing modifies: the record may share them.
-		id, err := record.DecodeShared(msg.Value, &p.row.Record)
-		if err != nil {
-			p.reason = err.Error()
-		} else {
-			p.row.id = id
-			p.row.Topic, p.row.Partition, p.row.Offset = msg.Topic, int32(msg.Partition), msg.Offset
-		}
+		batch = append(batch, pending{})
+		batch[len(batch)-1].decode(msg)
 	}
 	s.batchBuf = batch[:0]
 	return batch
+}
+
+// decode sets p from msg: its record and origin, or why it is a dead
+// letter.
+func (p *pending) decode(msg kafka.Message) {
+	*p = pending{msg: msg, resent: hasHeader(msg.Headers, headerResent)}
+	// kafka-go reads every message into bytes of its own, which nothing
+	// modifies: the record may share them.
+	id, err := record.DecodeShared(msg.Value, &p.row.Record)
+	if err != nil {
+		p.reason = err.Error()
+		return
+	}
+	p.row.id = id
+	p.row.Topic, p.row.Partition, p.row.Offset = msg.Topic, int32(msg.Partition), msg.Offset
 }
 
 // logFetchError logs Kafka trouble at most every 10 s.
@@ -983,7 +997,7 @@ func (s *Sink) retryLoop(ctx, gctx context.Context, hold func() bool, what strin
 		if stop() {
 			if !graceEnd.IsZero() {
 				s.log.Warn("sink: giving up a batch whose insert may be applied in part: the generation ended " +
-					"and ClickHouse did not take the retry in time; a rollup may miss some of its rows")
+					"and ClickHouse did not take the retry in time; the partition's next owner re-sends it")
 			}
 			return errRebalanced
 		}

@@ -1,0 +1,206 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/gateflow/gateflow/analytics/schema"
+)
+
+// Bounds of the re-sending of in-doubt batches (repairInDoubt).
+const (
+	// resendWithin is how recently an in-doubt batch must have been
+	// stored to be re-sent. A re-send is only harmless while the batch's
+	// token is inside every table's deduplication window (1000 blocks,
+	// migration 0009: minutes at the sinks' insert rate); the next owner of
+	// a dead sink's partitions gets them within a session timeout (6 s),
+	// so a real in-doubt batch is seconds old.
+	resendWithin = 5 * time.Minute
+	// resendMax bounds the batches re-sent for one assignment (after a
+	// long run of failed offset commits every stored batch since the last
+	// commit is in doubt; each re-send is then a deduplicated no-op).
+	resendMax = 50
+	// repairTimeout bounds the whole repair of one assignment.
+	repairTimeout = 30 * time.Second
+)
+
+// repairInDoubt re-sends the batches stored beyond the committed offsets
+// of the assigned partitions, before this sink consumes them.
+//
+// The sink commits a partition's offsets after every insert ClickHouse
+// accepted, so a batch stored beyond the committed offset is one whose
+// sink died (or lost its generation) between sending the insert and the
+// commit: the insert may have been applied in part (ClickHouse killed
+// mid-insert commits the raw part and the offset mark but not, say, a
+// rollup's part). The messages' offsets are at or below the stored mark, so
+// consuming them again stores nothing; what completes the batch is the
+// same block under the same token, which every table that has it drops and
+// every table that missed it takes. Its rows are in the raw table (checked
+// against the batch's row count), so they are re-sent from there, server
+// side, as one block (see resend).
+//
+// Not on a cluster: a Distributed insert splits the block by shard, and
+// whether a re-send gets the same per-shard tokens is untested (libchdb
+// cannot run replicated tables); there a compound fault can still leave a
+// rollup short, as docs/ANALYTICS.md says.
+func (s *Sink) repairInDoubt(ctx context.Context, assigned []kafka.PartitionAssignment) {
+	if s.cfg.Cluster.Enabled() || len(assigned) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, repairTimeout)
+	defer cancel()
+	committed := map[int32]int64{}
+	for _, a := range assigned {
+		// No committed offset yet: the group's start offset (negative).
+		committed[int32(a.ID)] = max(a.Offset, 0)
+	}
+	parts := slices.Sorted(maps.Keys(committed))
+	marks, err := StoredOffsets(ctx, s.conn, s.cfg.Topic, parts)
+	if err != nil {
+		s.m.resendFailures.Inc()
+		s.log.Warn("sink: cannot check for batches in doubt; a rollup may miss rows of a batch stored before a crash", "err", err)
+		return
+	}
+	var cond []string
+	args := []any{s.cfg.Topic, int64(resendWithin / time.Second)}
+	for _, p := range parts {
+		if m, ok := marks[p]; ok && m >= committed[p] {
+			cond = append(cond, "(partition = ? AND max_offset >= ?)")
+			args = append(args, p, committed[p])
+		}
+	}
+	if len(cond) == 0 {
+		return
+	}
+	tokens, err := s.inDoubtTokens(ctx, strings.Join(cond, " OR "), args)
+	if err != nil {
+		s.m.resendFailures.Inc()
+		s.log.Warn("sink: cannot list the batches in doubt; a rollup may miss rows of a batch stored before a crash", "err", err)
+		return
+	}
+	if len(tokens) > resendMax {
+		s.log.Warn("sink: more batches in doubt than are re-sent; the oldest are left", "found", len(tokens), "resent", resendMax)
+		tokens = tokens[len(tokens)-resendMax:]
+	}
+	for _, token := range tokens {
+		start := time.Now()
+		n, err := s.resend(ctx, token)
+		if err != nil {
+			s.m.resendFailures.Inc()
+			s.log.Error("sink: could not re-send a batch in doubt; a rollup may miss some of its rows", "token", token, "err", err)
+			continue
+		}
+		s.m.resent.Inc()
+		s.log.Info("sink: re-sent a batch stored beyond the committed offsets (in doubt after a crash)",
+			"token", token, "rows", n, "took", time.Since(start))
+	}
+}
+
+// inDoubtTokens returns the tokens of the recent batches matching cond
+// (over calls_sink_batches), oldest first.
+func (s *Sink) inDoubtTokens(ctx context.Context, cond string, args []any) ([]string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT token FROM `+schema.TableSinkBatches+
+		` WHERE topic = ? AND token != '' AND inserted >= now() - toIntervalSecond(?) AND (`+cond+`)`+
+		` GROUP BY token ORDER BY min(inserted), min(min_offset)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list batches in doubt: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("list batches in doubt: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// resend inserts the raw rows of the batch stored under token again, from
+// the raw table, under the same token, and returns how many rows it sent.
+// ClickHouse derives every table's block id from the token (the views'
+// from the token and the view), not from the rows' order, so the rows need
+// only be the same rows in one block: the sort makes the SELECT produce a
+// single chunk and the insert settings keep it one block.
+func (s *Sink) resend(ctx context.Context, token string) (uint64, error) {
+	where, args, want, err := s.batchRows(ctx, token)
+	if err != nil {
+		return 0, err
+	}
+	var have uint64
+	if err := s.conn.QueryRow(ctx, `SELECT count() FROM `+schema.TableCalls+` WHERE `+where, args...).Scan(&have); err != nil {
+		return 0, fmt.Errorf("count the batch's raw rows: %w", err)
+	}
+	if have != want {
+		// Fewer: the raw part is missing (what was stored cannot be told
+		// apart); more: rows of another insert in the range. Either way
+		// the block would not be the batch's.
+		return 0, fmt.Errorf("the raw table holds %d of the batch's %d rows", have, want)
+	}
+	block := int64(want) + 1
+	ictx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		"insert_deduplicate":                                 1,
+		"insert_deduplication_token":                         token,
+		"deduplicate_blocks_in_dependent_materialized_views": 1,
+		"max_threads":                                        1,
+		"max_insert_threads":                                 1,
+		"optimize_read_in_order":                             0,
+		"max_block_size":                                     block,
+		"max_insert_block_size":                              block,
+		"min_insert_block_size_rows":                         block,
+		"min_insert_block_size_bytes":                        int64(1) << 40,
+	}))
+	q := `INSERT INTO ` + schema.TableCalls + ` (` + columnList + `) SELECT ` + columnList +
+		` FROM ` + schema.TableCalls + ` WHERE ` + where + ` ORDER BY kafka_partition, kafka_offset`
+	if err := s.conn.Exec(ictx, q, args...); err != nil {
+		return 0, fmt.Errorf("re-send %d rows: %w", want, err)
+	}
+	return want, nil
+}
+
+// batchRows returns the WHERE clause (and its arguments) selecting the raw
+// rows of the batch stored under token, and how many rows it stored.
+func (s *Sink) batchRows(ctx context.Context, token string) (where string, args []any, n uint64, err error) {
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT partition, min_offset, max_offset, row_count,
+		toUnixTimestamp64Milli(min_ts), toUnixTimestamp64Milli(max_ts)
+		FROM `+schema.TableSinkBatches+` WHERE topic = ? AND token = ? ORDER BY partition`, s.cfg.Topic, token)
+	if err != nil {
+		return "", nil, 0, fmt.Errorf("read the batch's partitions: %w", err)
+	}
+	defer rows.Close()
+	var ranges []string
+	var rangeArgs []any
+	minTS, maxTS := int64(0), int64(0)
+	for rows.Next() {
+		var p int32
+		var lo, hi, from, to int64
+		var c uint64
+		if err := rows.Scan(&p, &lo, &hi, &c, &from, &to); err != nil {
+			return "", nil, 0, fmt.Errorf("read the batch's partitions: %w", err)
+		}
+		if len(ranges) == 0 || from < minTS {
+			minTS = from
+		}
+		maxTS = max(maxTS, to)
+		ranges = append(ranges, "(kafka_partition = ? AND kafka_offset BETWEEN ? AND ?)")
+		rangeArgs = append(rangeArgs, p, lo, hi)
+		n += c
+	}
+	if err := rows.Err(); err != nil {
+		return "", nil, 0, fmt.Errorf("read the batch's partitions: %w", err)
+	}
+	if len(ranges) == 0 {
+		return "", nil, 0, fmt.Errorf("no partitions recorded for the batch")
+	}
+	where = `kafka_topic = ? AND ts >= fromUnixTimestamp64Milli(?, 'UTC') AND ts <= fromUnixTimestamp64Milli(?, 'UTC') AND (` +
+		strings.Join(ranges, " OR ") + `)`
+	return where, append([]any{s.cfg.Topic, minTS, maxTS}, rangeArgs...), n, nil
+}
