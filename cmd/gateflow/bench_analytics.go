@@ -20,6 +20,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"github.com/gateflow/gateflow/analytics/callgen"
@@ -217,6 +218,12 @@ func truncateAll(ctx context.Context, conn driver.Conn) error {
 // ClickHouse holds all of them.
 //
 // With cfg.SinkProcess it also returns the CPU time the sink process used.
+// The pipeline benchmark's topic and its partitions.
+const (
+	benchTopic      = "gateflow.calls"
+	benchPartitions = 6
+)
+
 func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Conn, opts *clickhouse.Options,
 	recs iter.Seq[[]record.Record]) (wall, sinkCPU time.Duration, err error) {
 	dir, err := os.MkdirTemp("", "gateflow-bench-")
@@ -225,7 +232,7 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 	}
 	defer os.RemoveAll(dir)
 	k, err := embedded.StartKafka(embedded.KafkaOptions{DataDir: dir + "/kafka",
-		Topics: []embedded.Topic{{Name: "gateflow.calls", Partitions: 6}, {Name: "gateflow.calls.dlq", Partitions: 6}}})
+		Topics: []embedded.Topic{{Name: benchTopic, Partitions: benchPartitions}, {Name: benchTopic + ".dlq", Partitions: benchPartitions}}})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -256,7 +263,7 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 			return 0, 0, err
 		}
 		defer sinkConn.Close()
-		s, err := sink.New(sink.Config{Brokers: []string{broker}, Topic: "gateflow.calls", DLQTopic: "gateflow.calls.dlq",
+		s, err := sink.New(sink.Config{Brokers: []string{broker}, Topic: benchTopic, DLQTopic: benchTopic + ".dlq",
 			GroupID: "bench", TTLDays: -1, ClickHouse: opts}, sinkConn, log)
 		if err != nil {
 			return 0, 0, err
@@ -269,7 +276,7 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 
 	// A queue as large as the run, so the emitter never overflows to the
 	// spool: this measures the Kafka path.
-	p, err := producer.New(producer.Config{Brokers: []string{broker}, Topic: "gateflow.calls",
+	p, err := producer.New(producer.Config{Brokers: []string{broker}, Topic: benchTopic,
 		SpoolDir: dir + "/spool", QueueSize: cfg.Records}, log)
 	if err != nil {
 		return 0, 0, err
@@ -284,6 +291,8 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 		return 0, 0, err
 	}
 	want := uint64(cfg.Records)
+	var last uint64
+	lastChange := time.Now()
 	for {
 		var n uint64
 		if err := conn.QueryRow(ctx, "SELECT count() FROM "+schema.TableCalls).Scan(&n); err != nil {
@@ -291,6 +300,14 @@ func benchPipeline(ctx context.Context, cfg benchAnalyticsConfig, conn driver.Co
 		}
 		if n >= want {
 			return time.Since(t0), 0, nil
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		} else if time.Since(lastChange) > time.Minute {
+			// Stalled (seen once, not understood): say where the rows
+			// stopped, once a minute, so that the next stall is diagnosed.
+			lastChange = time.Now()
+			stallReport(ctx, conn, broker, n, want)
 		}
 		select {
 		case <-ctx.Done():
@@ -632,4 +649,26 @@ func countRows(ctx context.Context, conn driver.Conn, sql string, params clickho
 		n++
 	}
 	return n, rows.Err()
+}
+
+// stallReport prints, for a pipeline that stopped short, each partition's
+// end in Kafka against the highest offset stored in ClickHouse.
+func stallReport(ctx context.Context, conn driver.Conn, broker string, n, want uint64) {
+	parts := make([]int32, benchPartitions)
+	for i := range parts {
+		parts[i] = int32(i)
+	}
+	stored, err := sink.StoredOffsets(ctx, conn, benchTopic, parts)
+	fmt.Fprintf(os.Stderr, "pipeline stalled at %d of %d rows for a minute (stored marks: %v, err %v); partition ends:", n, want, stored, err)
+	for _, p := range parts {
+		c, err := kafka.DialLeader(ctx, "tcp", broker, benchTopic, int(p))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, " %d: %v", p, err)
+			continue
+		}
+		end, err := c.ReadLastOffset()
+		_ = c.Close()
+		fmt.Fprintf(os.Stderr, " %d: %d (err %v)", p, end, err)
+	}
+	fmt.Fprintln(os.Stderr)
 }
