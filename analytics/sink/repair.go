@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -27,7 +28,7 @@ const (
 	// long run of failed offset commits every stored batch since the last
 	// commit is in doubt; each re-send is then a deduplicated no-op).
 	resendMax = 50
-	// repairTimeout bounds the whole repair of one assignment.
+	// repairTimeout bounds one attempt of a step of the repair.
 	repairTimeout = 30 * time.Second
 )
 
@@ -50,12 +51,55 @@ const (
 // whether a re-send gets the same per-shard tokens is untested (libchdb
 // cannot run replicated tables); there a compound fault can still leave a
 // rollup short, as docs/ANALYTICS.md says.
-func (s *Sink) repairInDoubt(ctx context.Context, assigned []kafka.PartitionAssignment) {
+func (s *Sink) repairInDoubt(ctx, gctx context.Context, assigned []kafka.PartitionAssignment) {
 	if s.cfg.Cluster.Enabled() || len(assigned) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, repairTimeout)
-	defer cancel()
+	// ClickHouse may still be down (the fault that leaves a batch in
+	// doubt is its crash): retry until it answers. If the generation ends
+	// first, the next one looks again (nothing was committed meanwhile).
+	var tokens []string
+	if err := s.retryLoop(ctx, gctx, nil, "find batches in doubt", repairTimeout, func(actx context.Context) (err error) {
+		tokens, err = s.inDoubt(actx, assigned)
+		return err
+	}); err != nil {
+		return
+	}
+	if len(tokens) > resendMax {
+		s.log.Warn("sink: more batches in doubt than are re-sent; the oldest are left", "found", len(tokens), "resent", resendMax)
+		tokens = tokens[len(tokens)-resendMax:]
+	}
+	for _, token := range tokens {
+		start := time.Now()
+		var n uint64
+		var cannot error
+		err := s.retryLoop(ctx, gctx, nil, "re-send a batch in doubt", repairTimeout, func(actx context.Context) (err error) {
+			n, err = s.resend(actx, token)
+			if errors.Is(err, errCannotResend) {
+				cannot, err = err, nil
+			}
+			return err
+		})
+		if err != nil {
+			return
+		}
+		if cannot != nil {
+			s.m.resendFailures.Inc()
+			s.log.Error("sink: cannot re-send a batch in doubt; a rollup may miss some of its rows", "token", token, "err", cannot)
+			continue
+		}
+		s.m.resent.Inc()
+		s.log.Info("sink: re-sent a batch stored beyond the committed offsets (in doubt after a crash)",
+			"token", token, "rows", n, "took", time.Since(start))
+	}
+}
+
+// errCannotResend: the raw table does not hold exactly the batch's rows.
+var errCannotResend = errors.New("cannot re-send the batch")
+
+// inDoubt returns the tokens of the recent batches stored beyond the
+// committed offsets of the assigned partitions, oldest first.
+func (s *Sink) inDoubt(ctx context.Context, assigned []kafka.PartitionAssignment) ([]string, error) {
 	committed := map[int32]int64{}
 	for _, a := range assigned {
 		// No committed offset yet: the group's start offset (negative).
@@ -64,9 +108,7 @@ func (s *Sink) repairInDoubt(ctx context.Context, assigned []kafka.PartitionAssi
 	parts := slices.Sorted(maps.Keys(committed))
 	marks, err := StoredOffsets(ctx, s.conn, s.cfg.Topic, parts)
 	if err != nil {
-		s.m.resendFailures.Inc()
-		s.log.Warn("sink: cannot check for batches in doubt; a rollup may miss rows of a batch stored before a crash", "err", err)
-		return
+		return nil, err
 	}
 	var cond []string
 	args := []any{s.cfg.Topic, int64(resendWithin / time.Second)}
@@ -77,30 +119,9 @@ func (s *Sink) repairInDoubt(ctx context.Context, assigned []kafka.PartitionAssi
 		}
 	}
 	if len(cond) == 0 {
-		return
+		return nil, nil
 	}
-	tokens, err := s.inDoubtTokens(ctx, strings.Join(cond, " OR "), args)
-	if err != nil {
-		s.m.resendFailures.Inc()
-		s.log.Warn("sink: cannot list the batches in doubt; a rollup may miss rows of a batch stored before a crash", "err", err)
-		return
-	}
-	if len(tokens) > resendMax {
-		s.log.Warn("sink: more batches in doubt than are re-sent; the oldest are left", "found", len(tokens), "resent", resendMax)
-		tokens = tokens[len(tokens)-resendMax:]
-	}
-	for _, token := range tokens {
-		start := time.Now()
-		n, err := s.resend(ctx, token)
-		if err != nil {
-			s.m.resendFailures.Inc()
-			s.log.Error("sink: could not re-send a batch in doubt; a rollup may miss some of its rows", "token", token, "err", err)
-			continue
-		}
-		s.m.resent.Inc()
-		s.log.Info("sink: re-sent a batch stored beyond the committed offsets (in doubt after a crash)",
-			"token", token, "rows", n, "took", time.Since(start))
-	}
+	return s.inDoubtTokens(ctx, strings.Join(cond, " OR "), args)
 }
 
 // inDoubtTokens returns the tokens of the recent batches matching cond
@@ -143,7 +164,7 @@ func (s *Sink) resend(ctx context.Context, token string) (uint64, error) {
 		// Fewer: the raw part is missing (what was stored cannot be told
 		// apart); more: rows of another insert in the range. Either way
 		// the block would not be the batch's.
-		return 0, fmt.Errorf("the raw table holds %d of the batch's %d rows", have, want)
+		return 0, fmt.Errorf("%w: the raw table holds %d of its %d rows", errCannotResend, have, want)
 	}
 	block := int64(want) + 1
 	ictx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
@@ -198,7 +219,7 @@ func (s *Sink) batchRows(ctx context.Context, token string) (where string, args 
 		return "", nil, 0, fmt.Errorf("read the batch's partitions: %w", err)
 	}
 	if len(ranges) == 0 {
-		return "", nil, 0, fmt.Errorf("no partitions recorded for the batch")
+		return "", nil, 0, fmt.Errorf("%w: no partitions recorded for it", errCannotResend)
 	}
 	where = `kafka_topic = ? AND ts >= fromUnixTimestamp64Milli(?, 'UTC') AND ts <= fromUnixTimestamp64Milli(?, 'UTC') AND (` +
 		strings.Join(ranges, " OR ") + `)`

@@ -311,11 +311,6 @@ func (s *Sink) startGeneration(ctx context.Context, gen *kafka.Generation, dlq *
 			s.warmWindow(ctx, a.ID, a.Offset)
 		}
 	}
-	// A batch stored beyond a partition's committed offset may have been
-	// applied in part by a ClickHouse that died mid-insert, and its sink
-	// died before retrying it: complete it before consuming (its messages
-	// are then skipped as stored).
-	s.repairInDoubt(ctx, assigned)
 	msgs := make(chan kafka.Message, 4096)
 	readers := make([]*kafka.Reader, 0, len(assigned))
 	for _, a := range assigned {
@@ -351,6 +346,11 @@ func (s *Sink) startGeneration(ctx context.Context, gen *kafka.Generation, dlq *
 	running.Add(1)
 	gen.Start(func(gctx context.Context) {
 		defer running.Done()
+		// A batch stored beyond a partition's committed offset may have
+		// been applied in part by a ClickHouse that died mid-insert, and
+		// its sink died before retrying it: complete it before consuming
+		// (its messages are then skipped as stored).
+		s.repairInDoubt(ctx, gctx, assigned)
 		s.consume(ctx, gctx, gen, dlq, msgs, readers)
 	})
 }
