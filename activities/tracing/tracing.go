@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -57,6 +58,9 @@ type Options struct {
 	SampleRatio float64
 	// Exporter replaces the OTLP exporter (tests); it turns recording on.
 	Exporter sdktrace.SpanExporter
+	// Log receives failed exports (nil: OpenTelemetry's global error
+	// handler does).
+	Log *slog.Logger
 }
 
 // ErrEndpoint is wrapped by refusals of an OTLP endpoint.
@@ -89,6 +93,9 @@ func New(ctx context.Context, opts Options) (*Tracing, error) {
 	}
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", opts.Service))),
+	}
+	if exp != nil && opts.Log != nil {
+		exp = &loggedExporter{SpanExporter: exp, log: opts.Log}
 	}
 	if exp != nil {
 		ratio := opts.SampleRatio

@@ -276,7 +276,8 @@ func (c tracingConfig) validate() error {
 // Shutdown it last, to flush the spans.
 func (c tracingConfig) start(ctx context.Context, service string, log *slog.Logger) (*tracing.Tracing, error) {
 	e, from := c.endpoint()
-	tr, err := tracing.New(ctx, tracing.Options{Service: service, Endpoint: e, SampleRatio: c.SampleRatio})
+	tr, err := tracing.New(ctx, tracing.Options{Service: service, Endpoint: e, SampleRatio: c.SampleRatio,
+		Log: log.With("component", "tracing")})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", from, err)
 	}
