@@ -228,6 +228,42 @@ func checkApplied(migs []Migration, applied map[int]Applied) error {
 	return nil
 }
 
+// TablesExist reports an error naming the tables of Tables that the
+// connected database lacks: before the first sink has applied the
+// migrations, the analytics routes and the model budgets (which read the
+// rollups) cannot answer, so a process that reads them is not ready. It
+// checks the tables rather than the recorded versions because on a
+// cluster the versions are recorded on the node that migrated only.
+func TablesExist(ctx context.Context, conn driver.Conn) error {
+	rows, err := conn.Query(ctx, `SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ?`, Tables)
+	if err != nil {
+		return fmt.Errorf("list the analytics tables: %w", err)
+	}
+	defer rows.Close()
+	have := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return fmt.Errorf("list the analytics tables: %w", err)
+		}
+		have[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list the analytics tables: %w", err)
+	}
+	var missing []string
+	for _, t := range Tables {
+		if !have[t] {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%d of %d analytics tables missing (%s); a sink applies the migrations when it starts",
+			len(missing), len(Tables), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
 // Applied is a recorded migration.
 type Applied struct {
 	Name     string

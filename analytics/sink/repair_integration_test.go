@@ -44,8 +44,16 @@ func TestInDoubtBatchResent(t *testing.T) {
 			conn := openCH(t, addr)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
+			// Readiness of the processes that read the rollups (checked
+			// here because this test migrates a fresh ClickHouse itself).
+			if err := schema.TablesExist(ctx, conn); err == nil {
+				t.Fatal("TablesExist: no error before the migrations")
+			}
 			if err := schema.Migrate(ctx, conn, schema.Options{}); err != nil {
 				t.Fatal(err)
+			}
+			if err := schema.TablesExist(ctx, conn); err != nil {
+				t.Fatalf("TablesExist after the migrations: %v", err)
 			}
 			kb := startKafka(t)
 			midnight := time.Now().UTC().Truncate(24 * time.Hour)

@@ -21,6 +21,7 @@ import (
 	"github.com/gateflow/gateflow/activities/llm/prompt"
 	"github.com/gateflow/gateflow/activities/sysconfig"
 	"github.com/gateflow/gateflow/analytics/query"
+	"github.com/gateflow/gateflow/analytics/schema"
 	"github.com/gateflow/gateflow/ingress"
 	"github.com/gateflow/gateflow/ingress/analyticsapi"
 	"github.com/gateflow/gateflow/ingress/api"
@@ -309,7 +310,9 @@ func runIngress(ctx context.Context, cfg ingressConfig, log *slog.Logger) error 
 		{Name: "kafka", Optional: true, Check: func(ctx context.Context) error {
 			return cfg.Kafka.reachable(ctx, transport)
 		}},
-		{Name: "clickhouse", Optional: true, Check: func(ctx context.Context) error { return ch.Ping(ctx) }},
+		// Reachable and migrated: the analytics routes and the model
+		// budgets read the rollups.
+		{Name: "clickhouse", Optional: true, Check: func(ctx context.Context) error { return schema.TablesExist(ctx, ch) }},
 		keysHealth.ready(),
 	}, append(replicas.ready, cfg.Ready...)...)
 
