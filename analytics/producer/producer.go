@@ -179,8 +179,14 @@ type Producer struct {
 	// unsureUntil (replay goroutine only): spooled records before it were
 	// part of a write whose outcome is unknown.
 	unsureUntil spool.Position
-	closeOnce   sync.Once
-	closeErr    error
+	// replayMsgs (replay goroutine only) is reused for every batch:
+	// WriteMessages copies the messages, not their keys and values.
+	replayMsgs []kafka.Message
+	// encBufs holds encoding buffers for log-first Emits: the log copies
+	// the record, so its buffer can serve the next Emit.
+	encBufs   sync.Pool
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New starts a producer. It does not contact Kafka: an unreachable cluster
@@ -199,6 +205,10 @@ func New(cfg Config, log *slog.Logger) (*Producer, error) {
 		wake:     make(chan struct{}, 1),
 		stopPump: make(chan struct{}),
 		pumpDone: make(chan struct{}),
+	}
+	p.encBufs.New = func() any {
+		b := make([]byte, 0, 1024)
+		return &b
 	}
 	p.m = newMetrics()
 	sp, err := spool.Open(spool.Options{
@@ -285,9 +295,17 @@ func (p *Producer) Emit(r record.Record) {
 	if r.TS == 0 {
 		r.TS = time.Now().UnixMilli()
 	}
-	// Key and value share one allocation.
+	// Key and value share one buffer: a new one for the queue, a pooled
+	// one for the log, which copies the record before Append returns.
 	key := r.Key()
-	buf := make([]byte, 0, 512+len(key))
+	var pooled *[]byte
+	var buf []byte
+	if p.cfg.LogFirst {
+		pooled = p.encBufs.Get().(*[]byte)
+		buf = (*pooled)[:0]
+	} else {
+		buf = make([]byte, 0, 512+len(key))
+	}
 	buf = append(buf, key...)
 	buf = r.AppendJSON(buf)
 	it := item{buf: buf, klen: len(key)}
@@ -295,6 +313,10 @@ func (p *Producer) Emit(r record.Record) {
 
 	if p.cfg.LogFirst {
 		p.logRecord(it)
+		if cap(buf) <= 64<<10 { // a rare huge record is not kept
+			*pooled = buf
+			p.encBufs.Put(pooled)
+		}
 		return
 	}
 
@@ -546,9 +568,12 @@ func (p *Producer) replayOnce(ctx context.Context) (int, error) {
 	if p.mayBeDelivered(b) {
 		headers = resentHeaders
 	}
-	msgs := make([]kafka.Message, len(b.Entries))
-	for i, e := range b.Entries {
-		msgs[i] = kafka.Message{Key: e.Key, Value: e.Value, Headers: headers}
+	msgs := p.replayMsgs[:0]
+	for _, e := range b.Entries {
+		msgs = append(msgs, kafka.Message{Key: e.Key, Value: e.Value, Headers: headers})
+	}
+	if cap(msgs) <= 2*p.cfg.BatchRecords {
+		p.replayMsgs = msgs
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	err = p.writer.WriteMessages(wctx, msgs...)

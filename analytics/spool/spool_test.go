@@ -121,6 +121,65 @@ func drain1(t *testing.T, s *Spool, n int) []string {
 	return out
 }
 
+// TestCursorAcrossRestart: the read progress survives a restart when the
+// cursor was overwritten in place many times, when it is the checksum-less
+// line earlier versions wrote, and a damaged cursor makes the spool read
+// everything again rather than skip records.
+func TestCursorAcrossRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cursor func(t *testing.T, path string) // rewrites the cursor file after 60 of 100 acknowledged
+		next   int                             // first entry read after the restart
+	}{
+		{name: "in place", cursor: func(*testing.T, string) {}, next: 60},
+		{name: "earlier version's line", cursor: func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := strings.Fields(string(b))
+			id, _ := strconv.ParseUint(f[0], 10, 64)
+			off, _ := strconv.ParseInt(f[1], 10, 64)
+			n, _ := strconv.ParseInt(f[2], 10, 64)
+			if err := os.WriteFile(path, fmt.Appendf(nil, "%d %d %d\n", id, off, n), 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}, next: 60},
+		{name: "damaged", cursor: func(t *testing.T, path string) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)-15] ^= 1 // a digit of the record count
+			if err := os.WriteFile(path, b, 0o640); err != nil {
+				t.Fatal(err)
+			}
+		}, next: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir, 1<<20, 1<<30, nil)
+			for i := range 100 {
+				if err := s.Append(entry(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 6 { // six Acks: the first renames, the others overwrite
+				drain1(t, s, 10)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tc.cursor(t, filepath.Join(dir, cursorFile))
+			s = open(t, dir, 1<<20, 1<<30, nil)
+			defer s.Close()
+			if got := drain(t, s, 7); !slices.Equal(got, want(tc.next, 100)) {
+				t.Fatalf("after restart read %d entries, want entries %d to 99", len(got), tc.next)
+			}
+		})
+	}
+}
+
 func TestUnackedPeekIsReplayed(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir, 1<<20, 1<<30, nil)
