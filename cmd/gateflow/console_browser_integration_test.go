@@ -66,22 +66,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		t.Skipf("skipping the browser test: %s is not installed (apt-get install -y chromium)", chromiumPath)
 	}
-	bin := buildGateflow(t)
-	dir := t.TempDir()
-	ports := devFreePorts(t)
-	e := &e2e{t: t, bin: bin, dir: dir, api: "http://127.0.0.1:" + strconv.Itoa(ports.ingress)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			e.dumpLogs()
-		}
-	})
-	e.dev = startDev(t, bin, dir, ports)
-	e.waitReady()
-	key, err := os.ReadFile(filepath.Join(dir, "dev-key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.key = strings.TrimSpace(string(key))
+	e := startDevE2E(t)
 
 	// Keys: two managers of tenant dev, an analyst, and a key of a second
 	// tenant, whose 10,000 runs are started straight on Temporal.
@@ -149,7 +134,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	runs := bulkRuns(t)
 	seeded := make(chan error, 1)
 	seedBegan := time.Now()
-	go func() { seeded <- seedRuns(ports.temporal, "bulk", runs) }()
+	go func() { seeded <- seedRuns(e.ports.temporal, "bulk", runs) }()
 
 	// Workflows list: dev's runs, never the second tenant's.
 	b.nav("/console/workflows")

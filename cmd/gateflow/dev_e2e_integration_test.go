@@ -44,23 +44,7 @@ import (
 // user: `gateflow keys create --roles approver,manager` twice (alice, bob)
 // into the dev config dir's keys file, then SIGHUP.
 func TestDevEndToEnd(t *testing.T) {
-	bin := buildGateflow(t)
-	dir := t.TempDir()
-	ports := devFreePorts(t)
-	e := &e2e{t: t, bin: bin, dir: dir, api: "http://127.0.0.1:" + strconv.Itoa(ports.ingress)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			e.dumpLogs()
-		}
-	})
-
-	e.dev = startDev(t, bin, dir, ports)
-	e.waitReady()
-	key, err := os.ReadFile(filepath.Join(dir, "dev-key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.key = strings.TrimSpace(string(key))
+	e := startDevE2E(t)
 
 	// hello: one http step against the demo echo service.
 	hello := e.submitWatch("hello", `{"name":"Ada"}`)
@@ -75,7 +59,7 @@ func TestDevEndToEnd(t *testing.T) {
 		!strings.HasPrefix(out.Charge, "ch_") || out.Shipment != "shp-ord-S-1" {
 		t.Fatalf("small order: %+v", small.final)
 	}
-	e.checkNotified(ports.demoBase, "ntf-S-1")
+	e.checkNotified(e.ports.demoBase, "ntf-S-1")
 
 	// catalog-enrichment: foreach, parallel http + model (JSON), mcp.
 	cat := e.submitWatch("catalog-enrichment", `{"products":[{"sku":"MUG-1","title":"Blue ceramic mug"},{"sku":"TEE-2","title":"Cotton shirt"}]}`)
@@ -124,7 +108,7 @@ func TestDevEndToEnd(t *testing.T) {
 	e.waitPending(waiting, "manager_approval")
 
 	// Call records, through Kafka into ClickHouse, read with clickhouse-go.
-	chAddr := "127.0.0.1:" + strconv.Itoa(ports.ch)
+	chAddr := "127.0.0.1:" + strconv.Itoa(e.ports.ch)
 	wantKinds := map[string][]string{
 		hello.id: {"http", "ingress"},
 		small.id: {"http", "ingress", "model"},
@@ -160,7 +144,7 @@ func TestDevEndToEnd(t *testing.T) {
 	if took := time.Since(began); took > 10*time.Second {
 		t.Errorf("dev took %s to stop", took)
 	}
-	for _, p := range demo.PortsAt(ports.demoBase).List() {
+	for _, p := range demo.PortsAt(e.ports.demoBase).List() {
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.Port))
 		if err != nil {
 			t.Errorf("demo %s port still taken after stop: %v", p.Name, err)
@@ -170,7 +154,7 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 
 	// Restart on the same data dir.
-	e.dev = startDev(t, bin, dir, ports)
+	e.dev = startDev(t, e.bin, e.dir, e.ports)
 	e.waitReady()
 	so, _ := e.mustCLI(e.key, "list", "--all", "--limit", "100", "-o", "json")
 	var page struct {
@@ -200,7 +184,7 @@ func TestDevEndToEnd(t *testing.T) {
 	hello2 := `{"name": "hello", "version": "2", "steps": [{"id": "greet", "kind": "http", "service": "echo",
 		"method": "POST", "path": "/echo", "body": {"greeting": "Hi, ${{ input.name }}!"}}],
 		"output": "${{ steps.greet.output.body }}"}`
-	if err := os.WriteFile(filepath.Join(dir, "config", "definitions", "hello-2.json"), []byte(hello2), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(e.dir, "config", "definitions", "hello-2.json"), []byte(hello2), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e.poll("hello@2 loaded without SIGHUP", 30*time.Second, func() (bool, string) {
@@ -280,6 +264,7 @@ type e2e struct {
 	t        *testing.T
 	bin, dir string
 	api, key string
+	ports    devPorts
 	dev      *devProc
 }
 
@@ -603,4 +588,28 @@ func TestDevDemoPortInUse(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], "demo payments service") || !strings.Contains(lines[0], "--demo-services=false") {
 		t.Fatalf("want one line naming the demo service and --demo-services=false, got:\n%s", out)
 	}
+}
+
+// startDevE2E builds the binary, starts `gateflow dev` on free ports in a
+// temporary dir, waits until it is ready and reads its dev key; the logs
+// are printed if the test fails.
+func startDevE2E(t *testing.T) *e2e {
+	t.Helper()
+	bin := buildGateflow(t)
+	dir := t.TempDir()
+	ports := devFreePorts(t)
+	e := &e2e{t: t, bin: bin, dir: dir, api: "http://127.0.0.1:" + strconv.Itoa(ports.ingress), ports: ports}
+	t.Cleanup(func() {
+		if t.Failed() {
+			e.dumpLogs()
+		}
+	})
+	e.dev = startDev(t, bin, dir, ports)
+	e.waitReady()
+	key, err := os.ReadFile(filepath.Join(dir, "dev-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.key = strings.TrimSpace(string(key))
+	return e
 }

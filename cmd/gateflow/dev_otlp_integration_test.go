@@ -52,22 +52,7 @@ func TestDevOTLPExport(t *testing.T) {
 	// 10 s, so that the failure part sees its error sooner.
 	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5000")
 
-	bin := buildGateflow(t)
-	dir := t.TempDir()
-	ports := devFreePorts(t)
-	e := &e2e{t: t, bin: bin, dir: dir, api: "http://127.0.0.1:" + strconv.Itoa(ports.ingress)}
-	t.Cleanup(func() {
-		if t.Failed() {
-			e.dumpLogs()
-		}
-	})
-	e.dev = startDev(t, bin, dir, ports)
-	e.waitReady()
-	key, err := os.ReadFile(filepath.Join(dir, "dev-key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.key = strings.TrimSpace(string(key))
+	e := startDevE2E(t)
 
 	srv := newTraceparentServer()
 	defer srv.Close()
@@ -101,7 +86,7 @@ func TestDevOTLPExport(t *testing.T) {
 	if got := col.header("authorization"); !slices.Contains(got, "Bearer "+secret) {
 		t.Errorf("collector got authorization %q: OTEL_EXPORTER_OTLP_HEADERS not sent", got)
 	}
-	chAddr := "127.0.0.1:" + strconv.Itoa(ports.ch)
+	chAddr := "127.0.0.1:" + strconv.Itoa(e.ports.ch)
 	e.checkTraceRecords(chAddr, id, traceID, []string{"http", "ingress", "model"})
 
 	// The collector goes away: requests still succeed, and the failed
@@ -109,7 +94,7 @@ func TestDevOTLPExport(t *testing.T) {
 	col.stop()
 	const traceID2 = "6b2f1d8e3cae5f7b9d4e2a1c8f3bad5e"
 	e.submitTraced(traceID2, steps[:1], "${{ steps.call.output.body }}")
-	logPath := filepath.Join(dir, "logs", "gateflow.log")
+	logPath := filepath.Join(e.dir, "logs", "gateflow.log")
 	const failed = "trace spans not exported"
 	e.poll("the failed export in dev's log", 60*time.Second, func() (bool, string) {
 		b, _ := os.ReadFile(logPath)
