@@ -177,6 +177,7 @@ type faultRun struct {
 	ingress, workers    []*part
 	sinks               []*part
 	ingressURLs         []string
+	temporalHost        string
 	chDSN, chHTTP       string
 	brokers             []string
 
@@ -600,6 +601,7 @@ func (r *faultRun) buildParts() error {
 	r.ch.ready = httpReady(r.chHTTP + "/?query=SELECT%201")
 
 	temporalHost := fmt.Sprintf("127.0.0.1:%d", tports[0])
+	r.temporalHost = temporalHost
 	r.temporal = mk("temporal", faultTemporal, "temporal-server", "--data-dir", partsDir(r.dir, "temporal"),
 		"--port", strconv.Itoa(tports[0]), "--history-port", strconv.Itoa(tports[1]),
 		"--matching-port", strconv.Itoa(tports[2]), "--worker-port", strconv.Itoa(tports[3]), "--log-level", "warn")

@@ -61,9 +61,20 @@ func (l *faultLoad) settleAndCheck(ctx context.Context, settle time.Duration) (*
 
 	// Every accepted orchestration must close.
 	statuses := l.waitClosed(ctx, subs, deadline)
-	l.stopBot()
 	orchDone := time.Since(settleStart)
-	l.r.logf("orchestrations closed %s after the load", orchDone.Round(time.Millisecond))
+	var unclosed []*submission
+	for _, s := range subs {
+		if _, ok := statuses[s.n]; s.accepted && !ok {
+			unclosed = append(unclosed, s)
+		}
+	}
+	if len(unclosed) > 0 {
+		l.r.logf("%d orchestrations not closed %s after the load; what Temporal says of them:", len(unclosed), orchDone.Round(time.Millisecond))
+		l.diagnoseUnclosed(ctx, unclosed)
+	} else {
+		l.r.logf("orchestrations closed %s after the load", orchDone.Round(time.Millisecond))
+	}
+	l.stopBot()
 
 	if b, err := json.MarshalIndent(statuses, "", "  "); err == nil {
 		_ = os.WriteFile(filepath.Join(l.r.dir, "statuses.json"), b, 0o640)
@@ -73,6 +84,7 @@ func (l *faultLoad) settleAndCheck(ctx context.Context, settle time.Duration) (*
 		return nil, err
 	}
 	l.checkApprovalRecords(ctx, subs, res)
+	l.timeoutsLine(ctx, subs, res)
 	res.line("settle\torchestrations closed %s after the load, records in ClickHouse %s after it",
 		orchDone.Round(100*time.Millisecond), time.Since(settleStart).Round(100*time.Millisecond))
 	l.mu.Lock()
@@ -159,7 +171,7 @@ func (l *faultLoad) checkOrchestrations(ctx context.Context, subs []*submission,
 		accepted++
 		st, ok := statuses[s.n]
 		if !ok {
-			wrong = append(wrong, fmt.Sprintf("%d: not closed", s.n))
+			wrong = append(wrong, fmt.Sprintf("%d: not closed (workflow %s; see UNCLOSED above)", s.n, s.id))
 			continue
 		}
 		closed++
