@@ -55,7 +55,9 @@ type faultRunConfig struct {
 	Lib string
 	// Isolate keeps the faults apart: no ingress, worker or sink is
 	// killed while an infrastructure fault is under way or within
-	// isolateQuiet after it recovered. Compound faults are what the long
+	// isolateQuiet after it recovered (the next infrastructure fault keeps
+	// to its schedule: the quiet is for the applications). Compound
+	// faults are what the long
 	// run is for; the short (CI) run checks each kind alone, so that its
 	// verdict does not depend on a race between two faults.
 	Isolate bool
@@ -190,10 +192,14 @@ type faultRun struct {
 	// than the short run's minute): reported, so that a pass says what it
 	// did not cover.
 	missed []string
-	// infraBusy is held by an infrastructure fault, and for isolateQuiet
-	// after it, when the run isolates faults; application kills take it
-	// too.
-	infraBusy sync.Mutex
+	// infraBusy is held by an infrastructure fault when the run isolates
+	// faults; application kills take it too, and wait until quietUntil
+	// (isolateQuiet after the last infrastructure fault), which it guards.
+	// The quiet once held infraBusy itself, so that under load the
+	// infrastructure faults and their quiet times filled a short run's
+	// minute and the last ones were never injected.
+	infraBusy  sync.Mutex
+	quietUntil time.Time
 }
 
 // faultEvent is one injected fault and how long its part took to serve
@@ -790,10 +796,7 @@ func (r *faultRun) injectFaults(ctx context.Context) {
 			}
 			r.infraFault(ctx, f.kind)
 			if r.cfg.Isolate {
-				select {
-				case <-ctx.Done():
-				case <-time.After(isolateQuiet):
-				}
+				r.quietUntil = time.Now().Add(isolateQuiet)
 				r.infraBusy.Unlock()
 			}
 		}
@@ -819,12 +822,30 @@ func (r *faultRun) injectFaults(ctx context.Context) {
 		kind := kinds[i%len(kinds)]
 		of := slices.DeleteFunc(slices.Clone(apps), func(p *part) bool { return p.kind != kind })
 		p := of[r.rng.IntN(len(of))]
-		if r.cfg.Isolate {
-			r.infraBusy.Lock()
+		if r.cfg.Isolate && !r.lockQuiet(ctx) {
+			return
 		}
 		r.killAndRestart(ctx, p, p.kind, 500*time.Millisecond)
 		if r.cfg.Isolate {
 			r.infraBusy.Unlock()
+		}
+	}
+}
+
+// lockQuiet takes infraBusy once no infrastructure fault is under way and
+// its quiet time is over; false when ctx ended first (not held then).
+func (r *faultRun) lockQuiet(ctx context.Context) bool {
+	for {
+		r.infraBusy.Lock()
+		wait := time.Until(r.quietUntil)
+		if wait <= 0 {
+			return true
+		}
+		r.infraBusy.Unlock()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
 		}
 	}
 }
