@@ -54,19 +54,25 @@ type faultRunConfig struct {
 	// Lib is libchdb.so (empty: the cache, fetched if missing).
 	Lib string
 	// Isolate keeps the faults apart: no ingress, worker or sink is
-	// killed while an infrastructure fault is under way or within
-	// isolateQuiet after it recovered (the next infrastructure fault keeps
-	// to its schedule: the quiet is for the applications). Compound
-	// faults are what the long
-	// run is for; the short (CI) run checks each kind alone, so that its
-	// verdict does not depend on a race between two faults.
+	// killed while an infrastructure fault is under way, within
+	// isolateQuiet after ClickHouse recovered or isolateQuietOther after
+	// another part did (the next infrastructure fault keeps to its
+	// schedule: the quiet is for the applications). Compound faults are
+	// what the long run is for; the short (CI) run checks each kind alone,
+	// so that its verdict does not depend on a race between two faults.
 	Isolate bool
 }
 
-// isolateQuiet is how long after an infrastructure fault recovered an
-// isolated run waits before it kills an application part again: long
-// enough for a sink's retry of an insert cut by a ClickHouse death.
-const isolateQuiet = 10 * time.Second
+// isolateQuiet is how long after ClickHouse recovered an isolated run
+// waits before it kills an application part again: long enough for a
+// sink's retry of an insert cut by a ClickHouse death. After the other
+// infrastructure faults it waits isolateQuietOther: their recovery is
+// waited for already, and 10 s after each left a short run under load
+// (average 16-25) time for only two application kills.
+const (
+	isolateQuiet      = 10 * time.Second
+	isolateQuietOther = 3 * time.Second
+)
 
 // Fault kinds.
 const (
@@ -122,7 +128,7 @@ and the per-minute rollups). Exits non-zero on any loss or duplicate.`,
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Minute, "bound of the wait for orchestrations to close and records to arrive after the load")
 	fs.StringVar(&cfg.Lib, "libchdb", "", "libchdb.so (default: the cache dir, fetched with npm if missing)")
-	fs.BoolVar(&cfg.Isolate, "isolate-faults", false, "never overlap an ingress, worker or sink kill with an infrastructure fault (and 10 s after it); --short turns it on")
+	fs.BoolVar(&cfg.Isolate, "isolate-faults", false, "never overlap an ingress, worker or sink kill with an infrastructure fault (and 10 s after ClickHouse's, 3 s after another's); --short turns it on")
 	fs.BoolVar(&short, "short", false, "the CI version: 60 s of light load, every fault kind once or more (flags given explicitly win)")
 	return cmd
 }
@@ -194,7 +200,8 @@ type faultRun struct {
 	missed []string
 	// infraBusy is held by an infrastructure fault when the run isolates
 	// faults; application kills take it too, and wait until quietUntil
-	// (isolateQuiet after the last infrastructure fault), which it guards.
+	// (isolateQuiet or isolateQuietOther after the last infrastructure
+	// fault), which it guards.
 	// The quiet once held infraBusy itself, so that under load the
 	// infrastructure faults and their quiet times filled a short run's
 	// minute and the last ones were never injected.
@@ -796,7 +803,11 @@ func (r *faultRun) injectFaults(ctx context.Context) {
 			}
 			r.infraFault(ctx, f.kind)
 			if r.cfg.Isolate {
-				r.quietUntil = time.Now().Add(isolateQuiet)
+				quiet := isolateQuietOther
+				if f.kind == faultClickHouse {
+					quiet = isolateQuiet
+				}
+				r.quietUntil = time.Now().Add(quiet)
 				r.infraBusy.Unlock()
 			}
 		}
