@@ -32,9 +32,12 @@ const (
 	// StartToClose, so the activity can report the timeout itself (with
 	// its call record) before Temporal abandons it.
 	callGrace = 5 * time.Second
-	// httpHeartbeatTimeout lets a worker that dies during a long http or
-	// model call be noticed quickly; those activities heartbeat at half of
-	// it. (MCP calls get none: their activity does not promise heartbeats.)
+	// httpHeartbeatTimeout lets a worker that dies during a long http,
+	// model or mcp call be noticed quickly; those activities heartbeat at
+	// half of it while the call is in flight. Without it a dead worker's
+	// attempt ends only at its StartToClose: an mcp step without a timeout
+	// stayed open 5 minutes after its worker was SIGKILLed (the fault
+	// run's orchestration not closed within the settle bound, issue 15).
 	httpHeartbeatTimeout = 10 * time.Second
 )
 
@@ -76,8 +79,9 @@ func retryPolicy(rp *definition.RetryPolicy) *temporal.RetryPolicy {
 	return p
 }
 
-// callOptions builds the activity options of a call step.
-func callOptions(st *definition.Step, id string, defaultStartToClose time.Duration, heartbeat bool) workflow.ActivityOptions {
+// callOptions builds the activity options of a call step (http, model,
+// mcp: their activities all heartbeat while the call is in flight).
+func callOptions(st *definition.Step, id string, defaultStartToClose time.Duration) workflow.ActivityOptions {
 	stc := defaultStartToClose
 	if t := st.Timeout.Std(); t > 0 {
 		stc = t + callGrace
@@ -87,7 +91,7 @@ func callOptions(st *definition.Step, id string, defaultStartToClose time.Durati
 		RetryPolicy:         retryPolicy(st.Retry),
 		Summary:             id,
 	}
-	if heartbeat && stc > 2*httpHeartbeatTimeout {
+	if stc > 2*httpHeartbeatTimeout {
 		opts.HeartbeatTimeout = httpHeartbeatTimeout
 	}
 	return opts
@@ -127,7 +131,7 @@ func (r *run) callHTTP(ctx workflow.Context, sc *scope, st *definition.Step, id 
 	if st.Retry != nil {
 		in.NonRetryableStatuses = st.Retry.NonRetryableStatuses
 	}
-	opts := callOptions(st, id, DefaultCallStartToClose, true)
+	opts := callOptions(st, id, DefaultCallStartToClose)
 	if cb := st.Callback; cb != nil {
 		if r.eventsVersion(ctx) < eventsV1 {
 			return stepOutcome{}, fmt.Errorf("http callbacks need a newer worker")
@@ -214,7 +218,7 @@ func (r *run) callModel(ctx workflow.Context, sc *scope, st *definition.Step, id
 		req.ResponseFormat = &llm.ResponseFormat{Type: "json_object"}
 	}
 	in := activities.ModelCallInput{StepRef: r.ref(id), Request: req, Timeout: st.Timeout.Std()}
-	opts := callOptions(st, id, DefaultModelStartToClose, true)
+	opts := callOptions(st, id, DefaultModelStartToClose)
 	actx := workflow.WithActivityOptions(ctx, opts)
 	release, err := r.acquireCall(ctx)
 	if err != nil {
@@ -236,7 +240,10 @@ func (r *run) callMCP(ctx workflow.Context, sc *scope, st *definition.Step, id s
 		}
 		in.Arguments = args
 	}
-	opts := callOptions(st, id, DefaultCallStartToClose, false)
+	// The heartbeat timeout only changes the command's attributes, which
+	// replay does not compare: running orchestrations need no version
+	// marker for it.
+	opts := callOptions(st, id, DefaultCallStartToClose)
 	actx := workflow.WithActivityOptions(ctx, opts)
 	release, err := r.acquireCall(ctx)
 	if err != nil {

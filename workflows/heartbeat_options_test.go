@@ -15,7 +15,10 @@ import (
 // TestCallStepHeartbeatTimeouts holds the activity options behind
 // docs/WORKFLOWS.md's "a worker dying mid-call costs ~10 s, not the whole
 // attempt timeout": http and model steps whose attempt may last longer
-// than 20 s get a 10 s heartbeat timeout, shorter ones and mcp steps none.
+// than 20 s get a 10 s heartbeat timeout, shorter ones none. mcp steps get
+// it too: without it, the fault run's orchestration whose worker was
+// SIGKILLed during its mcp step stayed open for the step's whole 5-minute
+// attempt (issue 15).
 // worker's TestWorkerKilledDuringStep checks the effect on a real server.
 func TestCallStepHeartbeatTimeouts(t *testing.T) {
 	h := newHarness(t, nil)
@@ -36,7 +39,8 @@ func TestCallStepHeartbeatTimeouts(t *testing.T) {
 		{"id": "http_default", "kind": "http", "service": "s"},
 		{"id": "model_default", "kind": "model", "model": "m", "prompt": "hi"},
 		{"id": "model_short", "kind": "model", "model": "m", "prompt": "hi", "timeout": "10s"},
-		{"id": "mcp_default", "kind": "mcp", "server": "files", "tool": "write"}
+		{"id": "mcp_default", "kind": "mcp", "server": "files", "tool": "write"},
+		{"id": "mcp_short", "kind": "mcp", "server": "files", "tool": "write", "timeout": "10s"}
 	]}`), `{}`))
 	h.result()
 	want := []struct {
@@ -48,7 +52,8 @@ func TestCallStepHeartbeatTimeouts(t *testing.T) {
 		{"http_default", started{activities.HTTPCallActivity, 5 * time.Minute, 10 * time.Second}},
 		{"model_default", started{activities.ModelCallActivity, 10 * time.Minute, 10 * time.Second}},
 		{"model_short", started{activities.ModelCallActivity, 15 * time.Second, 0}},
-		{"mcp_default", started{activities.MCPCallActivity, 5 * time.Minute, 0}},
+		{"mcp_default", started{activities.MCPCallActivity, 5 * time.Minute, 10 * time.Second}},
+		{"mcp_short", started{activities.MCPCallActivity, 15 * time.Second, 0}},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d activities started, want %d: %+v", len(got), len(want), got)

@@ -61,9 +61,20 @@ func (l *faultLoad) settleAndCheck(ctx context.Context, settle time.Duration) (*
 
 	// Every accepted orchestration must close.
 	statuses := l.waitClosed(ctx, subs, deadline)
-	l.stopBot()
 	orchDone := time.Since(settleStart)
-	l.r.logf("orchestrations closed %s after the load", orchDone.Round(time.Millisecond))
+	var unclosed []*submission
+	for _, s := range subs {
+		if _, ok := statuses[s.n]; s.accepted && !ok {
+			unclosed = append(unclosed, s)
+		}
+	}
+	if len(unclosed) > 0 {
+		l.r.logf("%d orchestrations not closed %s after the load; what Temporal says of them:", len(unclosed), orchDone.Round(time.Millisecond))
+		l.diagnoseUnclosed(ctx, unclosed)
+	} else {
+		l.r.logf("orchestrations closed %s after the load", orchDone.Round(time.Millisecond))
+	}
+	l.stopBot()
 
 	if b, err := json.MarshalIndent(statuses, "", "  "); err == nil {
 		_ = os.WriteFile(filepath.Join(l.r.dir, "statuses.json"), b, 0o640)
@@ -72,7 +83,8 @@ func (l *faultLoad) settleAndCheck(ctx context.Context, settle time.Duration) (*
 	if err := l.checkCalls(ctx, deadline, res); err != nil {
 		return nil, err
 	}
-	l.checkApprovalRecords(ctx, subs, res)
+	l.checkApprovalRecords(ctx, subs, deadline, res)
+	l.timeoutsLine(ctx, subs, res)
 	res.line("settle\torchestrations closed %s after the load, records in ClickHouse %s after it",
 		orchDone.Round(100*time.Millisecond), time.Since(settleStart).Round(100*time.Millisecond))
 	l.mu.Lock()
@@ -159,7 +171,7 @@ func (l *faultLoad) checkOrchestrations(ctx context.Context, subs []*submission,
 		accepted++
 		st, ok := statuses[s.n]
 		if !ok {
-			wrong = append(wrong, fmt.Sprintf("%d: not closed", s.n))
+			wrong = append(wrong, fmt.Sprintf("%d: not closed (workflow %s; see UNCLOSED above)", s.n, s.id))
 			continue
 		}
 		closed++
@@ -462,13 +474,43 @@ func (r *faultRun) checkMinutes(ctx context.Context, res *faultResult) error {
 }
 
 // checkApprovalRecords: one approval record per decided approval, in the
-// raw table and in the rollup.
-func (l *faultLoad) checkApprovalRecords(ctx context.Context, subs []*submission, res *faultResult) {
+// raw table and in the rollup. Like the calls, the records are waited for
+// (up to the settle deadline): a worker that emitted them while Kafka was
+// down keeps them in its spool and replays them with a backoff, so they
+// may arrive seconds after the call records (a run whose Kafka kill fell
+// at the load's end failed here with the two last approvals' records still
+// in a worker's spool).
+func (l *faultLoad) checkApprovalRecords(ctx context.Context, subs []*submission, deadline time.Time, res *faultResult) {
+	for {
+		want, missing, twice, rolled, err := l.approvalRecords(ctx, subs)
+		// Wait while some are missing; a duplicate does not go away.
+		arrived := err == nil && missing == 0 && rolled >= want
+		if arrived || time.Now().After(deadline) || ctx.Err() != nil {
+			if err != nil {
+				res.problem("read approval records: %v", err)
+				return
+			}
+			res.line("approval records\t%d expected: missing %d, twice %d; calls_1m counts %d", want, missing, twice, rolled)
+			if missing > 0 || twice > 0 || rolled != want {
+				res.problem("approval records: %d expected, %d missing, %d twice, rollup %d", want, missing, twice, rolled)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// approvalRecords counts the approval records of the accepted submissions
+// that have an approval step: expected, missing, stored twice, and the
+// rollup's count.
+func (l *faultLoad) approvalRecords(ctx context.Context, subs []*submission) (want, missing, twice, rolled int, err error) {
 	out, err := l.r.chQuery(ctx, "SELECT workflow_id, count() FROM calls WHERE tenant = '"+faultRunTenant+
 		"' AND kind = 'approval' GROUP BY 1 FORMAT TSV")
 	if err != nil {
-		res.problem("read approval records: %v", err)
-		return
+		return 0, 0, 0, 0, err
 	}
 	byWF := map[string]int{}
 	for line := range strings.Lines(out) {
@@ -478,7 +520,6 @@ func (l *faultLoad) checkApprovalRecords(ctx context.Context, subs []*submission
 			byWF[wf] = c
 		}
 	}
-	var want, missing, twice int
 	for _, s := range subs {
 		if !s.accepted || expect(s.n).approval == "" {
 			continue
@@ -500,14 +541,10 @@ func (l *faultLoad) checkApprovalRecords(ctx context.Context, subs []*submission
 	}
 	roll, err := l.r.chQuery(ctx, "SELECT sum(calls) FROM calls_1m WHERE tenant = '"+faultRunTenant+"' AND kind = 'approval' FORMAT TSV")
 	if err != nil {
-		res.problem("read approval rollup: %v", err)
-		return
+		return 0, 0, 0, 0, err
 	}
-	rolled, _ := strconv.Atoi(strings.TrimSpace(roll))
-	res.line("approval records\t%d expected: missing %d, twice %d; calls_1m counts %d", want, missing, twice, rolled)
-	if missing > 0 || twice > 0 || rolled != want {
-		res.problem("approval records: %d expected, %d missing, %d twice, rollup %d", want, missing, twice, rolled)
-	}
+	rolled, _ = strconv.Atoi(strings.TrimSpace(roll))
+	return want, missing, twice, rolled, nil
 }
 
 // chQuery runs a query over ClickHouse's HTTP interface.

@@ -27,13 +27,12 @@ func TestFaultRunShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the fault run takes about two minutes")
 	}
-	// Not in `make test` yet: in CI it failed 3 runs of 4 — a compound
-	// fault that leaves a rollup short, a flaky service in lockstep with
-	// retries (both since dealt with), and an orchestration not closed
-	// within the settle bound (not yet diagnosed). It runs when asked.
-	if os.Getenv("GATEFLOW_FAULTRUN") == "" {
-		t.Skip("set GATEFLOW_FAULTRUN=1 to run the fault run (docs/SCALING.md)")
-	}
+	// In `make test` again since its three CI failures were dealt with: a
+	// compound fault that leaves a rollup short (kept apart by --short),
+	// a flaky service in lockstep with retries, and orchestrations whose
+	// mcp step waited out its 5-minute attempt after its worker was killed
+	// (mcp steps now have a heartbeat timeout). An unclosed orchestration
+	// is described from Temporal in the output below (UNCLOSED ...).
 	bin := buildGateflow(t)
 	dir := filepath.Join(t.TempDir(), "run")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
