@@ -28,7 +28,8 @@ func TestFaultRunShort(t *testing.T) {
 		t.Skip("the fault run takes about two minutes")
 	}
 	// In `make test` again since its three CI failures were dealt with: a
-	// compound fault that leaves a rollup short (kept apart by --short),
+	// compound fault that left a rollup short (the next sink now re-sends
+	// in-doubt batches; --short also keeps faults apart),
 	// a flaky service in lockstep with retries, and orchestrations whose
 	// mcp step waited out its 5-minute attempt after its worker was killed
 	// (mcp steps now have a heartbeat timeout). An unclosed orchestration
