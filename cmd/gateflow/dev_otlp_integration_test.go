@@ -96,7 +96,10 @@ func TestDevOTLPExport(t *testing.T) {
 	e.submitTraced(traceID2, steps[:1], "${{ steps.call.output.body }}")
 	logPath := filepath.Join(e.dir, "logs", "gateflow.log")
 	const failed = "trace spans not exported"
-	e.poll("the failed export in dev's log", 60*time.Second, func() (bool, string) {
+	// Usually ~7 s (the 2 s batch, then the 5 s export timeout); once, at
+	// load ~20 with two other dev stacks running, not within a minute (not
+	// understood): the bound is generous.
+	e.poll("the failed export in dev's log", 2*time.Minute, func() (bool, string) {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), failed), "no line " + failed
 	})
