@@ -17,13 +17,18 @@ import (
 
 // Bounds of the re-sending of in-doubt batches (repairInDoubt).
 const (
-	// resendWithin is how recently an in-doubt batch must have been
-	// stored to be re-sent. A re-send is only harmless while the batch's
-	// token is inside every table's deduplication window (1000 blocks,
-	// migration 0009: minutes at the sinks' insert rate); the next owner of
-	// a dead sink's partitions gets them within a session timeout (6 s),
-	// so a real in-doubt batch is seconds old.
-	resendWithin = 5 * time.Minute
+	// resendLookback bounds how far back in-doubt batches are looked for
+	// (the batches table keeps a day).
+	resendLookback = 24 * time.Hour
+	// resendWindowBatches is how many inserts may have followed an
+	// in-doubt batch for it still to be re-sent. A re-send is only
+	// harmless while the batch's token is inside every table's
+	// deduplication window (1000 blocks, migration 0009), and an insert
+	// adds at most a few blocks to a table (one per day or month its rows
+	// span): 300 inserts leave a wide margin. Counting inserts rather
+	// than time keeps a batch re-sendable however long ClickHouse was
+	// away, since nothing was inserted meanwhile.
+	resendWindowBatches = 300
 	// resendMax bounds the batches re-sent for one assignment (after a
 	// long run of failed offset commits every stored batch since the last
 	// commit is in doubt; each re-send is then a deduplicated no-op).
@@ -58,7 +63,7 @@ func (s *Sink) repairInDoubt(ctx, gctx context.Context, assigned []kafka.Partiti
 	// ClickHouse may still be down (the fault that leaves a batch in
 	// doubt is its crash): retry until it answers. If the generation ends
 	// first, the next one looks again (nothing was committed meanwhile).
-	var tokens []string
+	var tokens []inDoubtBatch
 	if err := s.retryLoop(ctx, gctx, nil, "find batches in doubt", repairTimeout, func(actx context.Context) (err error) {
 		tokens, err = s.inDoubt(actx, assigned)
 		return err
@@ -69,12 +74,12 @@ func (s *Sink) repairInDoubt(ctx, gctx context.Context, assigned []kafka.Partiti
 		s.log.Warn("sink: more batches in doubt than are re-sent; the oldest are left", "found", len(tokens), "resent", resendMax)
 		tokens = tokens[len(tokens)-resendMax:]
 	}
-	for _, token := range tokens {
+	for _, b := range tokens {
 		start := time.Now()
 		var n uint64
 		var cannot error
 		err := s.retryLoop(ctx, gctx, nil, "re-send a batch in doubt", repairTimeout, func(actx context.Context) (err error) {
-			n, err = s.resend(actx, token)
+			n, err = s.resendIfInWindow(actx, b)
 			if errors.Is(err, errCannotResend) {
 				cannot, err = err, nil
 			}
@@ -85,13 +90,36 @@ func (s *Sink) repairInDoubt(ctx, gctx context.Context, assigned []kafka.Partiti
 		}
 		if cannot != nil {
 			s.m.resendFailures.Inc()
-			s.log.Error("sink: cannot re-send a batch in doubt; a rollup may miss some of its rows", "token", token, "err", cannot)
+			s.log.Error("sink: cannot re-send a batch in doubt; a rollup may miss some of its rows", "token", b.token, "err", cannot)
 			continue
 		}
 		s.m.resent.Inc()
 		s.log.Info("sink: re-sent a batch stored beyond the committed offsets (in doubt after a crash)",
-			"token", token, "rows", n, "took", time.Since(start))
+			"token", b.token, "rows", n, "took", time.Since(start))
 	}
+}
+
+// inDoubtBatch is a batch stored beyond a committed offset: its token and
+// when it was stored (Unix seconds).
+type inDoubtBatch struct {
+	token string
+	at    uint32
+}
+
+// resendIfInWindow re-sends b unless so many inserts followed it that its
+// token may have left a table's deduplication window.
+func (s *Sink) resendIfInWindow(ctx context.Context, b inDoubtBatch) (uint64, error) {
+	var since uint64
+	if err := s.conn.QueryRow(ctx, `SELECT uniqExact(token) FROM `+schema.TableSinkBatches+
+		` WHERE toUnixTimestamp(inserted) >= ?`, b.at).Scan(&since); err != nil {
+		return 0, fmt.Errorf("count the inserts since the batch: %w", err)
+	}
+	// since counts the batch itself and others of the same second.
+	if since > resendWindowBatches {
+		return 0, fmt.Errorf("%w: %d inserts since it, beyond the %d whose tokens are surely still deduplicated",
+			errCannotResend, since-1, resendWindowBatches)
+	}
+	return s.resend(ctx, b.token)
 }
 
 // errCannotResend: the raw table does not hold exactly the batch's rows.
@@ -99,7 +127,7 @@ var errCannotResend = errors.New("cannot re-send the batch")
 
 // inDoubt returns the tokens of the recent batches stored beyond the
 // committed offsets of the assigned partitions, oldest first.
-func (s *Sink) inDoubt(ctx context.Context, assigned []kafka.PartitionAssignment) ([]string, error) {
+func (s *Sink) inDoubt(ctx context.Context, assigned []kafka.PartitionAssignment) ([]inDoubtBatch, error) {
 	committed := map[int32]int64{}
 	for _, a := range assigned {
 		// No committed offset yet: the group's start offset (negative).
@@ -111,7 +139,7 @@ func (s *Sink) inDoubt(ctx context.Context, assigned []kafka.PartitionAssignment
 		return nil, err
 	}
 	var cond []string
-	args := []any{s.cfg.Topic, int64(resendWithin / time.Second)}
+	args := []any{s.cfg.Topic, int64(resendLookback / time.Second)}
 	for _, p := range parts {
 		if m, ok := marks[p]; ok && m >= committed[p] {
 			cond = append(cond, "(partition = ? AND max_offset >= ?)")
@@ -124,23 +152,23 @@ func (s *Sink) inDoubt(ctx context.Context, assigned []kafka.PartitionAssignment
 	return s.inDoubtTokens(ctx, strings.Join(cond, " OR "), args)
 }
 
-// inDoubtTokens returns the tokens of the recent batches matching cond
-// (over calls_sink_batches), oldest first.
-func (s *Sink) inDoubtTokens(ctx context.Context, cond string, args []any) ([]string, error) {
-	rows, err := s.conn.Query(ctx, `SELECT token FROM `+schema.TableSinkBatches+
+// inDoubtTokens returns the recent batches matching cond (over
+// calls_sink_batches), oldest first.
+func (s *Sink) inDoubtTokens(ctx context.Context, cond string, args []any) ([]inDoubtBatch, error) {
+	rows, err := s.conn.Query(ctx, `SELECT token, toUnixTimestamp(min(inserted)) AS at FROM `+schema.TableSinkBatches+
 		` WHERE topic = ? AND token != '' AND inserted >= now() - toIntervalSecond(?) AND (`+cond+`)`+
-		` GROUP BY token ORDER BY min(inserted), min(min_offset)`, args...)
+		` GROUP BY token ORDER BY at, min(min_offset)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list batches in doubt: %w", err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []inDoubtBatch
 	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
+		var b inDoubtBatch
+		if err := rows.Scan(&b.token, &b.at); err != nil {
 			return nil, fmt.Errorf("list batches in doubt: %w", err)
 		}
-		out = append(out, t)
+		out = append(out, b)
 	}
 	return out, rows.Err()
 }

@@ -32,11 +32,16 @@ func TestInDoubtBatchResent(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		detach string // the view whose table misses the batch; "" none
+		// later: inserts recorded after the batch; beyond
+		// resendWindowBatches the batch is not re-sent (its token may
+		// have left the deduplication windows).
+		later int
 	}{
-		{"every table took the batch", ""},
-		{"calls_1m missed it (and the cascade below it)", "calls_1m_mv"},
-		{"calls_1h missed it", "calls_1h_mv"},
-		{"the approvals rollup missed it", "approvals_1m_mv"},
+		{"every table took the batch", "", 0},
+		{"calls_1m missed it (and the cascade below it)", "calls_1m_mv", 0},
+		{"calls_1h missed it", "calls_1h_mv", 0},
+		{"the approvals rollup missed it", "approvals_1m_mv", 0},
+		{"too many inserts since: not re-sent", "", 301},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dsn, _ := embeddedtest.StartClickHouse(t)
@@ -80,6 +85,12 @@ func TestInDoubtBatchResent(t *testing.T) {
 				}
 			}
 
+			if tc.later > 0 {
+				execSQL(t, conn, fmt.Sprintf(`INSERT INTO calls_sink_batches
+					SELECT now(), 'elsewhere', 0, concat('later-', toString(number)), 0, 0, 1, now64(3), now64(3)
+					FROM numbers(%d)`, tc.later))
+			}
+
 			reg := prometheus.NewRegistry()
 			next := cfg
 			next.Registerer = reg
@@ -89,11 +100,15 @@ func TestInDoubtBatchResent(t *testing.T) {
 				return skipped >= float64(len(recs)), fmt.Sprintf("%v messages skipped", skipped)
 			})
 			checkExact(t, conn, expect(recs))
-			if n := counter(t, reg, "gateflow_sink_batches_resent_total"); n != 1 {
-				t.Errorf("%v batches re-sent, want 1", n)
+			wantResent, wantFailed := 1.0, 0.0
+			if tc.later > 0 {
+				wantResent, wantFailed = 0, 1
 			}
-			if f := counter(t, reg, "gateflow_sink_resend_failures_total"); f != 0 {
-				t.Errorf("%v re-send failures", f)
+			if n := counter(t, reg, "gateflow_sink_batches_resent_total"); n != wantResent {
+				t.Errorf("%v batches re-sent, want %v", n, wantResent)
+			}
+			if f := counter(t, reg, "gateflow_sink_resend_failures_total"); f != wantFailed {
+				t.Errorf("%v re-send failures, want %v", f, wantFailed)
 			}
 		})
 	}

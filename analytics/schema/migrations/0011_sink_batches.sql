@@ -15,8 +15,8 @@
 -- token: every table that has the block deduplicates it, a table that
 -- missed it takes it. See analytics/sink (repairInDoubt).
 --
--- Rows live a day: a batch is only re-sent within minutes, while its token
--- is inside every table's deduplication window.
+-- Rows live a day: a batch is only re-sent while few enough inserts followed
+-- it that its token is surely inside every table's deduplication window.
 CREATE TABLE IF NOT EXISTS calls_sink_batches
 (
     inserted   DateTime,
