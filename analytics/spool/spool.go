@@ -33,8 +33,9 @@
 // ext4 start writing the new file back, per batch fed to Kafka, which cost a
 // gateway at one connection more CPU than the records' own appends). A
 // cursor that fails its checksum (damaged by an OS crash) is ignored: the
-// segments are then read again from their start, as from an earlier run. Appends and reads run concurrently: a group
-// write and a Peek's file read never hold the spool's lock.
+// segments are then read again from their start, as from an earlier run.
+// Appends and reads run concurrently: a group write and a Peek's file read
+// never hold the spool's lock.
 //
 // One writer per directory: Open locks the directory (flock on spool.lock,
 // released by Close or when the process ends) and refuses a second opener

@@ -113,7 +113,7 @@ func (l *faultLoad) timeoutsLine(ctx context.Context, subs []*submission, res *f
 				a := e.GetActivityTaskTimedOutEventAttributes()
 				sched := at[a.GetScheduledEventId()]
 				what = sched.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() + " " +
-					strings.ToLower(strings.TrimPrefix(a.GetFailure().GetTimeoutFailureInfo().GetTimeoutType().String(), "TIMEOUT_TYPE_"))
+					timeoutName(a.GetFailure().GetTimeoutFailureInfo().GetTimeoutType())
 				from = sched
 				if st := at[a.GetStartedEventId()]; st != nil {
 					from = st
@@ -121,7 +121,7 @@ func (l *faultLoad) timeoutsLine(ctx context.Context, subs []*submission, res *f
 				activities++
 			case enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
 				a := e.GetWorkflowTaskTimedOutEventAttributes()
-				what = "workflow task " + strings.ToLower(strings.TrimPrefix(a.GetTimeoutType().String(), "TIMEOUT_TYPE_"))
+				what = "workflow task " + timeoutName(a.GetTimeoutType())
 				from = at[a.GetScheduledEventId()]
 				if st := at[a.GetStartedEventId()]; st != nil {
 					from = st
@@ -148,6 +148,11 @@ func (l *faultLoad) timeoutsLine(ctx context.Context, subs []*submission, res *f
 		line += fmt.Sprintf(": %s; longest wait %s (%s)", strings.Join(kinds, ", "), longest.Round(100*time.Millisecond), longestWhat)
 	}
 	res.line("%s", line)
+}
+
+// timeoutName is t as the run's output says it ("starttoclose").
+func timeoutName(t enumspb.TimeoutType) string {
+	return strings.ToLower(strings.TrimPrefix(t.String(), "TIMEOUT_TYPE_"))
 }
 
 // describeWorkflow writes what Temporal knows of submission s's workflow.
